@@ -1,0 +1,38 @@
+# chaostoolkit-mesh — one command each: `make run` (every experiment on the embedded mesh)
+# and `make test`. Both install into .venv first when needed.
+
+SHELL := /bin/bash
+VENV ?= .venv
+# chaostoolkit >= 1.20 needs Python 3.12; 3.11 works with chaostoolkit 1.19. Prefer the newest
+# interpreter that actually runs (pyenv shims exist for versions that are not selected).
+PYTHON ?= $(shell for p in python3.13 python3.12 $$(ls -d $$HOME/.pyenv/versions/3.1[23]*/bin/python3 2>/dev/null | sort -r) python3.11 python3; do \
+            if $$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1; then echo $$p; break; fi; done)
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install.stamp
+
+.PHONY: install test run lint bench clean mesh-up mesh-down
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "no Python >= 3.11 found" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+run: install
+	$(BIN)/chaosmesh run --journals journals experiments/*.json
+
+lint: install
+	$(BIN)/ruff check chaosmesh_ext tests benchmarks
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .chaosmesh .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,96 @@
+"""The client half of the embedded mesh's sidecar, shared by every workload that calls out.
+
+On a cluster, iptables sends a pod's outbound traffic to its Envoy sidecar. On the embedded
+mesh the workloads (the proxy, the fortio-compatible load server, user commands) are plain
+local processes, so the mesh tells them where its outbound listeners are and who they are:
+
+- ``CHAOSMESH_OUTBOUND``: JSON ``{"<service port>": "127.0.0.1:<listener port>"}``. A request
+  to ``http://tomcat-svc:8080/`` connects to the listener for port 8080 and keeps
+  ``Host: tomcat-svc:8080``, exactly what a sidecar's outbound listener sees.
+- ``CHAOSMESH_SOURCE``: JSON ``{"workload": ..., "namespace": ..., "labels": {...}}``. Sent
+  as headers so the translator can honour ``match.sourceLabels`` and the access log can name
+  the source workload (Istio's ``source_workload``).
+
+This module is pure apart from reading the environment; it knows nothing of Envoy or Istio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+OUTBOUND_ENV = "CHAOSMESH_OUTBOUND"
+SOURCE_ENV = "CHAOSMESH_SOURCE"
+
+SOURCE_WORKLOAD_HEADER = "x-chaosmesh-source-workload"
+SOURCE_NAMESPACE_HEADER = "x-chaosmesh-source-namespace"
+# One header per pod label: x-chaosmesh-src-label-<key>: <value>. Header names are
+# case-insensitive and label keys may hold '/', '.', so keys are normalised by label_header().
+SOURCE_LABEL_HEADER_PREFIX = "x-chaosmesh-src-label-"
+
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def label_header(key: str) -> str:
+    """Header that carries the source pod's label ``key`` (lower-cased, '/' and '.' -> '-')."""
+    return SOURCE_LABEL_HEADER_PREFIX + key.lower().replace("/", "-").replace(".", "-")
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """Where a workload's outbound calls go, and the identity headers they carry."""
+
+    outbound: Mapping[int, tuple[str, int]] = field(default_factory=dict)
+    workload: str | None = None
+    namespace: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def connect_address(self, host: str, port: int) -> tuple[str, int]:
+        """The address to open a TCP connection to for ``host:port``.
+
+        Loopback targets are reached directly; any other host goes through the mesh's
+        outbound listener for that port (the Host header stays the service name). A port
+        the mesh has no listener for is reached directly, as a pod would reach an address
+        outside the mesh.
+        """
+        if host in _LOCAL_HOSTS or port not in self.outbound:
+            return host, port
+        return self.outbound[port]
+
+    def identity_headers(self) -> dict[str, str]:
+        """Headers naming this workload; empty outside the embedded mesh."""
+        if not self.workload:
+            return {}
+        headers = {SOURCE_WORKLOAD_HEADER: self.workload}
+        if self.namespace:
+            headers[SOURCE_NAMESPACE_HEADER] = self.namespace
+        for key, value in self.labels.items():
+            headers[label_header(key)] = value
+        return headers
+
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that make a child process use this sidecar."""
+        env = {OUTBOUND_ENV: json.dumps({str(p): f"{h}:{pt}" for p, (h, pt) in self.outbound.items()})}
+        if self.workload:
+            env[SOURCE_ENV] = json.dumps(
+                {"workload": self.workload, "namespace": self.namespace, "labels": dict(self.labels)}
+            )
+        return env
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Sidecar:
+        """The sidecar described by the environment (no mesh -> everything direct)."""
+        env = os.environ if environ is None else environ
+        outbound: dict[int, tuple[str, int]] = {}
+        for port, addr in json.loads(env.get(OUTBOUND_ENV) or "{}").items():
+            host, _, listen = addr.rpartition(":")
+            outbound[int(port)] = (host, int(listen))
+        source = json.loads(env.get(SOURCE_ENV) or "{}")
+        return cls(
+            outbound=outbound,
+            workload=source.get("workload"),
+            namespace=source.get("namespace"),
+            labels=source.get("labels") or {},
+        )
