@@ -1,0 +1,478 @@
+"""Chaos Toolkit actions: Istio faults, traffic, timeouts, retries and circuit breakers — undoable.
+
+Each action reads the object, applies a pure edit from ``chaosmesh_ext.istio``, records the
+change in the run's ledger and writes it with the read resourceVersion (a conflicting writer
+makes it re-read and re-apply, never overwrite). Use ``restore`` as the rollback of every one
+of them, and the ``chaosmesh_ext.control`` control as a safety net for runs that end early.
+
+Every failure raises ``ActivityFailed`` naming the object and the field; a failed action
+changes nothing. Kubernetes access follows chaostoolkit-kubernetes (``KUBECONFIG`` /
+``KUBERNETES_CONTEXT`` / ``CHAOSTOOLKIT_IN_POD`` / ``KUBERNETES_HOST`` ...); the configuration
+keys ``kubeconfig_path``, ``istio_api_version`` (default: the newest the cluster serves, v1
+first) and ``kubernetes_request_timeout`` (seconds, default 10) are also read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+
+from chaosmesh_ext.kube.changes import ChangeResult, apply_change
+from chaosmesh_ext.kube.client import KubeSettingsError, api_client
+from chaosmesh_ext.kube.ledger import Ledger, current_run_id
+from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, ObjectRef
+from chaosmesh_ext.kube.restore import restore_ledger
+
+__all__ = [
+    "apply_circuit_breaker",
+    "inject_abort",
+    "inject_delay",
+    "remove_circuit_breaker",
+    "remove_faults",
+    "restore",
+    "set_retries",
+    "set_timeout",
+    "shift_traffic",
+]
+
+Configuration = dict[str, Any]
+Secrets = dict[str, Any]
+RUN_ID_KEY = "chaosmesh_run_id"
+
+
+def run_id_for(configuration: Configuration | None) -> str:
+    """The run this call belongs to: the control's id (in the configuration) or the process's."""
+    return str((configuration or {}).get(RUN_ID_KEY) or current_run_id())
+
+
+@contextlib.contextmanager
+def _objects(
+    configuration: Configuration | None, secrets: Secrets | None
+) -> Iterator[IstioObjects]:
+    try:
+        client = api_client(configuration, secrets)
+    except (KubeSettingsError, ValueError) as exc:
+        raise ActivityFailed(f"Kubernetes configuration: {exc}") from exc
+    try:
+        try:
+            objects = IstioObjects.from_configuration(client, configuration)
+        except ValueError as exc:
+            raise ActivityFailed(f"configuration: {exc}") from exc
+        yield objects
+    finally:
+        client.close()
+
+
+def _check_name(value: Any, argument: str, kind: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ActivityFailed(
+            f"{kind}: argument '{argument}' must be a non-empty name, got {value!r}"
+        )
+    return value
+
+
+def _change(
+    action: str,
+    kind: str,
+    name: str,
+    ns: str,
+    edit: Callable[[dict[str, Any] | None], dict[str, Any]],
+    configuration: Configuration | None,
+    secrets: Secrets | None,
+    details: dict[str, Any],
+    create_if_absent: bool = False,
+) -> dict[str, Any]:
+    from chaosmesh_ext.istio.errors import IstioError
+
+    _check_name(name, "virtual_service" if kind == "VirtualService" else "destination_rule", kind)
+    _check_name(ns, "ns", kind)
+    ref = ObjectRef(kind, ns, name)
+    with _objects(configuration, secrets) as objects:
+        try:
+            result: ChangeResult = apply_change(
+                objects,
+                Ledger(run_id_for(configuration)),
+                ref,
+                edit,
+                action,
+                create_if_absent=create_if_absent,
+            )
+        except IstioError as exc:
+            # The edit's message names the object; make sure it also says ns/name we were given.
+            text = str(exc)
+            raise ActivityFailed(text if f"{ns}/{name}" in text else f"{ref}: {text}") from exc
+        except KubeApiError as exc:
+            raise ActivityFailed(str(exc)) from exc
+    return result.summary(action=action, **{k: v for k, v in details.items() if v is not None})
+
+
+def _present(obj: dict[str, Any] | None) -> dict[str, Any]:
+    # apply_change only passes None to edits that may create the object.
+    assert obj is not None
+    return obj
+
+
+def _drop_none(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def inject_delay(
+    virtual_service: str,
+    delay: str,
+    percentage: float = 100,
+    route: str | int | None = None,
+    headers: dict[str, Any] | None = None,
+    source_labels: dict[str, str] | None = None,
+    ns: str = "default",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Add a fixed delay fault to HTTP routes of a VirtualService.
+
+    - ``delay``: a duration such as ``"2s"``, ``"500ms"``, ``"1.5s"``.
+    - ``percentage``: share of matching requests delayed, in (0, 100] (default 100).
+    - ``route``: an HTTP route's ``name`` or its index in ``spec.http``; default every route.
+    - ``headers`` (e.g. ``{"end-user": {"exact": "jason"}}``) / ``source_labels`` (e.g.
+      ``{"app": "fortio"}``): fault only that traffic. A new route is inserted in front of the
+      target route, matching only those requests and carrying the fault with the same
+      destinations; other traffic is untouched. ``source_labels`` match the sidecars of the
+      calling workloads with those pod labels, so only calls made by those workloads (through
+      their sidecars) are delayed, not calls from outside the mesh.
+
+    An existing fault on the route keeps its other half (an abort stays). Undo with
+    ``remove_faults`` or ``restore``. Returns the object, resourceVersion and ledger entry.
+    """
+    from chaosmesh_ext.istio import faults
+
+    def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
+        return faults.inject_delay(
+            _present(vs),
+            delay,
+            percentage=percentage,
+            route=route,
+            headers=headers,
+            source_labels=source_labels,
+        )
+
+    return _change(
+        "inject_delay",
+        "VirtualService",
+        virtual_service,
+        ns,
+        edit,
+        configuration,
+        secrets,
+        _drop_none(
+            delay=delay,
+            percentage=percentage,
+            route=route,
+            headers=headers,
+            source_labels=source_labels,
+        ),
+    )
+
+
+def inject_abort(
+    virtual_service: str,
+    status: int = 503,
+    grpc_status: str | None = None,
+    percentage: float = 100,
+    route: str | int | None = None,
+    headers: dict[str, Any] | None = None,
+    source_labels: dict[str, str] | None = None,
+    ns: str = "default",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Make a share of requests fail immediately with an HTTP status (or a gRPC status).
+
+    - ``status``: HTTP status returned, 200..599 (default 503); ``grpc_status`` (e.g.
+      ``"UNAVAILABLE"``) aborts gRPC calls instead.
+    - ``percentage``: share of matching requests aborted, in (0, 100] (default 100).
+    - ``route``: an HTTP route's ``name`` or index; default every HTTP route.
+    - ``headers`` / ``source_labels``: fault only that traffic, through a new route inserted in
+      front of the target that matches only it (same destinations); ``source_labels`` select
+      the calling workloads' sidecars by pod labels.
+
+    An existing delay on the route is kept. Undo with ``remove_faults`` or ``restore``.
+    """
+    from chaosmesh_ext.istio import faults
+
+    def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
+        return faults.inject_abort(
+            _present(vs),
+            status=status,
+            grpc_status=grpc_status,
+            percentage=percentage,
+            route=route,
+            headers=headers,
+            source_labels=source_labels,
+        )
+
+    return _change(
+        "inject_abort",
+        "VirtualService",
+        virtual_service,
+        ns,
+        edit,
+        configuration,
+        secrets,
+        _drop_none(
+            status=status,
+            grpc_status=grpc_status,
+            percentage=percentage,
+            route=route,
+            headers=headers,
+            source_labels=source_labels,
+        ),
+    )
+
+
+def remove_faults(
+    virtual_service: str,
+    ns: str = "default",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Remove the faults this tool injected into a VirtualService, and nothing else.
+
+    Faults that were there before (written by people) stay; routes this tool inserted for
+    ``headers`` / ``source_labels`` targets are removed. A VirtualService with no injected
+    fault is left untouched (``changed: false``).
+    """
+    from chaosmesh_ext.istio import faults
+
+    def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
+        return faults.remove_injected_faults(_present(vs))
+
+    return _change(
+        "remove_faults", "VirtualService", virtual_service, ns, edit, configuration, secrets, {}
+    )
+
+
+def shift_traffic(
+    virtual_service: str,
+    weights: dict[str, int],
+    route: str | int | None = None,
+    ns: str = "default",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Set the weights of a route's destinations by subset, e.g. ``{"v1": 90, "v2": 10}``.
+
+    Every named subset must be defined by a DestinationRule of the namespace for the route's
+    host; weights are >= 0 with a total > 0 (Istio wants them to add up to 100; they are
+    scaled when they do not). ``route``: a route's ``name`` or index; default every HTTP route.
+    """
+    from chaosmesh_ext.istio import traffic
+
+    ref = ObjectRef(
+        "VirtualService", ns, _check_name(virtual_service, "virtual_service", "VirtualService")
+    )
+    with _objects(configuration, secrets) as objects:
+        try:
+            rules = objects.list("DestinationRule", ns)
+        except KubeApiError as exc:
+            raise ActivityFailed(
+                f"{ref}: cannot list DestinationRules to check subsets: {exc}"
+            ) from exc
+
+    def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
+        return traffic.shift_traffic(_present(vs), weights, route=route, destination_rules=rules)
+
+    return _change(
+        "shift_traffic",
+        "VirtualService",
+        virtual_service,
+        ns,
+        edit,
+        configuration,
+        secrets,
+        _drop_none(weights=weights, route=route),
+    )
+
+
+def set_timeout(
+    virtual_service: str,
+    timeout: str,
+    route: str | int | None = None,
+    ns: str = "default",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Set the request timeout (e.g. ``"2s"``) of a route.
+
+    ``route``: a route's ``name`` or index; default every HTTP route.
+    """
+    from chaosmesh_ext.istio import traffic
+
+    def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
+        return traffic.set_timeout(_present(vs), timeout, route=route)
+
+    return _change(
+        "set_timeout",
+        "VirtualService",
+        virtual_service,
+        ns,
+        edit,
+        configuration,
+        secrets,
+        _drop_none(timeout=timeout, route=route),
+    )
+
+
+def set_retries(
+    virtual_service: str,
+    attempts: int,
+    per_try_timeout: str | None = None,
+    retry_on: str | None = None,
+    route: str | int | None = None,
+    ns: str = "default",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Set a route's retry policy.
+
+    - ``attempts``: retries allowed (>= 0; 0 disables retries).
+    - ``per_try_timeout``: timeout of each try, e.g. ``"2s"``.
+    - ``retry_on``: Envoy retry conditions, e.g. ``"5xx,connect-failure"``.
+    - ``route``: a route's ``name`` or index; default every HTTP route.
+    """
+    from chaosmesh_ext.istio import traffic
+
+    def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
+        return traffic.set_retries(
+            _present(vs), attempts, per_try_timeout=per_try_timeout, retry_on=retry_on, route=route
+        )
+
+    return _change(
+        "set_retries",
+        "VirtualService",
+        virtual_service,
+        ns,
+        edit,
+        configuration,
+        secrets,
+        _drop_none(
+            attempts=attempts, per_try_timeout=per_try_timeout, retry_on=retry_on, route=route
+        ),
+    )
+
+
+def apply_circuit_breaker(
+    destination_rule: str,
+    host: str | None = None,
+    subset: str | None = None,
+    max_connections: int | None = None,
+    http1_max_pending_requests: int | None = None,
+    http2_max_requests: int | None = None,
+    max_requests_per_connection: int | None = None,
+    max_retries: int | None = None,
+    consecutive_gateway_errors: int | None = None,
+    consecutive_5xx_errors: int | None = None,
+    interval: str | None = None,
+    base_ejection_time: str | None = None,
+    max_ejection_percent: int | None = None,
+    min_health_percent: int | None = None,
+    ns: str = "default",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Set a DestinationRule's connection pool and outlier detection (a circuit breaker).
+
+    Patches the rule's ``trafficPolicy`` (or that of ``subset``), keeping fields not given.
+    When the DestinationRule does not exist, ``host`` creates it (``restore`` deletes it again).
+    Connection pool: ``max_connections``, ``http1_max_pending_requests``, ``http2_max_requests``,
+    ``max_requests_per_connection``, ``max_retries``. Outlier detection:
+    ``consecutive_gateway_errors``, ``consecutive_5xx_errors``, ``interval`` ("1s"),
+    ``base_ejection_time`` ("3m"), ``max_ejection_percent``, ``min_health_percent``.
+    """
+    from chaosmesh_ext.istio import breaker
+
+    fields = _drop_none(
+        max_connections=max_connections,
+        http1_max_pending_requests=http1_max_pending_requests,
+        http2_max_requests=http2_max_requests,
+        max_requests_per_connection=max_requests_per_connection,
+        max_retries=max_retries,
+        consecutive_gateway_errors=consecutive_gateway_errors,
+        consecutive_5xx_errors=consecutive_5xx_errors,
+        interval=interval,
+        base_ejection_time=base_ejection_time,
+        max_ejection_percent=max_ejection_percent,
+        min_health_percent=min_health_percent,
+    )
+
+    def edit(dr: dict[str, Any] | None) -> dict[str, Any]:
+        return breaker.apply_circuit_breaker(
+            dr, destination_rule, ns, host=host, subset=subset, **fields
+        )
+
+    return _change(
+        "apply_circuit_breaker",
+        "DestinationRule",
+        destination_rule,
+        ns,
+        edit,
+        configuration,
+        secrets,
+        _drop_none(host=host, subset=subset, **fields),
+        create_if_absent=True,
+    )
+
+
+def remove_circuit_breaker(
+    destination_rule: str,
+    subset: str | None = None,
+    ns: str = "default",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Remove the connection pool and outlier detection of a DestinationRule (or of ``subset``)."""
+    from chaosmesh_ext.istio import breaker
+
+    def edit(dr: dict[str, Any] | None) -> dict[str, Any]:
+        return breaker.remove_circuit_breaker(_present(dr), subset=subset)
+
+    return _change(
+        "remove_circuit_breaker",
+        "DestinationRule",
+        destination_rule,
+        ns,
+        edit,
+        configuration,
+        secrets,
+        _drop_none(subset=subset),
+    )
+
+
+def restore(
+    ns: str | None = None,
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Put back every object this run changed (objects it created are deleted); the rollback.
+
+    Each object returns to its spec, labels and annotations from before the run's first change.
+    An object someone else changed since this run's last write is left alone and reported with
+    a diff (``ActivityFailed``, after the others are restored). Running it twice is harmless.
+    ``ns`` limits it to one namespace.
+    """
+    ledger = Ledger(run_id_for(configuration))
+    with _objects(configuration, secrets) as objects:
+
+        def objects_for(api_version: str) -> IstioObjects:
+            return IstioObjects(objects.api_client, api_version, objects.timeout)
+
+        outcomes = restore_ledger(ledger, objects_for, namespace=ns)
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        text = "\n".join(f"{o.ref}: {o.result}: {o.detail}" for o in failed)
+        done = len(outcomes) - len(failed)
+        raise ActivityFailed(
+            f"restore of run {ledger.run_id}: {done} object(s) restored, {len(failed)} not:\n{text}"
+        )
+    return {"run_id": ledger.run_id, "objects": [o.summary() for o in outcomes]}

@@ -1,0 +1,242 @@
+"""``chaosmesh load``: fortio's ``load`` command line on our engine, and ``load serve``.
+
+Flags keep fortio's single-dash names (``-qps``, ``-timeout``, ``-json``); the double-dash
+forms work too. Bad input is refused before any traffic, with the flag named.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..load import engine
+from ..load.options import (
+    DEFAULT_CONNECTIONS,
+    DEFAULT_DURATION,
+    DEFAULT_QPS,
+    DEFAULT_TIMEOUT,
+    LoadOptionError,
+    LoadOptions,
+    parse_duration,
+    parse_header,
+    parse_int,
+    parse_number,
+    validate,
+)
+from ..load.report import text_report
+from ..load.stats import parse_percentiles
+
+
+class _LoadOrServe(click.Group):
+    """``load serve ...`` runs the REST server; anything else is a load run."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or args[0] not in self.commands:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("load", cls=_LoadOrServe, context_settings={"help_option_names": ["-h", "--help"]})
+def command() -> None:
+    """fortio-compatible load: `chaosmesh load [flags] URL`, or `chaosmesh load serve`."""
+
+
+def build_options(
+    url: str,
+    c: str | int | None = None,
+    qps: str | float | None = None,
+    n: str | int | None = None,
+    t: str | float | None = None,
+    timeout: str | float | None = None,
+    p: str | None = None,
+    headers: list[str] | tuple[str, ...] = (),
+    payload: str | None = None,
+    method: str | None = None,
+    open_loop: bool = False,
+    **extra: Any,
+) -> LoadOptions:
+    """Options from fortio-style user input (strings or numbers), with fortio's CLI defaults."""
+    if n is not None and t is not None:
+        raise LoadOptionError(
+            "-n/-t", "give either -n (number of calls) or -t (duration), not both"
+        )
+    connections = parse_int(c, "-c") if c is not None else DEFAULT_CONNECTIONS
+    if connections < 1:
+        raise LoadOptionError("-c", f"number of connections must be at least 1, got {c}")
+    rate = parse_number(qps, "-qps") if qps is not None else DEFAULT_QPS
+    exactly = parse_int(n, "-n") if n is not None else 0
+    if n is not None and exactly < 1:
+        raise LoadOptionError("-n", f"must be at least 1 call, got {n}")
+    duration = parse_duration(t, "-t") if t is not None else DEFAULT_DURATION
+    if t is not None and duration <= 0:
+        raise LoadOptionError("-t", f"must be greater than 0, got {t}")
+    try:
+        percentiles = parse_percentiles(p) if p else None
+    except ValueError as exc:
+        raise LoadOptionError("-p", str(exc)) from None
+    options = LoadOptions(
+        url=url,
+        connections=connections,
+        qps=rate,
+        exactly=exactly,
+        duration=duration,
+        timeout=parse_duration(timeout, "-timeout") if timeout is not None else DEFAULT_TIMEOUT,
+        headers=[parse_header(h) for h in headers],
+        payload=payload.encode() if payload is not None else None,
+        method=method,
+        open_loop=open_loop,
+        **extra,
+    )
+    if percentiles is not None:
+        options.percentiles = percentiles
+    return validate(options)
+
+
+def _flag(*names: str, **kw: Any) -> Any:
+    return click.option(*names, **kw)
+
+
+@command.command("run", context_settings={"help_option_names": ["-h", "--help"]})
+@_flag(
+    "-c", "--c", "c", default=None, help="Number of connections/goroutines (fortio -c, default 4)."
+)
+@_flag(
+    "-qps",
+    "--qps",
+    "qps",
+    default=None,
+    help="Total queries per second, 0 or less = max (default 8).",
+)
+@_flag(
+    "-n", "--n", "n", default=None, help="Run exactly this number of calls instead of a duration."
+)
+@_flag("-t", "--t", "t", default=None, help="How long to run, e.g. 5s, 1m (default 5s).")
+@_flag("-timeout", "--timeout", "timeout", default=None, help="Per-request timeout (default 3s).")
+@_flag("-p", "--p", "p", default=None, help="Percentiles to report (default 50,75,90,99,99.9).")
+@_flag("-H", "--H", "headers", multiple=True, help="Extra header 'Name: value' (repeatable).")
+@_flag("-payload", "--payload", "payload", default=None, help="Request body (makes it a POST).")
+@_flag(
+    "-r",
+    "--r",
+    "resolution",
+    default=None,
+    help="Histogram resolution in seconds (default 0.001; 0.00001 for sub-ms targets).",
+)
+@_flag("-X", "--X", "method", default=None, help="HTTP method override.")
+@_flag(
+    "-json",
+    "--json",
+    "json_out",
+    default=None,
+    help="Write the JSON result to FILE, or - for stdout.",
+)
+@_flag(
+    "--open-loop",
+    "-open-loop",
+    "open_loop",
+    is_flag=True,
+    help="Send at scheduled times whatever the responses do; latency from the scheduled time.",
+)
+@_flag(
+    "-allow-initial-errors",
+    "--allow-initial-errors",
+    "allow_initial_errors",
+    is_flag=True,
+    help="Don't abort when the warm-up calls fail.",
+)
+@_flag("-nocatchup", "--nocatchup", "nocatchup", is_flag=True, help="Skip calls we are late for.")
+@_flag("-labels", "--labels", "labels", default="", help="Labels stored in the result.")
+@click.argument("url", required=False)
+def run_command(
+    c: str | None,
+    qps: str | None,
+    n: str | None,
+    t: str | None,
+    timeout: str | None,
+    p: str | None,
+    headers: tuple[str, ...],
+    payload: str | None,
+    resolution: str | None,
+    method: str | None,
+    json_out: str | None,
+    open_loop: bool,
+    allow_initial_errors: bool,
+    nocatchup: bool,
+    labels: str,
+    url: str | None,
+) -> None:
+    """Load URL with fortio's semantics and print fortio's report.
+
+    chaosmesh load [-c N] [-qps R] [-n N | -t D] [-timeout D] [-p LIST] [-H "k: v"]...
+    [-payload S] [-json FILE|-] [--open-loop] URL
+    """
+    if not url:
+        raise click.UsageError(
+            "a URL to load is required, e.g. chaosmesh load -n 20 http://host:8000/get"
+        )
+    try:
+        options = build_options(
+            url,
+            c=c,
+            qps=qps,
+            n=n,
+            t=t,
+            timeout=timeout,
+            p=p,
+            headers=list(headers),
+            payload=payload,
+            method=method,
+            open_loop=open_loop,
+            allow_initial_errors=allow_initial_errors,
+            nocatchup=nocatchup,
+            labels=labels,
+        )
+        if resolution is not None:
+            options.resolution = parse_number(resolution, "-r")
+            validate(options)
+    except LoadOptionError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        result = engine.run(options)
+    except engine.LoadTargetError as exc:
+        raise click.ClickException(f"{exc} (no load was sent)") from None
+    report_stream = sys.stderr if json_out == "-" else sys.stdout
+    report_stream.write(text_report(result))
+    report_stream.flush()
+    if json_out == "-":
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    elif json_out:
+        Path(json_out).write_text(json.dumps(result, indent=2) + "\n")
+        click.echo(
+            f"Successfully wrote {Path(json_out).stat().st_size} bytes of Json data to {json_out}",
+            err=True,
+        )
+    if result.get("error"):
+        raise click.ClickException(f"{result.get('message')}: {result.get('exception')}")
+
+
+@command.command("serve", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--port",
+    "-port",
+    default=8080,
+    type=int,
+    show_default=True,
+    help="Port for fortio's REST API (0 = any free port).",
+)
+@click.option("--host", "-host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--data-dir", "-data-dir", default=None, help="Where saved results go (/fortio/data/)."
+)
+def serve_command(port: int, host: str, data_dir: str | None) -> None:
+    """Serve fortio's REST API (/fortio/rest/run, status, stop) until interrupted."""
+    from ..load import rest
+
+    args = ["--port", str(port), "--host", host]
+    if data_dir:
+        args += ["--data-dir", data_dir]
+    raise SystemExit(rest.main(args))

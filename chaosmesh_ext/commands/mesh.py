@@ -1,0 +1,335 @@
+"""``chaosmesh mesh up/down/status/url``: run the embedded mesh and find your way into it.
+
+``up`` checks the manifests here first (bad input never starts anything), then starts the
+daemon (``chaosmesh_ext.mesh.daemon``) in the background and waits until it serves, or, when
+a mesh already runs in the state directory, hands the manifests to it. ``down`` stops every
+process the mesh recorded, by pid. ``status`` and ``url`` read the daemon and ``mesh.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chaosmesh_ext.mesh import manifests
+from chaosmesh_ext.mesh.daemon import describe
+from chaosmesh_ext.mesh.state import DEFAULT_STATE_DIR, StateDir, alive, stop_pid
+
+UP_TIMEOUT = 90.0  # workloads + Envoy on a loaded 2-core machine; the target is 2 s
+APPLY_TIMEOUT = 120.0
+CALL_TIMEOUT = 10.0
+STATE_DIR_ENV = "CHAOSMESH_STATE_DIR"
+
+_state_option = click.option(
+    "--state-dir",
+    default=lambda: os.environ.get(STATE_DIR_ENV, DEFAULT_STATE_DIR),
+    show_default=DEFAULT_STATE_DIR,
+    type=click.Path(file_okay=False),
+    help="Where the mesh keeps kubeconfig, mesh.json, logs and xDS files.",
+)
+
+
+def _call(url: str, method: str = "GET", body: Any = None, timeout: float = CALL_TIMEOUT) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        payload = json.loads(exc.read() or b"{}")
+        raise click.ClickException(
+            str(payload.get("error") or payload.get("message") or payload)
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"the mesh daemon at {url} does not answer: {exc}") from None
+
+
+def _running(state: StateDir) -> dict[str, Any] | None:
+    """mesh.json of a live, ready daemon in ``state``, else None."""
+    current = state.read()
+    if current and current.get("ready") and alive(int(current["pid"])) and state.is_locked():
+        return current
+    return None
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _stop_recorded(records: list[dict[str, Any]]) -> list[str]:
+    """Stop every still-running process of ``mesh.json``'s ``pids`` (same pid and start time)."""
+    stopped = []
+    for record in records:
+        pid = int(record["pid"])
+        if alive(pid, record.get("started")):
+            stop_pid(pid, record.get("started"))
+            stopped.append(f"{record.get('role')} (pid {pid})")
+    return stopped
+
+
+@click.group("mesh")
+def command() -> None:
+    """Run the embedded mesh: Istio YAML enforced by a real Envoy, behind a Kubernetes API."""
+
+
+@command.command("up")
+@click.option(
+    "-f",
+    "--filename",
+    "files",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Manifest file or directory (repeatable): Services, Deployments, Istio kinds.",
+)
+@click.option(
+    "-n",
+    "--namespace",
+    default="default",
+    show_default=True,
+    help="Namespace for objects that name none.",
+)
+@_state_option
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Envoy worker threads (2 like a sidecar; 1 gives textbook breaker numbers).",
+)
+@click.option("--foreground", is_flag=True, help="Run in this terminal; Ctrl-C stops the mesh.")
+@click.option("--prometheus", is_flag=True, help="Also run Prometheus scraping the mesh.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=UP_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the mesh to serve.",
+)
+def up(
+    files: tuple[str, ...],
+    namespace: str,
+    state_dir: str,
+    concurrency: int,
+    foreground: bool,
+    prometheus: bool,
+    timeout: float,
+) -> None:
+    """Start the mesh with FILES, or apply FILES to the mesh already running here."""
+    state = StateDir(Path(state_dir))
+    try:
+        found = manifests.load(files)
+        loaded = manifests.classify(found, namespace)
+    except manifests.ManifestError as exc:
+        raise click.ClickException(f"nothing changed:\n{exc}") from None
+    for note in loaded.notes:
+        click.echo(f"note: {note}", err=True)
+    running = _running(state)
+    if running is not None:
+        payload = {
+            "namespace": namespace,
+            "manifests": [
+                {"obj": m.obj, "file": m.file, "document": m.document, "line": m.line}
+                for m in found
+            ],
+        }
+        try:
+            answer = _call(
+                f"{running['api_url']}/chaosmesh/v1/manifests",
+                "POST",
+                payload,
+                timeout=APPLY_TIMEOUT,
+            )
+        except click.ClickException as exc:
+            raise click.ClickException(
+                f"the running mesh keeps what it had:\n{exc.message}"
+            ) from None
+        click.echo(f"applied {len(found)} object(s) to the running mesh")
+        click.echo(describe(answer))
+        return
+    try:
+        manifests.check(loaded, namespace)
+    except manifests.ManifestError as exc:
+        raise click.ClickException(f"nothing started:\n{exc}") from None
+    if state.is_locked():
+        raise click.ClickException(
+            f"a mesh is starting or stopping in {state.root}; try again "
+            "or run 'chaosmesh mesh down'"
+        )
+    if state.read() is not None:
+        # A daemon that died without cleaning up (kill -9): stop what it left behind, by
+        # recorded pid and start time, before starting afresh.
+        stopped = _stop_recorded((state.read() or {}).get("pids") or [])
+        if stopped:
+            click.echo(
+                f"note: stopped {len(stopped)} process(es) left by a dead mesh: "
+                + ", ".join(stopped),
+                err=True,
+            )
+        state.clear()
+    argv = [
+        sys.executable,
+        "-m",
+        "chaosmesh_ext.mesh.daemon",
+        "--state-dir",
+        str(state.root.resolve()),
+        "--namespace",
+        namespace,
+        "--concurrency",
+        str(concurrency),
+    ]
+    for path in files:
+        argv += ["-f", str(Path(path).resolve())]
+    if prometheus:
+        argv.append("--prometheus")
+    if foreground:
+        from chaosmesh_ext.mesh import daemon
+
+        sys.exit(daemon.main(argv[3:]))
+    state.root.mkdir(parents=True, exist_ok=True)
+    with open(state.daemon_log, "ab") as log:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise click.ClickException(
+                f"the mesh did not start (exit {process.returncode}):\n{_tail(state.daemon_log)}"
+            )
+        current = state.read()
+        if current and current.get("ready") and current.get("pid") == process.pid:
+            click.echo(describe(current))
+            return
+        time.sleep(0.02)
+    stop_pid(process.pid)
+    raise click.ClickException(
+        f"the mesh did not serve within {timeout:.0f}s; stopped it:\n{_tail(state.daemon_log)}"
+    )
+
+
+@command.command("down")
+@_state_option
+def down(state_dir: str) -> None:
+    """Stop every process the mesh started (by pid) and remove its pid/lock."""
+    state = StateDir(Path(state_dir))
+    current = state.read()
+    if current is None:
+        if state.is_locked():
+            raise click.ClickException(
+                f"a mesh holds {state.lock_path} but wrote no mesh.json; "
+                f"its pid is in {state.pid_path}"
+            )
+        click.echo(f"no mesh running in {state.root}")
+        state.clear()
+        return
+    daemon_pid = int(current["pid"])
+    records = current.get("pids") or []
+    started = next((p.get("started") for p in records if p.get("pid") == daemon_pid), None)
+    # The daemon stops its own children in order; the pids below are the safety net.
+    if alive(daemon_pid, started) and not stop_pid(daemon_pid, started, timeout=15.0):
+        click.echo(f"warning: daemon pid {daemon_pid} did not stop", err=True)
+    leftovers = _stop_recorded(records)
+    state.clear()
+    click.echo(f"mesh down: stopped {len(records)} process(es) from {state.root}")
+    if leftovers:
+        click.echo("  had to stop left-over: " + ", ".join(leftovers))
+
+
+@command.command("status")
+@_state_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(state_dir: str, as_json: bool) -> None:
+    """Services, endpoints (health as Envoy sees it), Istio resources, Envoy state."""
+    state = StateDir(Path(state_dir))
+    running = _running(state)
+    if running is None:
+        raise click.ClickException(
+            f"no mesh running in {state.root} (start one: chaosmesh mesh up -f ...)"
+        )
+    report = _call(f"{running['api_url']}/chaosmesh/v1/status")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    envoy = report["envoy"]
+    click.echo(f"API {report['api_url']}   kubeconfig {running['kubeconfig']}")
+    click.echo(
+        f"Envoy pid {envoy['pid']} {'running' if envoy['running'] else 'NOT RUNNING'}, "
+        f"config version {envoy['config_version']}, restarts {envoy['restarts']}, "
+        f"admin {envoy['admin_url']}"
+    )
+    click.echo("Services:")
+    for entry in report["services"]:
+        click.echo(
+            f"  {entry['namespace']}/{entry['name']}:{entry['port']}  {entry['url']}  "
+            f"Host: {entry['host_header']}"
+        )
+        for ep in entry["endpoints"]:
+            click.echo(f"    {ep['pod']:<24} {ep['address']:<18} {ep['process']:<8} {ep['health']}")
+    for entry in report["gateways"]:
+        click.echo(f"Gateway {entry['namespace']}/{entry['name']}:{entry['port']}  {entry['url']}")
+    click.echo("Istio resources:")
+    for item in report["istio"]:
+        click.echo(
+            f"  {item['kind']:<16} {item['namespace']}/{item['name']}  generation "
+            f"{item['generation']}  applied in config version {item['config_version']}"
+        )
+
+
+@command.command("url")
+@click.argument("target")
+@_state_option
+@click.option("-n", "--namespace", default=None, help="Namespace of the service (any by default).")
+def url(target: str, state_dir: str, namespace: str | None) -> None:
+    """How to reach SERVICE[:PORT] (or 'gateway[:PORT]') from this machine."""
+    state = StateDir(Path(state_dir))
+    running = _running(state)
+    if running is None:
+        raise click.ClickException(f"no mesh running in {state.root}")
+    name, _, port = target.partition(":")
+    if name == "gateway":
+        candidates = list(running.get("gateways", []))
+    else:
+        candidates = [
+            e
+            for e in running.get("services", []) + running.get("gateways", [])
+            if e["name"] == name
+        ]
+    candidates = [
+        e
+        for e in candidates
+        if (not port or str(e["port"]) == port)
+        and (namespace is None or e["namespace"] == namespace)
+    ]
+    if not candidates:
+        known = sorted(
+            {f"{e['name']}:{e['port']}" for e in running.get("services", [])}
+            | {f"gateway:{e['port']}" for e in running.get("gateways", [])}
+        )
+        raise click.ClickException(
+            f"no service or gateway {target!r} in the mesh; known: {', '.join(known)}"
+        )
+    entry = candidates[0]
+    click.echo(entry["url"])
+    if entry.get("host_header"):
+        click.echo(f"curl -H 'Host: {entry['host_header']}' {entry['url']}")
+    else:
+        click.echo(f"curl {entry['url']}")

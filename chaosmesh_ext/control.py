@@ -1,0 +1,163 @@
+"""The safety net: an experiment-level control that restores whatever the run changed.
+
+Chaos Toolkit skips rollbacks when a run ends ``failed`` or ``interrupted`` (a raising probe,
+SIGTERM, a tripped safeguard), but still calls the experiment-level
+``after_experiment_control`` and ``cleanup_control``. So this control:
+
+- ``configure_control``: fixes the run id (``CHAOSMESH_RUN_ID``, or the configuration key
+  ``chaosmesh_run_id``, or a new one) and puts it in the live configuration, so every action
+  and the ``restore`` rollback of this run share one ledger;
+- ``before_experiment_control``: notes the run id in the journal;
+- ``after_experiment_control``: restores every object the run left changed and records what
+  it restored in the journal (``experiment.extensions``, entry ``chaosmesh``);
+- ``cleanup_control``: the same, for runs that never reached ``after_experiment_control``.
+
+Restore is idempotent, so a run whose rollbacks already restored everything is a no-op.
+Declare it in an experiment as::
+
+    "controls": [{"name": "chaosmesh-safety-net",
+                  "provider": {"type": "python", "module": "chaosmesh_ext.control"}}]
+
+After a kill -9 nothing in the process runs: use ``chaosmesh restore``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from chaosmesh_ext.kube.ledger import RUN_ID_ENV, Ledger, new_run_id, set_run_id
+from chaosmesh_ext.kube.restore import Outcome, restore_ledger
+
+__all__ = [
+    "after_experiment_control",
+    "before_experiment_control",
+    "cleanup_control",
+    "configure_control",
+]
+
+logger = logging.getLogger("chaostoolkit")
+RUN_ID_KEY = "chaosmesh_run_id"
+EXTENSION_NAME = "chaosmesh"
+
+# cleanup_control gets no arguments: keep what configure_control was given.
+_state: dict[str, Any] = {"run_id": None, "configuration": None, "secrets": None}
+
+
+def _flat_secrets(secrets: Any) -> dict[str, Any]:
+    # Controls receive every secret scope ({"k8s": {...}}); the client wants one flat mapping.
+    flat: dict[str, Any] = {}
+    for value in (secrets or {}).values():
+        if isinstance(value, dict):
+            flat.update(value)
+    return flat
+
+
+def configure_control(
+    configuration: dict[str, Any] | None = None,
+    secrets: dict[str, Any] | None = None,
+    experiment: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Choose this run's id and share it with every activity through the configuration."""
+    run_id = (configuration or {}).get(RUN_ID_KEY) or os.environ.get(RUN_ID_ENV) or new_run_id()
+    set_run_id(str(run_id))
+    if configuration is not None:
+        configuration[RUN_ID_KEY] = str(run_id)
+    _state.update(run_id=str(run_id), configuration=configuration, secrets=secrets)
+    logger.info(
+        f"chaosmesh: run id {run_id} (restore leftovers with: chaosmesh restore --run {run_id})"
+    )
+
+
+def _extension(state: Any) -> dict[str, Any] | None:
+    if not isinstance(state, dict):
+        return None
+    experiment = state.get("experiment")
+    if not isinstance(experiment, dict):
+        return None
+    extensions = experiment.setdefault("extensions", [])
+    for ext in extensions:
+        if isinstance(ext, dict) and ext.get("name") == EXTENSION_NAME:
+            return ext
+    ext = {"name": EXTENSION_NAME, "run_id": _state["run_id"]}
+    extensions.append(ext)
+    return ext
+
+
+def before_experiment_control(context: Any = None, state: Any = None, **kwargs: Any) -> None:
+    """Note the run id in the journal (the experiment is the context here)."""
+    if isinstance(context, dict) and _state["run_id"]:
+        extensions = context.setdefault("extensions", [])
+        if not any(isinstance(e, dict) and e.get("name") == EXTENSION_NAME for e in extensions):
+            extensions.append({"name": EXTENSION_NAME, "run_id": _state["run_id"]})
+
+
+def restore_run(
+    configuration: dict[str, Any] | None, secrets: dict[str, Any] | None
+) -> list[Outcome]:
+    """Restore everything the current run left changed; never raises (a control must not)."""
+    run_id = _state["run_id"] or (configuration or {}).get(RUN_ID_KEY)
+    if not run_id:
+        return []
+    ledger = Ledger(str(run_id))
+    if not ledger.outstanding():
+        return []
+    from chaosmesh_ext.kube.client import api_client
+    from chaosmesh_ext.kube.objects import IstioObjects
+
+    client = api_client(configuration, _flat_secrets(secrets))
+    try:
+        timeout = float((configuration or {}).get("kubernetes_request_timeout") or 10.0)
+
+        def objects_for(api_version: str) -> IstioObjects:
+            return IstioObjects(client, api_version, timeout)
+
+        return restore_ledger(ledger, objects_for)
+    finally:
+        client.close()
+
+
+def _restore_and_record(state: Any, configuration: Any, secrets: Any, when: str) -> list[Outcome]:
+    try:
+        outcomes = restore_run(configuration, secrets)
+    except Exception as exc:
+        logger.error(
+            f"chaosmesh safety net could not restore run {_state['run_id']}: {exc}; "
+            f"run: chaosmesh restore --run {_state['run_id']}"
+        )
+        ext = _extension(state)
+        if ext is not None:
+            ext.setdefault("safety_net", []).append({"when": when, "error": str(exc)})
+        return []
+    for outcome in outcomes:
+        log = logger.info if outcome.ok else logger.error
+        log(f"chaosmesh safety net: {outcome.ref}: {outcome.result} {outcome.detail}")
+    ext = _extension(state)
+    if ext is not None and outcomes:
+        ext.setdefault("safety_net", []).append(
+            {"when": when, "restored": [o.summary() for o in outcomes]}
+        )
+    return outcomes
+
+
+def after_experiment_control(
+    context: Any = None,
+    state: Any = None,
+    configuration: dict[str, Any] | None = None,
+    secrets: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Restore what the run left changed, even when rollbacks were skipped; journal it."""
+    _restore_and_record(
+        state,
+        configuration or _state["configuration"],
+        secrets or _state["secrets"],
+        "after_experiment",
+    )
+
+
+def cleanup_control() -> None:
+    """Last chance in the process: restore anything still outstanding for this run."""
+    _restore_and_record(None, _state["configuration"], _state["secrets"], "cleanup")

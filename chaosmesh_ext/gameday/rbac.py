@@ -1,0 +1,142 @@
+"""Least-privilege RBAC for a plan: the verbs its experiments' activities actually need.
+
+Pure: reads experiment dicts, returns Role rules per namespace. What each part of this
+extension calls on the Kubernetes API:
+
+- ``chaosmesh_ext.actions``: read-modify-write of VirtualServices and DestinationRules
+  (get, list, patch, update); circuit breakers may create a DestinationRule from nothing
+  and their rollback deletes it (create, delete on destinationrules).
+- the safety net (``chaosmesh_ext.control``) and ``chaosmesh restore``: the same as the
+  plan's actions, since they undo them.
+- load probes (``fortio_load``, ``latency_ms``, ``error_rate``, ``response_codes``,
+  ``traffic_split``): fortio's REST API through the service proxy (get on
+  ``services/proxy``), or ``kubectl exec``-style into the fortio pod as a fallback (get and
+  list on pods to find it, create on ``pods/exec``).
+- ``breaker_stats``: the sidecar's stats through the pod proxy (get on ``pods/proxy``, get
+  and list on pods to find the pods behind a service, create on ``pods/exec`` as fallback).
+- ``chaosmesh_ext.prometheus`` talks to Prometheus and ``chaosmesh_ext.tolerances`` checks
+  values: nothing.
+- any other module of this extension: read access to Istio objects (get, list).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+ISTIO = "networking.istio.io"
+CORE = ""
+VS, DR = (ISTIO, "virtualservices"), (ISTIO, "destinationrules")
+EDIT = {"get", "list", "patch", "update"}
+READ = {"get", "list"}
+OWN_PREFIX = "chaosmesh_ext"
+
+
+@dataclass
+class Permissions:
+    """(api group, resource) -> verbs, per namespace; plus modules this tool cannot vouch for."""
+
+    rules: dict[str, dict[tuple[str, str], set[str]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(set))
+    )
+    foreign_modules: set[str] = field(default_factory=set)
+
+    def grant(self, namespace: str, resource: tuple[str, str], verbs: Iterable[str]) -> None:
+        self.rules[namespace][resource].update(verbs)
+
+    def role_rules(self, namespace: str) -> list[dict[str, Any]]:
+        """Kubernetes PolicyRules, one per (group, verbs) with the resources that share them."""
+        grouped: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
+        for (group, resource), verbs in sorted(self.rules.get(namespace, {}).items()):
+            grouped[(group, tuple(sorted(verbs)))].append(resource)
+        return [
+            {"apiGroups": [group], "resources": sorted(resources), "verbs": list(verbs)}
+            for (group, verbs), resources in sorted(grouped.items())
+        ]
+
+
+def activities(experiment: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every activity an experiment can run: hypothesis probes (and probe tolerances),
+    method, rollbacks."""
+    hypothesis = experiment.get("steady-state-hypothesis") or {}
+    listed = list(hypothesis.get("probes") or [])
+    listed += list(experiment.get("method") or []) + list(experiment.get("rollbacks") or [])
+    for activity in listed:
+        if not isinstance(activity, dict):
+            continue
+        yield activity
+        tolerance = activity.get("tolerance")
+        if isinstance(tolerance, dict) and tolerance.get("type") == "probe":
+            yield tolerance
+
+
+def _namespace(activity: dict[str, Any], default: str) -> str:
+    args = (activity.get("provider") or {}).get("arguments") or {}
+    ns = args.get("namespace") if isinstance(args, dict) else None
+    if isinstance(ns, str) and ns and "${" not in ns:
+        return ns
+    return default
+
+
+def _probe_needs(func: str) -> list[tuple[tuple[str, str], set[str]]]:
+    if "breaker" in func.lower() or "stats" in func.lower():
+        return [
+            ((CORE, "pods/proxy"), {"get"}),
+            ((CORE, "pods"), READ),
+            ((CORE, "pods/exec"), {"create"}),
+        ]
+    # fortio_load, latency_ms, error_rate, response_codes, traffic_split: all run load.
+    return [
+        ((CORE, "services/proxy"), {"get"}),
+        ((CORE, "pods"), READ),
+        ((CORE, "pods/exec"), {"create"}),
+    ]
+
+
+def permissions(experiments: Iterable[dict[str, Any]], default_namespace: str) -> Permissions:
+    """What the experiments need, per namespace."""
+    perms = Permissions()
+    action_namespaces: set[str] = set()
+    breakers = False
+    safety_net = False
+    for experiment in experiments:
+        for control in experiment.get("controls") or []:
+            module = ((control or {}).get("provider") or {}).get("module") or ""
+            if module.startswith(OWN_PREFIX):
+                safety_net = True
+        for activity in activities(experiment):
+            provider = activity.get("provider") or {}
+            if provider.get("type") != "python":
+                continue
+            module = str(provider.get("module") or "")
+            func = str(provider.get("func") or "")
+            ns = _namespace(activity, default_namespace)
+            if module == f"{OWN_PREFIX}.actions":
+                action_namespaces.add(ns)
+                perms.grant(ns, VS, EDIT)
+                perms.grant(ns, DR, EDIT)
+                if "breaker" in func.lower():
+                    breakers = True
+                    perms.grant(ns, DR, {"create", "delete"})
+            elif module == f"{OWN_PREFIX}.probes":
+                for resource, verbs in _probe_needs(func):
+                    perms.grant(ns, resource, verbs)
+            elif module in (f"{OWN_PREFIX}.prometheus", f"{OWN_PREFIX}.tolerances"):
+                continue  # Prometheus's HTTP API, or pure checks of a value: no API server
+            elif module.startswith(OWN_PREFIX):
+                perms.grant(ns, VS, READ)
+                perms.grant(ns, DR, READ)
+            else:
+                perms.foreign_modules.add(module)
+    # Restore (the safety net, or `chaosmesh restore` after a time limit) undoes the
+    # actions: the same verbs where they acted, plus re-creating a DestinationRule a
+    # breaker created from nothing was deleted, or deleting it.
+    if safety_net or action_namespaces:
+        for ns in action_namespaces or {default_namespace}:
+            perms.grant(ns, VS, EDIT)
+            perms.grant(ns, DR, EDIT)
+            if breakers:
+                perms.grant(ns, DR, {"create", "delete"})
+    return perms

@@ -1,0 +1,234 @@
+"""Read a journal file (any chaostoolkit version) into the normalised ``model.Journal``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from chaosmesh_ext.journal.model import Hypothesis, Journal, Restored, RunRecord
+from chaosmesh_ext.journal.outputs import load_result, traffic_split
+
+# The name under which the safety-net control records what it restored, in the
+# experiment's "extensions" list of the journal: {"name": "chaosmesh", "restored": [...]}.
+EXTENSION_NAME = "chaosmesh"
+
+
+class JournalError(ValueError):
+    """A file that is not a journal; the message names the file and the problem."""
+
+
+def load_journal(path: str | Path) -> Journal:
+    """Read and normalise the journal at ``path``; raise ``JournalError`` on bad input."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JournalError(f"journal {p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JournalError(f"journal {p}: cannot read: {exc}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JournalError(
+            f"journal {p}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    return parse_journal(raw, str(p))
+
+
+def parse_journal(raw: Any, source: str = "<journal>") -> Journal:
+    """Normalise an already decoded journal."""
+    if not isinstance(raw, dict):
+        raise JournalError(f"journal {source}: expected a JSON object, got {type(raw).__name__}")
+    experiment = raw.get("experiment")
+    if not isinstance(experiment, dict) or not (
+        "run" in raw or "steady_states" in raw or "status" in raw
+    ):
+        raise JournalError(
+            f"journal {source}: not a Chaos Toolkit journal (no 'experiment' object with "
+            "'status'/'run'/'steady_states' beside it)"
+        )
+    raw_states = raw.get("steady_states")
+    states: dict[str, Any] = raw_states if isinstance(raw_states, dict) else {}
+    hyp_def = experiment.get("steady-state-hypothesis")
+    restored, safety_net = _restored(raw, experiment)
+    interruption = raw.get("interruption")
+    return Journal(
+        source=source,
+        title=str(experiment.get("title") or "(untitled experiment)"),
+        description=str(experiment.get("description") or ""),
+        status=str(raw.get("status") or "unknown"),
+        deviated=bool(raw.get("deviated")),
+        start=_time(raw.get("start")),
+        end=_time(raw.get("end")),
+        duration=_float(raw.get("duration")),
+        chaoslib_version=_str(raw.get("chaoslib-version")),
+        hypothesis_title=_str(hyp_def.get("title")) if isinstance(hyp_def, dict) else None,
+        before=_hypothesis(states.get("before")),
+        after=_hypothesis(states.get("after")),
+        during=[h for h in map(_hypothesis, _list(states.get("during"))) if h],
+        method=[_record(r) for r in _list(raw.get("run"))],
+        rollbacks=[_record(r) for r in _list(raw.get("rollbacks"))],
+        has_method=bool(_list(experiment.get("method"))),
+        restored=restored,
+        safety_net=safety_net,
+        interruption=_interruption(interruption),
+    )
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        # chaoslib 1.44 writes naive ISO times (UTC); 1.45 adds +00:00.
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _interruption(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return str(value.get("reason") or value.get("name") or value)
+    return None if value is None else str(value)
+
+
+def _hypothesis(raw: Any) -> Hypothesis | None:
+    if not isinstance(raw, dict):
+        return None
+    met = raw.get("steady_state_met")
+    return Hypothesis(
+        met=met if isinstance(met, bool) else None,
+        probes=[_record(p) for p in _list(raw.get("probes"))],
+    )
+
+
+def _provider(provider: Any) -> str:
+    if not isinstance(provider, dict):
+        return "?"
+    kind = str(provider.get("type") or "?")
+    if kind == "python":
+        return f"python {provider.get('module', '?')}.{provider.get('func', '?')}"
+    if kind == "process":
+        return f"process {provider.get('path', '?')}"
+    if kind == "http":
+        return f"http {provider.get('method', 'GET')} {provider.get('url', '?')}"
+    return kind
+
+
+def _error(exception: Any) -> str | None:
+    """The line that says what went wrong, from chaoslib's traceback list (or a string)."""
+    if isinstance(exception, str):
+        lines = exception.splitlines()
+    elif isinstance(exception, list):
+        lines = [ln for item in exception for ln in str(item).splitlines()]
+    else:
+        return None
+    lines = [ln.strip() for ln in lines if ln.strip()]
+    if not lines:
+        return None
+    last = lines[-1]
+    # chaoslib wraps the cause: "chaoslib.exceptions.ActivityFailed: ConnectionError: ..."
+    prefix = "chaoslib.exceptions.ActivityFailed: "
+    return last[len(prefix) :] if last.startswith(prefix) else last
+
+
+def _record(raw: Any) -> RunRecord:
+    raw = raw if isinstance(raw, dict) else {}
+    activity: dict[str, Any] = raw["activity"] if isinstance(raw.get("activity"), dict) else {}
+    provider: dict[str, Any] = (
+        activity["provider"] if isinstance(activity.get("provider"), dict) else {}
+    )
+    args = provider.get("arguments")
+    if not isinstance(args, dict):
+        args = {} if args is None else {"arguments": args}
+    status = raw.get("status")
+    output = raw.get("output")
+    tolerance_met = raw.get("tolerance_met")
+    return RunRecord(
+        name=str(activity.get("name") or activity.get("ref") or "(unnamed)"),
+        type=str(activity.get("type") or "?"),
+        provider=_provider(provider),
+        arguments=args,
+        # chaoslib leaves "status" out of an activity a signal interrupted.
+        status=str(status) if status else "interrupted",
+        start=_time(raw.get("start")),
+        end=_time(raw.get("end")),
+        duration=_float(raw.get("duration")),
+        output=output,
+        error=_error(raw.get("exception")),
+        tolerance=activity.get("tolerance"),
+        tolerance_met=tolerance_met if isinstance(tolerance_met, bool) else None,
+        load=load_result(output),
+        split=traffic_split(output),
+        background=bool(activity.get("background")),
+    )
+
+
+def _restored(raw: dict[str, Any], experiment: dict[str, Any]) -> tuple[list[Restored], bool]:
+    """What the safety net restored, from ``{"name": "chaosmesh", ...}`` extension sections.
+
+    ``chaosmesh_ext.control`` writes ``"safety_net": [{"when": ..., "restored": [{"object":
+    "Kind ns/name", "result": ..., "detail": ...}]} | {"when": ..., "error": ...}]`` into the
+    journal's experiment ``extensions``; a flat ``"restored": [{"kind", "namespace", "name",
+    "action", "detail"} | "text"]`` is read too, and so is a top-level ``extensions`` list.
+    """
+    sections = [
+        s
+        for s in _list(experiment.get("extensions")) + _list(raw.get("extensions"))
+        if isinstance(s, dict) and s.get("name") == EXTENSION_NAME
+    ]
+    items: list[Restored] = []
+    for section in sections:
+        batches = [section] + [b for b in _list(section.get("safety_net")) if isinstance(b, dict)]
+        for batch in batches:
+            if batch is not section and batch.get("error"):
+                items.append(
+                    Restored(
+                        kind="",
+                        namespace=None,
+                        name="safety net",
+                        action="failed",
+                        detail=str(batch["error"]),
+                    )
+                )
+            items += [r for r in map(_restored_item, _list(batch.get("restored"))) if r]
+    return items, bool(sections)
+
+
+def _restored_item(item: Any) -> Restored | None:
+    if isinstance(item, str):
+        return Restored(kind="", namespace=None, name=item, action="restored")
+    if not isinstance(item, dict):
+        return None
+    kind, namespace, name = (
+        str(item.get("kind") or ""),
+        _str(item.get("namespace")),
+        str(item.get("name") or ""),
+    )
+    if not name and isinstance(item.get("object"), str):
+        # "VirtualService default/reviews"
+        kind, _, where = item["object"].partition(" ")
+        namespace, _, name = where.rpartition("/")
+        namespace = namespace or None
+    return Restored(
+        kind=kind,
+        namespace=namespace,
+        name=name or "?",
+        action=str(item.get("action") or item.get("result") or "restored"),
+        detail=str(item.get("detail") or item.get("message") or ""),
+    )

@@ -1,0 +1,167 @@
+"""One recorded change to an Istio object: read, edit (pure), write with optimistic concurrency.
+
+The ledger entry is written (fsync'd) before the API write; the object carries the entry's id
+in the ``chaosmesh.io/ledger`` annotation in the same write, so after a crash ``restore`` can
+tell whether a pending write landed. A 409 (someone wrote between our read and our write) is
+answered by reading again and re-running the edit on the fresh state — never by overwriting.
+If the edit rejects its input nothing is recorded; if the write fails the entry is marked
+``not-applied``: a failed change leaves the cluster as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chaosmesh_ext.kube.ledger import LEDGER_ANNOTATION, Ledger, content
+from chaosmesh_ext.kube.objects import Conflict, IstioObjects, KubeApiError, NotFound, ObjectRef
+
+Edit = Callable[[dict[str, Any] | None], dict[str, Any]]
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """What a change did, in a form fit for a journal (no secrets, plain JSON)."""
+
+    ref: ObjectRef
+    changed: bool
+    created: bool
+    resource_version: str | None
+    attempts: int
+    ledger_entry: str | None
+    object: dict[str, Any]
+
+    def summary(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "object": str(self.ref),
+            "kind": self.ref.kind,
+            "namespace": self.ref.namespace,
+            "name": self.ref.name,
+            "changed": self.changed,
+            "created": self.created,
+            "resourceVersion": self.resource_version,
+            "attempts": self.attempts,
+            "ledger_entry": self.ledger_entry,
+            **extra,
+        }
+
+
+def _mark(obj: dict[str, Any], entry_id: str) -> dict[str, Any]:
+    marked = copy.deepcopy(obj)
+    annotations = marked.setdefault("metadata", {}).get("annotations") or {}
+    marked["metadata"]["annotations"] = {**annotations, LEDGER_ANNOTATION: entry_id}
+    return marked
+
+
+def _marker(obj: dict[str, Any]) -> str | None:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    marker = annotations.get(LEDGER_ANNOTATION)
+    return marker if isinstance(marker, str) else None
+
+
+def _ignoring_mark(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    # Our own bookkeeping annotation does not make an edit a change.
+    if state is None:
+        return None
+    state = copy.deepcopy(state)
+    annotations = state.get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(LEDGER_ANNOTATION, None)
+        if not annotations:
+            state.pop("annotations")
+    return state
+
+
+def apply_change(
+    objects: IstioObjects,
+    ledger: Ledger,
+    ref: ObjectRef,
+    edit: Edit,
+    action: str,
+    create_if_absent: bool = False,
+    max_attempts: int = MAX_ATTEMPTS,
+    on_conflict: Callable[[int], None] | None = None,
+) -> ChangeResult:
+    """Apply ``edit`` to the live object (or to ``None`` to create it) and record it.
+
+    ``edit`` is pure: it takes the current object (a copy) and returns the desired object, or
+    raises to reject the input. Raises :class:`KubeApiError` subclasses for API failures and
+    whatever ``edit`` raises for bad input; in both cases nothing was changed.
+    """
+    entry_id: str | None = None
+    for attempt in range(1, max_attempts + 1):
+        live = objects.get_or_none(ref)
+        if live is None and not create_if_absent:
+            if entry_id:
+                ledger.not_applied(entry_id, "object deleted before our write")
+            raise NotFound(
+                ref, 404, "NotFound", "not found: it must exist before this action can change it"
+            )
+        if entry_id and live is not None and _marker(live) == entry_id:
+            # Our write landed although we saw an error (a lost response): it is done.
+            ledger.applied(entry_id, live)
+            rv = live["metadata"].get("resourceVersion")
+            return ChangeResult(ref, True, False, rv, attempt, entry_id, live)
+        try:
+            desired = edit(copy.deepcopy(live) if live is not None else None)
+        except Exception as exc:
+            # After a conflict the fresh state may no longer take the edit (a route is gone):
+            # nothing of ours was written.
+            if entry_id:
+                ledger.not_applied(entry_id, f"edit rejected on fresh state: {exc}")
+            raise
+        if live is not None and _ignoring_mark(content(desired)) == _ignoring_mark(content(live)):
+            if entry_id:
+                ledger.not_applied(entry_id, "nothing left to change after re-reading")
+            rv = (live.get("metadata") or {}).get("resourceVersion")
+            return ChangeResult(ref, False, False, rv, attempt, None, live)
+        if entry_id is None:
+            entry = ledger.begin(
+                ref.kind, ref.namespace, ref.name, objects.api_version, live, action
+            )
+            entry_id = entry["id"]
+        else:
+            ledger.rebase(entry_id, live)
+        body = _mark(desired, entry_id)
+        meta = body["metadata"]
+        meta["name"], meta["namespace"] = ref.name, ref.namespace
+        try:
+            if live is None:
+                for server_field in ("resourceVersion", "uid", "creationTimestamp", "generation"):
+                    meta.pop(server_field, None)
+                written = objects.create(ref, body)
+            else:
+                meta["resourceVersion"] = live["metadata"]["resourceVersion"]
+                written = objects.replace(ref, body)
+        except Conflict:
+            # Another writer got there first: start over from what is there now.
+            if on_conflict is not None:
+                on_conflict(attempt)
+            continue
+        except KubeApiError as exc:
+            if exc.status is None:
+                # Timeout or lost connection: the write may still have landed. Keep the entry
+                # pending; restore reads the object's ledger annotation to find out.
+                ledger.update(entry_id, error=str(exc))
+            else:
+                ledger.not_applied(entry_id, str(exc))
+            raise
+        except BaseException:
+            # Interrupted mid-call (SIGTERM, Ctrl-C): the write may or may not have landed.
+            # The entry stays pending; restore reads the object's ledger annotation to decide.
+            raise
+        ledger.applied(entry_id, written)
+        rv = (written.get("metadata") or {}).get("resourceVersion")
+        return ChangeResult(ref, True, live is None, rv, attempt, entry_id, written)
+    if entry_id:
+        ledger.not_applied(entry_id, f"gave up after {max_attempts} conflicting writes")
+    raise Conflict(
+        ref,
+        409,
+        "Conflict",
+        f"changed by someone else on each of {max_attempts} attempts; "
+        "nothing was changed — try again when the object is quiet",
+    )

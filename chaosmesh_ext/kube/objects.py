@@ -1,0 +1,321 @@
+"""Istio custom objects over the Kubernetes API: CRUD, API-version discovery and clear errors.
+
+Only the client's generated ``CustomObjectsApi`` methods are used (kubernetes 37 changed
+``call_api``); every call carries ``_request_timeout`` and every patch ``_content_type`` (without
+it a JSON-patch list goes out as a merge patch). API errors become :class:`KubeApiError`, whose
+message names the object (``VirtualService default/reviews``) and, for 422, the fields the
+server listed in ``details.causes``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
+
+GROUP = "networking.istio.io"
+# Newest first: what we pick when the server serves several.
+VERSIONS = ("v1", "v1beta1", "v1alpha3")
+PLURALS = {
+    "VirtualService": "virtualservices",
+    "DestinationRule": "destinationrules",
+    "Gateway": "gateways",
+}
+DEFAULT_TIMEOUT = 10.0
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """Which Istio object: ``VirtualService default/reviews``."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in PLURALS:
+            raise ValueError(f"unsupported kind {self.kind!r}; one of {', '.join(PLURALS)}")
+
+    @property
+    def plural(self) -> str:
+        return PLURALS[self.kind]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+class KubeApiError(Exception):
+    """An API call failed; ``str()`` says which object, what happened and what to do."""
+
+    def __init__(
+        self,
+        ref: ObjectRef | str,
+        status: int | None,
+        reason: str,
+        message: str,
+        causes: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.ref = ref
+        self.status = status
+        self.reason = reason
+        self.causes = causes or []
+        super().__init__(f"{ref}: {message}")
+
+
+class NotFound(KubeApiError):
+    """404: the object (or the API) does not exist."""
+
+
+class Conflict(KubeApiError):
+    """409: someone else wrote first (stale resourceVersion) or the object already exists."""
+
+
+def _status_body(exc: ApiException) -> dict[str, Any]:
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def translate(exc: BaseException, ref: ObjectRef | str, verb: str, timeout: float) -> KubeApiError:
+    """An exception from the client, as a :class:`KubeApiError` a user can act on."""
+    if isinstance(exc, ApiException):
+        body = _status_body(exc)
+        status = exc.status or body.get("code")
+        server_message = body.get("message") or exc.reason or ""
+        causes = (body.get("details") or {}).get("causes") or []
+        if status == 404:
+            return NotFound(ref, 404, "NotFound", f"not found ({verb}): {server_message}")
+        if status == 409:
+            return Conflict(
+                ref, 409, body.get("reason") or "Conflict", f"conflict on {verb}: {server_message}"
+            )
+        if status == 403:
+            return KubeApiError(
+                ref,
+                403,
+                "Forbidden",
+                f"forbidden to {verb} (check the Role bound to this "
+                f"identity: it needs {verb} on {getattr(ref, 'plural', 'this resource')}.{GROUP}): "
+                f"{server_message}",
+            )
+        if status == 401:
+            return KubeApiError(
+                ref,
+                401,
+                "Unauthorized",
+                f"unauthorized ({verb}): the credentials were "
+                "rejected; check the kubeconfig user or KUBERNETES_API_KEY",
+            )
+        if status == 422:
+            fields = "; ".join(f"{c.get('field', '?')}: {c.get('message', '')}" for c in causes)
+            return KubeApiError(
+                ref,
+                422,
+                "Invalid",
+                f"rejected as invalid on {verb}: {fields or server_message}",
+                causes,
+            )
+        if status == 415:
+            return KubeApiError(
+                ref, 415, "UnsupportedMediaType", f"patch type not supported: {server_message}"
+            )
+        return KubeApiError(
+            ref,
+            status,
+            body.get("reason") or str(exc.reason),
+            f"API error {status} on {verb}: {server_message}",
+        )
+    if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
+        return KubeApiError(
+            ref, None, "Timeout", f"no answer from the Kubernetes API within {timeout:g}s ({verb})"
+        )
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and isinstance(
+        exc.reason, urllib3.exceptions.TimeoutError
+    ):
+        return KubeApiError(
+            ref, None, "Timeout", f"no answer from the Kubernetes API within {timeout:g}s ({verb})"
+        )
+    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
+        return KubeApiError(
+            ref, None, "Unreachable", f"cannot reach the Kubernetes API ({verb}): {exc}"
+        )
+    return KubeApiError(ref, None, type(exc).__name__, f"{verb} failed: {exc}")
+
+
+def normalise_version(value: str | None) -> str | None:
+    """``"networking.istio.io/v1beta1"`` or ``"v1beta1"`` -> ``"v1beta1"``."""
+    if not value:
+        return None
+    version = str(value).rsplit("/", 1)[-1]
+    if version not in VERSIONS:
+        raise ValueError(f"istio_api_version: {value!r} is not one of {', '.join(VERSIONS)}")
+    return version
+
+
+class IstioObjects:
+    """CRUD on Istio networking objects through one ``ApiClient``."""
+
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        version: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
+        self.api_client = api_client
+        self.custom = k8s.CustomObjectsApi(api_client)
+        self.timeout = float(timeout)
+        self._version = normalise_version(version)
+
+    @classmethod
+    def from_configuration(
+        cls, api_client: k8s.ApiClient, configuration: Mapping[str, Any] | None = None
+    ) -> IstioObjects:
+        configuration = configuration or {}
+        timeout = float(configuration.get("kubernetes_request_timeout") or DEFAULT_TIMEOUT)
+        return cls(api_client, configuration.get("istio_api_version"), timeout)
+
+    @property
+    def version(self) -> str:
+        """The API version used: the configured one, else the newest the server serves."""
+        if self._version is None:
+            self._version = self.discover_version()
+        return self._version
+
+    @property
+    def api_version(self) -> str:
+        return f"{GROUP}/{self.version}"
+
+    def discover_version(self) -> str:
+        try:
+            groups = k8s.ApisApi(self.api_client).get_api_versions(_request_timeout=self.timeout)
+        except Exception as exc:
+            raise translate(exc, f"API group {GROUP}", "discover", self.timeout) from exc
+        served = {
+            v.version for g in groups.groups or [] if g.name == GROUP for v in g.versions or []
+        }
+        for version in VERSIONS:
+            if version in served:
+                return version
+        raise NotFound(
+            f"API group {GROUP}",
+            404,
+            "NotFound",
+            "not served by this cluster (is Istio installed? its CRDs define this group)",
+        )
+
+    def _call(self, ref: ObjectRef | str, verb: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, _request_timeout=self.timeout, **kwargs)
+        except Exception as exc:
+            raise translate(exc, ref, verb, self.timeout) from exc
+
+    def get(self, ref: ObjectRef) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            ref,
+            "get",
+            self.custom.get_namespaced_custom_object,
+            GROUP,
+            self.version,
+            ref.namespace,
+            ref.plural,
+            ref.name,
+        )
+        return result
+
+    def get_or_none(self, ref: ObjectRef) -> dict[str, Any] | None:
+        try:
+            return self.get(ref)
+        except NotFound:
+            return None
+
+    def list(
+        self, kind: str, namespace: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        plural = PLURALS[kind]
+        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        result = self._call(
+            f"{kind} list in {namespace}",
+            "list",
+            self.custom.list_namespaced_custom_object,
+            GROUP,
+            self.version,
+            namespace,
+            plural,
+            **kwargs,
+        )
+        return list(result.get("items") or [])
+
+    def create(self, ref: ObjectRef, body: dict[str, Any]) -> dict[str, Any]:
+        body = dict(body, apiVersion=self.api_version, kind=ref.kind)
+        result: dict[str, Any] = self._call(
+            ref,
+            "create",
+            self.custom.create_namespaced_custom_object,
+            GROUP,
+            self.version,
+            ref.namespace,
+            ref.plural,
+            body,
+        )
+        return result
+
+    def replace(self, ref: ObjectRef, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT ``body``; it must carry the ``metadata.resourceVersion`` it was read at."""
+        body = dict(body, apiVersion=self.api_version, kind=ref.kind)
+        result: dict[str, Any] = self._call(
+            ref,
+            "replace",
+            self.custom.replace_namespaced_custom_object,
+            GROUP,
+            self.version,
+            ref.namespace,
+            ref.plural,
+            ref.name,
+            body,
+        )
+        return result
+
+    def patch(self, ref: ObjectRef, body: Any, patch_type: str = "merge") -> dict[str, Any]:
+        """Merge patch (a dict, RFC 7386) or JSON patch (a list of ops, RFC 6902)."""
+        content_type = {"merge": MERGE_PATCH, "json": JSON_PATCH}[patch_type]
+        result: dict[str, Any] = self._call(
+            ref,
+            f"{patch_type}-patch",
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            self.version,
+            ref.namespace,
+            ref.plural,
+            ref.name,
+            body,
+            _content_type=content_type,
+        )
+        return result
+
+    def delete(self, ref: ObjectRef, resource_version: str | None = None) -> None:
+        """Delete; with ``resource_version`` only if nobody changed the object since (else 409)."""
+        options = k8s.V1DeleteOptions(
+            preconditions=k8s.V1Preconditions(resource_version=resource_version)
+            if resource_version
+            else None
+        )
+        self._call(
+            ref,
+            "delete",
+            self.custom.delete_namespaced_custom_object,
+            GROUP,
+            self.version,
+            ref.namespace,
+            ref.plural,
+            ref.name,
+            body=options,
+        )

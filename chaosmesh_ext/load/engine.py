@@ -1,0 +1,259 @@
+"""Run one load test: options in, fortio result JSON out.
+
+Glue between the parts: the scheduler (``periodic``) drives calls that the HTTP client
+(``http_client``) performs; their measurements become fortio's JSON (``results``). Runs on
+its own event loop (uvloop when installed), so it can be called from plain code, a REST
+server thread or a Chaos Toolkit probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .._sidecar import Sidecar
+from .http_client import HttpConnection, build_request, code_is_ok
+from .options import LoadOptions, parse_url, validate
+from .periodic import Call, StopToken, open_loop_lanes, plan, run_closed, run_open
+from .results import base_result, error_result, ret_codes
+from .stats import Histogram
+
+LOCAL_NOTE = (
+    "load ran in the chaos process (via=local): Istio applies faults and breakers in the"
+    " client's sidecar, so mesh rules apply here only when the URL goes through a gateway"
+)
+
+
+class LoadTargetError(ConnectionError):
+    """The target cannot be reached at all; nothing was measured."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"cannot reach {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        return None
+    return uvloop.new_event_loop
+
+
+def run(options: LoadOptions, stop: StopToken | None = None, run_id: int = 0) -> dict[str, Any]:
+    """Run the load described by ``options`` and return fortio's result JSON.
+
+    Raises ``LoadOptionError`` for bad options and :class:`LoadTargetError` when the target
+    cannot even be connected to, in both cases before any request is sent.
+    """
+    validate(options)
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(run_async(options, stop or StopToken(), run_id))
+
+
+class _Stats:
+    """Per-run HTTP counters shared by the calls (one loop, so no locking)."""
+
+    def __init__(self, options: LoadOptions) -> None:
+        self.codes: dict[int, int] = {}
+        self.sizes = Histogram(0.0, 100.0)
+        self.header_sizes = Histogram(0.0, 5.0)
+        self.classes: dict[str, int] = {}
+        self.regex = re.compile(options.classify_regex.encode()) if options.classify_regex else None
+        self.header = options.classify_header.lower().encode() if options.classify_header else None
+
+    def classify(self, conn: HttpConnection, code: int) -> None:
+        info = conn.info
+        key = "unclassified"
+        if code == -1:
+            key = "error"
+        elif self.header is not None:
+            for line in info.headers.split(b"\r\n")[1:]:
+                name, _, hval = line.partition(b":")
+                if name.strip().lower() == self.header:
+                    key = hval.strip().decode("latin-1")
+                    break
+        elif self.regex is not None:
+            m = self.regex.search(info.body)
+            if m:
+                # A named group wins, else the first group, else the whole match.
+                named = [v for v in m.groupdict().values() if v is not None]
+                value: bytes = named[0] if named else m.group(1 if m.re.groups else 0)
+                key = value.decode("utf-8", "replace")
+        self.classes[key] = self.classes.get(key, 0) + 1
+
+
+def _make_call(conn: HttpConnection, st: _Stats) -> Call:
+    fetch = conn.fetch
+    codes = st.codes
+    sizes = st.sizes.record
+    header_sizes = st.header_sizes.record
+    classify = st.classify if (st.regex is not None or st.header is not None) else None
+
+    async def call() -> bool:
+        code = await fetch()
+        codes[code] = codes.get(code, 0) + 1
+        if code == -1:
+            sizes(0.0)
+            header_sizes(0.0)
+        else:
+            info = conn.info
+            sizes(float(info.size))
+            header_sizes(float(info.header_size))
+        if classify is not None:
+            classify(conn, code)
+        return 200 <= code < 300 or code == 418
+
+    return call
+
+
+async def run_async(options: LoadOptions, stop: StopToken, run_id: int = 0) -> dict[str, Any]:
+    """The body of :func:`run`, for callers that already have an event loop."""
+    validate(options)
+    target = parse_url(options.url)
+    sidecar = options.sidecar if options.sidecar is not None else Sidecar.from_env()
+    method = options.effective_method
+    request = build_request(
+        target, method, options.headers, options.payload, sidecar.identity_headers()
+    )
+    capture = bool(options.classify_regex or options.classify_header)
+    st = _Stats(options)
+    conns: list[HttpConnection] = []
+
+    def new_conn() -> HttpConnection:
+        conn = HttpConnection(
+            target,
+            request,
+            options.timeout,
+            sidecar,
+            head_only=method == "HEAD",
+            capture=capture,
+            resolution=options.resolution,
+        )
+        conns.append(conn)
+        return conn
+
+    # Fail fast, before any request, when nothing listens at the target (or its sidecar port).
+    first = new_conn()
+    proto = await first._connect(asyncio.get_running_loop().time() + options.timeout)
+    if proto is None:
+        raise LoadTargetError(options.url, first.last_error or "connection failed")
+    first.proto = proto
+    start_wall = time.time()
+
+    if options.open_loop:
+        total = options.exactly or int(options.qps * options.duration)
+        max_lanes = options.max_connections or open_loop_lanes(
+            options.qps, options.timeout, options.connections
+        )
+        lanes_made = 0
+
+        def new_lane() -> Call:
+            nonlocal lanes_made
+            lanes_made += 1
+            conn = first if lanes_made == 1 else new_conn()
+            return _make_call(conn, st)
+
+        requested = (
+            f"exactly {options.exactly} calls" if options.exactly else _dur(options.duration)
+        )
+        stats = await run_open(
+            new_lane,
+            total,
+            options.qps,
+            stop,
+            max_lanes,
+            initial_lanes=options.connections,
+            resolution=options.resolution,
+            requested_duration=requested,
+        )
+    else:
+        p = plan(options.qps, options.connections, options.exactly, options.duration)
+        while len(conns) < p.threads:
+            new_conn()
+        work = conns[: p.threads]
+        for extra in conns[p.threads :]:
+            extra.close()
+        del conns[p.threads :]
+        if options.exactly <= 0:
+            # fortio's warm-up: one uncounted call per connection, in parallel.
+            codes = await asyncio.gather(*(c.fetch() for c in work))
+            bad = [(i, c) for i, c in enumerate(codes) if not code_is_ok(c)]
+            if bad and not options.allow_initial_errors:
+                i, code = bad[0]
+                reason = work[i].last_error if code == -1 else f"HTTP {code}"
+                for c in conns:
+                    c.close()
+                return error_result(
+                    options,
+                    "warmup error",
+                    f"error {code} for {options.url} ({reason}), thread# {i}",
+                    start_wall,
+                )
+        calls = [_make_call(c, st) for c in work]
+        stats = await run_closed(
+            calls,
+            p,
+            options.qps,
+            options.duration,
+            options.exactly,
+            stop,
+            resolution=options.resolution,
+            nocatchup=options.nocatchup,
+            jitter=options.jitter,
+            uniform=options.uniform,
+        )
+    for c in conns:
+        c.close()
+    return _result(options, stats, st, conns, run_id)
+
+
+def _dur(seconds: float) -> str:
+    from .periodic import format_go_duration
+
+    return format_go_duration(seconds)
+
+
+def _result(
+    options: LoadOptions, stats: Any, st: _Stats, conns: list[HttpConnection], run_id: int
+) -> dict[str, Any]:
+    res = base_result(options, stats.start_wall, run_id)
+    count = stats.durations.count
+    requested = stats.plan.requested_duration
+    if options.exactly and count != options.exactly:
+        requested += f", interrupted after {count}"
+    connect = Histogram(0.0, options.resolution)
+    ip_counts: dict[str, int] = {}
+    sockets: list[int] = []
+    for c in conns:
+        sockets.append(c.sockets)
+        connect.transfer(c.connect_times)
+        if c.peer:
+            ip_counts[c.peer] = ip_counts.get(c.peer, 0) + c.sockets
+    res.update(
+        {
+            "RequestedQPS": stats.plan.requested_qps,
+            "RequestedDuration": requested,
+            "ActualQPS": count / stats.elapsed if stats.elapsed > 0 else 0.0,
+            "ActualDuration": round(stats.elapsed * 1e9),
+            "NumThreads": stats.threads,
+            "DurationHistogram": stats.durations.export(options.percentiles),
+            "ErrorsDurationHistogram": stats.errors.export(options.percentiles),
+            "RetCodes": ret_codes(st.codes),
+            "IPCountMap": ip_counts,
+            "Sizes": st.sizes.export(),
+            "HeaderSizes": st.header_sizes.export(),
+            "Sockets": sockets,
+            "SocketCount": sum(sockets),
+            "ConnectionStats": connect.export(options.percentiles),
+        }
+    )
+    if stats.open_loop is not None:
+        res["OpenLoop"] = stats.open_loop
+    if options.classify_regex or options.classify_header:
+        res["Classification"] = dict(sorted(st.classes.items()))
+    return res

@@ -1,0 +1,310 @@
+"""A minimal, fast HTTP/1.1 client on asyncio protocols (uvloop when installed).
+
+One :class:`HttpConnection` is one keep-alive connection, the unit fortio calls a thread.
+It sends a request prepared once, parses just enough of the response (status, length,
+chunking, ``Connection: close``) and returns the status code; ``-1`` stands for every
+socket error and timeout, as in fortio. After a non-OK answer the connection is closed, as
+fortio's fast client does. Inside the embedded mesh the TCP connection goes to the sidecar's
+outbound listener (``Sidecar.connect_address``) with the Host header unchanged, so Envoy
+applies the mesh's routes, faults and breakers exactly as a pod's sidecar would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+import time
+from collections.abc import Sequence
+
+from .._sidecar import Sidecar
+from .options import ParsedURL
+from .stats import Histogram
+
+_STATUS_OK_EXTRA = 418  # fortio counts 418 (teapot) as OK, for its own echo server tests
+
+
+def code_is_ok(code: int) -> bool:
+    """fortio's OK: 2xx or 418."""
+    return 200 <= code < 300 or code == _STATUS_OK_EXTRA
+
+
+def build_request(
+    target: ParsedURL,
+    method: str,
+    headers: Sequence[tuple[str, str]],
+    payload: bytes | None,
+    extra_headers: dict[str, str] | None = None,
+) -> bytes:
+    """The request bytes, built once per run (fortio's fast client does the same)."""
+    names = {name.lower() for name, _ in headers}
+    lines = [f"{method} {target.path} HTTP/1.1"]
+    if "host" not in names:
+        lines.append(f"Host: {target.host_header}")
+    if "user-agent" not in names:
+        lines.append("User-Agent: fortio.org/fortio-chaosmesh")
+    for name, value in headers:
+        lines.append(f"{name}: {value}")
+    for name, value in (extra_headers or {}).items():
+        if name.lower() not in names:
+            lines.append(f"{name}: {value}")
+    body = payload or b""
+    if (body or method in ("POST", "PUT", "PATCH")) and "content-length" not in names:
+        lines.append(f"Content-Length: {len(body)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body
+
+
+class ResponseInfo:
+    """What one exchange produced; headers and body only when capture was asked for."""
+
+    __slots__ = ("body", "code", "header_size", "headers", "size")
+
+    def __init__(self) -> None:
+        self.code = -1
+        self.size = 0
+        self.header_size = 0
+        self.headers: bytes = b""
+        self.body: bytes = b""
+
+
+class _Protocol(asyncio.Protocol):
+    """Parses one response at a time and hands the status code to a waiting future."""
+
+    def __init__(self, head_only: bool, capture: bool) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.fut: asyncio.Future[int] | None = None
+        self.head_only = head_only
+        self.capture = capture
+        self.closed = False
+        self.keep_alive = True
+        self.info = ResponseInfo()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.header_len = -1
+        self.code = -1
+        self.content_length = -1
+        self.chunked = False
+        self.until_close = False
+        self.chunk_pos = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        fut = self.fut
+        if fut is not None and not fut.done():
+            if self.until_close and self.header_len >= 0:
+                self._complete(len(self.buf))
+            else:
+                fut.set_result(-1)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if self.fut is None:
+            return  # unsolicited bytes; dropped when the next request starts
+        if self.header_len < 0:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.header_len = end + 4
+            self._parse_head(bytes(buf[: self.header_len]))
+            if self.fut is None or self.fut.done():
+                return
+        if self.content_length >= 0:
+            total = self.header_len + self.content_length
+            if len(buf) >= total:
+                self._complete(total)
+        elif self.chunked:
+            end = self._chunked_end()
+            if end >= 0:
+                self._complete(end)
+        # until_close: completed in connection_lost
+
+    def _parse_head(self, head: bytes) -> None:
+        try:
+            code = int(head[9:12])
+        except ValueError:
+            self._fail()
+            return
+        self.code = code
+        lower = head.lower()
+        if b"\r\nconnection: close" in lower or (
+            head[:8] == b"HTTP/1.0" and b"keep-alive" not in lower
+        ):
+            self.keep_alive = False
+        if self.head_only or code in (204, 304) or 100 <= code < 200:
+            self.content_length = 0
+            return
+        m = _CONTENT_LENGTH.search(lower)
+        if m:
+            self.content_length = int(m.group(1))
+        elif b"\r\ntransfer-encoding:" in lower and b"chunked" in lower:
+            self.chunked = True
+            self.chunk_pos = self.header_len
+        else:
+            self.until_close = True
+            self.keep_alive = False
+
+    def _chunked_end(self) -> int:
+        # Walks chunk headers from where the last call stopped; -1 until the last chunk is in.
+        buf = self.buf
+        pos = self.chunk_pos
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                return -1
+            try:
+                size = int(bytes(buf[pos:eol]).split(b";", 1)[0], 16)
+            except ValueError:
+                self._fail()
+                return -1
+            if size == 0:
+                # last chunk: optional trailers, then an empty line
+                end = buf.find(b"\r\n\r\n", eol)
+                if end < 0:
+                    if buf[eol : eol + 4] == b"\r\n\r\n":
+                        return eol + 4
+                    return -1
+                return end + 4
+            nxt = eol + 2 + size + 2
+            if len(buf) < nxt:
+                self.chunk_pos = pos
+                return -1
+            pos = nxt
+            self.chunk_pos = pos
+
+    def _complete(self, total: int) -> None:
+        info = self.info
+        info.code = self.code
+        info.size = total
+        info.header_size = self.header_len
+        if self.capture:
+            info.headers = bytes(self.buf[: self.header_len])
+            info.body = bytes(self.buf[self.header_len : total])
+        del self.buf[:total]
+        fut = self.fut
+        self.fut = None
+        self._reset()
+        if fut is not None and not fut.done():
+            fut.set_result(info.code)
+
+    def _fail(self) -> None:
+        fut = self.fut
+        self.fut = None
+        self.keep_alive = False
+        if fut is not None and not fut.done():
+            fut.set_result(-1)
+
+
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)")
+
+
+class HttpConnection:
+    """One keep-alive connection that performs the prepared request on demand."""
+
+    def __init__(
+        self,
+        target: ParsedURL,
+        request: bytes,
+        timeout: float,
+        sidecar: Sidecar | None = None,
+        head_only: bool = False,
+        capture: bool = False,
+        resolution: float = 0.001,
+    ) -> None:
+        self.target = target
+        self.request = request
+        self.timeout = timeout
+        self.head_only = head_only
+        self.capture = capture
+        self.address = (sidecar or Sidecar()).connect_address(target.host, target.port)
+        self._ssl: ssl.SSLContext | None = None
+        if target.scheme == "https":
+            self._ssl = ssl.create_default_context()
+        self.proto: _Protocol | None = None
+        self.sockets = 0  # connections opened, fortio's "socket used"
+        self.connect_times = Histogram(0.0, resolution)
+        self.peer: str = ""
+        self.last_error: str = ""
+        self.info = ResponseInfo()
+
+    async def _connect(self, deadline: float) -> _Protocol | None:
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        self.sockets += 1
+        try:
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _Protocol(self.head_only, self.capture),
+                    self.address[0],
+                    self.address[1],
+                    ssl=self._ssl,
+                    server_hostname=self.target.host if self._ssl else None,
+                ),
+                max(deadline - t0, 0.001),
+            )
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
+            self.last_error = (
+                f"timed out after {self.timeout:g}s"
+                if isinstance(exc, asyncio.TimeoutError)
+                else str(exc)
+            )
+            return None
+        self.connect_times.record(time.perf_counter() - t0)
+        if not self.peer and proto.transport is not None:
+            peer = proto.transport.get_extra_info("peername")
+            if peer:
+                self.peer = f"{peer[0]}:{peer[1]}"
+        return proto
+
+    async def fetch(self) -> int:
+        """Send the request once; the status code, or -1 on socket error or timeout."""
+        loop = asyncio.get_running_loop()
+        proto = self.proto
+        if proto is None or proto.closed or not proto.keep_alive:
+            if proto is not None and proto.transport is not None:
+                proto.transport.close()
+            proto = self.proto = await self._connect(loop.time() + self.timeout)
+            if proto is None:
+                return -1
+        fut: asyncio.Future[int] = loop.create_future()
+        proto.fut = fut
+        if proto.buf:
+            proto.buf.clear()
+        assert proto.transport is not None
+        proto.transport.write(self.request)
+        handle = loop.call_later(self.timeout, _expire, fut)
+        try:
+            code = await fut
+        finally:
+            handle.cancel()
+        if code == -1:
+            self.last_error = (
+                "connection closed by peer"
+                if proto.closed
+                else f"no answer within {self.timeout:g}s"
+            )
+            proto.fut = None
+            proto.keep_alive = False
+        elif not (200 <= code < 300 or code == 418):
+            # fortio's fast client drops the connection after any non-OK answer.
+            proto.keep_alive = False
+        self.info = proto.info
+        if not proto.keep_alive and proto.transport is not None:
+            proto.transport.close()
+        return code
+
+    def close(self) -> None:
+        if self.proto is not None and self.proto.transport is not None:
+            self.proto.transport.close()
+        self.proto = None
+
+
+def _expire(fut: asyncio.Future[int]) -> None:
+    if not fut.done():
+        fut.set_result(-1)

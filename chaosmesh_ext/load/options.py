@@ -1,0 +1,224 @@
+"""Load-run options with fortio's names and defaults, and their validation.
+
+Everything a user can get wrong is caught here, before a single byte is sent, with a message
+naming the option (``-c``, ``-qps``, ...) and the bad value. The CLI, the REST server and the
+probes all build a :class:`LoadOptions` and call :func:`validate`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .._sidecar import Sidecar
+
+DEFAULT_PERCENTILES: tuple[float, ...] = (50.0, 75.0, 90.0, 99.0, 99.9)
+DEFAULT_QPS = 8.0
+DEFAULT_CONNECTIONS = 4
+DEFAULT_DURATION = 5.0
+DEFAULT_TIMEOUT = 3.0
+DEFAULT_RESOLUTION = 0.001
+# Open loop opens connections on demand, up to rate x timeout; this caps file descriptors.
+MAX_OPEN_LOOP_CONNECTIONS = 512
+
+
+class LoadOptionError(ValueError):
+    """A load option is invalid; ``.option`` names it as the user wrote it (``-c``, ``-qps``)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+        self.option = option
+        self.reason = message
+
+
+@dataclass
+class LoadOptions:
+    """One load run. ``qps <= 0`` is max speed; ``exactly > 0`` wins over ``duration``;
+    ``duration <= 0`` runs until stopped (REST ``t=on``)."""
+
+    url: str
+    connections: int = DEFAULT_CONNECTIONS
+    qps: float = DEFAULT_QPS
+    exactly: int = 0
+    duration: float = DEFAULT_DURATION
+    timeout: float = DEFAULT_TIMEOUT
+    percentiles: list[float] = field(default_factory=lambda: list(DEFAULT_PERCENTILES))
+    resolution: float = DEFAULT_RESOLUTION
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    payload: bytes | None = None
+    method: str | None = None
+    open_loop: bool = False
+    max_connections: int | None = None
+    allow_initial_errors: bool = False
+    nocatchup: bool = False
+    jitter: bool = False
+    uniform: bool = False
+    labels: str = ""
+    # Extension (not in fortio): classify each response by a body regex or a header value.
+    classify_regex: str | None = None
+    classify_header: str | None = None
+    sidecar: Sidecar | None = None
+
+    @property
+    def effective_method(self) -> str:
+        if self.method:
+            return self.method.upper()
+        return "POST" if self.payload else "GET"
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | float | int, option: str = "duration") -> float:
+    """A Go duration (``"5s"``, ``"1m30s"``, ``"100ms"``) or a number of seconds -> seconds."""
+    if isinstance(text, bool):
+        raise LoadOptionError(option, f"expected a duration such as 5s, got {text!r}")
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        s = text.strip()
+        try:
+            value = float(s)
+        except ValueError:
+            pos, value = 0, 0.0
+            sign = 1.0
+            if s[:1] in "+-" and s:
+                sign = -1.0 if s[0] == "-" else 1.0
+                pos = 1
+            if pos >= len(s):
+                raise LoadOptionError(
+                    option, f"expected a duration such as 5s, got {text!r}"
+                ) from None
+            while pos < len(s):
+                m = _DURATION_PART.match(s, pos)
+                if not m:
+                    raise LoadOptionError(
+                        option, f"expected a duration such as 5s or 100ms, got {text!r}"
+                    ) from None
+                value += float(m.group(1)) * _UNITS[m.group(2)]
+                pos = m.end()
+            value *= sign
+    if not math.isfinite(value):
+        raise LoadOptionError(option, f"must be a finite duration, got {text!r}")
+    return value
+
+
+def parse_number(text: str | float | int, option: str) -> float:
+    """A number from a flag or a REST parameter, with an error naming the flag."""
+    if isinstance(text, bool):
+        raise LoadOptionError(option, f"must be a number, got {text!r}")
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise LoadOptionError(option, f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise LoadOptionError(option, f"must be a finite number, got {text!r}")
+    return value
+
+
+def parse_int(text: str | float | int, option: str) -> int:
+    value = parse_number(text, option)
+    if value != int(value):
+        raise LoadOptionError(option, f"must be a whole number, got {text!r}")
+    return int(value)
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """A ``-H "Name: value"`` header."""
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    if not sep or not name or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+        raise LoadOptionError("-H", f"expected 'Name: value', got {text!r}")
+    if "\r" in value or "\n" in value:
+        raise LoadOptionError("-H", f"header {name} has a line break in its value")
+    return name, value.strip()
+
+
+@dataclass(frozen=True)
+class ParsedURL:
+    """The parts of a load target the HTTP client needs."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str  # path plus query, never empty
+    host_header: str
+
+
+def parse_url(url: str) -> ParsedURL:
+    """Split an ``http://`` or ``https://`` URL, or raise :class:`LoadOptionError` naming it."""
+    if not isinstance(url, str) or not url.strip():
+        raise LoadOptionError("url", "a target URL is required")
+    raw = url.strip()
+    if "://" not in raw:
+        # fortio accepts a bare host[:port]/path and assumes http://
+        raw = "http://" + raw
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as exc:
+        raise LoadOptionError("url", f"malformed URL {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise LoadOptionError(
+            "url", f"unsupported scheme {parts.scheme!r} in {url!r} (use http or https)"
+        )
+    host = parts.hostname
+    if not host or any(c.isspace() for c in raw):
+        raise LoadOptionError("url", f"malformed URL {url!r}: no host")
+    default_port = 443 if parts.scheme == "https" else 80
+    port = port or default_port
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    netloc_host = f"[{host}]" if ":" in host else host
+    host_header = netloc_host if port == default_port else f"{netloc_host}:{port}"
+    return ParsedURL(parts.scheme, host, port, path, host_header)
+
+
+def validate(options: LoadOptions) -> LoadOptions:
+    """Check every option; raise :class:`LoadOptionError` naming the first bad one."""
+    parse_url(options.url)
+    if not isinstance(options.connections, int) or options.connections < 1:
+        raise LoadOptionError(
+            "-c", f"number of connections must be at least 1, got {options.connections!r}"
+        )
+    if options.connections > 10000:
+        raise LoadOptionError("-c", f"at most 10000 connections, got {options.connections}")
+    if not math.isfinite(options.qps):
+        raise LoadOptionError("-qps", f"must be a finite number, got {options.qps!r}")
+    if options.exactly < 0:
+        raise LoadOptionError(
+            "-n", f"must be 0 (use -t) or a positive number of calls, got {options.exactly}"
+        )
+    if options.timeout <= 0:
+        raise LoadOptionError("-timeout", f"must be > 0, got {options.timeout}")
+    if options.resolution <= 0:
+        raise LoadOptionError("-r", f"resolution must be > 0, got {options.resolution}")
+    for p in options.percentiles:
+        if not 0 <= p <= 100:
+            raise LoadOptionError("-p", f"percentile {p} must be between 0 and 100")
+    if options.open_loop:
+        if options.qps <= 0:
+            raise LoadOptionError(
+                "--open-loop",
+                "needs a fixed rate: give -qps > 0 (open loop sends at scheduled times)",
+            )
+        if options.exactly == 0 and options.duration <= 0:
+            raise LoadOptionError("--open-loop", "needs -n or a -t greater than 0")
+    if options.max_connections is not None and options.max_connections < 1:
+        raise LoadOptionError(
+            "max_connections", f"must be at least 1, got {options.max_connections}"
+        )
+    if options.classify_regex is not None:
+        try:
+            re.compile(options.classify_regex)
+        except re.error as exc:
+            raise LoadOptionError(
+                "classify", f"bad regex {options.classify_regex!r}: {exc}"
+            ) from None
+    for name, value in options.headers:
+        parse_header(f"{name}: {value}")
+    return options

@@ -1,0 +1,287 @@
+"""Running fortio inside the mesh, reached through the Kubernetes API.
+
+Istio applies faults and breakers in the *client's* sidecar, so the load must start in a pod
+of the mesh: the fortio pod on a cluster, the ``fortio`` workload on the embedded mesh. Both
+are reached the same way, with the official client's generated methods:
+
+- fortio's REST API through the API server's service proxy
+  (``/api/v1/namespaces/{ns}/services/fortio:8080/proxy/fortio/rest/run?...``);
+- on a cluster, when that path is not there, ``fortio load -json - ...`` exec'd in the pod;
+- Envoy's stats through the pod proxy on pilot-agent's port 15020 (``stats/prometheus``),
+  with ``pilot-agent request GET stats/prometheus`` exec'd in istio-proxy as the fallback.
+
+Every call carries a ``_request_timeout``; failures raise :class:`RemoteError` saying what
+was tried and why it failed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+# Characters the client must leave alone in the proxied path: the query string is ours,
+# already percent-encoded, and the apiserver hands it to fortio unchanged.
+_PROXY_SAFE = "/?&=%:"
+CONNECT_TIMEOUT = 5.0
+
+
+class RemoteError(RuntimeError):
+    """The load could not be run (or the stats read) inside the mesh."""
+
+
+def api_client(
+    configuration: Mapping[str, Any] | None = None, secrets: Mapping[str, Any] | None = None
+) -> k8s.ApiClient:
+    """The experiment's Kubernetes client (the kube layer's, with chaosk8s' settings)."""
+    from ..kube.client import api_client as kube_api_client
+
+    return kube_api_client(configuration, secrets)
+
+
+def _proxy_client(api: k8s.ApiClient) -> k8s.CoreV1Api:
+    # A copy of the configuration so widening the path's safe characters stays local.
+    import copy
+
+    conf = copy.copy(api.configuration)
+    conf.safe_chars_for_path_param = _PROXY_SAFE
+    clone = k8s.ApiClient(configuration=conf)
+    clone.default_headers.update(api.default_headers)
+    return k8s.CoreV1Api(clone)
+
+
+def rest_query(params: Mapping[str, Any]) -> str:
+    """fortio REST parameters as a query string (repeatable ``H``; booleans as ``on``)."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if value is None or value is False:
+            continue
+        if value is True:
+            value = "on"
+        if isinstance(value, list | tuple):
+            pairs.extend((key, str(v)) for v in value)
+        else:
+            pairs.append((key, str(value)))
+    return urlencode(pairs, quote_via=quote, safe="")
+
+
+def _body_text(resp: Any) -> str:
+    data = resp.data if hasattr(resp, "data") else resp
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return str(data)
+
+
+def _api_error_text(exc: ApiException) -> str:
+    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else (exc.body or "")
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return f"HTTP {exc.status} {exc.reason}: {body[:300]}"
+    if isinstance(doc, dict):
+        if doc.get("error"):
+            return f"fortio said: {doc.get('message')}: {doc.get('exception')}"
+        if doc.get("message"):
+            return f"HTTP {exc.status}: {doc['message']}"
+    return f"HTTP {exc.status} {exc.reason}"
+
+
+def run_via_service_proxy(
+    api: k8s.ApiClient,
+    params: Mapping[str, Any],
+    service: str = "fortio",
+    port: int = 8080,
+    namespace: str = "default",
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """POST-less fortio REST run (GET with query) through the service proxy; the result JSON."""
+    core = _proxy_client(api)
+    path = "fortio/rest/run?" + rest_query(params)
+    where = f"service {namespace}/{service}:{port} (API service proxy)"
+    try:
+        resp = core.connect_get_namespaced_service_proxy_with_path(
+            f"{service}:{port}",
+            namespace,
+            path,
+            _preload_content=False,
+            _request_timeout=(CONNECT_TIMEOUT, timeout),
+        )
+    except ApiException as exc:
+        raise ProxyUnavailable(where, exc.status or 0, _api_error_text(exc)) from None
+    except Exception as exc:  # urllib3 timeouts and connection errors
+        raise RemoteError(f"fortio via {where}: {type(exc).__name__}: {exc}") from None
+    text = _body_text(resp)
+    try:
+        result = json.loads(text)
+    except ValueError:
+        raise RemoteError(
+            f"fortio via {where} answered something that is not JSON: {text[:300]}"
+        ) from None
+    if not isinstance(result, dict):
+        raise RemoteError(f"fortio via {where} answered {type(result).__name__}, not a result")
+    if result.get("error"):
+        raise RemoteError(f"fortio via {where}: {result.get('message')}: {result.get('exception')}")
+    return result
+
+
+class ProxyUnavailable(RemoteError):
+    """The service proxy answered with an HTTP error (``.status``)."""
+
+    def __init__(self, where: str, status: int, detail: str) -> None:
+        super().__init__(f"fortio via {where}: {detail}")
+        self.status = status
+
+
+def find_pod(api: k8s.ApiClient, namespace: str, selector: str, timeout: float = 10.0) -> str:
+    """The name of a running pod matching ``selector`` (e.g. ``app=fortio``)."""
+    core = k8s.CoreV1Api(api)
+    try:
+        pods = core.list_namespaced_pod(
+            namespace, label_selector=selector, _request_timeout=(CONNECT_TIMEOUT, timeout)
+        )
+    except ApiException as exc:
+        raise RemoteError(
+            f"listing pods {selector!r} in {namespace}: {_api_error_text(exc)}"
+        ) from None
+    except Exception as exc:
+        raise RemoteError(f"listing pods {selector!r} in {namespace}: {exc}") from None
+    names = [
+        str(p.metadata.name)
+        for p in pods.items or []
+        if p.metadata
+        and p.metadata.name
+        and (p.status is None or p.status.phase in (None, "Running"))
+    ]
+    if not names:
+        raise RemoteError(f"no running pod with labels {selector!r} in namespace {namespace}")
+    return sorted(names)[0]
+
+
+def exec_in_pod(
+    api: k8s.ApiClient,
+    pod: str,
+    namespace: str,
+    command: Sequence[str],
+    container: str | None = None,
+    timeout: float = 60.0,
+) -> str:
+    """Run ``command`` in the pod (``kubectl exec``); its stdout. Fails on non-zero exit."""
+    from kubernetes.stream import stream
+
+    core = k8s.CoreV1Api(api)
+    kwargs: dict[str, Any] = {"container": container} if container else {}
+    try:
+        ws = stream(
+            core.connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            command=list(command),
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+            _preload_content=False,
+            _request_timeout=(CONNECT_TIMEOUT, timeout),
+            **kwargs,
+        )
+    except ApiException as exc:
+        raise RemoteError(f"exec in pod {namespace}/{pod}: {_api_error_text(exc)}") from None
+    except Exception as exc:
+        raise RemoteError(f"exec in pod {namespace}/{pod}: {exc}") from None
+    out: list[str] = []
+    err: list[str] = []
+    try:
+        ws.run_forever(timeout=timeout)
+        out.append(ws.read_stdout() or "")
+        err.append(ws.read_stderr() or "")
+        code = ws.returncode
+    finally:
+        ws.close()
+    if ws.is_open():
+        raise RemoteError(
+            f"exec in pod {namespace}/{pod}: {command[0]} did not finish in {timeout:g}s"
+        )
+    if code not in (0, None):
+        raise RemoteError(
+            f"exec in pod {namespace}/{pod}: {' '.join(command[:2])} exited {code}:"
+            f" {''.join(err)[-300:]}"
+        )
+    return "".join(out)
+
+
+def fortio_cli_args(params: Mapping[str, Any]) -> list[str]:
+    """``fortio load`` flags for the same run the REST parameters describe."""
+    args: list[str] = []
+    for key in ("c", "qps", "n", "t", "timeout", "p", "payload", "X", "labels"):
+        value = params.get(key)
+        if value is not None and value != "":
+            args += [f"-{key}", str(value)]
+    for header in params.get("H") or []:
+        args += ["-H", str(header)]
+    if params.get("nocatchup"):
+        args.append("-nocatchup")
+    return args
+
+
+def run_via_exec(
+    api: k8s.ApiClient,
+    params: Mapping[str, Any],
+    namespace: str,
+    pod: str,
+    container: str | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """``fortio load -json - ... URL`` in the fortio pod; the parsed result."""
+    command = ["fortio", "load", "-json", "-", *fortio_cli_args(params), str(params["url"])]
+    text = exec_in_pod(api, pod, namespace, command, container, timeout)
+    start = text.find("{")
+    try:
+        result = json.loads(text[start:]) if start >= 0 else None
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        raise RemoteError(f"fortio in pod {namespace}/{pod} printed no JSON result: {text[:300]}")
+    return result
+
+
+def read_envoy_stats(
+    api: k8s.ApiClient,
+    pod: str,
+    namespace: str,
+    timeout: float = 10.0,
+    exec_fallback: bool = True,
+) -> str:
+    """The sidecar's stats in Prometheus text: pod proxy to pilot-agent :15020, else exec."""
+    core = _proxy_client(api)
+    try:
+        resp = core.connect_get_namespaced_pod_proxy_with_path(
+            f"{pod}:15020",
+            namespace,
+            "stats/prometheus",
+            _preload_content=False,
+            _request_timeout=(CONNECT_TIMEOUT, timeout),
+        )
+        return _body_text(resp)
+    except ApiException as exc:
+        first = _api_error_text(exc)
+    except Exception as exc:
+        first = f"{type(exc).__name__}: {exc}"
+    if not exec_fallback:
+        raise RemoteError(f"Envoy stats of pod {namespace}/{pod} via the pod proxy: {first}")
+    try:
+        return exec_in_pod(
+            api,
+            pod,
+            namespace,
+            ["pilot-agent", "request", "GET", "stats/prometheus"],
+            container="istio-proxy",
+            timeout=timeout,
+        )
+    except RemoteError as exc:
+        raise RemoteError(
+            f"Envoy stats of pod {namespace}/{pod}: pod proxy failed ({first}); exec failed ({exc})"
+        ) from None

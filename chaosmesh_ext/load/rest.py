@@ -1,0 +1,407 @@
+"""fortio's REST API (``/fortio/rest/run``, ``status``, ``stop``, ``/fortio/data/``) on our engine.
+
+The embedded mesh's ``fortio`` workload runs ``python -m chaosmesh_ext.load.rest --port P``;
+probes reach it through the Kubernetes API's service proxy exactly as they reach real fortio
+in a cluster. Parameters and defaults are fortio's: ``qps`` missing or 0 -> 8, negative ->
+max; ``c`` 4; ``t`` 5s (``on`` = until stopped); REST runs allow initial errors.
+
+Extension parameters (ignored by real fortio): ``open_loop=on``, and ``classify_regex`` /
+``classify_header`` which add a ``Classification`` count per version — fortio's API never
+returns response bodies, so a traffic split cannot be measured through it otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .._sidecar import Sidecar
+from . import engine
+from .options import (
+    DEFAULT_CONNECTIONS,
+    DEFAULT_DURATION,
+    DEFAULT_PERCENTILES,
+    DEFAULT_QPS,
+    LoadOptionError,
+    LoadOptions,
+    parse_duration,
+    parse_header,
+    parse_int,
+    parse_number,
+    validate,
+)
+from .periodic import StopToken
+from .results import error_result, run_id_label
+from .stats import parse_percentiles
+
+# fortio's rapi.StateEnum
+STATE_UNKNOWN, STATE_PENDING, STATE_RUNNING, STATE_STOPPING, STATE_STOPPED = range(5)
+_STATE_NAMES = ["unknown", "pending", "running", "stopping", "stopped"]
+
+
+@dataclass
+class _Run:
+    run_id: int
+    options: LoadOptions
+    stop: StopToken = field(default_factory=StopToken)
+    state: int = STATE_PENDING
+    result_id: str = ""
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class Params:
+    """fortio's ``FormValue``: the query string first, then the JSON body's (string) values."""
+
+    def __init__(self, query: dict[str, list[str]], body: dict[str, Any]) -> None:
+        self.query = query
+        self.body = body
+
+    def get(self, key: str) -> str:
+        if self.query.get(key):
+            return self.query[key][0]
+        value = self.body.get(key)
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "on" if value else ""
+        return str(value)
+
+    def all(self, key: str) -> list[str]:
+        values = list(self.query.get(key, []))
+        body_value = self.body.get(key)
+        if isinstance(body_value, list):
+            values += [str(v) for v in body_value]
+        elif body_value:
+            values.append(str(body_value))
+        return values
+
+    def on(self, key: str) -> bool:
+        return self.get(key).lower() in ("on", "true", "1")
+
+
+def options_from_params(params: Params, sidecar: Sidecar | None) -> LoadOptions:
+    """Build options with fortio's REST defaults; raise LoadOptionError naming the parameter."""
+    url = params.get("url").strip()
+    if not url:
+        raise LoadOptionError("url", "URL is required")
+    qps_text = params.get("qps")
+    qps = parse_number(qps_text, "qps") if qps_text else 0.0
+    if qps == 0:
+        qps = DEFAULT_QPS  # fortio's Normalize(): 0 -> 8 qps; negative -> max
+    c_text = params.get("c")
+    c = parse_int(c_text, "c") if c_text else 0
+    if c == 0:
+        c = DEFAULT_CONNECTIONS
+    t_text = params.get("t").strip()
+    if t_text == "on":
+        duration = -1.0
+    elif t_text:
+        duration = parse_duration(t_text, "t")
+    else:
+        duration = DEFAULT_DURATION
+    n_text = params.get("n")
+    exactly = parse_int(n_text, "n") if n_text else 0
+    p_text = params.get("p")
+    try:
+        percentiles = parse_percentiles(p_text) if p_text else list(DEFAULT_PERCENTILES)
+    except ValueError as exc:
+        raise LoadOptionError("p", str(exc)) from None
+    timeout_text = params.get("timeout").strip()
+    headers = [parse_header(h) for h in params.all("H") + params.all("headers")]
+    payload_text = params.get("payload")
+    resolution_text = params.get("r")
+    options = LoadOptions(
+        url=url,
+        connections=c,
+        qps=qps,
+        exactly=exactly,
+        duration=duration,
+        timeout=parse_duration(timeout_text, "timeout") if timeout_text else 3.0,
+        percentiles=percentiles,
+        resolution=parse_number(resolution_text, "r") if resolution_text else 0.001,
+        headers=headers,
+        payload=payload_text.encode() if payload_text else None,
+        method=params.get("X") or None,
+        open_loop=params.on("open_loop"),
+        allow_initial_errors=True,
+        nocatchup=params.on("nocatchup"),
+        jitter=params.on("jitter"),
+        uniform=params.on("uniform"),
+        labels=params.get("labels"),
+        classify_regex=params.get("classify_regex") or None,
+        classify_header=params.get("classify_header") or None,
+        sidecar=sidecar,
+    )
+    return validate(options)
+
+
+class RestServer:
+    """A running fortio REST server; ``url`` is its base, ``shutdown()`` stops it."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        sidecar: Sidecar | None = None,
+        data_dir: str | Path | None = None,
+    ) -> None:
+        self.sidecar = sidecar
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="chaosmesh-fortio-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._runs: dict[int, _Run] = {}
+        self._next_id = 0
+        server = self
+        handler = type("Handler", (_Handler,), {"rest": server})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://{host}:{self.port}/fortio/"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> RestServer:
+        self._thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        self.stop_runs(0, wait=False)
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # --- runs -----------------------------------------------------------------------------
+    def new_run(self, options: LoadOptions) -> _Run:
+        with self._lock:
+            self._next_id += 1  # starts at 1: 0 means "all runs" for stop
+            run = _Run(self._next_id, options)
+            self._runs[run.run_id] = run
+            return run
+
+    def execute(self, run: _Run, save: bool) -> dict[str, Any]:
+        run.state = STATE_RUNNING
+        try:
+            try:
+                result = engine.run(run.options, run.stop, run.run_id)
+            except engine.LoadTargetError as exc:
+                result = error_result(run.options, "Aborting because of error", str(exc), 0.0)
+                result["RunID"] = run.run_id
+            # An async run announced its ID before it started; keep that one.
+            run.result_id = run.result_id or str(result.get("ID", ""))
+            result["ID"] = run.result_id
+            if save and run.result_id:
+                (self.data_dir / f"{run.result_id}.json").write_text(json.dumps(result, indent=2))
+            return result
+        finally:
+            with self._lock:
+                self._runs.pop(run.run_id, None)  # fortio drops finished runs from status
+            run.state = STATE_STOPPED
+            run.done.set()
+
+    def statuses(self, run_id: int) -> dict[str, Any]:
+        with self._lock:
+            runs = (
+                [self._runs[run_id]]
+                if run_id in self._runs
+                else ([] if run_id else list(self._runs.values()))
+            )
+            return {
+                str(r.run_id): {
+                    "RunID": r.run_id,
+                    "State": r.state,
+                    "RunnerOptions": {
+                        "URL": r.options.url,
+                        "QPS": r.options.qps,
+                        "NumThreads": r.options.connections,
+                        "Exactly": r.options.exactly,
+                        "Duration": round(r.options.duration * 1e9),
+                    },
+                }
+                for r in runs
+            }
+
+    def stop_runs(self, run_id: int, wait: bool) -> tuple[int, str]:
+        with self._lock:
+            targets = [r for rid, r in self._runs.items() if run_id in (0, rid)]
+        stopped = 0
+        for r in targets:
+            if r.state != STATE_RUNNING:
+                continue
+            r.state = STATE_STOPPING
+            r.stop.stop()
+            stopped += 1
+        if wait:
+            for r in targets:
+                r.done.wait(timeout=r.options.timeout + 5.0)
+        rid = targets[0].result_id if len(targets) == 1 else ""
+        return stopped, rid
+
+
+class _Handler(BaseHTTPRequestHandler):
+    rest: RestServer
+    protocol_version = "HTTP/1.1"
+    server_version = "fortio-chaosmesh"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: probes poll a lot
+        return
+
+    def _reply(self, status: int, payload: Any, content_type: str = "application/json") -> None:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload, indent=2).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str, exception: str = "") -> None:
+        self._reply(status, {"error": True, "message": message, "exception": exception})
+
+    def do_GET(self) -> None:
+        self._dispatch(b"")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self._dispatch(self.rfile.read(length) if length else b"")
+
+    def _dispatch(self, body: bytes) -> None:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        path = parts.path
+        if path == "/fortio/rest/run":
+            self._run(query, body)
+        elif path == "/fortio/rest/status":
+            run_id = _int_param(query, "runid")
+            self._reply(200, {"Statuses": self.rest.statuses(run_id)})
+        elif path == "/fortio/rest/stop":
+            run_id = _int_param(query, "runid")
+            wait = (query.get("wait", [""])[0].lower()) not in ("", "off", "false")
+            count, rid = self.rest.stop_runs(run_id, wait)
+            self._reply(
+                200,
+                {
+                    "message": _STATE_NAMES[
+                        STATE_STOPPED if wait and count == 1 else STATE_STOPPING
+                    ],
+                    "RunID": run_id,
+                    "Count": count,
+                    "ResultID": rid,
+                    "ResultURL": self._data_url(rid) if rid else "",
+                },
+            )
+        elif path.startswith("/fortio/data/"):
+            self._data(path[len("/fortio/data/") :])
+        elif path in ("/fortio", "/fortio/"):
+            self._reply(200, b"fortio-compatible load server (chaosmesh)\n", "text/plain")
+        else:
+            self._error(404, f"no such path {path}")
+
+    def _data_url(self, rid: str) -> str:
+        host = self.headers.get("Host") or f"127.0.0.1:{self.rest.port}"
+        return f"http://{host}/fortio/data/{rid}.json"
+
+    def _data(self, name: str) -> None:
+        if name in ("", "index.tsv"):
+            files = sorted(p.name for p in self.rest.data_dir.glob("*.json"))
+            self._reply(200, ("\n".join(files) + "\n").encode(), "text/plain")
+            return
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+\.json", name):
+            self._error(400, f"bad result name {name!r}")
+            return
+        path = self.rest.data_dir / name
+        if not path.is_file():
+            self._error(404, f"no saved result {name}")
+            return
+        self._reply(200, path.read_bytes())
+
+    def _run(self, query: dict[str, list[str]], body: bytes) -> None:
+        data: dict[str, Any] = {}
+        if body.strip():
+            try:
+                data = json.loads(body)
+            except ValueError as exc:
+                self._error(400, "body is not JSON", str(exc))
+                return
+            if not isinstance(data, dict):
+                self._error(400, "body must be a JSON object")
+                return
+            json_path = query.get("jsonPath", [""])[0]
+            for key in [k for k in json_path.split(".") if k]:
+                sub = data.get(key)
+                if not isinstance(sub, dict):
+                    self._error(400, f"jsonPath {json_path!r}: no object at {key!r}")
+                    return
+                data = sub
+        params = Params(query, data)
+        try:
+            options = options_from_params(params, self.rest.sidecar)
+        except LoadOptionError as exc:
+            self._error(400, "bad parameter", str(exc))
+            return
+        run = self.rest.new_run(options)
+        save = params.on("save")
+        if params.on("async"):
+            # The result ID is the start time (as fortio's); the file appears when the run ends.
+            rid = run_id_label(time.time(), options.labels)
+            if (self.rest.data_dir / f"{rid}.json").exists():
+                rid += f"_{run.run_id}"
+            run.result_id = rid
+            threading.Thread(target=self.rest.execute, args=(run, True), daemon=True).start()
+            self._reply(
+                200,
+                {
+                    "message": "started",
+                    "RunID": run.run_id,
+                    "Count": 1,
+                    "ResultID": rid,
+                    "ResultURL": self._data_url(rid),
+                },
+            )
+            return
+        result = self.rest.execute(run, save)
+        self._reply(200, result)
+
+
+def _int_param(query: dict[str, list[str]], key: str) -> int:
+    try:
+        return int(query.get(key, ["0"])[0] or 0)
+    except ValueError:
+        return 0
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    sidecar: Sidecar | None = None,
+    data_dir: str | Path | None = None,
+) -> RestServer:
+    """Start fortio's REST API on ``host:port`` (0 = any free port) in a background thread."""
+    return RestServer(host, port, sidecar, data_dir).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m chaosmesh_ext.load.rest --port P``: serve until SIGTERM/SIGINT."""
+    ap = argparse.ArgumentParser(prog="chaosmesh load serve", description=__doc__)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8080)
+    ap.add_argument("--data-dir", default=None)
+    args = ap.parse_args(argv)
+    server = serve(args.host, args.port, Sidecar.from_env(), args.data_dir)
+    print(f"fortio REST API on {server.url}rest/run (data in {server.data_dir})", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,477 @@
+"""The embedded mesh's Kubernetes-style HTTP API, served on 127.0.0.1.
+
+A threaded stdlib server speaking HTTP/1.1 with keep-alive: one thread per connection, so
+concurrent clients (kubectl, the extension's actions, probes polling the pod proxy) do not
+queue behind one another, and a write waiting on an Envoy push does not block reads.
+Routing follows kube-apiserver's paths; semantics live in ``store.Store``; this module only
+maps HTTP to store calls and back.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import discovery, resources, tables
+from .proxy import ProxyError, forward
+from .resources import ResourceType
+from .selectors import matches_selector
+from .status import ApiError, bad_request, method_not_allowed, path_not_found, service_unavailable
+from .store import Store
+
+# pilot-agent's port on an Istio pod: it serves the sidecar's merged stats there.
+PILOT_AGENT_PORT = 15020
+LOCAL_PORT_ANNOTATION = "chaosmesh.io/local-port"
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+# An extra endpoint (the daemon's): (method, query, body) -> (status code, JSON body).
+ExtraHandler = Callable[[str, dict[str, list[str]], bytes], tuple[int, Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a request path names, as kube-apiserver's router would read it."""
+
+    kind: str  # "discovery", "collection", "object", "proxy"
+    rt: ResourceType | None = None
+    version: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    rest: str = ""  # the proxied path
+    document: Any = None
+
+
+def parse_path(path: str) -> Route:
+    """Map a request path to a ``Route``; raise 404 ``ApiError`` for anything unknown."""
+    parts = [unquote(p) for p in path.split("/") if p]
+    if not parts:
+        raise path_not_found(path)
+    head = parts[0]
+    if head == "version" and len(parts) == 1:
+        return Route("discovery", document=discovery.SERVER_VERSION)
+    if head == "apis" and len(parts) == 1:
+        return Route("discovery", document=discovery.group_list())
+    if head == "apis" and len(parts) == 2:
+        doc = discovery.group(parts[1])
+        if doc is None:
+            raise path_not_found(path)
+        return Route("discovery", document=doc)
+    if head == "api" and len(parts) == 1:
+        return Route("discovery", document="core-versions")
+    if head == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif head == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        raise path_not_found(path)
+    if not rest:
+        doc = discovery.resource_list(group, version)
+        if doc is None:
+            raise path_not_found(path)
+        return Route("discovery", document=doc)
+    namespace: str | None = None
+    # /namespaces/{ns}/{plural}... ; but /namespaces and /namespaces/{name} are Namespace objects
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    rt = resources.find(group, version, rest[0])
+    if rt is None:
+        raise path_not_found(path)
+    if len(rest) == 1:
+        return Route("collection", rt, version, namespace)
+    name = rest[1]
+    if len(rest) == 2:
+        return Route("object", rt, version, namespace, name)
+    if rest[2] == "proxy" and rt.plural in ("services", "pods") and namespace:
+        # Decoded, as Go's URL.Path is: the official client sends "fortio%2Frest%2Fstatus".
+        tail = unquote("/".join(path.split("/proxy", 1)[1:]))
+        return Route("proxy", rt, version, namespace, name, rest=tail or "/")
+    raise path_not_found(path)
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    """``name``, ``name:port`` or ``scheme:name:port`` -> (name, port token)."""
+    pieces = target.split(":")
+    if len(pieces) == 3:
+        return pieces[1], pieces[2]
+    if len(pieces) == 2:
+        return pieces[0], pieces[1]
+    return pieces[0], ""
+
+
+class ApiServer:
+    """The HTTP face of a ``Store``; ``start()`` serves in a thread, ``stop()`` ends it."""
+
+    def __init__(
+        self,
+        store: Store,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        admin_url: str | Callable[[], str | None] | None = None,
+        proxy_timeout: float = 300.0,
+        extra: dict[str, ExtraHandler] | None = None,
+    ) -> None:
+        self.store = store
+        self.admin_url = admin_url
+        self.proxy_timeout = proxy_timeout
+        self.extra: dict[str, ExtraHandler] = dict(extra or {})
+        self._round_robin = 0
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.api = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def start(self) -> ApiServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="chaosmesh-api",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # ---- proxy targets -----------------------------------------------------------------
+    def service_endpoint(self, namespace: str, target: str) -> tuple[str, int]:
+        name, port_token = _split_target(target)
+        service = self.store.get(resources.SERVICES, namespace, name)
+        ports = (service.get("spec") or {}).get("ports") or []
+        if port_token:
+            wanted = [
+                p for p in ports if str(p.get("port")) == port_token or p.get("name") == port_token
+            ]
+            if not wanted:
+                raise service_unavailable(
+                    f'no endpoints available for service "{name}:{port_token}"'
+                )
+        selector = (service.get("spec") or {}).get("selector") or {}
+        pods, _ = self.store.list_objects(resources.PODS, namespace)
+        ready = [
+            p
+            for p in pods
+            if matches_selector(selector, (p.get("metadata") or {}).get("labels") or {})
+            and _pod_ready(p)
+        ]
+        if not ready:
+            raise service_unavailable(f'no endpoints available for service "{name}"')
+        self._round_robin += 1
+        pod = ready[self._round_robin % len(ready)]
+        return _pod_address(pod)
+
+    def pod_endpoint(self, namespace: str, target: str) -> tuple[str, int]:
+        name, port_token = _split_target(target)
+        pod = self.store.get(resources.PODS, namespace, name)
+        if port_token == str(PILOT_AGENT_PORT):
+            # A callable follows Envoy across supervisor restarts (its admin port changes).
+            admin = self.admin_url() if callable(self.admin_url) else self.admin_url
+            if not admin:
+                raise service_unavailable("the mesh's Envoy admin is not available")
+            split = urlsplit(admin)
+            return split.hostname or "127.0.0.1", int(split.port or 80)
+        return _pod_address(pod)
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _pod_address(pod: dict[str, Any]) -> tuple[str, int]:
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    ip = (pod.get("status") or {}).get("podIP") or "127.0.0.1"
+    return ip, int(annotations[LOCAL_PORT_ANNOTATION])
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = False
+    api: ApiServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    disable_nagle_algorithm = True  # no 40 ms stalls between header and body segments
+    server: _Server
+    server_version = "chaosmesh-api"
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, undeclared in typeshed
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: the daemon's log is for the mesh, not for every GET
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._handle("OPTIONS")
+
+    # ---- plumbing ----------------------------------------------------------------------
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            return self.rfile.read(length)
+        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        return b""
+
+    def _send(
+        self,
+        code: int,
+        payload: bytes,
+        content_type: str = "application/json",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        for key, value in headers or []:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Cache-Control", "no-cache, private")
+        # Header and body in one write: with Nagle off, two small writes still cost a packet.
+        self._headers_buffer.append(b"\r\n")
+        if self.command != "HEAD":
+            self._headers_buffer.append(payload)
+        self.flush_headers()
+
+    def _json(self, code: int, document: Any) -> None:
+        self._send(code, json.dumps(document, separators=(",", ":")).encode())
+
+    def _handle(self, method: str) -> None:
+        api = self.server.api
+        split = urlsplit(self.path)
+        query = parse_qs(split.query, keep_blank_values=True)
+        try:
+            body = self._body()
+            if split.path.startswith("/chaosmesh/"):
+                handler = api.extra.get(split.path.rstrip("/"))
+                if handler is None:
+                    raise path_not_found(split.path)
+                code, doc = handler(method, query, body)
+                self._json(code, doc)
+                return
+            if split.path.rstrip("/") == "/openapi/v2":
+                # kubectl's client-side validation (its fallback when /openapi/v3 is absent)
+                # needs this document, in protobuf. An empty message is a valid, empty
+                # OpenAPI v2 Document: no schema for any kind, so kubectl validates nothing and,
+                # for custom resources, computes a JSON merge patch, as against a cluster.
+                self._send(200, b"", OPENAPI_V2_PROTOBUF)
+                return
+            route = parse_path(split.path)
+            if route.kind == "proxy":
+                self._proxy(route, split.query, body)
+                return
+            if route.kind == "discovery":
+                if method not in ("GET", "HEAD"):
+                    raise method_not_allowed(f"the server does not allow {method} on {split.path}")
+                doc = route.document
+                if doc == "core-versions":
+                    doc = discovery.core_versions(f"127.0.0.1:{api.port}")
+                self._json(200, doc)
+                return
+            code, doc = self._resource(method, route, query, body)
+            if code == -1:
+                return  # streamed (watch)
+            self._json(code, doc)
+        except ApiError as exc:
+            self._json(exc.code, exc.to_status())
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:  # an answer, never a dropped connection, for a bug of ours
+            self._json(500, ApiError(500, "InternalError", f"internal error: {exc!r}").to_status())
+
+    def _resource(
+        self, method: str, route: Route, query: dict[str, list[str]], body: bytes
+    ) -> tuple[int, Any]:
+        store = self.server.api.store
+        rt = route.rt
+        assert rt is not None
+        namespace = route.namespace or ""
+        if rt.namespaced and route.kind == "object" and not route.namespace:
+            raise path_not_found(self.path)
+        one = {k: v[-1] for k, v in query.items()}
+        if one.get("dryRun"):
+            raise bad_request("dryRun is not supported by the embedded mesh's API")
+        accept = self.headers.get("Accept") or ""
+        if route.kind == "collection":
+            if method == "GET":
+                if one.get("watch") in ("1", "true"):
+                    self._watch(rt, route, one)
+                    return -1, None
+                items, revision = store.list_objects(
+                    rt,
+                    route.namespace if rt.namespaced else None,
+                    route.version,
+                    one.get("labelSelector"),
+                    one.get("fieldSelector"),
+                )
+                if tables.wants_table(accept):
+                    return 200, tables.to_table(
+                        rt.plural,
+                        items,
+                        revision,
+                        one.get("includeObject", "Metadata"),
+                        tables.table_version(accept),
+                    )
+                return 200, {
+                    "apiVersion": rt.api_version(route.version),
+                    "kind": f"{rt.kind}List",
+                    "metadata": {"resourceVersion": revision},
+                    "items": items,
+                }
+            if method == "POST":
+                if not route.namespace and rt.namespaced:
+                    raise method_not_allowed("create needs a namespace in the path")
+                return 201, store.create(rt, namespace, _decode(body), route.version)
+            raise method_not_allowed(
+                f"the server does not allow {method} on {rt.plural} collections"
+            )
+        name = route.name or ""
+        if method == "GET":
+            obj = store.get(rt, namespace, name, route.version)
+            if tables.wants_table(accept):
+                return 200, tables.to_table(
+                    rt.plural,
+                    [obj],
+                    obj["metadata"].get("resourceVersion", ""),
+                    one.get("includeObject", "Metadata"),
+                    tables.table_version(accept),
+                )
+            return 200, obj
+        if method == "PUT":
+            return 200, store.replace(rt, namespace, name, _decode(body), route.version)
+        if method == "PATCH":
+            return 200, store.patch(
+                rt, namespace, name, self.headers.get("Content-Type") or "", body, route.version
+            )
+        if method == "DELETE":
+            options = _decode(body) if body.strip() else None
+            return 200, store.delete(rt, namespace, name, options, route.version)
+        raise method_not_allowed(f"the server does not allow {method} on {rt.plural}")
+
+    def _proxy(self, route: Route, raw_query: str, body: bytes) -> None:
+        api = self.server.api
+        assert route.rt is not None and route.namespace and route.name
+        if route.rt.plural == "services":
+            host, port = api.service_endpoint(route.namespace, route.name)
+        else:
+            host, port = api.pod_endpoint(route.namespace, route.name)
+        path = route.rest if route.rest.startswith("/") else "/" + route.rest
+        if raw_query:
+            path += "?" + raw_query
+        try:
+            answer = forward(
+                self.command, host, port, path, dict(self.headers.items()), body, api.proxy_timeout
+            )
+        except ProxyError as exc:
+            raise ApiError(503, "ServiceUnavailable", str(exc)) from None
+        content_type = "application/octet-stream"
+        kept = []
+        for key, value in answer.headers:
+            if key.lower() == "content-type":
+                content_type = value
+            else:
+                kept.append((key, value))
+        self._send(answer.status, answer.body, content_type, kept)
+
+    def _watch(self, rt: ResourceType, route: Route, one: dict[str, str]) -> None:
+        """A polling watch: enough for ``kubectl delete --wait`` and ``get -w``.
+
+        Events come from comparing snapshots every 50 ms; the stream ends after
+        ``timeoutSeconds`` (capped at 5 minutes) like a real server's watch timeout.
+        """
+        store = self.server.api.store
+        timeout = min(float(one.get("timeoutSeconds") or 300), 300.0)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def snapshot() -> dict[tuple[str, str], dict[str, Any]]:
+            items, _ = store.list_objects(
+                rt,
+                route.namespace if rt.namespaced else None,
+                route.version,
+                one.get("labelSelector"),
+                one.get("fieldSelector"),
+            )
+            return {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in items}
+
+        def emit(kind: str, obj: dict[str, Any]) -> None:
+            line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+            self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+            self.wfile.flush()
+
+        seen = snapshot()
+        since = one.get("resourceVersion") or ""
+        if since in ("", "0"):
+            for obj in seen.values():
+                emit("ADDED", obj)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+                now = snapshot()
+                for key, obj in now.items():
+                    if key not in seen:
+                        emit("ADDED", obj)
+                    elif obj["metadata"].get("resourceVersion") != seen[key]["metadata"].get(
+                        "resourceVersion"
+                    ):
+                        emit("MODIFIED", obj)
+                for key, obj in seen.items():
+                    if key not in now:
+                        emit("DELETED", obj)
+                seen = now
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
+
+
+def _decode(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except ValueError as exc:
+        raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from None

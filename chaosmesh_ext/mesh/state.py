@@ -1,0 +1,153 @@
+"""The embedded mesh's state directory: ``mesh.json``, the lock, and the pids it started.
+
+``mesh.json`` (keys in docs/CONTRACTS.md) is written atomically by the daemon and read by
+``mesh status/url/down`` and by other layers. The daemon holds an exclusive ``flock`` on
+``mesh.lock`` for its lifetime, so "is a mesh up here?" has one answer even after a crash
+(the kernel drops the lock with the process) and two daemons never share a directory.
+Stopping is by recorded pid only, and only if that pid still runs the process we started
+(its start time is recorded too, so a recycled pid is never signalled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+DEFAULT_STATE_DIR = ".chaosmesh"
+MESH_JSON = "mesh.json"
+LOCK_FILE = "mesh.lock"
+PID_FILE = "mesh.pid"
+
+
+@dataclass(frozen=True)
+class StateDir:
+    root: Path
+
+    @property
+    def mesh_json(self) -> Path:
+        return self.root / MESH_JSON
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @property
+    def pid_path(self) -> Path:
+        return self.root / PID_FILE
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def daemon_log(self) -> Path:
+        return self.root / "daemon.log"
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.mesh_json.read_text())
+            return data
+        except (OSError, ValueError):
+            return None
+
+    def write(self, state: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.mesh_json.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+        os.replace(tmp, self.mesh_json)  # readers never see half a file
+
+    def clear(self) -> None:
+        for path in (self.mesh_json, self.pid_path, self.lock_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def is_locked(self) -> bool:
+        """True while a live daemon holds the lock."""
+        if not self.lock_path.exists():
+            return False
+        with open(self.lock_path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+
+class AlreadyRunning(RuntimeError):
+    """Another daemon holds this state directory."""
+
+
+def acquire_lock(state: StateDir) -> IO[str]:
+    """Take the directory's lock for this process's lifetime (keep the handle open)."""
+    state.root.mkdir(parents=True, exist_ok=True)
+    handle = open(state.lock_path, "a+")  # noqa: SIM115 - held until the daemon exits
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise AlreadyRunning(f"a mesh is already running in {state.root}") from None
+    state.pid_path.write_text(str(os.getpid()))
+    return handle
+
+
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (field 22 of /proc/pid/stat), None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    return text.rsplit(")", 1)[1].split()[19]
+
+
+def alive(pid: int, started: str | None = None) -> bool:
+    """Whether ``pid`` runs, and is the same process as recorded when ``started`` is given."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if Path(f"/proc/{pid}/stat").exists():
+        now = start_time(pid)
+        if now is None:
+            return False
+        # A zombie still "exists" for kill(0); treat it as gone.
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            return False
+        if started is not None and now != started:
+            return False
+    return True
+
+
+def stop_pid(pid: int, started: str | None = None, timeout: float = 5.0) -> bool:
+    """SIGTERM ``pid`` (only if it is still the recorded process), SIGKILL after ``timeout``.
+
+    Returns True when the process is gone.
+    """
+    if not alive(pid, started):
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid, started):
+            return True
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        if not alive(pid, started):
+            return True
+        time.sleep(0.05)
+    return not alive(pid, started)

@@ -1,0 +1,184 @@
+"""Which mesh an experiment runs against, and bringing the embedded one up for it.
+
+An experiment names its target in configuration (``mesh_target``: ``embedded``, the default,
+or ``kubernetes``), usually from the ``MESH_TARGET`` environment variable, so one file runs
+on a laptop and on a cluster. For the embedded target this module makes sure a mesh is
+running with the experiment's manifests (``mesh_manifests``) applied, and points the
+experiment's Kubernetes settings at it (``kubeconfig_path``) — after that, actions and probes
+take exactly the path they take on a cluster.
+
+Used by the safety-net control (``chaosmesh_ext.control``) and by ``chaosmesh run``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EMBEDDED = "embedded"
+KUBERNETES = "kubernetes"
+TARGETS = (EMBEDDED, KUBERNETES)
+
+STATE_DIR_ENV = "CHAOSMESH_STATE_DIR"
+KEEP_MESH_ENV = "CHAOSMESH_KEEP_MESH"
+DEFAULT_STATE_DIR = ".chaosmesh"
+# `mesh up` waits for every workload and Envoy itself; this bounds the whole command.
+MESH_UP_TIMEOUT_S = 90.0
+MESH_DOWN_TIMEOUT_S = 30.0
+
+
+class TargetError(RuntimeError):
+    """The experiment's target could not be prepared; the message says what to fix."""
+
+
+@dataclass
+class PreparedTarget:
+    """What preparing the target did, so releasing it undoes exactly that."""
+
+    target: str
+    state_dir: Path | None = None
+    started_mesh: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def target_of(configuration: Mapping[str, Any] | None) -> str:
+    """The experiment's target (``embedded`` unless configured otherwise)."""
+    value = str(
+        (configuration or {}).get("mesh_target") or os.environ.get("MESH_TARGET") or EMBEDDED
+    )
+    value = value.strip().lower()
+    if value not in TARGETS:
+        raise TargetError(
+            f"configuration mesh_target: unknown target {value!r}; use one of {', '.join(TARGETS)}"
+        )
+    return value
+
+
+def state_dir_of(configuration: Mapping[str, Any] | None) -> Path:
+    """Where the embedded mesh keeps its state (kubeconfig, mesh.json, logs)."""
+    raw = (configuration or {}).get("mesh_state_dir") or os.environ.get(STATE_DIR_ENV)
+    return Path(raw or DEFAULT_STATE_DIR).resolve()
+
+
+def manifests_of(configuration: Mapping[str, Any] | None) -> list[Path]:
+    """The manifest files the experiment wants on the embedded mesh, checked to exist."""
+    raw = (configuration or {}).get("mesh_manifests") or []
+    if isinstance(raw, str):
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    paths = [Path(str(item)) for item in raw]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise TargetError(
+            f"configuration mesh_manifests: {', '.join(missing)} not found "
+            f"(paths are relative to the directory chaos runs in: {Path.cwd()})"
+        )
+    return paths
+
+
+def read_mesh_state(state_dir: Path) -> dict[str, Any] | None:
+    """The running mesh's ``mesh.json``, or None when no mesh is up there."""
+    path = state_dir / "mesh.json"
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = state.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        return None
+    return state
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _chaosmesh(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "chaosmesh_ext.cli", *args]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise TargetError(
+            f"'chaosmesh {' '.join(args)}' did not finish within {timeout:.0f} s"
+        ) from exc
+
+
+def mesh_up(state_dir: Path, manifests: list[Path], namespace: str | None) -> None:
+    """Start the embedded mesh (or update the running one) with these manifests."""
+    args = ["mesh", "up", "--state-dir", str(state_dir)]
+    for manifest in manifests:
+        args += ["-f", str(manifest)]
+    if namespace:
+        args += ["--namespace", namespace]
+    proc = _chaosmesh(*args, timeout=MESH_UP_TIMEOUT_S)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip()
+        raise TargetError(f"embedded mesh: 'chaosmesh {' '.join(args)}' failed: {detail}")
+
+
+def mesh_down(state_dir: Path) -> None:
+    """Stop the embedded mesh at ``state_dir`` (no-op when none runs)."""
+    if read_mesh_state(state_dir) is None:
+        return
+    proc = _chaosmesh("mesh", "down", "--state-dir", str(state_dir), timeout=MESH_DOWN_TIMEOUT_S)
+    if proc.returncode != 0:
+        raise TargetError(f"embedded mesh: 'chaosmesh mesh down' failed: {proc.stderr.strip()}")
+
+
+def gateway_url(state: Mapping[str, Any], port: int | None = None) -> str | None:
+    """The local URL of the mesh's ingress gateway (the first, or the one on ``port``)."""
+    for gateway in state.get("gateways") or []:
+        if port is None or gateway.get("port") == port:
+            url = gateway.get("url")
+            return str(url) if url else None
+    return None
+
+
+def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
+    """Make the experiment's target ready and point ``configuration`` at it.
+
+    On the embedded target: brings the mesh up if needed, applies ``mesh_manifests``, and
+    sets ``kubeconfig_path`` (and ``gateway_url`` when the experiment left it empty) in the
+    live configuration, so every later activity reaches the mesh like a cluster.
+    """
+    config: MutableMapping[str, Any] = configuration if configuration is not None else {}
+    target = target_of(config)
+    if target == KUBERNETES:
+        return PreparedTarget(target=target)
+
+    state_dir = state_dir_of(config)
+    was_up = read_mesh_state(state_dir) is not None
+    namespace = config.get("mesh_namespace") or config.get("ns")
+    mesh_up(state_dir, manifests_of(config), str(namespace) if namespace else None)
+    state = read_mesh_state(state_dir)
+    if state is None:
+        raise TargetError(f"embedded mesh: 'mesh up' returned but no mesh runs in {state_dir}")
+
+    settings: dict[str, Any] = {"kubeconfig_path": str(state["kubeconfig"])}
+    url = gateway_url(state)
+    if url and not config.get("gateway_url"):
+        settings["gateway_url"] = url
+    config.update(settings)
+    return PreparedTarget(
+        target=target, state_dir=state_dir, started_mesh=not was_up, settings=settings
+    )
+
+
+def release(prepared: PreparedTarget) -> None:
+    """Stop the embedded mesh if ``prepare`` started it (unless asked to keep it)."""
+    if prepared.target != EMBEDDED or not prepared.started_mesh or prepared.state_dir is None:
+        return
+    if os.environ.get(KEEP_MESH_ENV, "").lower() in ("1", "true", "yes"):
+        return
+    mesh_down(prepared.state_dir)

@@ -1,0 +1,43 @@
+"""The embedded mesh's istiod: Kubernetes/Istio objects in, Envoy v3 JSON out, no I/O.
+
+``translate(snapshot)`` is pure and deterministic: the same snapshot gives the same resources
+in the same order, so the Envoy adapter can skip pushes that change nothing. One module per
+Istio field group, as in istiod: ``clusters`` (DestinationRule), ``routes`` / ``retries`` /
+``faults`` (VirtualService http), ``sidecar`` and ``gateways`` (route configurations),
+``listeners`` / ``access_log`` (listeners and their HTTP connection manager).
+"""
+
+from __future__ import annotations
+
+from .clusters import build_clusters, service_fqdn, service_ports
+from .gateways import gateway_route_configs
+from .listeners import build_listener
+from .model import Endpoint, EnvoyResources, MeshSnapshot
+from .names import cluster_name
+from .sidecar import outbound_route_configs
+
+__all__ = ["Endpoint", "EnvoyResources", "MeshSnapshot", "cluster_name", "translate"]
+
+
+def translate(snapshot: MeshSnapshot) -> EnvoyResources:
+    """istiod's output for one Envoy that is every sidecar and the ingress gateway at once."""
+    fqdn_ports = {service_fqdn(s, snapshot.domain): service_ports(s) for s in snapshot.services}
+    routes = outbound_route_configs(snapshot) + gateway_route_configs(snapshot, fqdn_ports)
+    listeners = []
+    for config in routes:
+        if config["name"].startswith("http."):
+            port = int(config["name"].removeprefix("http."))
+            name, prefix = f"gateway_{port}", f"gateway_{port}"
+        else:
+            port = int(config["name"])
+            name, prefix = f"0.0.0.0_{port}", f"outbound_0.0.0.0_{port}"
+        listeners.append(
+            build_listener(
+                name,
+                snapshot.listener_ports.get(name, 0),
+                config["name"],
+                prefix,
+                snapshot.access_log_dir,
+            )
+        )
+    return EnvoyResources(listeners=listeners, clusters=build_clusters(snapshot), routes=routes)

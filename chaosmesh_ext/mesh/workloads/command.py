@@ -1,0 +1,102 @@
+"""The command workload: run the user's own program as a replica, and keep it running.
+
+The program (``chaosmesh.io/command``, split like a shell would but run without one) gets
+its port in ``PORT`` and the sidecar's environment. If it exits it is started again after a
+backoff (0.5 s doubling to 30 s, back to 0.5 s after a run of 10 s or more), like a pod's
+container restarts. SIGTERM stops it (its whole process group) and then this supervisor.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+MIN_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+HEALTHY_RUN = 10.0  # a run this long resets the backoff
+STOP_GRACE = 5.0  # SIGTERM, then SIGKILL after this long
+_PR_SET_PDEATHSIG = 1
+
+
+def _say(name: str, message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {name}: {message}", file=sys.stderr, flush=True)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """Linux: have the kernel SIGTERM the program if this supervisor is killed outright."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return preexec
+
+
+def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(child.pid, sig)  # the program runs in its own session: its group id is its pid
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is not None:
+        return
+    _signal_group(child, signal.SIGTERM)
+    try:
+        child.wait(STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        _signal_group(child, signal.SIGKILL)
+        child.wait(STOP_GRACE)
+
+
+def supervise(argv: list[str], name: str) -> int:
+    """Run ``argv`` until SIGTERM/SIGINT, restarting it with backoff; the exit code."""
+    stopping = threading.Event()
+    child: subprocess.Popen[bytes] | None = None
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+        if child is not None and child.poll() is None:
+            _signal_group(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    backoff = MIN_BACKOFF
+    preexec = _die_with_parent()
+    while not stopping.is_set():
+        started = time.monotonic()
+        try:
+            child = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=preexec
+            )
+        except OSError as exc:
+            # A program that is missing or not executable will not appear by retrying.
+            _say(name, f"cannot start {argv[0]!r}: {exc.strerror or exc}")
+            return 127 if isinstance(exc, FileNotFoundError) else 126
+        _say(name, f"started pid {child.pid}: {' '.join(argv)}")
+        code = child.wait()
+        if stopping.is_set():
+            break
+        ran = time.monotonic() - started
+        if ran >= HEALTHY_RUN:
+            backoff = MIN_BACKOFF
+        _say(name, f"exited with code {code} after {ran:.1f}s; restarting in {backoff:g}s")
+        stopping.wait(backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF)
+    if child is not None:
+        _stop(child)
+    _say(name, "stopped")
+    return 0

@@ -1,0 +1,89 @@
+"""From a Deployment manifest to the specs of its replicas (pure).
+
+The daemon owns ports, the outbound map and the state directory; everything else a replica
+needs (kind, pod name, labels, version, annotations, sidecar identity) comes from the
+manifest, and is read here so every replica of every Deployment is described the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from chaosmesh_ext._sidecar import Sidecar
+
+from .kinds import workload_kind
+from .spec import WorkloadSpec
+
+# Label keys that name a pod's version, first found wins. Istio's convention is `version`;
+# the seed's canary Deployments use `app: v1` / `app: v2` instead.
+VERSION_LABELS = ("version", "app.kubernetes.io/version", "app")
+
+
+def _template(deployment: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (deployment.get("spec") or {}).get("template") or {}
+
+
+def replica_count(deployment: Mapping[str, Any]) -> int:
+    """``spec.replicas`` (Kubernetes' default 1); ValueError naming the field if invalid."""
+    replicas = (deployment.get("spec") or {}).get("replicas", 1)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+        meta = deployment.get("metadata") or {}
+        raise ValueError(
+            f"Deployment {meta.get('namespace') or 'default'}/{meta.get('name')}: spec.replicas: "
+            f"must be a whole number >= 0, got {replicas!r}"
+        )
+    return replicas
+
+
+def pod_labels(deployment: Mapping[str, Any]) -> dict[str, str]:
+    labels = (_template(deployment).get("metadata") or {}).get("labels") or {}
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def version_of(labels: Mapping[str, str]) -> str | None:
+    return next((labels[key] for key in VERSION_LABELS if key in labels), None)
+
+
+def merged_annotations(deployment: Mapping[str, Any]) -> dict[str, str]:
+    """The Deployment's annotations overlaid with its pod template's (the pods' win)."""
+    outer = (deployment.get("metadata") or {}).get("annotations") or {}
+    inner = (_template(deployment).get("metadata") or {}).get("annotations") or {}
+    return {str(k): str(v) for k, v in {**outer, **inner}.items()}
+
+
+def replica_specs(
+    deployment: Mapping[str, Any],
+    ports: Sequence[int],
+    outbound: Mapping[int, tuple[str, int]],
+    log_dir: Path,
+    default_namespace: str = "default",
+) -> list[WorkloadSpec]:
+    """One spec per replica, pods named ``<deployment>-<index>``, one port each."""
+    meta = deployment.get("metadata") or {}
+    name = str(meta.get("name") or "")
+    namespace = str(meta.get("namespace") or default_namespace)
+    count = replica_count(deployment)
+    if len(ports) != count:
+        raise ValueError(
+            f"Deployment {namespace}/{name}: {count} replicas need {count} ports, got {len(ports)}"
+        )
+    kind = workload_kind(deployment)
+    labels = pod_labels(deployment)
+    sidecar = Sidecar(outbound=dict(outbound), workload=name, namespace=namespace, labels=labels)
+    return [
+        WorkloadSpec(
+            kind=kind,
+            deployment=name,
+            namespace=namespace,
+            pod=f"{name}-{index}",
+            port=port,
+            log_path=log_dir / f"{namespace}.{name}-{index}.log",
+            labels=labels,
+            version=version_of(labels),
+            annotations=merged_annotations(deployment),
+            sidecar=sidecar,
+        )
+        for index, port in enumerate(ports)
+    ]

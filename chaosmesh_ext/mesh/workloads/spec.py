@@ -1,0 +1,163 @@
+"""What one workload replica is, and the command line that runs it (pure).
+
+The daemon fills a :class:`WorkloadSpec` per pod; :func:`command_line` turns it into the
+``python -m chaosmesh_ext.mesh.workloads <kind> ...`` invocation plus its environment, after
+checking every annotation the kind needs, so a bad manifest fails before anything starts.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from chaosmesh_ext._sidecar import Sidecar
+
+from .kinds import (
+    COMMAND_ANNOTATION,
+    KINDS,
+    PROXY_TIMEOUT_ANNOTATION,
+    UPSTREAM_ANNOTATION,
+)
+
+# nginx's proxy_read_timeout default: the proxy waits this long for its upstream.
+DEFAULT_PROXY_TIMEOUT = 60.0
+FORTIO_MODULE = "chaosmesh_ext.load.rest"
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """One replica of a Deployment, as the embedded mesh runs it."""
+
+    kind: str
+    deployment: str
+    namespace: str
+    pod: str
+    port: int
+    log_path: Path
+    labels: Mapping[str, str] = field(default_factory=dict)
+    version: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    sidecar: Sidecar = field(default_factory=Sidecar)
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind} workload {self.namespace}/{self.pod} (Deployment {self.deployment})"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where a proxy workload sends its requests (``chaosmesh.io/upstream``)."""
+
+    host: str
+    port: int
+    base_path: str
+
+    @property
+    def host_header(self) -> str:
+        # As a client would write it: the default port is left out.
+        return self.host if self.port == 80 else f"{self.host}:{self.port}"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_seconds(text: str, where: str) -> float:
+    """``"60s"``, ``"2.5s"``, ``"500ms"``, ``"1m"`` or a bare number of seconds; > 0."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"{where}: expected a duration such as '60s' or '500ms', got {text!r}")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"{where}: must be greater than 0, got {text!r}")
+    return seconds
+
+
+def parse_upstream(url: str, where: str) -> Upstream:
+    """Split ``http://tomcat-svc:8080[/base]`` into host, port and base path."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or 80
+    except ValueError as exc:
+        raise ValueError(f"{where}: not a valid URL {url!r}: {exc}") from None
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"{where}: expected an http:// URL with a host, got {url!r}")
+    return Upstream(host=parts.hostname, port=port, base_path=parts.path.rstrip("/"))
+
+
+def split_command(command: str, where: str) -> list[str]:
+    """The user's command as an argv list (shell-like quoting, but no shell runs it)."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise ValueError(f"{where}: cannot split {command!r}: {exc}") from None
+    if not argv:
+        raise ValueError(f"{where}: is empty")
+    return argv
+
+
+def _annotation_where(spec: WorkloadSpec, key: str) -> str:
+    return f"Deployment {spec.namespace}/{spec.deployment}: annotation {key}"
+
+
+def _required(spec: WorkloadSpec, key: str) -> str:
+    value = spec.annotations.get(key)
+    if value is None or not str(value).strip():
+        raise ValueError(
+            f"Deployment {spec.namespace}/{spec.deployment}: the {spec.kind} workload needs "
+            f"the annotation {key}"
+        )
+    return str(value)
+
+
+def command_line(spec: WorkloadSpec) -> tuple[list[str], dict[str, str]]:
+    """argv and the extra environment for ``spec``; ``ValueError`` on a bad spec."""
+    if spec.kind not in KINDS:
+        raise ValueError(
+            f"Deployment {spec.namespace}/{spec.deployment}: kind: unknown workload "
+            f"{spec.kind!r}, expected one of {', '.join(KINDS)}"
+        )
+    if not 0 < spec.port < 65536:
+        raise ValueError(f"{spec.name}: port: must be in 1..65535, got {spec.port}")
+    env = {**spec.sidecar.to_env(), "PYTHONUNBUFFERED": "1"}
+    if spec.kind == "fortio":
+        # The load layer's REST server is the fortio stand-in; it reads the sidecar itself.
+        return [sys.executable, "-m", FORTIO_MODULE, "--port", str(spec.port)], env
+    argv = [
+        sys.executable,
+        "-m",
+        "chaosmesh_ext.mesh.workloads",
+        spec.kind,
+        "--port",
+        str(spec.port),
+        "--deployment",
+        spec.deployment,
+        "--namespace",
+        spec.namespace,
+        "--pod",
+        spec.pod,
+    ]
+    if spec.version is not None:
+        argv += ["--version", spec.version]
+    if spec.kind == "proxy":
+        upstream = _required(spec, UPSTREAM_ANNOTATION)
+        parse_upstream(upstream, _annotation_where(spec, UPSTREAM_ANNOTATION))
+        argv += ["--upstream", upstream]
+        timeout = spec.annotations.get(PROXY_TIMEOUT_ANNOTATION)
+        seconds = (
+            DEFAULT_PROXY_TIMEOUT
+            if timeout is None
+            else parse_seconds(timeout, _annotation_where(spec, PROXY_TIMEOUT_ANNOTATION))
+        )
+        argv += ["--timeout", repr(seconds)]
+    elif spec.kind == "command":
+        command = _required(spec, COMMAND_ANNOTATION)
+        split_command(command, _annotation_where(spec, COMMAND_ANNOTATION))
+        argv += ["--command", command]
+        env["PORT"] = str(spec.port)
+    return argv, env

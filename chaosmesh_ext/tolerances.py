@@ -1,0 +1,81 @@
+"""Chaos Toolkit tolerances for load results.
+
+``slo`` checks several bounds of one load run at once (a ``"type": "probe"`` tolerance),
+and logs each bound that failed with the measured value and how far off it was, so a
+journal says *why* the steady state was not met.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .load.results import flat_summary
+
+__all__ = ["slo"]
+
+logger = logging.getLogger("chaostoolkit")
+
+
+def _flat(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"slo: expected a load result (dict), got {type(value).__name__}")
+    if "count" in value and "error_rate" in value:
+        return dict(value)
+    if "DurationHistogram" in value:  # a raw fortio result
+        return flat_summary(dict(value))
+    raise TypeError("slo: the value has neither flat load keys nor a fortio DurationHistogram")
+
+
+def slo(
+    value: Any = None,
+    max_error_rate: float | None = None,
+    max_p99_ms: float | None = None,
+    max_p50_ms: float | None = None,
+    max_p90_ms: float | None = None,
+    min_qps: float | None = None,
+    expect_codes: Iterable[int | str] | None = None,
+) -> bool:
+    """True when every given bound holds for this load run; each failure is logged.
+
+    ``expect_codes``: the only HTTP codes allowed (e.g. ``[200]``, or ``[200, 503]`` for a
+    breaker test); any other code seen fails the check.
+    """
+    flat = _flat(value)
+    failures: list[str] = []
+
+    def above(key: str, limit: float | None, unit: str) -> None:
+        if limit is None:
+            return
+        got = float(flat.get(key, 0.0))
+        if got > float(limit):
+            over = got - float(limit)
+            failures.append(f"{key} {got:g}{unit} > {limit:g}{unit} (over by {over:g}{unit})")
+
+    above("error_rate", max_error_rate, "")
+    above("p50_ms", max_p50_ms, " ms")
+    above("p90_ms", max_p90_ms, " ms")
+    above("p99_ms", max_p99_ms, " ms")
+    if min_qps is not None:
+        got = float(flat.get("qps", 0.0))
+        if got < float(min_qps):
+            failures.append(f"qps {got:g} < {float(min_qps):g} (short by {float(min_qps) - got:g})")
+    if expect_codes is not None:
+        allowed = {int(c) for c in expect_codes}
+        codes = {int(k): int(v) for k, v in (flat.get("codes") or {}).items()}
+        unexpected = {c: n for c, n in sorted(codes.items()) if c not in allowed and n}
+        if unexpected:
+            seen = ", ".join(f"{c} x{n}" for c, n in unexpected.items())
+            failures.append(f"unexpected codes {seen} (allowed: {sorted(allowed)})")
+    for failure in failures:
+        logger.warning("slo not met: %s", failure)
+    if not failures:
+        logger.info(
+            "slo met: %d calls, error rate %.4g, p99 %.4g ms, %.4g qps",
+            flat.get("count", 0),
+            flat.get("error_rate", 0.0),
+            flat.get("p99_ms", 0.0),
+            flat.get("qps", 0.0),
+        )
+    return not failures

@@ -1,0 +1,21 @@
+"""Shared test settings: every test runs from the repository root, with its own ledger and mesh state.
+
+Layer fixtures live in each layer's own ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_state(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep ledgers and mesh state out of the user's home and working tree."""
+    base = tmp_path_factory.mktemp("chaosmesh-home")
+    os.environ.setdefault("CHAOSMESH_LEDGER_DIR", str(base / "ledger"))
+    os.environ.setdefault("CHAOSMESH_STATE_DIR", str(base / "mesh"))

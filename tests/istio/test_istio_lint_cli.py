@@ -1,0 +1,120 @@
+"""``chaosmesh lint`` as users run it: text and JSON output, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from chaosmesh_ext.cli import main
+from chaosmesh_ext.commands.lint import command
+
+from .seed import FIXTURES
+
+
+def test_the_seed_retry_section_fails_with_both_hosts_named() -> None:
+    result = CliRunner().invoke(main, ["lint", "-f", str(FIXTURES / "retry")])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    vs_file = FIXTURES / "retry" / "virtual-retry.yaml"
+    assert lines[0].startswith(
+        f"{vs_file}:7: error: VirtualService default/nginx-svc: spec.hosts[0]: host 'nginx-vs'"
+    )
+    assert lines[2].startswith(
+        f"{vs_file}:22: error: VirtualService default/tomcat-svc: spec.hosts[0]: host 'tomcat-vs'"
+    )
+    assert lines[-1] == "2 error(s), 0 warning(s), 1 info"
+
+
+def test_clean_files_exit_0() -> None:
+    result = CliRunner().invoke(
+        command,
+        [
+            "-f",
+            str(FIXTURES / "canary"),
+            "-n",
+            "istio-test",
+            "-f",
+            str(FIXTURES / "circuit-breaking" / "destinationrule.yaml"),
+            "-f",
+            str(FIXTURES / "circuit-breaking" / "httpbin.yaml"),
+        ],
+    )
+    assert (result.exit_code, result.output) == (0, "no problems found\n")
+
+
+def test_warnings_alone_exit_0(tmp_path: Path) -> None:
+    text = (
+        (FIXTURES / "timeout" / "virtual-tomcat.yaml").read_text().replace("value: 100", "value: 0")
+    )
+    (tmp_path / "vs.yaml").write_text(text)
+    result = CliRunner().invoke(
+        command, ["-f", str(tmp_path), "-f", str(FIXTURES / "timeout" / "services.yaml")]
+    )
+    assert result.exit_code == 0
+    assert (
+        ": warning: VirtualService default/tomcat-vs: spec.http[0].fault.delay.percentage.value: "
+        in result.output
+    )
+
+
+def test_json_output() -> None:
+    result = CliRunner().invoke(command, ["-f", str(FIXTURES / "slips"), "--format", "json"])
+    assert result.exit_code == 1
+    body = json.loads(result.output)
+    assert body["summary"] == {"error": 2, "warning": 1, "info": 0}
+    assert {f["field"] for f in body["findings"]} == {
+        "spec.http[0].fault.delay.percentage",
+        "spec.http[0].fault.delay.value",
+        "spec.http[0].reties",
+    }
+    assert all(f["file"].endswith("explained.yaml") and f["line"] for f in body["findings"])
+
+
+def test_malformed_yaml_exits_1_with_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: [\n")
+    result = CliRunner().invoke(command, ["-f", str(bad)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"{bad}:3: error: malformed YAML at line 3")
+
+
+def test_file_is_required() -> None:
+    result = CliRunner().invoke(command, [])
+    assert result.exit_code == 2
+    assert "Missing option '-f'" in result.output
+
+
+def test_the_installed_command_runs_as_a_process() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chaosmesh_ext.cli",
+            "lint",
+            "-f",
+            str(FIXTURES / "retry"),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["summary"]["error"] == 2
+
+
+def test_standard_input_as_kubectl_does() -> None:
+    text = (FIXTURES / "retry" / "virtual-retry.yaml").read_text()
+    result = CliRunner().invoke(
+        command, ["-f", "-", "-f", str(FIXTURES / "retry" / "services.yaml")], input=text
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "<stdin>:7: error: VirtualService default/nginx-svc: spec.hosts[0]: "
+    )

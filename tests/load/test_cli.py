@@ -1,0 +1,104 @@
+"""``chaosmesh load`` and ``chaosmesh load serve`` as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ._target import Reply, Target
+
+CHAOSMESH = [sys.executable, "-m", "chaosmesh_ext.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CHAOSMESH, "load", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+
+
+def test_text_report_has_code_and_target_lines(make_target: Callable[..., Target]) -> None:
+    t = make_target(lambda i, *_: Reply(503 if i % 5 == 0 else 200))
+    proc = _load("-c", "2", "-qps", "0", "-n", "20", t.url + "/get")
+    assert proc.returncode == 0, proc.stderr
+    assert "Code 200 : 16 (80.0 %)" in proc.stdout
+    assert "Code 503 : 4 (20.0 %)" in proc.stdout
+    assert "# target 99% " in proc.stdout
+    assert "All done 20 calls (plus 0 warmup)" in proc.stdout
+
+
+def test_json_to_stdout_and_double_dash_flags(target: Target) -> None:
+    proc = _load("--c", "1", "--qps", "0", "--n", "5", "-json", "-", target.url)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["RetCodes"] == {"200": 5}
+    assert "Code 200 : 5 (100.0 %)" in proc.stderr  # the report moves to stderr
+
+
+def test_json_to_a_file(target: Target, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    proc = _load("-n", "4", "-qps", "-1", "-json", str(out), target.url)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["DurationHistogram"]["Count"] == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-c", "0"], "-c: number of connections must be at least 1"),
+        (["-qps", "abc"], "-qps: must be a number, got 'abc'"),
+        (["-n", "5", "-t", "1s"], "either -n"),
+        (["-t", "soon"], "-t: expected a duration"),
+        (["-H", "no colon"], "-H: expected 'Name: value'"),
+    ],
+)
+def test_bad_input_is_refused_and_sends_nothing(
+    target: Target, args: list[str], message: str
+) -> None:
+    proc = _load(*args, target.url)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert target.connections == 0
+
+
+def test_malformed_and_unreachable_urls() -> None:
+    proc = _load("-n", "2", "http://[::1/")
+    assert proc.returncode != 0 and "malformed URL" in proc.stderr
+    proc = _load("-n", "2", "http://127.0.0.1:1/x")
+    assert proc.returncode != 0
+    assert "cannot reach http://127.0.0.1:1/x" in proc.stderr and "no load was sent" in proc.stderr
+
+
+def test_serve_runs_fortios_rest_api(target: Target, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*CHAOSMESH, "load", "serve", "--port", "0", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "fortio REST API on http://127.0.0.1:" in line, proc.stderr
+        base = line.split(" on ", 1)[1].split("rest/run")[0]
+        url = f"{base}rest/run?url={target.url}&n=3&c=1&qps=-1"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            assert json.loads(resp.read())["RetCodes"] == {"200": 3}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert proc.returncode == 0

@@ -1,0 +1,123 @@
+"""Fixtures for the workload tests: start real workload processes, stop them by pid."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from chaosmesh_ext._sidecar import Sidecar
+from chaosmesh_ext.mesh.workloads import WorkloadSpec, launch, wait_ready
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (as the daemon picks one: bind port 0)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+def call(
+    port: int,
+    path: str = "/",
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 15.0,
+    conn: http.client.HTTPConnection | None = None,
+) -> Answer:
+    """One HTTP request; on ``conn`` when given (keep-alive), else on a new connection."""
+    own = conn is None
+    connection = conn or http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=dict(headers or {}))
+        response = connection.getresponse()
+        return Answer(response.status, response.headers, response.read())
+    finally:
+        if own:
+            connection.close()
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[bytes]
+    spec: WorkloadSpec
+
+    @property
+    def port(self) -> int:
+        return self.spec.port
+
+    def log(self) -> str:
+        return self.spec.log_path.read_text(errors="replace")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+StartWorkload = Callable[..., Running]
+
+
+@pytest.fixture
+def start_workload(tmp_path: Path) -> Iterator[StartWorkload]:
+    """Start a workload and wait until it accepts; every one started is stopped after."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        kind: str,
+        deployment: str = "appv1",
+        version: str | None = "v1",
+        annotations: Mapping[str, str] | None = None,
+        sidecar: Sidecar | None = None,
+        labels: Mapping[str, str] | None = None,
+        pod: str | None = None,
+        ready: bool = True,
+    ) -> Running:
+        pod = pod or f"{deployment}-{len(started)}"
+        spec = WorkloadSpec(
+            kind=kind,
+            deployment=deployment,
+            namespace="istio-test",
+            pod=pod,
+            port=free_port(),
+            log_path=tmp_path / f"{pod}.log",
+            labels=dict(labels or {}),
+            version=version,
+            annotations=dict(annotations or {}),
+            sidecar=sidecar or Sidecar(),
+        )
+        process = launch(spec)
+        started.append(process)
+        if ready:
+            wait_ready(HOST, spec.port, 20.0, process=process)
+        return Running(process, spec)
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            stop(process)
