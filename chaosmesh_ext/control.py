@@ -6,11 +6,14 @@ SIGTERM, a tripped safeguard), but still calls the experiment-level
 
 - ``configure_control``: fixes the run id (``CHAOSMESH_RUN_ID``, or the configuration key
   ``chaosmesh_run_id``, or a new one) and puts it in the live configuration, so every action
-  and the ``restore`` rollback of this run share one ledger;
+  and the ``restore`` rollback of this run share one ledger; on the embedded target
+  (``mesh_target``, default ``embedded``) it also brings the embedded mesh up with the
+  experiment's ``mesh_manifests`` and points ``kubeconfig_path`` at it (``mesh.target``);
 - ``before_experiment_control``: notes the run id in the journal;
 - ``after_experiment_control``: restores every object the run left changed and records what
   it restored in the journal (``experiment.extensions``, entry ``chaosmesh``);
-- ``cleanup_control``: the same, for runs that never reached ``after_experiment_control``.
+- ``cleanup_control``: the same, for runs that never reached ``after_experiment_control``;
+  then stops the embedded mesh if this run started it.
 
 Restore is idempotent, so a run whose rollbacks already restored everything is a no-op.
 Declare it in an experiment as::
@@ -27,8 +30,11 @@ import logging
 import os
 from typing import Any
 
+from chaoslib.exceptions import InterruptExecution
+
 from chaosmesh_ext.kube.ledger import RUN_ID_ENV, Ledger, new_run_id, set_run_id
 from chaosmesh_ext.kube.restore import Outcome, restore_ledger
+from chaosmesh_ext.mesh import target as mesh_target
 
 __all__ = [
     "after_experiment_control",
@@ -42,7 +48,12 @@ RUN_ID_KEY = "chaosmesh_run_id"
 EXTENSION_NAME = "chaosmesh"
 
 # cleanup_control gets no arguments: keep what configure_control was given.
-_state: dict[str, Any] = {"run_id": None, "configuration": None, "secrets": None}
+_state: dict[str, Any] = {
+    "run_id": None,
+    "configuration": None,
+    "secrets": None,
+    "prepared": None,
+}
 
 
 def _flat_secrets(secrets: Any) -> dict[str, Any]:
@@ -69,6 +80,14 @@ def configure_control(
     logger.info(
         f"chaosmesh: run id {run_id} (restore leftovers with: chaosmesh restore --run {run_id})"
     )
+    try:
+        prepared = mesh_target.prepare(configuration)
+    except mesh_target.TargetError as exc:
+        # Without its target no activity can mean anything: stop the run, say why.
+        raise InterruptExecution(f"chaosmesh: {exc}") from exc
+    _state["prepared"] = prepared
+    if prepared.target == mesh_target.EMBEDDED:
+        logger.info(f"chaosmesh: embedded mesh ready ({prepared.settings.get('kubeconfig_path')})")
 
 
 def _extension(state: Any) -> dict[str, Any] | None:
@@ -159,5 +178,13 @@ def after_experiment_control(
 
 
 def cleanup_control() -> None:
-    """Last chance in the process: restore anything still outstanding for this run."""
+    """Last chance in the process: restore anything still outstanding, then release the target."""
     _restore_and_record(None, _state["configuration"], _state["secrets"], "cleanup")
+    prepared = _state.get("prepared")
+    if prepared is None:
+        return
+    _state["prepared"] = None
+    try:
+        mesh_target.release(prepared)
+    except mesh_target.TargetError as exc:
+        logger.error(f"chaosmesh: {exc}")

@@ -17,7 +17,7 @@ def use_colour(choice: bool | None, stream: object = None) -> bool:
     """Colour only for a terminal, and never when NO_COLOR is set (no-color.org)."""
     if choice is not None:
         return choice
-    if os.environ.get("NO_COLOR"):
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
     stream = stream or sys.stdout
     isatty = getattr(stream, "isatty", None)

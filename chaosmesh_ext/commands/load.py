@@ -96,11 +96,20 @@ def build_options(
     return validate(options)
 
 
+class _RunCommand(click.Command):
+    """Shows ``chaosmesh load [OPTIONS] URL`` (not ``load run``) in usage and errors."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage("chaosmesh load", "[OPTIONS] URL   (or: chaosmesh load serve)")
+
+
 def _flag(*names: str, **kw: Any) -> Any:
     return click.option(*names, **kw)
 
 
-@command.command("run", context_settings={"help_option_names": ["-h", "--help"]})
+@command.command(
+    "run", cls=_RunCommand, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @_flag(
     "-c", "--c", "c", default=None, help="Number of connections/goroutines (fortio -c, default 4)."
 )

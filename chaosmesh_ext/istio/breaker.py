@@ -108,13 +108,15 @@ def apply_circuit_breaker(
         block_name, group, field, kind = FIELDS[argument]
         where = f"{base}.{block_name}.{group + '.' if group else ''}{field}"
         value = _checked(out, where, argument, value, kind)
-        if block_name not in policy:
+        if not isinstance(policy.get(block_name), dict):  # absent, or null
             top = out["spec"].get("trafficPolicy") or {}
             inherited = top.get(block_name) if subset else None
             policy[block_name] = copy.deepcopy(inherited) if isinstance(inherited, Mapping) else {}
         block = policy[block_name]
         if group:
-            block = block.setdefault(group, {})
+            if not isinstance(block.get(group), dict):
+                block[group] = {}
+            block = block[group]
         block[field] = value
     return check_result(KIND, dr if dr is not None else {}, out)
 

@@ -11,9 +11,9 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from chaosmesh_ext.istio import schema
 from chaosmesh_ext.istio.errors import IstioError
 from chaosmesh_ext.istio.resources import FAULT_ROUTE_PREFIX
-from chaosmesh_ext.istio import schema
 from chaosmesh_ext.istio.validate import check_shape, validate
 
 RouteRef = int | str | None

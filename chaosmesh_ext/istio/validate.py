@@ -81,11 +81,13 @@ GATEWAY_PROTOCOLS = frozenset(
         "GRPC",
         "GRPC-WEB",
         "HTTP2",
+        "HTTP_PROXY",
         "MONGO",
         "REDIS",
         "MYSQL",
         "TCP",
         "TLS",
+        "UDP",
     }
 )
 _HTTP_STATUS_TEXT = {int(s) for s in http.HTTPStatus}

@@ -44,7 +44,9 @@ _STAT_PREFIX = (
     r"default\.total_match_count|health_check\.|tls\.|ssl\."
 )
 _TEXT_LINE = re.compile(
-    rf"^cluster\.(outbound\|[^|]*\|[^|]*\|\S+?)\.((?:{_STAT_PREFIX})[A-Za-z0-9_.]*):\s*(\d+)\s*$"
+    # Istio names stats by alt_stat_name "<cluster>;" -> "cluster.<cluster>;.upstream_..."
+    rf"^cluster\.(outbound\|[^|]*\|[^|]*\|[^;\s]+?);?\."
+    rf"((?:{_STAT_PREFIX})[A-Za-z0-9_.]*):\s*(\d+)\s*$"
 )
 
 

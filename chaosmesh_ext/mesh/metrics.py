@@ -15,7 +15,9 @@ views from ``<state>/access.jsonl`` (one JSON object per request) and ``<state>/
 It serves ``istio_requests_total`` and ``istio_request_duration_milliseconds`` (Envoy's default
 histogram buckets, which Istio uses) in Prometheus' text format, labelled as istio-proxy labels
 them. One deliberate difference: a new series is shown at 0 on its first scrape, so rate()
-counts the first requests of a fault and short bursts of load (see ``MetricsRegistry``). The pure part (``derive_samples``, ``MetricsRegistry``) knows no files or sockets; the
+counts the first requests of a fault and short bursts of load (see ``MetricsRegistry``).
+
+The pure part (``derive_samples``, ``MetricsRegistry``) knows no files or sockets; the
 ``Exporter`` at the bottom adds the file tail and the HTTP endpoint.
 """
 

@@ -1,8 +1,11 @@
 """Which mesh an experiment runs against, and bringing the embedded one up for it.
 
-An experiment names its target in configuration (``mesh_target``: ``embedded``, the default,
-or ``kubernetes``), usually from the ``MESH_TARGET`` environment variable, so one file runs
-on a laptop and on a cluster. For the embedded target this module makes sure a mesh is
+An experiment names its target in configuration (``mesh_target``: ``embedded`` or
+``kubernetes``), usually as ``{"type": "env", "key": "MESH_TARGET", "default": "embedded"}``
+so one file runs on a laptop and on a cluster. An experiment that declares no target (and
+no ``MESH_TARGET`` in the environment) is left alone: its Kubernetes settings are used as
+they are, so adding the safety-net control to an existing cluster experiment never starts
+a mesh. For the embedded target this module makes sure a mesh is
 running with the experiment's manifests (``mesh_manifests``) applied, and points the
 experiment's Kubernetes settings at it (``kubeconfig_path``) — after that, actions and probes
 take exactly the path they take on a cluster.
@@ -48,9 +51,9 @@ class PreparedTarget:
 
 
 def target_of(configuration: Mapping[str, Any] | None) -> str:
-    """The experiment's target (``embedded`` unless configured otherwise)."""
+    """The experiment's target; ``kubernetes`` (settings as they are) when none is declared."""
     value = str(
-        (configuration or {}).get("mesh_target") or os.environ.get("MESH_TARGET") or EMBEDDED
+        (configuration or {}).get("mesh_target") or os.environ.get("MESH_TARGET") or KUBERNETES
     )
     value = value.strip().lower()
     if value not in TARGETS:

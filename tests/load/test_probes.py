@@ -36,8 +36,9 @@ envoy_cluster_upstream_rq_retry_overflow{{cluster_name="{HTTPBIN}"}} 0
 envoy_server_uptime 12
 """
 # Envoy's /stats text, as Istio's task greps it (pilot-agent request GET stats).
-TEXT_STATS = f"""cluster.{HTTPBIN}.upstream_rq_pending_overflow: 21
-cluster.{HTTPBIN}.upstream_rq_total: 30
+# Istio's sidecars name cluster stats "<cluster>;." (alt_stat_name); older ones without ";".
+TEXT_STATS = f"""cluster.{HTTPBIN};.upstream_rq_pending_overflow: 21
+cluster.{HTTPBIN};.upstream_rq_total: 30
 cluster.{HTTPBIN}.outlier_detection.ejections_active: 0
 cluster.outbound|9080|v2|reviews.default.svc.cluster.local.upstream_cx_overflow: 4
 server.live: 1

@@ -50,9 +50,8 @@ def feed(
 ) -> None:
     """Write ``seed`` (creating every series), let Prometheus see it, then ``batch`` x BATCHES.
 
-    Prometheus' rate() ignores the value a series first appears with, so every series must
-    exist before the traffic that is measured; batches a few scrapes apart give rate() an
-    increase to see.
+    With every series born in the same scrape, rate() extrapolates them alike and the ratios
+    read exactly what was written; batches a few scrapes apart spread the traffic in time.
     """
     state, _exporter, server = mesh
     counted = f'sum(istio_requests_total{{reporter="source",destination_service_name="{service}"}})'

@@ -93,21 +93,22 @@ def test_colour_only_when_asked_or_on_a_terminal() -> None:
     assert ANSI.sub("", forced.stdout) == piped.stdout
 
 
-def test_no_color_env_wins_over_a_terminal() -> None:
+def test_no_color_and_dumb_terminals_win_over_a_tty(monkeypatch: pytest.MonkeyPatch) -> None:
     from chaosmesh_ext.commands.journal import use_colour
 
     class Tty:
         def isatty(self) -> bool:
             return True
 
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
     assert use_colour(None, Tty()) is True
-    import os
-
-    os.environ["NO_COLOR"] = "1"
-    try:
-        assert use_colour(None, Tty()) is False
-    finally:
-        del os.environ["NO_COLOR"]
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert use_colour(None, Tty()) is False
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("TERM", "dumb")
+    assert use_colour(None, Tty()) is False
+    assert use_colour(True, Tty()) is True  # --color forces it
 
 
 @pytest.mark.parametrize(

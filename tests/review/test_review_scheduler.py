@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -109,6 +111,28 @@ def test_missed_while_the_scheduler_was_down(tmp_path: Path) -> None:
     assert missed[0]["reason"] == "the scheduler was not running"
 
 
+def test_a_host_that_slept_past_the_time_reports_it_missed(tmp_path: Path) -> None:
+    fake = FakeTime(at("10:02"))
+    naps = iter([25 * 60.0])  # the first sleep lasts 25 minutes (laptop lid closed)
+
+    def sleep(seconds: float) -> None:
+        fake.sleep(next(naps, seconds))
+
+    fired: list[datetime] = []
+
+    def run_once(scheduled: datetime) -> bool:
+        fired.append(scheduled)
+        return True
+
+    log = tmp_path / "schedule.log"
+    Scheduler(
+        CronExpression.parse("*/10 * * * *"), run_once, log, fake.clock, sleep, echo=lambda m: None
+    ).run(max_runs=1)
+    missed = [e["scheduled"] for e in events(log) if e["event"] == "missed"]
+    assert missed == [at("10:10").isoformat(), at("10:20").isoformat()]
+    assert fired == [at("10:30")]  # not run late in a burst
+
+
 def test_a_locked_plan_is_skipped_not_run(tmp_path: Path) -> None:
     lock = tmp_path / ".lock"
     # Another process holds the plan's lock (a manual `gameday run`, say).
@@ -175,4 +199,31 @@ def test_schedule_needs_a_schedule(tmp_path: Path) -> None:
     plan = write_plan(tmp_path, {"one": healthy(tmp_path, "one")})
     done = chaosmesh("gameday", "schedule", "--once", str(plan), cwd=tmp_path)
     assert done.returncode != 0 and "schedule: no cron schedule is set" in done.stderr
+    assert run_dirs(tmp_path) == []
+
+
+def test_sigterm_stops_a_waiting_scheduler(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, {"one": healthy(tmp_path, "one")}, schedule="0 3 * * *")
+    log = tmp_path / "journals" / "demo" / "schedule.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chaosmesh_ext.cli", "gameday", "schedule", str(plan)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Wait (bounded) until it is waiting for 03:00.
+        for _ in range(300):
+            if proc.poll() is not None or (log.exists() and "started" in log.read_text()):
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 130
+    assert [e["event"] for e in events(log)] == ["started", "stopped"]
     assert run_dirs(tmp_path) == []
