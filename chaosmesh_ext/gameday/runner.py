@@ -122,8 +122,13 @@ class GameDayRunner:
         grace: float = 30.0,
         log: Callable[[str], None] = print,
         env: dict[str, str] | None = None,
+        file_stem: Callable[[int, Path], str] | None = None,
+        run_prefix: str | None = None,
     ) -> None:
         self.plan = plan
+        self.run_prefix = run_prefix
+        # Journal/log file names; numbered by default so a plan may list one file twice.
+        self.file_stem = file_stem or (lambda index, experiment: f"{index:02d}-{experiment.stem}")
         self.directory = directory
         self.chaos = list(chaos) if chaos is not None else default_chaos()
         self.restore = list(restore) if restore is not None else default_restore()
@@ -152,7 +157,7 @@ class GameDayRunner:
             on_deviation=self.plan.on_deviation,
             started=datetime.now(UTC).isoformat(),
         )
-        run_base = f"{self.plan.name}-{self.directory.name}"
+        run_base = self.run_prefix or f"{self.plan.name}-{self.directory.name}"
         halted = False
         for index, experiment in enumerate(self.plan.experiments, start=1):
             run_id = f"{run_base}-{index:02d}"
@@ -185,7 +190,7 @@ class GameDayRunner:
         return result
 
     def _run_one(self, index: int, experiment: Path, run_id: str) -> ExperimentOutcome:
-        stem = f"{index:02d}-{experiment.stem}"
+        stem = self.file_stem(index, experiment)
         journal_path = self.directory / f"{stem}.json"
         log_path = self.directory / f"{stem}.log"
         out_path = self.directory / f"{stem}.out"

@@ -140,9 +140,15 @@ def find_pod(api: k8s.ApiClient, namespace: str, selector: str, timeout: float =
     """The name of a running pod matching ``selector`` (e.g. ``app=fortio``)."""
     core = k8s.CoreV1Api(api)
     try:
-        pods = core.list_namespaced_pod(
-            namespace, label_selector=selector, _request_timeout=(CONNECT_TIMEOUT, timeout)
+        # Raw JSON: only names, labels and phase are needed, and the typed model rejects
+        # pods with fields it considers mandatory but some servers leave out.
+        resp = core.list_namespaced_pod(
+            namespace,
+            label_selector=selector,
+            _preload_content=False,
+            _request_timeout=(CONNECT_TIMEOUT, timeout),
         )
+        pods = json.loads(_body_text(resp)).get("items") or []
     except ApiException as exc:
         raise RemoteError(
             f"listing pods {selector!r} in {namespace}: {_api_error_text(exc)}"
@@ -150,11 +156,11 @@ def find_pod(api: k8s.ApiClient, namespace: str, selector: str, timeout: float =
     except Exception as exc:
         raise RemoteError(f"listing pods {selector!r} in {namespace}: {exc}") from None
     names = [
-        str(p.metadata.name)
-        for p in pods.items or []
-        if p.metadata
-        and p.metadata.name
-        and (p.status is None or p.status.phase in (None, "Running"))
+        str(p["metadata"]["name"])
+        for p in pods
+        if (p.get("metadata") or {}).get("name")
+        and (p.get("status") or {}).get("phase") in (None, "Running")
+        and not (p.get("metadata") or {}).get("deletionTimestamp")
     ]
     if not names:
         raise RemoteError(f"no running pod with labels {selector!r} in namespace {namespace}")

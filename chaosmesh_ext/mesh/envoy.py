@@ -181,8 +181,8 @@ class EnvoyProcess:
             version = self._next_version()
             self._write_all(resources, version)
             write_json(self.bootstrap_path, dynamic_bootstrap(self.files))
-            self._spawn(timeout)
             try:
+                self._spawn(timeout)
                 self._wait_all(resources, version, timeout, {})
             except BaseException:
                 self._terminate()
@@ -229,6 +229,9 @@ class EnvoyProcess:
                     # right after a request, and a rejection reason is read from envoy.log.
                     "--file-flush-interval-msec", str(FLUSH_INTERVAL_MS),
                     "-l", self.log_level,
+                    # istiod's max_grpc_timeout is deprecated: one warning per route load
+                    # would flood the log; config rejections are logged by "config".
+                    "--component-log-level", "misc:error",
                 ],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                 start_new_session=True,

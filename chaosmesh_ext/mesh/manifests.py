@@ -177,6 +177,37 @@ def _destinations(spec: dict[str, Any]) -> Iterable[tuple[str, Any]]:
                 yield f"spec.{section}[{i}].mirror.host", mirror.get("host")
 
 
+def _workload_problem(deployment: dict[str, Any], namespace: str) -> str | None:
+    """What the workloads layer would refuse at launch (unknown kind, missing annotation)."""
+    from chaosmesh_ext.mesh.workloads import WorkloadSpec, workload_kind
+    from chaosmesh_ext.mesh.workloads.spec import command_line
+
+    obj = with_namespace(deployment, namespace)
+    meta = obj["metadata"]
+    template = (obj.get("spec") or {}).get("template") or {}
+    annotations = {
+        **(meta.get("annotations") or {}),
+        **((template.get("metadata") or {}).get("annotations") or {}),
+    }
+    try:
+        kind = workload_kind(obj)
+        # A dry build of the command line: checks every annotation the kind needs.
+        command_line(
+            WorkloadSpec(
+                kind=kind,
+                deployment=meta["name"],
+                namespace=meta["namespace"],
+                pod=f"{meta['name']}-0",
+                port=1,
+                log_path=Path("/dev/null"),
+                annotations=annotations,
+            )
+        )
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def check(loaded: Loaded, namespace: str, known_services: Iterable[str] = ()) -> None:
     """Everything ``mesh up`` refuses before starting or changing anything.
 
@@ -201,6 +232,9 @@ def check(loaded: Loaded, namespace: str, known_services: Iterable[str] = ()) ->
             problems.append(
                 f"{m.where}: {m.describe(namespace)}: spec.template.metadata.labels: required"
             )
+        problem = _workload_problem(m.obj, namespace)
+        if problem:
+            problems.append(f"{m.where}: {problem}")
         replicas = spec.get("replicas", 1)
         if not isinstance(replicas, int) or replicas < 0:
             problems.append(

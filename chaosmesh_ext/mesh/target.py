@@ -69,17 +69,44 @@ def state_dir_of(configuration: Mapping[str, Any] | None) -> Path:
     return Path(raw or DEFAULT_STATE_DIR).resolve()
 
 
+def _experiment_dirs() -> list[Path]:
+    """Directories of experiment files named on this process's command line (``chaos run X``).
+
+    The control is not told where the experiment file is, and ``chaos run`` keeps the
+    directory it was started in; manifests are written relative to the experiment, so look
+    beside it too.
+    """
+    dirs: list[Path] = []
+    for arg in sys.argv[1:]:
+        path = Path(arg)
+        if path.suffix.lower() in (".json", ".yaml", ".yml") and path.is_file():
+            dirs.append(path.resolve().parent)
+    return dirs
+
+
 def manifests_of(configuration: Mapping[str, Any] | None) -> list[Path]:
-    """The manifest files the experiment wants on the embedded mesh, checked to exist."""
+    """The manifest files the experiment wants on the embedded mesh, checked to exist.
+
+    Relative paths resolve against the working directory, then the experiment's directory.
+    """
     raw = (configuration or {}).get("mesh_manifests") or []
     if isinstance(raw, str):
         raw = [part.strip() for part in raw.split(",") if part.strip()]
-    paths = [Path(str(item)) for item in raw]
-    missing = [str(p) for p in paths if not p.exists()]
+    bases = [Path.cwd(), *_experiment_dirs()]
+    paths: list[Path] = []
+    missing: list[str] = []
+    for item in raw:
+        path = Path(str(item))
+        candidates = [path] if path.is_absolute() else [base / path for base in bases]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None:
+            missing.append(str(item))
+        else:
+            paths.append(found)
     if missing:
         raise TargetError(
             f"configuration mesh_manifests: {', '.join(missing)} not found "
-            f"(paths are relative to the directory chaos runs in: {Path.cwd()})"
+            f"(looked in {', '.join(str(b) for b in bases)})"
         )
     return paths
 

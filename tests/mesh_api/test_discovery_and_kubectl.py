@@ -167,3 +167,40 @@ def test_kubectl_reads_services_deployments_pods_namespaces(api: Api, kubectl) -
     assert "app=httpbin" in kubectl("get", "svc", "--show-labels").stdout
     refused = kubectl("delete", "svc", "httpbin", check=False)
     assert refused.returncode != 0 and "read-only" in refused.stderr
+
+
+def test_kubectl_get_watch_prints_changes(api: Api, kubectl, tmp_path) -> None:
+    import queue
+    import shutil
+    import subprocess
+    import threading
+
+    kubectl("apply", "-f", "-", stdin=CANARY.format(v1=90, v2=10))
+    watcher = subprocess.Popen(
+        [
+            shutil.which("kubectl") or "kubectl",
+            "--kubeconfig",
+            str(api.kubeconfig),
+            "get",
+            "vs",
+            "-w",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert watcher.stdout is not None
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in watcher.stdout or []], daemon=True
+    ).start()
+    try:
+        assert lines.get(timeout=T).split()[:2] == ["NAME", "GATEWAYS"]
+        assert lines.get(timeout=T).startswith("canary")
+        kubectl("patch", "vs", "canary", "--type", "merge", "-p", '{"spec":{"hosts":["canary"]}}')
+        # The watch event arrives as a one-row Table, so kubectl keeps the VirtualService columns.
+        assert lines.get(timeout=T).split()[:3] == ["canary", '["canary-gateway"]', '["canary"]']
+    finally:
+        watcher.kill()
+        watcher.wait(timeout=T)

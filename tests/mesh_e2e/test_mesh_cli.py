@@ -119,6 +119,13 @@ def _up_fails(workdir: Path, *args: str) -> str:
             ],
         ),
         (
+            "tool.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: tool}\nspec:\n  template:\n"
+            "    metadata:\n      labels: {app: tool}\n"
+            "      annotations: {chaosmesh.io/workload: command}\n",
+            ["tool.yaml: document 1", "Deployment istio-test/tool", "chaosmesh.io/command"],
+        ),
+        (
             "unknown.yaml",
             UNKNOWN_HOST_VS,
             [

@@ -154,3 +154,24 @@ def test_pushing_the_same_resources_is_a_no_op(envoy, upstreams):
     proc = envoy(translate(snap))
     version = proc.version
     assert proc.apply(translate(snap)) == version
+
+
+def test_a_config_envoy_cannot_load_at_start_fails_cleanly_and_start_can_be_retried(
+    tmp_path, upstreams
+):
+    tomcat = upstreams("tomcat")
+    good = translate(_tomcat_snapshot(tomcat.port))
+    bad = translate(_tomcat_snapshot(tomcat.port))
+    bad.clusters[0]["lb_policy"] = "NOT_A_POLICY"
+    proc = EnvoyProcess(tmp_path, concurrency=1)
+    try:
+        with pytest.raises(EnvoyRejected, match="NOT_A_POLICY"):
+            proc.start(bad)
+        assert proc.pid is None
+        proc.start(good)
+        assert request(proc.listener_addresses()["0.0.0.0_8080"][1], "tomcat-svc:8080")[0] in (
+            200,
+            503,
+        )
+    finally:
+        proc.stop()

@@ -217,3 +217,38 @@ def test_source_labels_route_only_the_matching_caller(envoy, upstreams, tmp_path
         request(port, "tomcat-svc:8080", headers={"x-chaosmesh-src-label-app": "nginx"})[0] == 200
     )
     assert request(port, "tomcat-svc:8080")[0] == 200
+
+
+@pytest.mark.parametrize(("max_ejection", "after"), [("maxEjectionPercent: 100", 503), ("", 200)])
+def test_outlier_ejection_needs_max_ejection_percent_with_one_host(
+    envoy, upstreams, tmp_path, max_ejection, after
+):
+    httpbin = upstreams("httpbin")
+    ep = Endpoint("httpbin-0", "default", {"app": "httpbin"}, "127.0.0.1", httpbin.port)
+    text = seed.BREAKER.replace("maxEjectionPercent: 100", max_ejection)
+    proc = envoy(translate(seed.snapshot(text, [ep], access_log_dir=str(tmp_path))))
+    port = proc.listener_addresses()["0.0.0.0_8000"][1]
+    assert request(port, "httpbin:8000", "/status/502")[0] == 502  # one gateway error
+    status, _, body = request(port, "httpbin:8000")
+    assert status == after
+    if after == 503:
+        # consecutiveGatewayErrors: 1 ejected the only host for baseEjectionTime (3m).
+        assert body == "no healthy upstream"
+        assert access_entries(tmp_path, 2)[-1]["response_flags"] == "UH"
+    else:
+        # Envoy's default max_ejection_percent (10 %) of one host is zero hosts: no ejection.
+        assert body == "httpbin\n"
+
+
+def test_gateway_serves_only_the_intersection_of_hosts(envoy, upstreams, tmp_path):
+    v1, v2 = upstreams("v1"), upstreams("v2")
+    snap = seed.snapshot(
+        seed.CANARY, seed.canary_endpoints(v1.port, v2.port), access_log_dir=str(tmp_path)
+    )
+    snap.gateways[0]["spec"]["servers"][0]["hosts"] = ["*.example.com"]
+    snap.virtual_services[0]["spec"]["hosts"] = ["shop.example.com", "shop.example.org"]
+    proc = envoy(translate(snap))
+    port = proc.listener_addresses()["gateway_80"][1]
+    assert request(port, "shop.example.com")[0] == 200
+    assert request(port, "shop.example.org")[0] == 404
+    assert access_entries(tmp_path, 2)[-1]["response_flags"] == "NR"

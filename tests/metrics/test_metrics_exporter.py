@@ -30,6 +30,7 @@ from chaosmesh_ext.mesh.metrics import (
     LABEL_NAMES,
     Exporter,
     MeshDirectory,
+    MetricsPipeline,
     MetricsRegistry,
     derive_samples,
     start_exporter,
@@ -193,6 +194,28 @@ def test_series_are_bounded() -> None:
         registry.observe(derive_samples(record(response_code=200 + i), DIRECTORY))
     assert len(registry.requests_total()) == 3
     assert "chaosmesh_metrics_dropped_samples_total 17" in registry.render()
+
+
+def test_the_pipeline_counts_exactly_what_derive_samples_says(state_dir: Path) -> None:
+    """The exporter caches labels per field combination: the counts must not change."""
+    records = [
+        record(),
+        record(duration_ms=40),
+        aborted(),
+        record(response_flags="UT", response_code=504, duration_ms=2000),
+        record(response_flags="DI", duration_ms=105, upstream_service_time="3"),
+        record(response_flags="DI", duration_ms=130, upstream_service_time="7"),
+        record(upstream_cluster=CLUSTER_V2, upstream_host="127.0.0.1:41002"),
+        record(authority=["not", "a", "string"]),
+    ] * 3
+    directory = MeshDirectory.from_mesh_state(json.loads((state_dir / "mesh.json").read_text()))
+    expected = MetricsRegistry(hold_new_series=False)
+    for one in records:
+        expected.observe(derive_samples(one, directory))
+    pipeline = MetricsPipeline(state_dir, MetricsRegistry(hold_new_series=False))
+    append_records(state_dir, records)
+    assert pipeline.poll() == len(records)
+    assert pipeline.registry.render() == expected.render()
 
 
 # ---------------------------------------------------------------------------- running exporter

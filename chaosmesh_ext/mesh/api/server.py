@@ -437,7 +437,18 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in items}
 
+        accept = self.headers.get("Accept") or ""
+
         def emit(kind: str, obj: dict[str, Any]) -> None:
+            if tables.wants_table(accept):
+                # As kube-apiserver does for `kubectl get -w`: each event carries a one-row Table.
+                obj = tables.to_table(
+                    rt.plural,
+                    [obj],
+                    obj["metadata"].get("resourceVersion", ""),
+                    one.get("includeObject", "Metadata"),
+                    tables.table_version(accept),
+                )
             line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
             self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
             self.wfile.flush()

@@ -2,9 +2,10 @@
 
 ``translate(snapshot)`` is pure and deterministic: the same snapshot gives the same resources
 in the same order, so the Envoy adapter can skip pushes that change nothing. One module per
-Istio field group, as in istiod: ``clusters`` (DestinationRule), ``routes`` / ``retries`` /
-``faults`` (VirtualService http), ``sidecar`` and ``gateways`` (route configurations),
-``listeners`` / ``access_log`` (listeners and their HTTP connection manager).
+Istio field group, as in istiod: ``clusters`` (DestinationRule), ``routes`` with ``matches``,
+``headers``, ``retries``, ``faults``, ``cors``, ``mirrors`` (VirtualService http), ``sidecar``
+and ``gateways`` (route configurations), ``listeners`` / ``access_log`` (listeners and their
+HTTP connection manager); ``names`` and ``context`` hold what they share.
 """
 
 from __future__ import annotations
