@@ -10,9 +10,13 @@ PYTHON ?= $(shell for p in python3.13 python3.12 $$(ls -d $$HOME/.pyenv/versions
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install.stamp
 
-.PHONY: install test run lint bench clean mesh-up mesh-down
+# Debian packages some tests, experiments and benchmarks use: Prometheus (the metrics
+# hypothesis), Chromium (the report's screenshot test), hey and wrk (benchmark references).
+SYSTEM_TOOLS := prometheus chromium hey wrk
 
-install: $(STAMP)
+.PHONY: install system-deps test run lint bench clean
+
+install: $(STAMP) system-deps
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "no Python >= 3.11 found" >&2; exit 1; }
@@ -20,6 +24,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
+
+system-deps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian packages:$$missing"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) \
+			>/tmp/chaosmesh-apt.log 2>&1 || echo "WARNING: apt-get install failed (see /tmp/chaosmesh-apt.log); tests that need$$missing will be skipped"; \
+	else \
+		echo "note: missing$$missing; install them (e.g. sudo apt-get install$$missing) for every test and experiment"; \
+	fi
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

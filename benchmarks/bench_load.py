@@ -10,7 +10,7 @@
 5. peak memory of one process making 1 million requests.
 
 Every tool runs as a subprocess with its own timeout; servers bind 127.0.0.1 on ports the OS
-picks. Missing hey/wrk are reported as such, and the script still exits 0.
+picks. Missing hey/wrk are reported as such; returns 0 when every target is met.
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ def _fmt(v: Any, unit: str = "", digits: int = 0) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    args = argv or []
     if args[:1] == ["--stall-server"]:
         _serve_stall()
         return 0
@@ -327,7 +327,13 @@ def main(argv: list[str] | None = None) -> int:
             mine = ours("-c", str(CONNECTIONS), "-qps", "0", "-t", f"{secs}s", url)["ActualQPS"]
             h = hey(url, "-z", f"{secs}s", "-c", str(CONNECTIONS))
             w = wrk(url, CONNECTIONS, secs)
-            ratio = f"{mine / h['rps']:.2f}x hey" if h and h.get("rps") else "hey n/a"
+            if h and h.get("rps"):
+                # target: at least half of hey's rate with the same connection count
+                ratio = f"{mine / h['rps']:.2f}x hey " + (
+                    "ok" if mine >= h["rps"] / 2 else "MISSED"
+                )
+            else:
+                ratio = "hey n/a"
             rows.append(
                 (
                     f"max rate, {name}",
@@ -393,13 +399,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"closed loop p99 {_p(closed, 99) * 1000:.1f} ms at {closed['ActualQPS']:.0f} qps;"
                 f" hey p99 {_fmt(h and h.get('p99') and h['p99'] * 1000, ' ms', 1)}"
                 f" at {_fmt(h and h.get('rps'))} qps",
-                "open loop sees the stall" if _p(opened, 99) >= 0.25 else "CHECK",
+                "ok: open loop sees the stall" if _p(opened, 99) >= 0.25 else "MISSED",
             )
         )
     width = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(width[i]) for i, c in enumerate(r)))
-    return 0
+    missed = [r[0] for r in rows if "MISSED" in r[3]]
+    if missed:
+        print(f"targets missed: {', '.join(missed)}")
+    return 1 if missed else 0
 
 
 def _fine_p50(url: str, secs: int) -> float:
@@ -408,4 +417,4 @@ def _fine_p50(url: str, secs: int) -> float:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

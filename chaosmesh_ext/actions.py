@@ -20,6 +20,8 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+# The guarded rollout lives with the canary analysis; users call it from here.
+from chaosmesh_ext.canary import progressive_rollout
 from chaosmesh_ext.kube.changes import ChangeResult, apply_change
 from chaosmesh_ext.kube.client import KubeSettingsError, api_client
 from chaosmesh_ext.kube.ledger import Ledger, current_run_id
@@ -30,6 +32,7 @@ __all__ = [
     "apply_circuit_breaker",
     "inject_abort",
     "inject_delay",
+    "progressive_rollout",
     "remove_circuit_breaker",
     "remove_faults",
     "restore",

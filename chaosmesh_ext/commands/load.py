@@ -7,6 +7,7 @@ forms work too. Bad input is refused before any traffic, with the flag named.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ..load.options import (
     parse_number,
     validate,
 )
+from ..load.periodic import StopToken
 from ..load.report import text_report
 from ..load.stats import parse_percentiles
 
@@ -72,8 +74,10 @@ def build_options(
     if n is not None and exactly < 1:
         raise LoadOptionError("-n", f"must be at least 1 call, got {n}")
     duration = parse_duration(t, "-t") if t is not None else DEFAULT_DURATION
-    if t is not None and duration <= 0:
-        raise LoadOptionError("-t", f"must be greater than 0, got {t}")
+    if t is not None and duration < 0:
+        raise LoadOptionError("-t", f"must not be negative, got {t}")
+    if t is not None and duration == 0:
+        duration = -1.0  # fortio: -t 0 runs until interrupted (Ctrl-C)
     try:
         percentiles = parse_percentiles(p) if p else None
     except ValueError as exc:
@@ -107,9 +111,7 @@ def _flag(*names: str, **kw: Any) -> Any:
     return click.option(*names, **kw)
 
 
-@command.command(
-    "run", cls=_RunCommand, context_settings={"help_option_names": ["-h", "--help"]}
-)
+@command.command("run", cls=_RunCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @_flag(
     "-c", "--c", "c", default=None, help="Number of connections/goroutines (fortio -c, default 4)."
 )
@@ -210,7 +212,7 @@ def run_command(
     except LoadOptionError as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        result = engine.run(options)
+        result = engine.run(options, _stop_on_interrupt())
     except engine.LoadTargetError as exc:
         raise click.ClickException(f"{exc} (no load was sent)") from None
     report_stream = sys.stderr if json_out == "-" else sys.stdout
@@ -226,6 +228,13 @@ def run_command(
         )
     if result.get("error"):
         raise click.ClickException(f"{result.get('message')}: {result.get('exception')}")
+
+
+def _stop_on_interrupt() -> StopToken:
+    """Ctrl-C ends the run and still prints its results, as fortio does."""
+    stop = StopToken()
+    signal.signal(signal.SIGINT, lambda *_: stop.stop())
+    return stop
 
 
 @command.command("serve", context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,7 +17,16 @@ from typing import Any
 from .._sidecar import Sidecar
 from .http_client import HttpConnection, build_request, code_is_ok
 from .options import LoadOptions, parse_url, validate
-from .periodic import Call, StopToken, open_loop_lanes, plan, run_closed, run_open
+from .periodic import (
+    Call,
+    RunStats,
+    StopToken,
+    format_go_duration,
+    open_loop_lanes,
+    plan,
+    run_closed,
+    run_open,
+)
 from .results import base_result, error_result, ret_codes
 from .stats import Histogram
 
@@ -159,7 +168,9 @@ async def run_async(options: LoadOptions, stop: StopToken, run_id: int = 0) -> d
             return _make_call(conn, st)
 
         requested = (
-            f"exactly {options.exactly} calls" if options.exactly else _dur(options.duration)
+            f"exactly {options.exactly} calls"
+            if options.exactly
+            else format_go_duration(options.duration)
         )
         stats = await run_open(
             new_lane,
@@ -212,14 +223,8 @@ async def run_async(options: LoadOptions, stop: StopToken, run_id: int = 0) -> d
     return _result(options, stats, st, conns, run_id)
 
 
-def _dur(seconds: float) -> str:
-    from .periodic import format_go_duration
-
-    return format_go_duration(seconds)
-
-
 def _result(
-    options: LoadOptions, stats: Any, st: _Stats, conns: list[HttpConnection], run_id: int
+    options: LoadOptions, stats: RunStats, st: _Stats, conns: list[HttpConnection], run_id: int
 ) -> dict[str, Any]:
     res = base_result(options, stats.start_wall, run_id)
     count = stats.durations.count

@@ -192,7 +192,17 @@ class RestServer:
             try:
                 result = engine.run(run.options, run.stop, run.run_id)
             except engine.LoadTargetError as exc:
-                result = error_result(run.options, "Aborting because of error", str(exc), 0.0)
+                result = error_result(
+                    run.options, "Aborting because of error", str(exc), time.time()
+                )
+                result["RunID"] = run.run_id
+            except Exception as exc:  # a bug must still answer the caller, as fortio does
+                result = error_result(
+                    run.options,
+                    "Aborting because of error",
+                    f"{type(exc).__name__}: {exc}",
+                    time.time(),
+                )
                 result["RunID"] = run.run_id
             # An async run announced its ID before it started; keep that one.
             run.result_id = run.result_id or str(result.get("ID", ""))

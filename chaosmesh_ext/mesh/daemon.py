@@ -332,6 +332,10 @@ class Mesh:
                                     "ready": r.alive,
                                     "restartCount": 0,
                                     "image": c.get("image", ""),
+                                    # Required by the official client's model; names the
+                                    # stand-in that really runs instead of the image.
+                                    "imageID": f"chaosmesh.io/workload/{r.kind}",
+                                    "started": r.alive,
                                 }
                                 for c in containers
                             ],

@@ -18,8 +18,20 @@ import yaml
 
 ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway")
 WORKLOAD_KINDS = ("Service", "Deployment")
-# Accepted so the seed's files load verbatim, but the embedded mesh has nothing to do for them.
-IGNORED_KINDS = ("Namespace", "ServiceAccount")
+# Accepted (with a note) so files written for a cluster load unchanged — the seed's
+# ServiceAccount, a ConfigMap holding nginx's config, RBAC for a CronJob — but nothing on the
+# embedded mesh depends on them. Anything else, notably Istio kinds the mesh does not
+# implement (ServiceEntry, EnvoyFilter...), is an error: ignoring it would misstate the traffic.
+IGNORED_KINDS = (
+    "Namespace",
+    "ServiceAccount",
+    "ConfigMap",
+    "Secret",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+)
 _SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -144,10 +156,13 @@ def classify(manifests: Iterable[Manifest], namespace: str) -> Loaded:
                 "(the embedded mesh has no use for it)"
             )
         else:
-            known = ", ".join((*ISTIO_KINDS, *WORKLOAD_KINDS, *IGNORED_KINDS))
+            known = ", ".join((*ISTIO_KINDS, *WORKLOAD_KINDS))
+            what = "unknown kind"
+            if ".istio.io/" in str(m.obj.get("apiVersion", "")):
+                what = "Istio kind not implemented by the embedded mesh:"
             raise ManifestError(
-                f"{m.where}: {m.describe(namespace)}: kind: unknown kind "
-                f"{m.kind!r} (the embedded mesh runs {known})"
+                f"{m.where}: {m.describe(namespace)}: kind: {what} {m.kind!r} "
+                f"(the embedded mesh runs {known})"
             )
     return loaded
 

@@ -102,3 +102,30 @@ def test_serve_runs_fortios_rest_api(target: Target, tmp_path: Path) -> None:
             proc.kill()
             proc.wait(timeout=5)
     assert proc.returncode == 0
+
+
+def test_t_0_runs_until_ctrl_c_and_still_reports(target: Target) -> None:
+    import time
+
+    proc = subprocess.Popen(
+        [*CHAOSMESH, "load", "-c", "1", "-qps", "-1", "-t", "0", target.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while target.count < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert proc.returncode == 0, err
+    assert "for until stop" in out and "Code 200 : " in out
+    # the calls reported are the calls the server saw, minus the warm-up
+    calls = int(out.split("All done ", 1)[1].split(" calls")[0])
+    assert calls >= 20 and calls + 1 == target.count

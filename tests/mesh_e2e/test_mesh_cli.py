@@ -103,10 +103,15 @@ def _up_fails(workdir: Path, *args: str) -> str:
             ["broken.yaml: document 1 (line 5", "malformed YAML"],
         ),
         (
-            "cm.yaml",
-            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 1}]}\n"
-            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n",
-            ["cm.yaml: document 2", "ConfigMap istio-test/settings", "unknown kind 'ConfigMap'"],
+            "se.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"
+            "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n"
+            "  name: external\n",
+            [
+                "se.yaml: document 2",
+                "ServiceEntry istio-test/external",
+                "not implemented by the embedded mesh: 'ServiceEntry'",
+            ],
         ),
         (
             "bad.yaml",

@@ -59,3 +59,27 @@ def test_canary_splits_90_10_and_kubectl_apply_takes_effect_next_request(mesh_up
     assert "VirtualService" in status_out
     url_out = chaosmesh("mesh", "url", "canary:80", cwd=mesh.workdir).stdout
     assert "Host: canary.istio-test.svc.cluster.local" in url_out
+
+
+def test_official_client_reads_pods_services_deployments(mesh_up) -> None:
+    from kubernetes import client, config
+
+    mesh: Mesh = mesh_up(["canary"], "--namespace", "istio-test")
+    api_client = config.new_client_from_config(mesh.state["kubeconfig"])
+    core = client.CoreV1Api(api_client)
+    pods = core.list_namespaced_pod("istio-test", label_selector="app=v2", _request_timeout=10)
+    assert [(p.metadata.name, p.status.pod_ip, p.status.phase) for p in pods.items] == [
+        ("appv2-0", "127.0.0.1", "Running")
+    ]
+    assert (
+        core.read_namespaced_service("canary", "istio-test", _request_timeout=10).spec.ports[0].port
+        == 80
+    )
+    deployments = client.AppsV1Api(api_client).list_namespaced_deployment(
+        "istio-test", _request_timeout=10
+    )
+    assert sorted((d.metadata.name, d.status.ready_replicas) for d in deployments.items) == [
+        ("appv1", 1),
+        ("appv2", 1),
+    ]
+    assert "istio-test" in [n.metadata.name for n in core.list_namespace(_request_timeout=10).items]

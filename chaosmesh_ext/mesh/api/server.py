@@ -210,6 +210,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     disable_nagle_algorithm = True  # no 40 ms stalls between header and body segments
+    timeout = 120  # an idle keep-alive connection (or a stalled client) frees its thread
     server: _Server
     server_version = "chaosmesh-api"
     _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, undeclared in typeshed

@@ -1,0 +1,57 @@
+"""How a run is described to fortio in a cluster: REST query and ``fortio load`` flags."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from chaosmesh_ext.load.options import LoadOptions
+from chaosmesh_ext.load.remote import fortio_cli_args, rest_query
+from chaosmesh_ext.probes import _rest_params, expected_seconds
+
+
+def test_max_speed_becomes_rest_qps_minus_one() -> None:
+    # fortio's REST API reads a missing or 0 qps as 8 qps: max speed must be sent as -1.
+    params = _rest_params(
+        LoadOptions(url="http://httpbin:8000/get", connections=2, qps=0, exactly=20)
+    )
+    q = parse_qs(rest_query(params))
+    assert q["qps"] == ["-1"] and q["n"] == ["20"] and q["c"] == ["2"]
+    assert q["url"] == ["http://httpbin:8000/get"] and "t" not in q
+
+
+def test_query_encodes_everything_and_repeats_headers() -> None:
+    params = _rest_params(
+        LoadOptions(
+            url="http://a:1/x?y=1&z=2",
+            qps=10,
+            duration=2.0,
+            headers=[("X-A", "1"), ("X-B", "two words")],
+            open_loop=True,
+        )
+    )
+    raw = rest_query(params)
+    assert "&y=1" not in raw  # the target's own query stays inside url=
+    q = parse_qs(raw)
+    assert q["url"] == ["http://a:1/x?y=1&z=2"] and q["t"] == ["2s"]
+    assert q["H"] == ["X-A: 1", "X-B: two words"] and q["open_loop"] == ["on"]
+
+
+def test_exec_fallback_flags_match_fortio_cli() -> None:
+    params = _rest_params(LoadOptions(url="http://h:8000/", connections=3, qps=0, exactly=30))
+    assert fortio_cli_args(params) == [
+        "-c",
+        "3",
+        "-qps",
+        "-1",
+        "-n",
+        "30",
+        "-timeout",
+        "3s",
+        "-p",
+        "50,75,90,99,99.9",
+    ]
+
+
+def test_probe_bounds_cover_the_run() -> None:
+    assert expected_seconds(LoadOptions(url="http://h/", qps=100, exactly=1000)) >= 12
+    assert expected_seconds(LoadOptions(url="http://h/", duration=30.0)) >= 33
