@@ -231,7 +231,8 @@ def bench_rss() -> tuple[float, dict[str, float], float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    runs = int((argv or sys.argv[1:] or ["5"])[0])
+    # `python -m benchmarks` calls main() with no argument: its own argv is not ours.
+    runs = int(argv[0]) if argv else 5
     ok = True
     up = bench_up(runs)
     median_up = statistics.median(up)
@@ -259,4 +260,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -17,6 +17,9 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+# The canary analysis lives with the canary code (it builds on traffic_split); users call it
+# from here, as chaosmesh_ext.canary's docstring promises.
+from .canary import split_follows_weights
 from .load import engine, remote
 from .load.envoy_stats import breaker_summary, known_hosts
 from .load.options import (
@@ -37,6 +40,7 @@ __all__ = [
     "fortio_load",
     "latency_ms",
     "response_codes",
+    "split_follows_weights",
     "traffic_split",
 ]
 

@@ -54,7 +54,7 @@ def test_timeouts_are_code_minus_one(make_target: Callable[..., Target]) -> None
     res = run(_opts(t.url, connections=1, qps=0, exactly=3, timeout=0.3))
     assert res["RetCodes"] == {"-1": 1, "200": 2}
     assert res["HTTPReqTimeOut"] == 300_000_000
-    assert res["DurationHistogram"]["Max"] >= 0.3
+    assert res["DurationHistogram"]["Max"] >= 0.29  # the call waited for the timeout
 
 
 def test_duration_mode_sends_one_warmup_per_connection(target: Target) -> None:

@@ -195,3 +195,26 @@ def test_abort_and_retry_503_retried_only_when_retry_on_names_it(mesh_up) -> Non
     assert nginx_attempts(records)[-1] == 4  # the first try plus 3 retries
     tomcat_aborts = [r for r in records if r.get("response_flags") == "FI"]
     assert len(tomcat_aborts) == 1 + 4  # each attempt met tomcat's abort once
+
+
+def test_status_shows_the_endpoint_outlier_detection_ejected(mesh_up) -> None:
+    from .conftest import chaosmesh
+
+    mesh = mesh_up(["circuit-breaker"], "--concurrency", "1")
+    service = mesh.service("httpbin")
+
+    def health() -> list[str]:
+        report = json.loads(chaosmesh("mesh", "status", "--json", cwd=mesh.workdir).stdout)
+        entry = next(s for s in report["services"] if s["name"] == "httpbin")
+        return [e["health"] for e in entry["endpoints"]]
+
+    assert health() == ["healthy"]
+    # consecutiveGatewayErrors: 1 and maxEjectionPercent: 100 — one 502 ejects the only host
+    # (for baseEjectionTime 3m), and Envoy then answers 503 "no healthy upstream" itself.
+    assert request(service["url"], "/status/502", host="httpbin:8000")[0] == 502
+    deadline = time.monotonic() + 10
+    while health() != ["ejected (outlier detection)"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert health() == ["ejected (outlier detection)"]
+    status, _, body = request(service["url"], "/get", host="httpbin:8000")
+    assert status == 503 and b"no healthy upstream" in body

@@ -116,6 +116,7 @@ def test_http_filters_and_access_logs():
     assert sorted(keys) == sorted(
         [
             "start_time",
+            "upstream_service_time",
             "method",
             "path",
             "authority",

@@ -36,6 +36,9 @@ def json_format(listener: str) -> JSON:
         "response_code": "%RESPONSE_CODE%",
         "response_flags": "%RESPONSE_FLAGS%",
         "duration_ms": "%DURATION%",
+        # What the upstream itself took; the metrics exporter reports it for
+        # reporter="destination", so an injected delay shows at the source only, as on Istio.
+        "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
         "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
         "upstream_host": "%UPSTREAM_HOST%",
         "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
