@@ -7,6 +7,9 @@ local processes, so the mesh tells them where its outbound listeners are and who
 - ``CHAOSMESH_OUTBOUND``: JSON ``{"<service port>": "127.0.0.1:<listener port>"}``. A request
   to ``http://tomcat-svc:8080/`` connects to the listener for port 8080 and keeps
   ``Host: tomcat-svc:8080``, exactly what a sidecar's outbound listener sees.
+- ``CHAOSMESH_OUTBOUND_FILE``: a JSON file of the same shape that the mesh rewrites (by
+  atomic rename) whenever Envoy starts serving a new listener, so a workload started before
+  a Service existed still reaches it — as a pod's sidecar learns new services from istiod.
 - ``CHAOSMESH_SOURCE``: JSON ``{"workload": ..., "namespace": ..., "labels": {...}}``. Sent
   as headers so the translator can honour ``match.sourceLabels`` and the access log can name
   the source workload (Istio's ``source_workload``).
@@ -20,8 +23,10 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 OUTBOUND_ENV = "CHAOSMESH_OUTBOUND"
+OUTBOUND_FILE_ENV = "CHAOSMESH_OUTBOUND_FILE"
 SOURCE_ENV = "CHAOSMESH_SOURCE"
 
 SOURCE_WORKLOAD_HEADER = "x-chaosmesh-source-workload"
@@ -46,6 +51,26 @@ class Sidecar:
     workload: str | None = None
     namespace: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    outbound_file: str | None = None
+    # (mtime, table) of the last read of outbound_file; a stat per connection is cheap.
+    _loaded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def _table(self) -> Mapping[int, tuple[str, int]]:
+        if not self.outbound_file:
+            return self.outbound
+        try:
+            mtime = os.stat(self.outbound_file).st_mtime_ns
+        except OSError:
+            return self.outbound
+        if self._loaded.get("mtime") != mtime:
+            try:
+                with open(self.outbound_file, encoding="utf-8") as handle:
+                    table = {**self.outbound, **parse_outbound(json.load(handle))}
+            except (OSError, ValueError):
+                return self._loaded.get("table", self.outbound)
+            self._loaded.update(mtime=mtime, table=table)
+        loaded: Mapping[int, tuple[str, int]] = self._loaded["table"]
+        return loaded
 
     def connect_address(self, host: str, port: int) -> tuple[str, int]:
         """The address to open a TCP connection to for ``host:port``.
@@ -55,9 +80,10 @@ class Sidecar:
         the mesh has no listener for is reached directly, as a pod would reach an address
         outside the mesh.
         """
-        if host in _LOCAL_HOSTS or port not in self.outbound:
+        if host in _LOCAL_HOSTS:
             return host, port
-        return self.outbound[port]
+        table = self._table()
+        return table.get(port, (host, port))
 
     def identity_headers(self) -> dict[str, str]:
         """Headers naming this workload; empty outside the embedded mesh."""
@@ -72,10 +98,16 @@ class Sidecar:
 
     def to_env(self) -> dict[str, str]:
         """Environment variables that make a child process use this sidecar."""
-        env = {OUTBOUND_ENV: json.dumps({str(p): f"{h}:{pt}" for p, (h, pt) in self.outbound.items()})}
+        env = {OUTBOUND_ENV: json.dumps(format_outbound(self.outbound))}
+        if self.outbound_file:
+            env[OUTBOUND_FILE_ENV] = self.outbound_file
         if self.workload:
             env[SOURCE_ENV] = json.dumps(
-                {"workload": self.workload, "namespace": self.namespace, "labels": dict(self.labels)}
+                {
+                    "workload": self.workload,
+                    "namespace": self.namespace,
+                    "labels": dict(self.labels),
+                }
             )
         return env
 
@@ -83,14 +115,26 @@ class Sidecar:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Sidecar:
         """The sidecar described by the environment (no mesh -> everything direct)."""
         env = os.environ if environ is None else environ
-        outbound: dict[int, tuple[str, int]] = {}
-        for port, addr in json.loads(env.get(OUTBOUND_ENV) or "{}").items():
-            host, _, listen = addr.rpartition(":")
-            outbound[int(port)] = (host, int(listen))
+        outbound = parse_outbound(json.loads(env.get(OUTBOUND_ENV) or "{}"))
         source = json.loads(env.get(SOURCE_ENV) or "{}")
         return cls(
             outbound=outbound,
             workload=source.get("workload"),
             namespace=source.get("namespace"),
             labels=source.get("labels") or {},
+            outbound_file=env.get(OUTBOUND_FILE_ENV) or None,
         )
+
+
+def parse_outbound(raw: Mapping[str, str]) -> dict[int, tuple[str, int]]:
+    """``{"80": "127.0.0.1:41234"}`` -> ``{80: ("127.0.0.1", 41234)}``."""
+    table: dict[int, tuple[str, int]] = {}
+    for port, addr in raw.items():
+        host, _, listen = str(addr).rpartition(":")
+        table[int(port)] = (host, int(listen))
+    return table
+
+
+def format_outbound(table: Mapping[int, tuple[str, int]]) -> dict[str, str]:
+    """The JSON shape of an outbound table (the inverse of ``parse_outbound``)."""
+    return {str(port): f"{host}:{listen}" for port, (host, listen) in sorted(table.items())}

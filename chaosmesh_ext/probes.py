@@ -160,6 +160,25 @@ def _run_in_mesh(
     except Exception as exc:
         raise ActivityFailed(f"fortio_load {options.url}: no Kubernetes client: {exc}") from None
     try:
+        return _fortio_through_api(
+            api, options, params, bound, service, port, ns, fortio_pod, fortio_selector
+        )
+    finally:
+        api.close()
+
+
+def _fortio_through_api(
+    api: Any,
+    options: LoadOptions,
+    params: dict[str, Any],
+    bound: float,
+    service: str,
+    port: int,
+    ns: str,
+    fortio_pod: str | None,
+    fortio_selector: str,
+) -> dict[str, Any]:
+    try:
         result = remote.run_via_service_proxy(api, params, service, port, ns, timeout=bound)
         result["Via"] = f"mesh: service {ns}/{service}:{port}"
         return result
@@ -410,6 +429,22 @@ def breaker_stats(
         api = remote.api_client(configuration, secrets)
     except Exception as exc:
         raise ActivityFailed(f"breaker_stats {host}: no Kubernetes client: {exc}") from None
+    try:
+        return _breaker_stats(api, host, subset, port, ns, fortio_pod, fortio_selector, timeout)
+    finally:
+        api.close()
+
+
+def _breaker_stats(
+    api: Any,
+    host: str,
+    subset: str | None,
+    port: int | None,
+    ns: str,
+    fortio_pod: str | None,
+    fortio_selector: str,
+    timeout: float,
+) -> dict[str, Any]:
     try:
         pod = fortio_pod or remote.find_pod(api, ns, fortio_selector, timeout=timeout)
     except remote.RemoteError as exc:

@@ -36,11 +36,13 @@ def slo(
     max_p90_ms: float | None = None,
     min_qps: float | None = None,
     expect_codes: Iterable[int | str] | None = None,
+    require_codes: Iterable[int | str] | None = None,
 ) -> bool:
     """True when every given bound holds for this load run; each failure is logged.
 
     ``expect_codes``: the only HTTP codes allowed (e.g. ``[200]``, or ``[200, 503]`` for a
-    breaker test); any other code seen fails the check.
+    breaker test); any other code seen fails the check. ``require_codes``: codes that must
+    each be seen at least once (``[200, 503]``: the breaker shed some calls and served some).
     """
     flat = _flat(value)
     failures: list[str] = []
@@ -68,6 +70,11 @@ def slo(
         if unexpected:
             seen = ", ".join(f"{c} x{n}" for c, n in unexpected.items())
             failures.append(f"unexpected codes {seen} (allowed: {sorted(allowed)})")
+    if require_codes is not None:
+        seen_codes = {int(k) for k, v in (flat.get("codes") or {}).items() if int(v) > 0}
+        absent = sorted({int(c) for c in require_codes} - seen_codes)
+        if absent:
+            failures.append(f"codes {absent} never seen (seen: {sorted(seen_codes)})")
     for failure in failures:
         logger.warning("slo not met: %s", failure)
     if not failures:

@@ -88,17 +88,23 @@ def load_result(output: Any) -> LoadResult | None:
     )
 
 
-def traffic_split(output: Any) -> dict[str, float] | None:
-    """The fraction per version in a probe's output, or None when it is not a split."""
+def traffic_split(output: Any, single: bool = False) -> dict[str, float] | None:
+    """The fraction per version in a probe's output, or None when it is not a split.
+
+    ``single``: the output comes from a split probe, so one version taking everything
+    (``{"v2": 1.0}``) is a split too; elsewhere such a dict is too ambiguous to chart.
+    """
     if not isinstance(output, dict) or load_result(output) is not None:
         return None
-    for nested in ("split", "fractions", "versions"):
+    for nested in ("split", "fractions", "versions", "observed"):
         if isinstance(output.get(nested), dict):
-            return traffic_split(output[nested])
+            return traffic_split(output[nested], single=True)
     fractions = {
         str(k): float(v) for k, v in output.items() if k not in _SPLIT_META and _num(v) is not None
     }
-    if len(fractions) < 2 or any(not 0.0 <= v <= 1.0 for v in fractions.values()):
+    if len(fractions) < (1 if single else 2) or any(
+        not 0.0 <= v <= 1.0 for v in fractions.values()
+    ):
         return None
     # Fractions of one whole; allow rounding in what the probe reports.
     if abs(sum(fractions.values()) - 1.0) > 0.02:

@@ -16,8 +16,10 @@ was tried and why it failed.
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -43,15 +45,20 @@ def api_client(
     return kube_api_client(configuration, secrets)
 
 
-def _proxy_client(api: k8s.ApiClient) -> k8s.CoreV1Api:
-    # A copy of the configuration so widening the path's safe characters stays local.
-    import copy
+@contextmanager
+def _proxy_core(api: k8s.ApiClient) -> Iterator[k8s.CoreV1Api]:
+    """A CoreV1Api whose path parameters keep ``/?&=%:`` (for proxied paths with a query).
 
+    Works on a copy of the configuration, so the caller's client is left as it was.
+    """
     conf = copy.copy(api.configuration)
     conf.safe_chars_for_path_param = _PROXY_SAFE
     clone = k8s.ApiClient(configuration=conf)
     clone.default_headers.update(api.default_headers)
-    return k8s.CoreV1Api(clone)
+    try:
+        yield k8s.CoreV1Api(clone)
+    finally:
+        clone.close()
 
 
 def rest_query(params: Mapping[str, Any]) -> str:
@@ -99,22 +106,22 @@ def run_via_service_proxy(
     timeout: float = 60.0,
 ) -> dict[str, Any]:
     """POST-less fortio REST run (GET with query) through the service proxy; the result JSON."""
-    core = _proxy_client(api)
     path = "fortio/rest/run?" + rest_query(params)
     where = f"service {namespace}/{service}:{port} (API service proxy)"
     try:
-        resp = core.connect_get_namespaced_service_proxy_with_path(
-            f"{service}:{port}",
-            namespace,
-            path,
-            _preload_content=False,
-            _request_timeout=(CONNECT_TIMEOUT, timeout),
-        )
+        with _proxy_core(api) as core:
+            resp = core.connect_get_namespaced_service_proxy_with_path(
+                f"{service}:{port}",
+                namespace,
+                path,
+                _preload_content=False,
+                _request_timeout=(CONNECT_TIMEOUT, timeout),
+            )
+            text = _body_text(resp)
     except ApiException as exc:
         raise ProxyUnavailable(where, exc.status or 0, _api_error_text(exc)) from None
     except Exception as exc:  # urllib3 timeouts and connection errors
         raise RemoteError(f"fortio via {where}: {type(exc).__name__}: {exc}") from None
-    text = _body_text(resp)
     try:
         result = json.loads(text)
     except ValueError:
@@ -262,16 +269,16 @@ def read_envoy_stats(
     exec_fallback: bool = True,
 ) -> str:
     """The sidecar's stats in Prometheus text: pod proxy to pilot-agent :15020, else exec."""
-    core = _proxy_client(api)
     try:
-        resp = core.connect_get_namespaced_pod_proxy_with_path(
-            f"{pod}:15020",
-            namespace,
-            "stats/prometheus",
-            _preload_content=False,
-            _request_timeout=(CONNECT_TIMEOUT, timeout),
-        )
-        return _body_text(resp)
+        with _proxy_core(api) as core:
+            resp = core.connect_get_namespaced_pod_proxy_with_path(
+                f"{pod}:15020",
+                namespace,
+                "stats/prometheus",
+                _preload_content=False,
+                _request_timeout=(CONNECT_TIMEOUT, timeout),
+            )
+            return _body_text(resp)
     except ApiException as exc:
         first = _api_error_text(exc)
     except Exception as exc:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaosmesh_ext._sidecar import Sidecar
+from chaosmesh_ext._sidecar import Sidecar, format_outbound
 
 from . import kubeconfig, manifests
 from .api import ApiServer, ApplyRejected, Store, resources
@@ -149,21 +149,43 @@ class Mesh:
             if not self.envoy_started:
                 version = self.envoy.start(envoy_resources)
                 self.envoy_started = True
-                return version
-            return self.envoy.apply(envoy_resources, timeout=ENVOY_APPLY_TIMEOUT)
+            else:
+                version = self.envoy.apply(envoy_resources, timeout=ENVOY_APPLY_TIMEOUT)
+            # Only now do the listeners exist: tell running workloads about new ones.
+            self._write_outbound()
+            return version
         except EnvoyRejected as exc:
             raise ApplyRejected(str(getattr(exc, "reason", exc))) from None
         except EnvoyError as exc:
             raise ApplyRejected(f"Envoy did not confirm the change: {exc}") from None
 
     # ---- workloads -----------------------------------------------------------------------
-    def _sidecar(self, deployment: str, namespace: str, labels: dict[str, str]) -> Sidecar:
-        outbound = {
+    def _outbound(self) -> dict[int, tuple[str, int]]:
+        return {
             int(name.split("_", 1)[1]): ("127.0.0.1", port)
             for name, port in self.listener_ports.items()
             if name.startswith("0.0.0.0_")
         }
-        return Sidecar(outbound=outbound, workload=deployment, namespace=namespace, labels=labels)
+
+    @property
+    def outbound_file(self) -> Path:
+        return self.state.root / "outbound.json"
+
+    def _write_outbound(self) -> None:
+        """The sidecars' outbound table, replaced atomically (workloads re-read it on change)."""
+        target = self.outbound_file
+        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps(format_outbound(self._outbound())))
+        os.replace(temp, target)
+
+    def _sidecar(self, deployment: str, namespace: str, labels: dict[str, str]) -> Sidecar:
+        return Sidecar(
+            outbound=self._outbound(),
+            workload=deployment,
+            namespace=namespace,
+            labels=labels,
+            outbound_file=str(self.outbound_file),
+        )
 
     def _start_replicas(self, deployment: dict[str, Any]) -> list[Replica]:
         from .workloads import WorkloadSpec, launch, workload_kind

@@ -53,6 +53,7 @@ class Target:
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
+        self._stop_event: asyncio.Event | None = None
         self._t0 = 0.0
         self.port = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -73,10 +74,10 @@ class Target:
         return self
 
     def stop(self) -> None:
-        loop = self._loop
-        # Scheduled even before run_forever() starts: a test may finish that quickly.
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(loop.stop)
+        loop, event = self._loop, self._stop_event
+        if loop is not None and event is not None and not loop.is_closed():
+            # An asyncio.Event remembers being set, however early stop() comes.
+            loop.call_soon_threadsafe(event.set)
         self._thread.join(timeout=10)
 
     def _stall_left(self) -> float:
@@ -158,16 +159,17 @@ class Target:
                     self.t.close()
 
         async def main() -> None:
+            self._stop_event = asyncio.Event()
             self._server = await loop.create_server(Proto, "127.0.0.1", 0)
             self.port = self._server.sockets[0].getsockname()[1]
             self._t0 = time.perf_counter()
             self._ready.set()
+            try:
+                await self._stop_event.wait()
+            finally:
+                self._server.close()
 
-        loop.run_until_complete(main())
         try:
-            loop.run_forever()
+            loop.run_until_complete(main())
         finally:
-            assert self._server is not None
-            self._server.close()
-            loop.run_until_complete(asyncio.sleep(0))
             loop.close()

@@ -102,7 +102,8 @@ def test_open_loop_sends_all_and_adds_lanes_for_slow_calls() -> None:
     # 200 qps x 50 ms needs about 10 calls in flight: one lane would serialise them.
     assert len(made) > 1
     assert stats.open_loop is not None and stats.open_loop["Connections"] == len(made)
-    assert stats.durations.min >= 0.05  # latency counts from the schedule, never less than the call
+    # latency counts from the schedule: never less than the call itself
+    assert stats.durations.min >= 0.049
 
 
 def test_open_loop_reports_when_the_rate_cannot_be_kept() -> None:

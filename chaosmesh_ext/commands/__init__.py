@@ -1,0 +1,1 @@
+"""The ``chaosmesh`` subcommands, one module each (see ``chaosmesh_ext.cli``)."""
