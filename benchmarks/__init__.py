@@ -1,1 +1,4 @@
-"""Performance targets of chaostoolkit-mesh, measured side by side with references (``make bench``)."""
+"""Performance targets of chaostoolkit-mesh, measured side by side with references.
+
+Run with ``make bench`` (``python -m benchmarks``).
+"""

@@ -8,8 +8,8 @@ its targets are met. Benchmarks never run in the test suite: the machines are sh
 from __future__ import annotations
 
 import importlib
-import platform
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -24,7 +24,9 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    return f"{platform.node()} · {os.cpu_count()} cores · {cpu} · Python {platform.python_version()}"
+    return (
+        f"{platform.node()} · {os.cpu_count()} cores · {cpu} · Python {platform.python_version()}"
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -8,13 +8,27 @@ this root only offers ``discover()`` for ``chaos discover chaostoolkit-mesh``.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
-try:
-    __version__ = version("chaostoolkit-mesh")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+# Lean on purpose: every process of the embedded mesh (each workload replica) imports this
+# root first, so typing and importlib.metadata (~5 MB of RSS each) load only when asked for.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
+    __version__: str
+
+
+def __getattr__(name: str) -> str:
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("chaostoolkit-mesh")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        found = "0.0.0"
+    globals()["__version__"] = found
+    return found
 
 __all__ = ["__version__", "discover"]
 

@@ -266,9 +266,12 @@ def shift_traffic(
 ) -> dict[str, Any]:
     """Set the weights of a route's destinations by subset, e.g. ``{"v1": 90, "v2": 10}``.
 
-    Every named subset must be defined by a DestinationRule of the namespace for the route's
-    host; weights are >= 0 with a total > 0 (Istio wants them to add up to 100; they are
-    scaled when they do not). ``route``: a route's ``name`` or index; default every HTTP route.
+    Every named subset must be defined by a DestinationRule for the route's host (in ``ns``
+    or in the host's own namespace). Weights are integers >= 0 with a total > 0, written
+    as given: Envoy splits traffic in proportion to them (``{"v1": 1, "v2": 3}`` sends 75 %
+    to v2), so a total other than 100 still works, but Istio's convention is 100.
+    The route's destinations become exactly the named subsets (one left out gets no traffic).
+    ``route``: a route's ``name`` or index; default every HTTP route.
     """
     from chaosmesh_ext.istio import traffic
 
@@ -278,10 +281,16 @@ def shift_traffic(
     with _objects(configuration, secrets) as objects:
         try:
             rules = objects.list("DestinationRule", ns)
+            vs = objects.get_or_none(ref)
         except KubeApiError as exc:
             raise ActivityFailed(
                 f"{ref}: cannot list DestinationRules to check subsets: {exc}"
             ) from exc
+        for other in sorted(_destination_namespaces(vs, ns) - {ns}):
+            # Istio also applies the DestinationRule of the host's own namespace; without
+            # the right to list there, the subsets are checked against what we could read.
+            with contextlib.suppress(KubeApiError):
+                rules += objects.list("DestinationRule", other)
 
     def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
         return traffic.shift_traffic(_present(vs), weights, route=route, destination_rules=rules)
@@ -296,6 +305,20 @@ def shift_traffic(
         secrets,
         _drop_none(weights=weights, route=route),
     )
+
+
+def _destination_namespaces(vs: dict[str, Any] | None, ns: str) -> set[str]:
+    """Namespaces of the Kubernetes services a VirtualService routes to (``name.ns.svc...``)."""
+    from chaosmesh_ext.istio.hosts import fqdn
+
+    found: set[str] = set()
+    for route in ((vs or {}).get("spec") or {}).get("http") or []:
+        for dest in (route.get("route") if isinstance(route, dict) else None) or []:
+            host = str(((dest or {}).get("destination") or {}).get("host") or "")
+            parts = fqdn(host, ns).split(".")
+            if len(parts) >= 3 and parts[2] == "svc":
+                found.add(parts[1])
+    return found
 
 
 def set_timeout(

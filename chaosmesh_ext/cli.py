@@ -14,11 +14,11 @@ import click
 # name -> (module, one-line help). The help is repeated here so --help needs no imports.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "mesh": ("chaosmesh_ext.commands.mesh", "Run the embedded mesh: up, down, status, url."),
-    "load": ("chaosmesh_ext.commands.load", "fortio-compatible load: run it, or serve fortio's REST API."),
-    "lint": ("chaosmesh_ext.commands.lint", "Check Istio and Kubernetes YAML for mistakes before a run."),
-    "restore": ("chaosmesh_ext.commands.restore", "Undo what an interrupted experiment left behind."),
-    "run": ("chaosmesh_ext.commands.run", "Run experiments (several at once) and summarise them."),
-    "journal": ("chaosmesh_ext.commands.journal", "Review journals: terminal summary or HTML report."),
+    "load": ("chaosmesh_ext.commands.load", "fortio-compatible load, or fortio's REST API."),
+    "lint": ("chaosmesh_ext.commands.lint", "Check Istio and Kubernetes YAML before a run."),
+    "restore": ("chaosmesh_ext.commands.restore", "Undo what an interrupted run left behind."),
+    "run": ("chaosmesh_ext.commands.run", "Run several experiments and summarise them."),
+    "journal": ("chaosmesh_ext.commands.journal", "Review journals: summary or HTML report."),
     "gameday": ("chaosmesh_ext.commands.gameday", "Run, schedule or export game-day plans."),
 }
 

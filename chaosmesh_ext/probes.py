@@ -20,6 +20,7 @@ from chaoslib.exceptions import ActivityFailed
 # The canary analysis lives with the canary code (it builds on traffic_split); users call it
 # from here, as chaosmesh_ext.canary's docstring promises.
 from .canary import split_follows_weights
+from .kube.cluster_lint import lint_mesh
 from .load import engine, remote
 from .load.envoy_stats import breaker_summary, known_hosts
 from .load.options import (
@@ -39,6 +40,7 @@ __all__ = [
     "error_rate",
     "fortio_load",
     "latency_ms",
+    "lint_mesh",
     "response_codes",
     "split_follows_weights",
     "traffic_split",

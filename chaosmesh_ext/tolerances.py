@@ -28,6 +28,27 @@ def _flat(value: Any) -> dict[str, Any]:
     raise TypeError("slo: the value has neither flat load keys nor a fortio DurationHistogram")
 
 
+def _code_list(name: str, codes: Any) -> set[int]:
+    """``[200, "503"]`` -> ``{200, 503}``; a clear error naming the argument otherwise."""
+    if isinstance(codes, str | bytes) or not isinstance(codes, Iterable):
+        raise ValueError(f"slo: {name} must be a list of codes, got {codes!r}")
+    result: set[int] = set()
+    for code in codes:
+        try:
+            result.add(int(code))
+        except (TypeError, ValueError):
+            raise ValueError(f"slo: {name}: {code!r} is not an HTTP code") from None
+    return result
+
+
+def _seen_codes(flat: Mapping[str, Any]) -> dict[int, int]:
+    """The run's ``{code: count}``; keys are ints from a probe, strings from a journal."""
+    codes: dict[int, int] = {}
+    for key, count in (flat.get("codes") or {}).items():
+        codes[int(key)] = codes.get(int(key), 0) + int(count)
+    return codes
+
+
 def slo(
     value: Any = None,
     max_error_rate: float | None = None,
@@ -42,9 +63,15 @@ def slo(
 
     ``expect_codes``: the only HTTP codes allowed (e.g. ``[200]``, or ``[200, 503]`` for a
     breaker test); any other code seen fails the check. ``require_codes``: codes that must
-    each be seen at least once (``[200, 503]``: the breaker shed some calls and served some).
+    each be seen at least once (``[200, 503]``: the breaker shed some calls and served some —
+    which the seed's own ``c=2, n=20`` run does only some of the time, see
+    ``probes.fortio_load``). Codes may be ints or strings, in the arguments and in ``value``
+    (a probe returns int keys; the same output read back from a journal has string keys).
     """
     flat = _flat(value)
+    allowed = _code_list("expect_codes", expect_codes) if expect_codes is not None else None
+    required = _code_list("require_codes", require_codes) if require_codes is not None else None
+    codes = _seen_codes(flat)
     failures: list[str] = []
 
     def above(key: str, limit: float | None, unit: str) -> None:
@@ -63,16 +90,14 @@ def slo(
         got = float(flat.get("qps", 0.0))
         if got < float(min_qps):
             failures.append(f"qps {got:g} < {float(min_qps):g} (short by {float(min_qps) - got:g})")
-    if expect_codes is not None:
-        allowed = {int(c) for c in expect_codes}
-        codes = {int(k): int(v) for k, v in (flat.get("codes") or {}).items()}
+    if allowed is not None:
         unexpected = {c: n for c, n in sorted(codes.items()) if c not in allowed and n}
         if unexpected:
             seen = ", ".join(f"{c} x{n}" for c, n in unexpected.items())
             failures.append(f"unexpected codes {seen} (allowed: {sorted(allowed)})")
-    if require_codes is not None:
-        seen_codes = {int(k) for k, v in (flat.get("codes") or {}).items() if int(v) > 0}
-        absent = sorted({int(c) for c in require_codes} - seen_codes)
+    if required is not None:
+        seen_codes = {c for c, n in codes.items() if n > 0}
+        absent = sorted(required - seen_codes)
         if absent:
             failures.append(f"codes {absent} never seen (seen: {sorted(seen_codes)})")
     for failure in failures:

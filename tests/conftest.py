@@ -1,4 +1,4 @@
-"""Shared test settings: every test runs from the repository root, with its own ledger and mesh state.
+"""Shared test settings: every test session gets its own ledger and mesh state directories.
 
 Layer fixtures live in each layer's own ``conftest.py``.
 """

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from chaosmesh_ext.journal import Journal, JournalError, load_journal
+from chaosmesh_ext.journal import Journal, JournalError, load_journal, run_outcomes
 from chaosmesh_ext.journal.report import render_html
 from chaosmesh_ext.journal.summary import render
 
@@ -24,11 +24,25 @@ def use_colour(choice: bool | None, stream: object = None) -> bool:
     return bool(isatty and isatty())
 
 
-def _load_all(paths: tuple[str, ...]) -> list[Journal]:
-    try:
-        return [load_journal(p) for p in paths]
-    except JournalError as exc:
-        raise click.ClickException(str(exc)) from None
+def _load_all(paths: tuple[str, ...]) -> tuple[list[Journal], list[tuple[str, str, str]]]:
+    """The journals among ``paths``, and the outcome rows of any run summary among them."""
+    journals: list[Journal] = []
+    outcomes: list[tuple[str, str, str]] = []
+    for path in paths:
+        try:
+            journals.append(load_journal(path))
+        except JournalError as exc:
+            rows = run_outcomes(path)
+            if rows is None:
+                raise click.ClickException(str(exc)) from None
+            # `dir/*.json` picks up the summary written beside the journals: use it.
+            click.echo(
+                f"{path}: a run summary, not a journal: its outcomes head the report", err=True
+            )
+            outcomes += rows
+    if not journals:
+        raise click.ClickException(f"no journal among {', '.join(paths)}")
+    return journals, outcomes
 
 
 @click.group("journal")
@@ -41,7 +55,7 @@ def command() -> None:
 @click.option("--color/--no-color", "colour", default=None, help="Force colour on or off.")
 def show(journals: tuple[str, ...], colour: bool | None) -> None:
     """Summarise JOURNAL: outcome, hypothesis, method, rollbacks, safety net, load."""
-    loaded = _load_all(journals)
+    loaded, _ = _load_all(journals)
     paint = use_colour(colour)
     for index, journal in enumerate(loaded):
         if index:
@@ -61,8 +75,8 @@ def show(journals: tuple[str, ...], colour: bool | None) -> None:
 )
 def report(journals: tuple[str, ...], output: str) -> None:
     """Write one self-contained HTML report for one or more JOURNALS."""
-    loaded = _load_all(journals)
+    loaded, outcomes = _load_all(journals)
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(loaded), encoding="utf-8")
+    target.write_text(render_html(loaded, outcomes=outcomes), encoding="utf-8")
     click.echo(f"wrote {target} ({len(loaded)} journal(s))")

@@ -22,11 +22,12 @@ import click
 
 from chaosmesh_ext.mesh import manifests
 from chaosmesh_ext.mesh.daemon import describe
-from chaosmesh_ext.mesh.state import DEFAULT_STATE_DIR, StateDir, alive, stop_pid
+from chaosmesh_ext.mesh.state import DEFAULT_STATE_DIR, StateDir, alive, start_time, stop_pid
 
 UP_TIMEOUT = 90.0  # workloads + Envoy on a loaded 2-core machine; the target is 2 s
 APPLY_TIMEOUT = 120.0
 CALL_TIMEOUT = 10.0
+DAEMON_STOP_TIMEOUT = 45.0  # a daemon still waiting for workloads finishes that wait first
 STATE_DIR_ENV = "CHAOSMESH_STATE_DIR"
 
 _state_option = click.option(
@@ -63,11 +64,38 @@ def _running(state: StateDir) -> dict[str, Any] | None:
     return None
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def _not_running(state: StateDir) -> str:
+    """Why there is no mesh to ask in ``state``, and what to do about it."""
+    current = state.read()
+    if current is not None and not alive(int(current.get("pid") or 0)):
+        return (
+            f"the mesh in {state.root} is not running: its daemon (pid {current.get('pid')}) "
+            "has exited; 'chaosmesh mesh down' stops what it left behind"
+        )
+    if state.is_locked():
+        return f"the mesh in {state.root} is still starting; try again in a moment"
+    return f"no mesh running in {state.root} (start one: chaosmesh mesh up -f ...)"
+
+
+def _tail(path: Path, lines: int = 20, since: int = 0) -> str:
+    """The last ``lines`` of ``path`` written after byte ``since`` (this run's, not older)."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with open(path, "rb") as handle:
+            handle.seek(since)
+            text = handle.read().decode(errors="replace")
     except OSError:
         return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _starting_daemon(state: StateDir) -> int | None:
+    """The pid of the mesh daemon holding ``state``'s lock, from ``mesh.pid`` (None if not one)."""
+    try:
+        pid = int(state.pid_path.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if b"chaosmesh_ext.mesh.daemon" in cmdline else None
 
 
 def _stop_recorded(records: list[dict[str, Any]]) -> list[str]:
@@ -200,6 +228,8 @@ def up(
 
         sys.exit(daemon.main(argv[3:]))
     state.root.mkdir(parents=True, exist_ok=True)
+    # daemon.log is appended to across runs: show only what this daemon wrote.
+    log_start = state.daemon_log.stat().st_size if state.daemon_log.exists() else 0
     with open(state.daemon_log, "ab") as log:
         process = subprocess.Popen(
             argv,
@@ -213,7 +243,8 @@ def up(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise click.ClickException(
-                f"the mesh did not start (exit {process.returncode}):\n{_tail(state.daemon_log)}"
+                f"the mesh did not start (exit {process.returncode}):\n"
+                + _tail(state.daemon_log, since=log_start)
             )
         current = state.read()
         if current and current.get("ready") and current.get("pid") == process.pid:
@@ -222,7 +253,8 @@ def up(
         time.sleep(0.02)
     stop_pid(process.pid)
     raise click.ClickException(
-        f"the mesh did not serve within {timeout:.0f}s; stopped it:\n{_tail(state.daemon_log)}"
+        f"the mesh did not serve within {timeout:.0f}s; stopped it:\n"
+        + _tail(state.daemon_log, since=log_start)
     )
 
 
@@ -234,10 +266,19 @@ def down(state_dir: str) -> None:
     current = state.read()
     if current is None:
         if state.is_locked():
-            raise click.ClickException(
-                f"a mesh holds {state.lock_path} but wrote no mesh.json; "
-                f"its pid is in {state.pid_path}"
-            )
+            # A daemon still starting up: it has written no mesh.json yet, but it stops
+            # everything it started when it gets SIGTERM.
+            pid = _starting_daemon(state)
+            if pid is None:
+                raise click.ClickException(
+                    f"a process holds {state.lock_path} but is not a mesh daemon; "
+                    f"nothing stopped (its pid should be in {state.pid_path})"
+                )
+            if not stop_pid(pid, start_time(pid), timeout=DAEMON_STOP_TIMEOUT):
+                raise click.ClickException(f"the starting mesh daemon (pid {pid}) did not stop")
+            state.clear()
+            click.echo(f"mesh down: stopped the mesh daemon that was starting (pid {pid})")
+            return
         click.echo(f"no mesh running in {state.root}")
         state.clear()
         return
@@ -245,7 +286,9 @@ def down(state_dir: str) -> None:
     records = current.get("pids") or []
     started = next((p.get("started") for p in records if p.get("pid") == daemon_pid), None)
     # The daemon stops its own children in order; the pids below are the safety net.
-    if alive(daemon_pid, started) and not stop_pid(daemon_pid, started, timeout=15.0):
+    if alive(daemon_pid, started) and not stop_pid(
+        daemon_pid, started, timeout=DAEMON_STOP_TIMEOUT
+    ):
         click.echo(f"warning: daemon pid {daemon_pid} did not stop", err=True)
     leftovers = _stop_recorded(records)
     state.clear()
@@ -262,9 +305,7 @@ def status(state_dir: str, as_json: bool) -> None:
     state = StateDir(Path(state_dir))
     running = _running(state)
     if running is None:
-        raise click.ClickException(
-            f"no mesh running in {state.root} (start one: chaosmesh mesh up -f ...)"
-        )
+        raise click.ClickException(_not_running(state))
     report = _call(f"{running['api_url']}/chaosmesh/v1/status")
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -298,12 +339,18 @@ def status(state_dir: str, as_json: bool) -> None:
 @click.argument("target")
 @_state_option
 @click.option("-n", "--namespace", default=None, help="Namespace of the service (any by default).")
-def url(target: str, state_dir: str, namespace: str | None) -> None:
+@click.option(
+    "--plain",
+    is_flag=True,
+    help="Print only the URL, for scripts (a service also needs the Host header printed "
+    "without --plain).",
+)
+def url(target: str, state_dir: str, namespace: str | None, plain: bool) -> None:
     """How to reach SERVICE[:PORT] (or 'gateway[:PORT]') from this machine."""
     state = StateDir(Path(state_dir))
     running = _running(state)
     if running is None:
-        raise click.ClickException(f"no mesh running in {state.root}")
+        raise click.ClickException(_not_running(state))
     name, _, port = target.partition(":")
     if name == "gateway":
         candidates = list(running.get("gateways", []))
@@ -329,6 +376,8 @@ def url(target: str, state_dir: str, namespace: str | None) -> None:
         )
     entry = candidates[0]
     click.echo(entry["url"])
+    if plain:
+        return
     if entry.get("host_header"):
         click.echo(f"curl -H 'Host: {entry['host_header']}' {entry['url']}")
     else:

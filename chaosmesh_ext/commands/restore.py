@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from chaosmesh_ext.kube.ledger import Ledger, all_ledgers
+from chaosmesh_ext.kube.ledger import FORGOTTEN, PENDING, REFUSED, Ledger, all_ledgers
 
 
 def _ledgers(run: str | None, ledger_dir: str | None) -> list[Ledger]:
@@ -21,30 +21,78 @@ def _ledgers(run: str | None, ledger_dir: str | None) -> list[Ledger]:
     return all_ledgers(ledger_dir)
 
 
+def _actions(entries: list[dict[str, Any]]) -> str:
+    """``inject_delay, shift_traffic x3``: what the run did to one object, in order."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry["action"]] = counts.get(entry["action"], 0) + 1
+    return ", ".join(f"{a} x{n}" if n > 1 else a for a, n in counts.items())
+
+
+def _object_state(entries: list[dict[str, Any]]) -> str:
+    states = {e["state"] for e in entries}
+    if REFUSED in states:
+        return "refused: changed by someone else since (restore shows the diff)"
+    if states == {PENDING}:
+        return "write in flight when the run stopped (restore checks whether it landed)"
+    return "changed: to restore"
+
+
+def _when(stamp: str) -> str:
+    # "2026-11-26T23:41:58.607799Z" -> "2026-11-26 23:41:58Z": seconds are enough to read.
+    return stamp[:19].replace("T", " ") + "Z" if len(stamp) >= 19 else stamp
+
+
 def _print_outstanding(ledgers: list[Ledger], ns: str | None) -> int:
+    """One row per object a run left changed, grouped by run, oldest run first."""
     rows: list[tuple[str, ...]] = []
+    runs = 0
     for ledger in ledgers:
+        by_object: dict[str, list[dict[str, Any]]] = {}
         for entry in ledger.outstanding():
             if ns and entry["namespace"] != ns:
                 continue
+            name = f"{entry['kind']} {entry['namespace']}/{entry['name']}"
+            by_object.setdefault(name, []).append(entry)
+        runs += bool(by_object)
+        for name, entries in by_object.items():
             rows.append(
                 (
                     ledger.run_id,
-                    f"{entry['kind']} {entry['namespace']}/{entry['name']}",
-                    entry["action"],
-                    entry["time"],
-                    entry["state"],
+                    name,
+                    _when(entries[0]["time"]),
+                    _actions(entries),
+                    _object_state(entries),
                 )
             )
     if not rows:
         click.echo("nothing outstanding")
         return 0
-    header = ("RUN", "OBJECT", "ACTION", "WHEN", "STATE")
+    header = ("RUN", "OBJECT", "FIRST CHANGED", "BY", "STATE")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+    click.echo(
+        f"{len(rows)} object(s) left changed by {runs} run(s); put them back with "
+        "`chaosmesh restore` (or `chaosmesh restore --run RUN`)"
+    )
+    return 0
+
+
+def _forget(ledger: Ledger, ns: str | None) -> int:
+    """Mark a run's outstanding entries as dealt with by hand; the cluster is not touched."""
+    done: set[str] = set()
+    for entry in ledger.outstanding():
+        if ns and entry["namespace"] != ns:
+            continue
+        ledger.update(entry["id"], state=FORGOTTEN, restore="forgotten by hand")
+        done.add(f"{entry['kind']} {entry['namespace']}/{entry['name']}")
+    for name in sorted(done):
+        click.echo(f"{ledger.run_id}  {name}: forgotten (left as it is on the cluster)")
+    if not done:
+        click.echo(f"nothing outstanding for run {ledger.run_id}")
     return 0
 
 
@@ -62,8 +110,15 @@ def _print_outstanding(ledgers: list[Ledger], ns: str | None) -> int:
     help="Ledger directory (default: CHAOSMESH_LEDGER_DIR or ~/.chaosmesh/ledger).",
 )
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds per Kubernetes API call.")
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="With --run: drop that run's outstanding changes from the ledger without touching "
+    "the cluster (keep what is there now, e.g. after a refusal).",
+)
 def command(
     list_only: bool,
+    forget: bool,
     run_id: str | None,
     ns: str | None,
     kubeconfig: str | None,
@@ -78,6 +133,10 @@ def command(
         raise click.UsageError(str(exc)) from exc
     if list_only:
         raise SystemExit(_print_outstanding(ledgers, ns))
+    if forget:
+        if not run_id:
+            raise click.UsageError("--forget needs --run RUN_ID (see `chaosmesh restore --list`)")
+        raise SystemExit(_forget(ledgers[0], ns))
     pending = [ledger for ledger in ledgers if ledger.outstanding()]
     if not pending:
         click.echo("nothing to restore")
@@ -107,6 +166,12 @@ def command(
                 else:
                     failures += 1
                     click.echo(f"{line}: {outcome.detail}", err=True)
+                    if outcome.result == "refused":
+                        click.echo(
+                            "  (to keep what is there now: chaosmesh restore --forget "
+                            f"--run {ledger.run_id})",
+                            err=True,
+                        )
     finally:
         client.close()
     if failures:

@@ -11,6 +11,7 @@ deviated.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -25,6 +26,16 @@ from chaosmesh_ext.gameday.plan import Plan, PlanError, parse_duration
 from chaosmesh_ext.gameday.runner import ExperimentOutcome, GameDayRunner
 from chaosmesh_ext.journal import Journal, JournalError, load_journal
 from chaosmesh_ext.mesh import target as mesh_target
+
+
+def _wants_prometheus(experiment: Path) -> bool:
+    """Whether an experiment asks the embedded mesh for Prometheus (``mesh_prometheus``)."""
+    try:
+        document = json.loads(experiment.read_text())
+    except (OSError, ValueError):
+        return False  # chaos run reports an unreadable experiment itself
+    value = (document.get("configuration") or {}).get("mesh_prometheus")
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def key_numbers(journal: Journal) -> dict[str, str]:
@@ -154,9 +165,15 @@ def command(
 
     started_mesh = False
     if target == mesh_target.EMBEDDED and mesh_target.read_mesh_state(state_dir) is None:
-        click.echo(f"starting the embedded mesh in {state_dir} ...", err=True)
+        prometheus = any(_wants_prometheus(p) for p in plan.experiments)
+        click.echo(
+            f"starting the embedded mesh in {state_dir}"
+            + (" with Prometheus" if prometheus else "")
+            + " ...",
+            err=True,
+        )
         try:
-            mesh_target.mesh_up(state_dir, [], None)
+            mesh_target.mesh_up(state_dir, [], None, prometheus=prometheus)
         except mesh_target.TargetError as exc:
             raise click.ClickException(str(exc)) from None
         started_mesh = True

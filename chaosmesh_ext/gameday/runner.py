@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from chaosmesh_ext.gameday.plan import Plan
-from chaosmesh_ext.journal import Journal, JournalError, load_journal
+from chaosmesh_ext.journal import Journal, JournalError, digest, load_journal
 from chaosmesh_ext.journal import text as jtext
 from chaosmesh_ext.journal.report import render_html
 
@@ -355,7 +355,7 @@ def why(journal: Journal) -> str:
     def failing(hyp_label: str, probes: list) -> str:  # type: ignore[type-arg]
         bad = [p for p in probes if p.tolerance_met is False or p.status != "succeeded"]
         return f"steady state not met {hyp_label}: " + "; ".join(
-            f"{p.name} ({jtext.tolerance(p)})" for p in bad
+            f"{p.name} ({digest.tolerance(p)})" for p in bad
         )
 
     if journal.deviated and journal.after is not None:

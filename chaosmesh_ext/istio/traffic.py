@@ -220,7 +220,7 @@ def _destinations_for(
             known = (
                 f"defined: {', '.join(sorted(defined))}"
                 if defined
-                else "no DestinationRule for that host was given"
+                else "no DestinationRule for that host defines subsets"
             )
             raise IstioError.for_object(
                 vs,

@@ -6,7 +6,7 @@ it into terminal text and ``report.render_html`` into one self-contained HTML pa
 
 from __future__ import annotations
 
-from chaosmesh_ext.journal.loader import JournalError, load_journal, parse_journal
+from chaosmesh_ext.journal.loader import JournalError, load_journal, parse_journal, run_outcomes
 from chaosmesh_ext.journal.model import Hypothesis, Journal, LoadResult, Restored, RunRecord
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "RunRecord",
     "load_journal",
     "parse_journal",
+    "run_outcomes",
 ]

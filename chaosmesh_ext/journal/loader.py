@@ -37,6 +37,35 @@ def load_journal(path: str | Path) -> Journal:
     return parse_journal(raw, str(p))
 
 
+def run_outcomes(path: str | Path) -> list[tuple[str, str, str]] | None:
+    """The (experiment, status, why) rows of a ``summary.json`` that ``chaosmesh gameday run``
+    or ``chaosmesh run`` wrote beside its journals; None for any other file.
+
+    Such a summary sits in the same directory as the journals, so ``journal report dir/*.json``
+    meets it: it heads the report instead of failing it.
+    """
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(raw, dict) or "experiment" in raw:
+        return None
+    outcomes = raw.get("outcomes")
+    if not isinstance(raw.get("plan"), str) or not isinstance(outcomes, list):
+        return None
+    rows = []
+    for item in outcomes:
+        if isinstance(item, dict):
+            rows.append(
+                (
+                    Path(str(item.get("experiment") or "?")).name,
+                    str(item.get("status") or "unknown"),
+                    str(item.get("reason") or ""),
+                )
+            )
+    return rows
+
+
 def parse_journal(raw: Any, source: str = "<journal>") -> Journal:
     """Normalise an already decoded journal."""
     if not isinstance(raw, dict):
@@ -142,9 +171,12 @@ def _error(exception: Any) -> str | None:
     if not lines:
         return None
     last = lines[-1]
-    # chaoslib wraps the cause: "chaoslib.exceptions.ActivityFailed: ConnectionError: ..."
+    # chaoslib wraps the cause, sometimes twice (an ActivityFailed raised by the provider):
+    # "chaoslib.exceptions.ActivityFailed: chaoslib.exceptions.ActivityFailed: ConnectionError"
     prefix = "chaoslib.exceptions.ActivityFailed: "
-    return last[len(prefix) :] if last.startswith(prefix) else last
+    while last.startswith(prefix):
+        last = last[len(prefix) :]
+    return last
 
 
 def _record(raw: Any) -> RunRecord:

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 
-from chaosmesh_ext.journal import svg, text
+from chaosmesh_ext.journal import digest, svg, text
+from chaosmesh_ext.journal.digest import BreakerReading
 from chaosmesh_ext.journal.model import Hypothesis, Journal, LoadResult, RunRecord
 
 STATUS_COLOUR = {
@@ -26,6 +27,8 @@ MAX_BARS = 24
 MAX_TIMELINE_DURING = 6
 GOOD_WORDS = {
     "completed",
+    "passed",
+    "promoted",
     "succeeded",
     "met",
     "restored",
@@ -34,6 +37,13 @@ GOOD_WORDS = {
     "never-applied",
 }
 PHASE_COLOUR = {"before": "#6baed6", "during": "#d62728", "after": "#31a354"}
+# Breaker counters charted per reading: what changed since the previous reading, per call.
+BREAKER_SERIES = (
+    ("rq_retry", "retries per call", "#9467bd"),
+    ("rq_5xx", "5xx per call", "#d62728"),
+    ("pending_overflow", "shed (pending overflow) per call", "#ff7f0e"),
+)
+DECLARED_COLOURS = ("#aec7e8", "#ffbb78", "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5")
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:980px}
@@ -125,10 +135,14 @@ def _overview(journals: Sequence[Journal]) -> str:
         rows.append(
             f'<tr><td><a href="#journal-{index}">{escape(j.title)}</a></td><td>{_when(j)}</td>'
             f"<td>{_badge(j.outcome)}</td><td>{text.seconds(j.duration)}</td>"
-            f'<td class="num">{text.ms(_during_p99(j))} ms</td></tr>'
+            f'<td class="num">{_with_unit(text.ms(_during_p99(j)), "ms")}</td></tr>'
         )
     rows.append("</table>")
     return "".join(rows)
+
+
+def _with_unit(value: str, unit: str) -> str:
+    return value if value == "-" else f"{value} {unit}"
 
 
 def _trends(journals: Sequence[Journal]) -> list[str]:
@@ -192,10 +206,12 @@ def _journal(journal: Journal, index: int) -> str:
     if timeline:
         out.append("<h3>Timeline</h3>" + timeline)
     out.append(_hypotheses(journal))
+    breakers = digest.breaker_readings(journal)
+    by_record = {id(b.record): b for b in breakers}
     out.append("<h3>Method</h3>")
     if not journal.has_method:
         out.append('<p class="muted">No method: only the hypothesis was checked.</p>')
-    out.append(_activities(journal.method))
+    out.append(_activities(journal.method, by_record))
     out.append("<h3>Rollbacks</h3>")
     out.append(
         _activities(journal.rollbacks) if journal.rollbacks else '<p class="muted">None ran.</p>'
@@ -213,6 +229,8 @@ def _journal(journal: Journal, index: int) -> str:
                 )
             out.append("</table>")
     out += _load(journal)
+    out += _breakers(journal, breakers)
+    out += _rollouts(journal)
     out += _splits(journal)
     out.append("</section>")
     return "\n".join(out)
@@ -286,7 +304,7 @@ def _hypotheses(journal: Journal) -> str:
             ok = probe.tolerance_met is not False and probe.status == "succeeded"
             out.append(
                 f"<tr><td>{escape(label)}</td><td>{escape(probe.name)}</td>"
-                f"<td><code>{escape(text.tolerance(probe))}</code></td>"
+                f"<td><code>{escape(digest.tolerance(probe))}</code></td>"
                 f"<td>{_badge('met' if ok else 'not met')}</td></tr>"
             )
     out.append("</table>")
@@ -295,21 +313,113 @@ def _hypotheses(journal: Journal) -> str:
     return "".join(out)
 
 
-def _activities(records: Sequence[RunRecord]) -> str:
+def _activities(
+    records: Sequence[RunRecord], breakers: dict[int, BreakerReading] | None = None
+) -> str:
     if not records:
         return ""
-    out = ["<table><tr><th>activity</th><th>call</th><th>outcome</th><th>duration</th></tr>"]
+    out = [
+        "<table><tr><th>activity</th><th>call</th><th>outcome</th><th>result</th>"
+        "<th>duration</th></tr>"
+    ]
     for r in records:
         call = r.provider + (f"({text.arguments(r.arguments, 90)})" if r.arguments else "")
         error = f"<br><code>{escape(r.error)}</code>" if r.error else ""
+        said = "<br>".join(escape(line) for line in digest.lines(r, (breakers or {}).get(id(r))))
         out.append(
             f"<tr><td>{escape(r.type)} <b>{escape(r.name)}</b></td>"
             f"<td><code>{escape(call)}</code></td>"
             f"<td>{_badge(r.status)}{error}</td>"
+            f'<td class="result">{said}</td>'
             f'<td class="num">{text.seconds(r.duration)}</td></tr>'
         )
     out.append("</table>")
     return "".join(out)
+
+
+def _breakers(journal: Journal, readings: list[BreakerReading]) -> list[str]:
+    """Breaker counters as read, what changed between readings, and that per call."""
+    if not readings:
+        return []
+    keys: list[str] = []
+    for reading in readings:
+        keys += [k for k in reading.shown() if k not in keys]
+    out = ["<h3>Circuit-breaker counters</h3>"]
+    changed = [r for r in readings if r.delta is not None and r.calls]
+    if changed:
+        groups = [
+            (f"{r.phase} · {r.record.name}", [r.per_call(key) for key, _, _ in BREAKER_SERIES])
+            for r in changed
+        ]
+        series = [(label, colour) for _, label, colour in BREAKER_SERIES]
+        out.append(
+            svg.grouped_bars(
+                "breaker",
+                f"breaker counters per call of {journal.title}",
+                groups,
+                series,
+                "per call",
+            )
+        )
+    out.append(
+        '<p class="muted">Counters are cumulative in the sidecar; (+n) is the change since the '
+        "previous reading of the same host, divided by the load calls sent to it in between "
+        "for the per-call figures.</p>"
+    )
+    out.append(
+        "<table><tr><th>phase</th><th>probe</th><th>host</th>"
+        + "".join(f"<th>{escape(k)}</th>" for k in keys)
+        + "<th>calls since previous</th><th>retries per call</th></tr>"
+    )
+    for r in readings:
+        cells = []
+        for key in keys:
+            value = r.counters.get(key)
+            cell = "-" if value is None else str(value)
+            if r.delta is not None and value is not None:
+                cell += f" ({r.delta.get(key, 0):+d})"
+            cells.append(f'<td class="num">{cell}</td>')
+        per = r.per_call("rq_retry")
+        out.append(
+            f"<tr><td>{r.phase}</td><td>{escape(r.record.name)}</td><td>{escape(r.host)}</td>"
+            + "".join(cells)
+            + f'<td class="num">{"-" if r.delta is None else r.calls or 0}</td>'
+            + f'<td class="num">{"-" if per is None else f"{per:.1f}"}</td></tr>'
+        )
+    out.append("</table>")
+    return out
+
+
+def _rollouts(journal: Journal) -> list[str]:
+    """Each progressive rollout: verdict and its steps."""
+    out: list[str] = []
+    for r in journal.method:
+        found = digest.rollout(r.output)
+        if found is None:
+            continue
+        head, *_ = digest.rollout_lines(found)
+        out.append(f"<h3>Progressive rollout: {escape(r.name)}</h3>")
+        verdict = "promoted" if found.get("promoted") else "halted"
+        out.append(f"<p>{_badge(verdict)} {escape(head)}</p>")
+        out.append(
+            "<table><tr><th>canary weight</th><th>error rate</th><th>p99 ms</th><th>codes</th>"
+            "<th>guard</th></tr>"
+        )
+        for step in found.get("steps") or []:
+            if not isinstance(step, dict):
+                continue
+            failures = "; ".join(str(f) for f in step.get("failures") or [])
+            rate, p99 = step.get("error_rate"), step.get("p99_ms")
+            out.append(
+                f'<tr><td class="num">{escape(digest.number(step.get("canary_weight")))}%</td>'
+                f'<td class="num">{text.percent(rate if isinstance(rate, int | float) else None)}'
+                f'</td><td class="num">{text.ms(p99 if isinstance(p99, int | float) else None)}'
+                f"</td><td>{escape(digest.step_codes(step))}</td>"
+                f"<td>{_badge('passed' if step.get('passed') else 'failed')} "
+                f"{escape(failures)}</td></tr>"
+            )
+        out.append("</table>")
+    return out
 
 
 def _code_colour(code: str) -> str:
@@ -420,13 +530,33 @@ def _splits(journal: Journal) -> list[str]:
     splits = journal.splits()
     if not splits:
         return []
+    # One colour per version across every row, so v2 is the same colour everywhere.
+    versions: list[str] = []
+    for _, r in splits:
+        check = digest.split_check(r.output)
+        declared = check["declared"] if check else {}
+        versions += [v for v in [*(r.split or {}), *declared] if v not in versions]
     rows = []
     for phase, r in splits:
+        check = digest.split_check(r.output)
+        if check is not None:
+            # What the VirtualService declared, beside what was measured.
+            rows.append(
+                (
+                    f"{phase} declared · {r.name}",
+                    [
+                        (str(v), float(share), DECLARED_COLOURS[versions.index(v) % 6])
+                        for v, share in check["declared"].items()
+                        if isinstance(share, int | float) and share > 0
+                    ],
+                )
+            )
         parts = [
-            (version, share, SPLIT_COLOURS[i % len(SPLIT_COLOURS)])
-            for i, (version, share) in enumerate((r.split or {}).items())
+            (version, share, SPLIT_COLOURS[versions.index(version) % len(SPLIT_COLOURS)])
+            for version, share in (r.split or {}).items()
         ]
-        rows.append((f"{phase} · {r.name}", parts))
+        label = f"{phase} observed · {r.name}" if check else f"{phase} · {r.name}"
+        rows.append((label, parts))
     return [
         "<h3>Traffic split</h3>",
         svg.stacked_rows("split", f"traffic split of {journal.title}", rows),

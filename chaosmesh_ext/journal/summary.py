@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import click
 
-from chaosmesh_ext.journal import text
+from chaosmesh_ext.journal import digest, text
+from chaosmesh_ext.journal.digest import BreakerReading
 from chaosmesh_ext.journal.model import Hypothesis, Journal, RunRecord
 
 _GOOD = {
@@ -72,6 +73,11 @@ def render(journal: Journal, colour: bool = False) -> str:
     if journal.interruption:
         out.append("  " + paint(f"interrupted: {journal.interruption}", "bad"))
 
+    # One name column for every section, as wide as the longest name (within reason).
+    names = [r.name for r in _records(journal)]
+    width = min(max((len(n) for n in names), default=10), NAME_WIDTH)
+    breakers = {id(b.record): b for b in digest.breaker_readings(journal)}
+
     title = f' "{journal.hypothesis_title}"' if journal.hypothesis_title else ""
     out.append("")
     out.append(f"Steady state{title}")
@@ -79,9 +85,9 @@ def render(journal: Journal, colour: bool = False) -> str:
         out.append("  (no steady-state hypothesis)")
     for label, hyp in (("before", journal.before), ("after", journal.after)):
         if hyp is not None:
-            out += _hypothesis(label, hyp, paint)
+            out += _hypothesis(label, hyp, paint, width)
     for i, hyp in enumerate(journal.during):
-        out += _hypothesis(f"during #{i + 1}", hyp, paint)
+        out += _hypothesis(f"during #{i + 1}", hyp, paint, width)
     if journal.before is not None and journal.after is None and journal.has_method:
         out.append("  after: " + paint("not checked", "warn"))
 
@@ -91,13 +97,13 @@ def render(journal: Journal, colour: bool = False) -> str:
         out.append("  (no method: only the hypothesis was checked)")
     elif not journal.method:
         out.append("  (not run)")
-    out += [_activity(r, paint) for r in journal.method]
+    out += [_activity(r, paint, width, breakers.get(id(r))) for r in journal.method]
 
     out.append("")
     out.append("Rollbacks")
     if not journal.rollbacks:
         out.append("  (none ran)")
-    out += [_activity(r, paint) for r in journal.rollbacks]
+    out += [_activity(r, paint, width) for r in journal.rollbacks]
 
     if journal.safety_net or journal.restored:
         out.append("")
@@ -115,38 +121,92 @@ def render(journal: Journal, colour: bool = False) -> str:
         out.append("")
         out.append("Load")
         out += _load_table(loads)
+    if breakers:
+        out.append("")
+        out.append("Circuit-breaker counters (cumulative; change since the previous reading)")
+        out += _breaker_table(list(breakers.values()), width)
     splits = journal.splits()
     if splits:
         out.append("")
         out.append("Traffic split")
         for phase, rec in splits:
-            parts = " ".join(f"{k} {v * 100:.1f}%" for k, v in (rec.split or {}).items())
-            out.append(f"  {phase:<7} {rec.name:<28} {parts}")
+            check = digest.split_check(rec.output)
+            if check is not None:
+                parts = digest.split_sides(check)
+            else:
+                parts = " ".join(f"{k} {v * 100:.1f}%" for k, v in (rec.split or {}).items())
+            out.append(f"  {phase:<7} {rec.name:<{width}} {parts}")
     return "\n".join(out) + "\n"
 
 
-def _hypothesis(label: str, hyp: Hypothesis, paint: Paint) -> list[str]:
+# Names longer than this are cut in tables rather than pushing every column right.
+NAME_WIDTH = 40
+
+
+def _records(journal: Journal) -> list[RunRecord]:
+    hyps = [h for h in (journal.before, journal.after, *journal.during) if h is not None]
+    return [r for h in hyps for r in h.probes] + journal.method + journal.rollbacks
+
+
+def _breaker_table(readings: list[BreakerReading], width: int) -> list[str]:
+    keys: list[str] = []
+    for reading in readings:
+        keys += [k for k in reading.shown() if k not in keys]
+    header = ["phase", "probe", "host", *keys, "calls", "retries/call"]
+    rows = [header]
+    for r in readings:
+        cells = [r.phase, text.short(r.record.name, width), r.host]
+        for key in keys:
+            value = r.counters.get(key)
+            cell = "-" if value is None else str(value)
+            if r.delta is not None and value is not None:
+                cell += f" ({r.delta.get(key, 0):+d})"
+            cells.append(cell)
+        per = r.per_call("rq_retry")
+        cells += [
+            "-" if r.delta is None else str(r.calls or 0),
+            "-" if per is None else f"{per:.1f}",
+        ]
+        rows.append(cells)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return [
+        "  "
+        + "  ".join(
+            c.ljust(w) if i < 3 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def _hypothesis(label: str, hyp: Hypothesis, paint: Paint, width: int) -> list[str]:
     state = "met" if hyp.met else ("not met" if hyp.met is False else "unknown")
     lines = [f"  {label}: {paint(state, _tone(state))}"]
     for probe in hyp.probes:
         mark = _mark(probe)
         tone = "bad" if mark == "✗" else ("warn" if mark == "!" else "good")
-        lines.append(f"    {paint(mark, tone)} {probe.name:<28} {text.tolerance(probe)}")
+        name = text.short(probe.name, width)
+        lines.append(f"    {paint(mark, tone)} {name:<{width}} {digest.tolerance(probe)}")
     return lines
 
 
-def _activity(record: RunRecord, paint: Paint) -> str:
+def _activity(
+    record: RunRecord, paint: Paint, width: int, breaker: BreakerReading | None = None
+) -> str:
     status = record.status
+    name = text.short(record.name, width)
     line = (
-        f"  {paint(_mark(record), _tone(status))} {record.type:<6} {record.name:<28} "
+        f"  {paint(_mark(record), _tone(status))} {record.type:<6} {name:<{width}} "
         f"{paint(status, _tone(status))} {text.seconds(record.duration)}"
     )
     call = record.provider
     if record.arguments:
-        call += f"({text.arguments(record.arguments)})"
+        call += f"({text.arguments(record.arguments, 90)})"
     line += f"\n      {paint(call, 'dim')}"
     if record.error:
         line += f"\n      {paint('error: ' + record.error, 'bad')}"
+    for said in digest.lines(record, breaker):
+        line += f"\n      → {said}"
     return line
 
 

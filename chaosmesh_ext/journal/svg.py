@@ -14,6 +14,10 @@ from html import escape
 FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 AXIS = "#555"
 GRID = "#e3e3e3"
+# Row labels of the row charts (codes, split, timeline): characters kept, and the pixels they
+# need at 11 px (about 6.3 px a character), so no label runs off the left edge.
+LABEL_CHARS = 36
+LABEL_ROOM = 240
 
 
 def _nice_max(value: float) -> float:
@@ -28,7 +32,8 @@ def _nice_max(value: float) -> float:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.2g}"
+    # Quarter ticks of a 5 or 2.5 axis (1.25, 3.75, 0.375) keep their digits.
+    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.3g}"
 
 
 def _fmt_seconds(value: float) -> str:
@@ -120,11 +125,11 @@ def stacked_rows(
     name: str,
     title: str,
     rows: Sequence[tuple[str, Sequence[tuple[str, float, str]]]],
-    width: int = 720,
+    width: int = 860,
     row_height: int = 26,
 ) -> str:
     """One 100 % bar per row, split into (label, share, colour) parts (codes, traffic split)."""
-    left, right, top = 190, 12, 8
+    left, right, top = LABEL_ROOM, 12, 8
     plot_w = width - left - right
     height = top + row_height * len(rows) + 8
     out = [_open(name, width, height, title)]
@@ -132,7 +137,7 @@ def stacked_rows(
         y = top + ri * row_height
         out.append(
             f'<text x="{left - 8}" y="{y + row_height / 2 + 4:.1f}" text-anchor="end" {FONT}>'
-            f"{escape(_cut(label, 30))}</text>"
+            f"{escape(_cut(label, LABEL_CHARS))}</text>"
         )
         total = sum(v for _, v, _ in parts) or 1.0
         x = float(left)
@@ -160,11 +165,11 @@ def timeline(
     title: str,
     rows: Sequence[tuple[str, float, float, str, str]],
     total: float,
-    width: int = 720,
+    width: int = 860,
     row_height: int = 20,
 ) -> str:
     """Activities on a time axis: (label, start s, end s, colour, tooltip) per row."""
-    left, right, top, bottom = 190, 30, 8, 24
+    left, right, top, bottom = LABEL_ROOM, 30, 8, 24
     plot_w = width - left - right
     height = top + row_height * len(rows) + bottom
     span = total if total > 0 else 1.0
@@ -182,7 +187,7 @@ def timeline(
         w = max(plot_w * max(end - start, 0) / span, 3)
         out.append(
             f'<text x="{left - 8}" y="{y + row_height / 2 + 4:.1f}" text-anchor="end" {FONT}>'
-            f"{escape(_cut(label, 30))}</text>"
+            f"{escape(_cut(label, LABEL_CHARS))}</text>"
             f'<rect class="bar" x="{min(x, width - right - 3):.1f}" y="{y + 3}" width="{w:.1f}" '
             f'height="{row_height - 6}" fill="{colour}"><title>{escape(tip)}</title></rect>'
         )

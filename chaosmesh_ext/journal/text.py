@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chaosmesh_ext.journal.model import LoadResult, RunRecord
+from chaosmesh_ext.journal.model import LoadResult
 
 
 def short(value: Any, width: int = 60) -> str:
@@ -40,38 +40,3 @@ def percent(value: float | None) -> str:
 
 def codes(load: LoadResult) -> str:
     return " ".join(f"{c}:{n}" for c, n in sorted(load.codes.items())) or "-"
-
-
-def tolerance(record: RunRecord) -> str:
-    """The probe's value against its tolerance, e.g. ``p99_ms 9.0 within [0, 50]``."""
-    tol, out = record.tolerance, record.output
-    if record.error:
-        return f"error: {record.error}"
-    if isinstance(tol, dict):
-        kind = tol.get("type")
-        target = tol.get("target")
-        value = out.get(target) if isinstance(out, dict) and target else out
-        label = f"{target} " if target else ""
-        if kind == "range":
-            return f"{label}{short(value, 20)} vs range {short(tol.get('range'), 30)}"
-        if kind == "probe":
-            prov = tol.get("provider") or {}
-            return f"{short(out, 30)} checked by {prov.get('module', '?')}.{prov.get('func', '?')}"
-        if kind in ("regex", "jsonpath"):
-            pattern = tol.get("pattern") or tol.get("path")
-            return f"{label}{short(value, 20)} vs {kind} {short(pattern, 30)}"
-        return f"{short(out, 30)} vs {short(tol, 30)}"
-    if isinstance(tol, list) and len(tol) == 2:
-        return f"{short(_status_value(out), 20)} vs range {short(tol, 30)}"
-    if isinstance(tol, list):
-        return f"{short(_status_value(out), 20)} vs one of {short(tol, 30)}"
-    if tol is None:
-        return short(out, 40)
-    return f"{short(_status_value(out), 20)} vs {short(tol, 30)}"
-
-
-def _status_value(out: Any) -> Any:
-    # chaoslib compares a dict with "status" (process/http providers) by that key.
-    if isinstance(out, dict) and "status" in out:
-        return out["status"]
-    return out

@@ -6,6 +6,15 @@ tell whether a pending write landed. A 409 (someone wrote between our read and o
 answered by reading again and re-running the edit on the fresh state — never by overwriting.
 If the edit rejects its input nothing is recorded; if the write fails the entry is marked
 ``not-applied``: a failed change leaves the cluster as it was.
+
+Two rules keep ``restore`` exact and polite:
+
+- an edit that puts the object back as it was before the run's first change (``remove_faults``
+  after ``inject_delay``) writes exactly that state — without our ledger annotation — and marks
+  the run's entries for the object ``restored``: nothing is left outstanding;
+- when someone else changed the object since this run's last write, the run changes it no
+  further (:class:`ForeignChange`, with the diff): a later ``restore`` to the state before
+  the run would silently undo their change.
 """
 
 from __future__ import annotations
@@ -15,8 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chaosmesh_ext.kube.ledger import LEDGER_ANNOTATION, Ledger, content
+from chaosmesh_ext.kube.ledger import (
+    APPLIED,
+    LEDGER_ANNOTATION,
+    PENDING,
+    RESTORED,
+    Ledger,
+    content,
+    with_content,
+)
 from chaosmesh_ext.kube.objects import Conflict, IstioObjects, KubeApiError, NotFound, ObjectRef
+from chaosmesh_ext.kube.restore import diff
 
 Edit = Callable[[dict[str, Any] | None], dict[str, Any]]
 MAX_ATTEMPTS = 5
@@ -75,6 +93,49 @@ def _ignoring_mark(state: dict[str, Any] | None) -> dict[str, Any] | None:
     return state
 
 
+class ForeignChange(Conflict):
+    """Someone else changed the object since this run's last write: we leave it to them."""
+
+
+def _open_entries(ledger: Ledger, ref: ObjectRef) -> list[dict[str, Any]]:
+    """This run's entries for ``ref`` that restore would still act on, oldest first."""
+    return [
+        e
+        for e in ledger.entries()
+        if e["state"] in (PENDING, APPLIED)
+        and (e["kind"], e["namespace"], e["name"]) == (ref.kind, ref.namespace, ref.name)
+    ]
+
+
+def _check_not_foreign(ref: ObjectRef, open_entries: list[dict[str, Any]], live: Any) -> None:
+    applied = [e for e in open_entries if e["state"] == APPLIED and e.get("after")]
+    if not applied or live is None:
+        return
+    last = applied[-1]
+    ours = {k: v for k, v in last["after"].items() if k != "resourceVersion"}
+    now = content(live)
+    origin = _origin(open_entries)
+    # Back as before the run (by them, or by our own write whose answer was lost) leaves
+    # nothing of theirs for restore to undo.
+    if ours != now and _ignoring_mark(now) != _ignoring_mark(origin):
+        raise ForeignChange(
+            ref,
+            409,
+            "Conflict",
+            f"changed by someone else since this run's last change ({last['id']}, "
+            f"{last['action']}); this run changes it no further, so that restore does not "
+            f"undo their change:\n{diff(ours, now)}",
+        )
+
+
+def _origin(open_entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The object's state before the run's first open change (None: none, or we created it)."""
+    if not open_entries or open_entries[0]["absent_before"]:
+        return None
+    before: dict[str, Any] | None = open_entries[0]["before"]
+    return before
+
+
 def apply_change(
     objects: IstioObjects,
     ledger: Ledger,
@@ -94,6 +155,7 @@ def apply_change(
     entry_id: str | None = None
     for attempt in range(1, max_attempts + 1):
         live = objects.get_or_none(ref)
+        open_entries = [e for e in _open_entries(ledger, ref) if e["id"] != entry_id]
         if live is None and not create_if_absent:
             if entry_id:
                 ledger.not_applied(entry_id, "object deleted before our write")
@@ -105,6 +167,12 @@ def apply_change(
             ledger.applied(entry_id, live)
             rv = live["metadata"].get("resourceVersion")
             return ChangeResult(ref, True, False, rv, attempt, entry_id, live)
+        try:
+            _check_not_foreign(ref, open_entries, live)
+        except ForeignChange as exc:
+            if entry_id:
+                ledger.not_applied(entry_id, str(exc))
+            raise
         try:
             desired = edit(copy.deepcopy(live) if live is not None else None)
         except Exception as exc:
@@ -125,7 +193,11 @@ def apply_change(
             entry_id = entry["id"]
         else:
             ledger.rebase(entry_id, live)
-        body = _mark(desired, entry_id)
+        origin = _origin(open_entries)
+        back = origin is not None and _ignoring_mark(content(desired)) == _ignoring_mark(origin)
+        # Back as before the run: write exactly that state, our annotation included only if the
+        # object had it then (restore finds "already as before the run" after a crash here).
+        body = with_content(desired, origin) if back and origin else _mark(desired, entry_id)
         meta = body["metadata"]
         meta["name"], meta["namespace"] = ref.name, ref.namespace
         try:
@@ -154,6 +226,11 @@ def apply_change(
             # The entry stays pending; restore reads the object's ledger annotation to decide.
             raise
         ledger.applied(entry_id, written)
+        if back:
+            for done in [*open_entries, {"id": entry_id}]:
+                ledger.update(
+                    done["id"], state=RESTORED, restore=f"back as before the run ({action})"
+                )
         rv = (written.get("metadata") or {}).get("resourceVersion")
         return ChangeResult(ref, True, live is None, rv, attempt, entry_id, written)
     if entry_id:

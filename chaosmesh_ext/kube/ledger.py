@@ -9,7 +9,8 @@ write went through — what we wrote (resourceVersion + content). ``chaosmesh re
 safety-net control read these files to put everything back.
 
 Entry states: ``pending`` (recorded, write in flight), ``applied``, ``not-applied`` (the write
-failed: nothing changed), ``restored``, ``refused`` (someone else changed the object since).
+failed: nothing changed), ``restored``, ``refused`` (someone else changed the object since),
+``forgotten`` (dropped by hand with ``chaosmesh restore --forget``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ PENDING, APPLIED, NOT_APPLIED, RESTORED, REFUSED = (
     "restored",
     "refused",
 )
+# Dropped by hand (``chaosmesh restore --forget``): the cluster keeps what is there.
+FORGOTTEN = "forgotten"
 OUTSTANDING = (PENDING, APPLIED, REFUSED)
 
 _lock = threading.Lock()

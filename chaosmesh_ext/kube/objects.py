@@ -9,6 +9,7 @@ server listed in ``details.causes``.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -253,6 +254,18 @@ class IstioObjects:
             **kwargs,
         )
         return list(result.get("items") or [])
+
+    def list_all(self, kind: str) -> builtins.list[dict[str, Any]]:
+        """Every object of ``kind`` in every namespace (needs a cluster-wide list right)."""
+        result = self._call(
+            f"{kind} list in all namespaces",
+            "list",
+            self.custom.list_cluster_custom_object,
+            GROUP,
+            self.version,
+            PLURALS[kind],
+        )
+        return builtins.list(result.get("items") or [])
 
     def create(self, ref: ObjectRef, body: dict[str, Any]) -> dict[str, Any]:
         body = dict(body, apiVersion=self.api_version, kind=ref.kind)

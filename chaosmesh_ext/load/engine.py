@@ -27,6 +27,7 @@ from .periodic import (
     run_closed,
     run_open,
 )
+from .pod_dns import unresolvable_reason
 from .results import base_result, error_result, ret_codes
 from .stats import Histogram
 
@@ -43,6 +44,11 @@ class LoadTargetError(ConnectionError):
         super().__init__(f"cannot reach {url}: {reason}")
         self.url = url
         self.reason = reason
+
+
+def first_hop_is_mesh(sidecar: Sidecar, host: str, port: int) -> bool:
+    """True when a call to ``host:port`` goes to the sidecar's outbound listener."""
+    return sidecar.connect_address(host, port) != (host, port)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -146,7 +152,12 @@ async def run_async(options: LoadOptions, stop: StopToken, run_id: int = 0) -> d
         conns.append(conn)
         return conn
 
-    # Fail fast, before any request, when nothing listens at the target (or its sidecar port).
+    # Fail fast, before any request, when the name would not resolve in a pod of the mesh
+    # (the sidecar takes any host by port alone) or nothing listens at the target.
+    if first_hop_is_mesh(sidecar, target.host, target.port):
+        reason = await unresolvable_reason(target.host, sidecar)
+        if reason:
+            raise LoadTargetError(options.url, reason)
     first = new_conn()
     proto = await first._connect(asyncio.get_running_loop().time() + options.timeout)
     if proto is None:

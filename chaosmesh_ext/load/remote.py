@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -174,6 +176,41 @@ def find_pod(api: k8s.ApiClient, namespace: str, selector: str, timeout: float =
     return sorted(names)[0]
 
 
+def _exec_error_text(exc: BaseException) -> str:
+    """A short reason for a failed exec handshake (the client's text carries raw headers)."""
+    if isinstance(exc, ApiException):
+        reason = str(exc.reason or "")
+        # websocket-client: "Handshake status 404 Not Found -+-+- {headers} -+-+- body"
+        status = re.search(r"Handshake status (\d{3})(?: ([^-]*?))?\s*-\+-\+-", reason)
+        if status:
+            return f"the API server refused the exec upgrade: HTTP {status.group(1)}" + (
+                f" {status.group(2).strip()}" if status.group(2) else ""
+            )
+        return _api_error_text(exc) if exc.status else reason[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _exec_status(raw: str) -> tuple[int | None, str]:
+    """The exit code and message from the exec status channel (3): a v1 Status as JSON."""
+    try:
+        doc = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        return None, raw[:300]
+    if not isinstance(doc, dict):
+        return None, ""
+    if doc.get("status") == "Success":
+        return 0, ""
+    causes = (doc.get("details") or {}).get("causes") or []
+    for cause in causes:
+        if isinstance(cause, dict) and cause.get("reason") == "ExitCode":
+            try:
+                return int(cause.get("message")), str(doc.get("message") or "")
+            except (TypeError, ValueError):
+                break
+    # A Failure without an exit code: the command never ran (not found, container gone, ...).
+    return -1, str(doc.get("message") or doc.get("reason") or "exec failed")
+
+
 def exec_in_pod(
     api: k8s.ApiClient,
     pod: str,
@@ -182,48 +219,74 @@ def exec_in_pod(
     container: str | None = None,
     timeout: float = 60.0,
 ) -> str:
-    """Run ``command`` in the pod (``kubectl exec``); its stdout. Fails on non-zero exit."""
+    """Run ``command`` in the pod (``kubectl exec``); its stdout. Fails on non-zero exit.
+
+    Bounded by ``timeout`` (plus the connect timeout) as a whole: the client's WebSocket has
+    no timeout of its own, so the exchange runs in a helper thread that is abandoned, its
+    socket closed, when the time is up.
+    """
     from kubernetes.stream import stream
 
+    where = f"exec in pod {namespace}/{pod}"
     core = k8s.CoreV1Api(api)
     kwargs: dict[str, Any] = {"container": container} if container else {}
-    try:
-        ws = stream(
-            core.connect_get_namespaced_pod_exec,
-            pod,
-            namespace,
-            command=list(command),
-            stdout=True,
-            stderr=True,
-            stdin=False,
-            tty=False,
-            _preload_content=False,
-            _request_timeout=(CONNECT_TIMEOUT, timeout),
-            **kwargs,
-        )
-    except ApiException as exc:
-        raise RemoteError(f"exec in pod {namespace}/{pod}: {_api_error_text(exc)}") from None
-    except Exception as exc:
-        raise RemoteError(f"exec in pod {namespace}/{pod}: {exc}") from None
-    out: list[str] = []
-    err: list[str] = []
-    try:
-        ws.run_forever(timeout=timeout)
-        out.append(ws.read_stdout() or "")
-        err.append(ws.read_stderr() or "")
-        code = ws.returncode
-    finally:
-        ws.close()
-    if ws.is_open():
+    box: dict[str, Any] = {}
+
+    def exchange() -> None:
+        try:
+            ws = stream(
+                core.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                command=list(command),
+                stdout=True,
+                stderr=True,
+                stdin=False,
+                tty=False,
+                _preload_content=False,
+                _request_timeout=(CONNECT_TIMEOUT, timeout),
+                **kwargs,
+            )
+        except Exception as exc:
+            box["error"] = _exec_error_text(exc)
+            return
+        box["ws"] = ws
+        try:
+            ws.run_forever(timeout=timeout)
+            box["finished"] = not ws.is_open()
+            box["out"] = ws.read_stdout() or ""
+            box["err"] = ws.read_stderr() or ""
+            box["status"] = ws.read_channel(3) or ""
+        except Exception as exc:
+            box["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            ws.close()
+
+    worker = threading.Thread(target=exchange, name=f"exec {namespace}/{pod}", daemon=True)
+    worker.start()
+    worker.join(timeout + CONNECT_TIMEOUT)
+    if worker.is_alive():
+        ws = box.get("ws")
+        if ws is not None:
+            ws.close()
         raise RemoteError(
-            f"exec in pod {namespace}/{pod}: {command[0]} did not finish in {timeout:g}s"
+            f"{where}: {command[0]} did not finish within {timeout + CONNECT_TIMEOUT:g}s"
+            + ("" if ws is not None else " (the exec connection was never established)")
         )
-    if code not in (0, None):
+    if "error" in box:
+        raise RemoteError(f"{where}: {box['error']}")
+    if not box.get("finished"):
+        raise RemoteError(f"{where}: {command[0]} did not finish within {timeout:g}s")
+    code, message = _exec_status(box.get("status", ""))
+    if code is None:
+        raise RemoteError(f"{where}: {command[0]} ended without an exit status")
+    if code != 0:
+        stderr = str(box.get("err", "")).strip()[-300:]
+        what = f"exited {code}" if code > 0 else "could not run"
         raise RemoteError(
-            f"exec in pod {namespace}/{pod}: {' '.join(command[:2])} exited {code}:"
-            f" {''.join(err)[-300:]}"
+            f"{where}: {' '.join(command[:2])} {what}: {stderr or message or 'no output'}"
         )
-    return "".join(out)
+    return str(box.get("out", ""))
 
 
 def fortio_cli_args(params: Mapping[str, Any]) -> list[str]:

@@ -7,6 +7,19 @@ stand-ins for pods), ``manifests`` (loading ``-f`` files), ``daemon`` (running i
 ``chaosmesh mesh up/down/status/url``; experiments reach it through the kubeconfig it writes.
 """
 
-from .state import DEFAULT_STATE_DIR, StateDir
+from __future__ import annotations
+
+# Loaded on first use: every workload replica imports this package first, and needs no state.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from .state import DEFAULT_STATE_DIR, StateDir
+
+
+def __getattr__(name: str) -> object:
+    if name not in ("DEFAULT_STATE_DIR", "StateDir"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import state
+
+    return getattr(state, name)
 
 __all__ = ["DEFAULT_STATE_DIR", "StateDir"]

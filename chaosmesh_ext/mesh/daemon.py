@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -28,7 +29,6 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from . import kubeconfig, manifests
 from .api import ApiServer, ApplyRejected, Store, resources
 from .api.server import LOCAL_PORT_ANNOTATION
 from .manifests import Loaded, ManifestError
+from .readiness import Replica, log_size, wait_all_ready
 from .state import AlreadyRunning, StateDir, acquire_lock, start_time
 
 WORKLOAD_READY_TIMEOUT = 30.0
@@ -50,22 +51,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@dataclass
-class Replica:
-    pod: str
-    namespace: str
-    deployment: str
-    kind: str
-    labels: dict[str, str]
-    port: int
-    process: subprocess.Popen[bytes]
-    started: str | None
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:
@@ -107,6 +92,9 @@ class Mesh:
         self.prometheus: Any = None
         self.stopping = threading.Event()
         self._monitor: threading.Thread | None = None
+        # mesh.json is written from the API's handlers and the monitor thread: one at a time,
+        # so an older snapshot never replaces a newer one.
+        self._state_lock = threading.Lock()
 
     # ---- the apply hook ------------------------------------------------------------------
     def _snapshot(self, istio: dict[str, list[dict[str, Any]]]) -> Any:
@@ -188,40 +176,34 @@ class Mesh:
         )
 
     def _start_replicas(self, deployment: dict[str, Any]) -> list[Replica]:
-        from .workloads import WorkloadSpec, launch, workload_kind
+        from .workloads import launch, replica_count, replica_specs
 
-        ns, name = _key(deployment)
-        spec = deployment.get("spec") or {}
-        template = spec.get("template") or {}
-        labels = {
-            str(k): str(v)
-            for k, v in ((template.get("metadata") or {}).get("labels") or {}).items()
-        }
-        annotations = {
-            **((deployment.get("metadata") or {}).get("annotations") or {}),
-            **((template.get("metadata") or {}).get("annotations") or {}),
-        }
-        kind = workload_kind(deployment)
+        # The workloads layer reads kind, pod names, labels, version and annotations from the
+        # manifest (the seed's canary has `app: v1`, no `version` label); the daemon adds
+        # ports and the sidecar that follows the mesh's outbound listeners.
+        ports = [free_port() for _ in range(replica_count(deployment))]
+        specs = replica_specs(
+            deployment, ports, self._outbound(), self.state.root / "logs", self.namespace
+        )
         started: list[Replica] = []
         try:
-            for index in range(int(spec.get("replicas", 1))):
-                pod = f"{name}-{index}"
-                port = free_port()
-                wspec = WorkloadSpec(
-                    kind=kind,
-                    deployment=name,
-                    namespace=ns,
-                    pod=pod,
-                    port=port,
-                    log_path=self.state.root / "logs" / f"{ns}.{pod}.log",
-                    labels=labels,
-                    version=labels.get("version"),
-                    annotations=annotations,
-                    sidecar=self._sidecar(name, ns, labels),
-                )
-                process = launch(wspec)
+            for wspec in specs:
+                sidecar = self._sidecar(wspec.deployment, wspec.namespace, dict(wspec.labels))
+                offset = log_size(wspec.log_path)
+                process = launch(dataclasses.replace(wspec, sidecar=sidecar))
                 started.append(
-                    Replica(pod, ns, name, kind, labels, port, process, start_time(process.pid))
+                    Replica(
+                        wspec.pod,
+                        wspec.namespace,
+                        wspec.deployment,
+                        wspec.kind,
+                        dict(wspec.labels),
+                        wspec.port,
+                        process,
+                        start_time(process.pid),
+                        wspec.log_path,
+                        offset,
+                    )
                 )
         except BaseException:
             self._stop_replicas(started)
@@ -241,18 +223,7 @@ class Mesh:
                 replica.process.wait(timeout=5)
 
     def _wait_ready(self, replicas: list[Replica]) -> None:
-        from .workloads import wait_ready
-
-        for replica in replicas:
-            try:
-                wait_ready("127.0.0.1", replica.port, WORKLOAD_READY_TIMEOUT, replica.process)
-            except TimeoutError as exc:
-                log = self.state.root / "logs" / f"{replica.namespace}.{replica.pod}.log"
-                tail = log.read_text(errors="replace")[-800:] if log.exists() else ""
-                raise RuntimeError(
-                    f"Deployment {replica.namespace}/{replica.deployment}: pod "
-                    f"{replica.pod} ({replica.kind}) did not start: {exc}\n{tail}"
-                ) from None
+        wait_all_ready(replicas, WORKLOAD_READY_TIMEOUT, cancel=self.stopping)
 
     def apply_workloads(
         self, services: list[dict[str, Any]], deployments: list[dict[str, Any]]
@@ -495,6 +466,10 @@ class Mesh:
         return services, gateways
 
     def write_state(self, ready: bool) -> None:
+        with self._state_lock:
+            self._write_state(ready)
+
+    def _write_state(self, ready: bool) -> None:
         assert self.api is not None
         services, gateways = self._entries()
         self.state.write(
@@ -695,6 +670,9 @@ def run(args: argparse.Namespace) -> int:
 
     def on_signal(signum: int, frame: Any) -> None:
         stop.set()
+        if mesh is not None:
+            # Still starting: give up waiting for workloads, then stop what was started.
+            mesh.stopping.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

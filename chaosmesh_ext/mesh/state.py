@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import signal
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,10 +59,22 @@ class StateDir:
             return None
 
     def write(self, state: dict[str, Any]) -> None:
+        """Replace mesh.json whole: readers (``mesh status``, the metrics exporter, which
+        re-reads it when its mtime changes) see the old file or the new one, never half.
+
+        Each write has its own temp file in the same directory, so writers in several
+        threads never rename one another's half-written file.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.mesh_json.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-        os.replace(tmp, self.mesh_json)  # readers never see half a file
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{MESH_JSON}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(state, indent=2, sort_keys=True))
+            os.replace(tmp, self.mesh_json)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
     def clear(self) -> None:
         for path in (self.mesh_json, self.pid_path, self.lock_path):

@@ -144,9 +144,16 @@ def _chaosmesh(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         ) from exc
 
 
-def mesh_up(state_dir: Path, manifests: list[Path], namespace: str | None) -> None:
-    """Start the embedded mesh (or update the running one) with these manifests."""
+def mesh_up(
+    state_dir: Path, manifests: list[Path], namespace: str | None, prometheus: bool = False
+) -> None:
+    """Start the embedded mesh (or update the running one) with these manifests.
+
+    ``prometheus`` starts a real Prometheus with a new mesh (a running mesh keeps what it has).
+    """
     args = ["mesh", "up", "--state-dir", str(state_dir)]
+    if prometheus:
+        args.append("--prometheus")
     for manifest in manifests:
         args += ["-f", str(manifest)]
     if namespace:
@@ -188,9 +195,21 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
         return PreparedTarget(target=target)
 
     state_dir = state_dir_of(config)
-    was_up = read_mesh_state(state_dir) is not None
+    running = read_mesh_state(state_dir)
+    wants_prometheus = _truthy(config.get("mesh_prometheus"))
+    if running is not None and wants_prometheus and not running.get("prometheus_url"):
+        raise TargetError(
+            f"this experiment needs Prometheus (configuration mesh_prometheus) but the mesh in "
+            f"{state_dir} runs without it: 'chaosmesh mesh down --state-dir {state_dir}', then "
+            "'chaosmesh mesh up --prometheus', or let the experiment start its own mesh"
+        )
     namespace = config.get("mesh_namespace") or config.get("ns")
-    mesh_up(state_dir, manifests_of(config), str(namespace) if namespace else None)
+    mesh_up(
+        state_dir,
+        manifests_of(config),
+        str(namespace) if namespace else None,
+        prometheus=wants_prometheus and running is None,
+    )
     state = read_mesh_state(state_dir)
     if state is None:
         raise TargetError(f"embedded mesh: 'mesh up' returned but no mesh runs in {state_dir}")
@@ -199,10 +218,16 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
     url = gateway_url(state)
     if url and not config.get("gateway_url"):
         settings["gateway_url"] = url
+    if state.get("prometheus_url") and not config.get("prometheus_base_url"):
+        settings["prometheus_base_url"] = state["prometheus_url"]
     config.update(settings)
     return PreparedTarget(
-        target=target, state_dir=state_dir, started_mesh=not was_up, settings=settings
+        target=target, state_dir=state_dir, started_mesh=running is None, settings=settings
     )
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def release(prepared: PreparedTarget) -> None:

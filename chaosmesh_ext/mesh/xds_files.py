@@ -8,9 +8,9 @@ write goes to a temp file in the same directory and is renamed over the live one
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,15 @@ class XdsFiles:
         atomic_write(self.rds_path(route["name"]), _document(version, [route]))
 
     def remove_rds(self, name: str) -> None:
-        shutil.rmtree(self.rds_path(name).parent, ignore_errors=True)
+        """Drop a route configuration's file but keep its directory.
+
+        Envoy watches the directory with inotify and never re-adds the watch: a removed
+        listener keeps draining (and keeps its RDS subscription) for ``--drain-time-s``, and
+        a listener re-added with the same route name meanwhile shares that subscription. If
+        the directory were deleted, the shared subscription would never see the new file.
+        """
+        with contextlib.suppress(FileNotFoundError):
+            self.rds_path(name).unlink()
 
     def route_names(self) -> list[str]:
         if not self.rds_root.is_dir():

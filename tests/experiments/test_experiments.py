@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +39,12 @@ ISTIO_KINDS = {
 NAMESPACES = {"canary.yaml": "istio-test"}
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
+
+# The timeout experiment checks Istio's metrics in a real Prometheus (Debian `prometheus`).
+needs_prometheus = pytest.mark.skipif(
+    shutil.which("prometheus") is None,
+    reason="the prometheus binary is not installed (make install puts it there as root)",
+)
 
 
 def _run(
@@ -108,6 +115,8 @@ def mesh(tmp_path: Path) -> Iterator[dict[str, Any]]:
         for ns in sorted({NAMESPACES.get(f.name, "default") for f in files}):
             group = [f for f in files if NAMESPACES.get(f.name, "default") == ns]
             args = ["mesh", "up", "--state-dir", str(state_dir), "--namespace", ns]
+            if shutil.which("prometheus"):
+                args.append("--prometheus")  # used by the first call, which starts the mesh
             for f in group:
                 args += ["-f", str(f)]
             proc = _run([*CLI, *args], env, timeout=120)
@@ -146,6 +155,7 @@ def test_every_experiment_passes_chaos_validate(tmp_path: Path) -> None:
         assert proc.returncode == 0, f"{experiment.name}: {proc.stdout}{proc.stderr}"
 
 
+@needs_prometheus
 def test_make_run_path_completes_and_leaves_nothing_behind(tmp_path: Path) -> None:
     """`chaosmesh run` on the embedded target: each experiment's control loads its manifests."""
     env = _env(tmp_path)
@@ -185,6 +195,7 @@ def test_make_run_path_completes_and_leaves_nothing_behind(tmp_path: Path) -> No
         _run([*CLI, "mesh", "down", "--state-dir", str(state_dir)], env, timeout=60)
 
 
+@needs_prometheus
 def test_kubernetes_path_against_a_kubernetes_api(mesh: dict[str, Any]) -> None:
     """MESH_TARGET=kubernetes: no mesh management, only the kubeconfig, as on a cluster."""
     state = mesh["state"]
@@ -193,6 +204,7 @@ def test_kubernetes_path_against_a_kubernetes_api(mesh: dict[str, Any]) -> None:
         **mesh["env"],
         "KUBECONFIG": state["kubeconfig"],
         "MESH_GATEWAY_URL": gateway,
+        "PROMETHEUS_URL": state["prometheus_url"],
         "MESH_TARGET": "kubernetes",
     }
     # A state dir with no mesh in it: the kubernetes path must not start or need one.
@@ -220,7 +232,13 @@ def test_killed_run_is_restored_by_chaosmesh_restore(mesh: dict[str, Any]) -> No
     state = mesh["state"]
     env = {**mesh["env"], "MESH_TARGET": "embedded", "CHAOSMESH_RUN_ID": "killed-run"}
     proc = subprocess.Popen(
-        [CHAOS, "run", "--journal-path", str(mesh["tmp"] / "j.json"), "timeout.json"],
+        [
+            CHAOS,
+            "run",
+            "--journal-path",
+            str(mesh["tmp"] / "j.json"),
+            "latency-slo-partial-delay.json",
+        ],
         cwd=EXPERIMENTS,
         env=env,
         stdout=subprocess.DEVNULL,

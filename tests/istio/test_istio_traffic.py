@@ -51,7 +51,7 @@ def test_subsets_must_exist_in_a_destination_rule_for_that_host() -> None:
     )
     elsewhere = canary_dr()
     elsewhere["spec"]["host"] = "reviews"
-    with pytest.raises(IstioError, match="no DestinationRule for that host was given"):
+    with pytest.raises(IstioError, match="no DestinationRule for that host defines subsets"):
         shift_traffic(canary_vs(), {"v1": 100}, destination_rules=[elsewhere])
 
 

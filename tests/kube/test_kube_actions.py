@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import ActivityFailed
 from kapi import Key, RunningEmulator
-from kubefix import REVIEWS, state
+from kubefix import REVIEWS, REVIEWS_DR, seed, state
 
 from chaosmesh_ext import actions
 from chaosmesh_ext.kube.ledger import LEDGER_ANNOTATION, Ledger
@@ -154,8 +154,46 @@ def test_remove_faults_removes_only_what_we_injected(seeded: RunningEmulator) ->
         live is not None and live["spec"]["http"][0]["fault"]["abort"]["httpStatus"] == 500
     )  # kept
     actions.remove_faults("reviews")
-    after = state(seeded, VS, "reviews")
-    assert after is not None and after["spec"] == before["spec"]  # type: ignore[index]
+    # Exactly as before: spec, labels, annotations (no bookkeeping annotation left behind)...
+    assert state(seeded, VS, "reviews") == before
+    # ...and nothing outstanding: restore has nothing to do and `restore --list` shows nothing.
+    assert Ledger("test-run").outstanding() == []
+    assert actions.restore()["objects"] == []
+
+
+def test_remove_faults_after_a_targeted_fault_gives_back_the_exact_object(
+    seeded: RunningEmulator,
+) -> None:
+    before = state(seeded, VS, "reviews")
+    actions.inject_delay("reviews", "1s", source_labels={"app": "fortio"})
+    actions.inject_abort("reviews", status=503, percentage=50, headers={"x-chaos": "1"})
+    assert state(seeded, VS, "reviews") != before
+    result = actions.remove_faults("reviews")
+    assert result["changed"] is True
+    assert state(seeded, VS, "reviews") == before
+    assert [e["state"] for e in Ledger("test-run").entries()] == ["restored"] * 3
+
+
+def test_no_further_change_after_someone_else_changed_the_object(
+    seeded: RunningEmulator,
+) -> None:
+    """Changing it again would let restore silently undo their change: refuse, with the diff."""
+    assert seeded.api is not None
+    before = state(seeded, VS, "reviews")
+    actions.inject_delay("reviews", "2s", route="default")
+    seeded.api.edit_object(
+        VS, "default", "reviews", lambda o: o["metadata"]["labels"].update(team="b")
+    )
+    theirs = seeded.api.get_object(VS, "default", "reviews")
+    with pytest.raises(ActivityFailed) as info:
+        actions.inject_abort("reviews", status=500, route="jason")
+    text = str(info.value)
+    assert "VirtualService default/reviews" in text and "changed by someone else" in text
+    assert '"team": "b"' in text  # the diff says what they changed
+    assert seeded.api.get_object(VS, "default", "reviews") == theirs  # not touched
+    with pytest.raises(ActivityFailed, match="refused"):
+        actions.restore()
+    assert state(seeded, VS, "reviews") != before  # their change is still there
 
 
 def test_headers_target_inserts_a_route_in_front(seeded: RunningEmulator) -> None:
@@ -189,6 +227,34 @@ def test_shift_traffic_sets_weights_and_rejects_unknown_subsets(seeded: RunningE
         actions.shift_traffic("reviews", {"v1": -1, "v2": 101})
     assert "weight" in str(info.value)
     assert seeded.api.get_object(VS, "default", "reviews") == before
+
+
+def test_shift_traffic_finds_subsets_in_the_destination_hosts_namespace(
+    kapi: RunningEmulator,
+) -> None:
+    """Istio applies the host namespace's DestinationRule to callers elsewhere: so do we."""
+    assert kapi.api is not None
+    seed(
+        kapi,
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "reviews-edge", "namespace": "edge"},
+            "spec": {
+                "hosts": ["reviews.shop.svc.cluster.local"],
+                "http": [{"route": [{"destination": {"host": "reviews.shop.svc.cluster.local"}}]}],
+            },
+        },
+        dict(REVIEWS_DR, metadata={"name": "reviews", "namespace": "shop"}),
+    )
+    actions.shift_traffic("reviews-edge", {"v1": 25, "v2": 75}, ns="edge")
+    route = kapi.api.get_object(VS, "edge", "reviews-edge")["spec"]["http"][0]  # type: ignore[index]
+    assert [(d["destination"]["subset"], d["weight"]) for d in route["route"]] == [
+        ("v1", 25),
+        ("v2", 75),
+    ]
+    with pytest.raises(ActivityFailed, match=r"subset 'v9' is not defined.*defined: v1, v2"):
+        actions.shift_traffic("reviews-edge", {"v9": 100}, ns="edge")
 
 
 def test_timeout_and_retries_then_restore(seeded: RunningEmulator) -> None:

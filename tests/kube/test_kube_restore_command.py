@@ -49,3 +49,38 @@ def test_explicit_kubeconfig_and_namespace_filter(
 def test_bad_run_id_is_a_usage_error(kapi: RunningEmulator) -> None:
     result = CliRunner().invoke(main, ["restore", "--run", "../etc"])
     assert result.exit_code == 2 and "run id" in result.output
+
+
+def test_list_shows_one_row_per_object_with_what_the_run_did(seeded: RunningEmulator) -> None:
+    actions.shift_traffic("reviews", {"v1": 50, "v2": 50}, route="default")
+    actions.shift_traffic("reviews", {"v1": 0, "v2": 100}, route="default")
+    actions.inject_delay("reviews", "1s", route="jason")
+    listed = CliRunner().invoke(main, ["restore", "--list"])
+    assert listed.exit_code == 0
+    rows = [line for line in listed.output.splitlines() if line.startswith("test-run")]
+    assert len(rows) == 1, listed.output
+    assert "VirtualService default/reviews" in rows[0]
+    assert "shift_traffic x2, inject_delay" in rows[0] and "to restore" in rows[0]
+    assert "1 object(s) left changed by 1 run(s)" in listed.output
+
+
+def test_a_refusal_says_how_to_keep_their_version_and_forget_drops_it(
+    seeded: RunningEmulator,
+) -> None:
+    assert seeded.api is not None
+    actions.inject_delay("reviews", "1s")
+    seeded.api.edit_object(VS, "default", "reviews", lambda o: o["spec"]["hosts"].append("r2"))
+    theirs = state(seeded, VS, "reviews")
+    refused = CliRunner().invoke(main, ["restore"])
+    assert refused.exit_code == 1
+    assert "refused" in refused.output and '+      "r2"' in refused.output
+    assert "chaosmesh restore --forget --run test-run" in refused.output
+    assert (
+        "refused: changed by someone else" in CliRunner().invoke(main, ["restore", "--list"]).output
+    )
+    assert CliRunner().invoke(main, ["restore", "--forget"]).exit_code == 2  # needs --run
+    forgot = CliRunner().invoke(main, ["restore", "--forget", "--run", "test-run"])
+    assert forgot.exit_code == 0 and "VirtualService default/reviews: forgotten" in forgot.output
+    assert state(seeded, VS, "reviews") == theirs  # the cluster was not touched
+    assert "nothing outstanding" in CliRunner().invoke(main, ["restore", "--list"]).output
+    assert CliRunner().invoke(main, ["restore"]).exit_code == 0

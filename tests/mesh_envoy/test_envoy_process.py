@@ -92,6 +92,43 @@ def test_apply_adds_and_removes_listeners_clusters_and_route_configs(envoy, upst
     assert [c["name"] for c in cds] == ["outbound|8080||tomcat-svc.default.svc.cluster.local"]
 
 
+def test_a_listener_removed_and_added_again_serves_its_new_routes(envoy, upstreams, tmp_path):
+    # A removed listener drains (keeping its route subscription) while the same listener is
+    # added back, as when a Gateway is deleted and re-created: the new routes must apply.
+    tomcat, nginx = upstreams("tomcat"), upstreams("nginx")
+    endpoints = [
+        Endpoint("tomcat-0", "default", {"server": "tomcat"}, "127.0.0.1", tomcat.port),
+        Endpoint("nginx-0", "default", {"server": "nginx"}, "127.0.0.1", nginx.port),
+    ]
+    listen = _free_port()
+    ports = {"0.0.0.0_80": listen, "0.0.0.0_8080": _free_port()}
+    both = seed.snapshot(seed.TIMEOUT, endpoints, listener_ports=ports)
+    proc = envoy(translate(both))
+    assert request(listen, "nginx-svc")[2] == "nginx\n"
+    proc.apply(translate(_tomcat_snapshot(tomcat.port, listener_ports=ports)))
+    assert "0.0.0.0_80" not in proc.listener_addresses()
+
+    again = seed.snapshot(seed.TIMEOUT, endpoints, listener_ports=ports)
+    again.virtual_services = [
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "nginx-abort", "namespace": "default"},
+            "spec": {
+                "hosts": ["nginx-svc"],
+                "http": [
+                    {
+                        "fault": {"abort": {"httpStatus": 418, "percentage": {"value": 100}}},
+                        "route": [{"destination": {"host": "nginx-svc"}}],
+                    }
+                ],
+            },
+        }
+    ]
+    proc.apply(translate(again), timeout=10)
+    assert request(listen, "nginx-svc")[0] == 418
+
+
 def test_envoy_is_restarted_with_its_current_config_after_kill_9(envoy, upstreams, tmp_path):
     tomcat = upstreams("tomcat")
     listen = _free_port()

@@ -39,7 +39,7 @@ def test_show_summarises_every_journal(path: Path) -> None:
 def test_show_deviated_run_names_the_probe_value_and_tolerance(version: str) -> None:
     out = chaosmesh("journal", "show", str(FIXTURES / f"mesh-deviated-{version}.json")).stdout
     after = out.split("after: not met", 1)[1]
-    assert re.search(r"✗ reviews-load\s+p99_ms 400.0 vs range \[0, 50\]", after)
+    assert re.search(r"✗ reviews-load\s+p99_ms 400 vs range \[0, 50\]", after)
     # The load table: phase, requests, rate, percentiles, error rate and codes per result.
     row = next(ln for ln in out.splitlines() if ln.strip().startswith("during"))
     assert row.split()[2:] == [

@@ -6,21 +6,48 @@
   accepts.
 - Each kind lives in its own module (``echo``, ``httpbin_app``, ``proxy``, ``command``); the
   fortio kind is the load layer's REST server, ``chaosmesh_ext.load.rest``.
+
+The public names load on first use (PEP 562): every replica process starts with
+``python -m chaosmesh_ext.mesh.workloads``, which imports this package, and an echo replica
+must not pay for the launcher's and the manifest readers' imports (subprocess, shutil,
+pathlib, typing, dataclasses: several MB of RSS in each of a mesh's processes).
 """
 
 from __future__ import annotations
 
-from .kinds import (
-    COMMAND_ANNOTATION,
-    KINDS,
-    PROXY_TIMEOUT_ANNOTATION,
-    UPSTREAM_ANNOTATION,
-    WORKLOAD_ANNOTATION,
-    workload_kind,
-)
-from .launcher import WorkloadNotReady, WorkloadUnavailable, check, launch, wait_ready
-from .replicas import replica_count, replica_specs
-from .spec import WorkloadSpec
+import importlib
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from .kinds import (
+        COMMAND_ANNOTATION,
+        KINDS,
+        PROXY_TIMEOUT_ANNOTATION,
+        UPSTREAM_ANNOTATION,
+        WORKLOAD_ANNOTATION,
+        workload_kind,
+    )
+    from .launcher import WorkloadNotReady, WorkloadUnavailable, check, launch, wait_ready
+    from .replicas import replica_count, replica_specs
+    from .spec import WorkloadSpec
+
+# Public name -> the submodule that defines it.
+_LAZY = {
+    "COMMAND_ANNOTATION": "kinds",
+    "KINDS": "kinds",
+    "PROXY_TIMEOUT_ANNOTATION": "kinds",
+    "UPSTREAM_ANNOTATION": "kinds",
+    "WORKLOAD_ANNOTATION": "kinds",
+    "workload_kind": "kinds",
+    "WorkloadNotReady": "launcher",
+    "WorkloadUnavailable": "launcher",
+    "check": "launcher",
+    "launch": "launcher",
+    "wait_ready": "launcher",
+    "replica_count": "replicas",
+    "replica_specs": "replicas",
+    "WorkloadSpec": "spec",
+}
 
 __all__ = [
     "COMMAND_ANNOTATION",
@@ -38,3 +65,16 @@ __all__ = [
     "wait_ready",
     "workload_kind",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

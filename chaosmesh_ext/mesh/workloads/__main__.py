@@ -1,63 +1,124 @@
 """Entry point of one workload replica: ``python -m chaosmesh_ext.mesh.workloads KIND --port P``.
 
 Started by :func:`chaosmesh_ext.mesh.workloads.launch`, one process per replica; the sidecar
-environment (``CHAOSMESH_OUTBOUND``, ``CHAOSMESH_SOURCE``) comes from the parent.
+environment (``CHAOSMESH_OUTBOUND``, ``CHAOSMESH_SOURCE``) comes from the parent. Imports stay
+inside the branch of each kind: a replica pays only for the modules its kind needs.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from chaosmesh_ext._sidecar import Sidecar
+# nginx's proxy_read_timeout default (spec.DEFAULT_PROXY_TIMEOUT, which the launcher always
+# passes); repeated here so an echo replica need not import spec and its dependencies.
+DEFAULT_PROXY_TIMEOUT = 60.0
+KINDS = ("echo", "httpbin", "proxy", "command")
+USAGE = (
+    "usage: python -m chaosmesh_ext.mesh.workloads {echo,httpbin,proxy,command} --port PORT\n"
+    "       [--host HOST] [--deployment NAME] [--namespace NS] [--pod POD] [--version V]\n"
+    "       [--upstream http://host:port[/base]] [--timeout SECONDS] [--command PROGRAM]\n"
+)
 
-from . import _http
-from .spec import DEFAULT_PROXY_TIMEOUT, parse_upstream, split_command
+
+class Args:
+    """The parsed command line. Not argparse: it pulls in shutil, bz2, lzma, gettext and re
+    (~1.5 MB of RSS in every replica) for a fixed list of options the launcher writes."""
+
+    def __init__(self) -> None:
+        self.kind = ""
+        self.port = 0
+        self.host = "127.0.0.1"
+        self.deployment = "workload"
+        self.namespace = "default"
+        self.pod = "workload-0"
+        self.version: str | None = None
+        self.upstream: str | None = None
+        self.timeout = DEFAULT_PROXY_TIMEOUT
+        self.command: str | None = None
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chaosmesh_ext.mesh.workloads")
-    parser.add_argument("kind", choices=["echo", "httpbin", "proxy", "command"])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--deployment", default="workload")
-    parser.add_argument("--namespace", default="default")
-    parser.add_argument("--pod", default="workload-0")
-    parser.add_argument("--version", default=None)
-    parser.add_argument("--upstream", help="proxy: http://host:port[/base]")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_PROXY_TIMEOUT, help="proxy: s")
-    parser.add_argument("--command", help="command: the program to run, shell-like quoting")
-    return parser
+_STRINGS = ("host", "deployment", "namespace", "pod", "version", "upstream", "command")
+
+
+def _usage_error(message: str) -> SystemExit:
+    sys.stderr.write(f"{USAGE}python -m chaosmesh_ext.mesh.workloads: error: {message}\n")
+    return SystemExit(2)
+
+
+def parse_args(argv: list[str]) -> Args:
+    """``KIND --port P [--option VALUE | --option=VALUE ...]``; exit 2 on a bad line."""
+    args = Args()
+    kind: str | None = None
+    port: str | None = None
+    rest = list(argv)
+    while rest:
+        token = rest.pop(0)
+        if token in ("-h", "--help"):
+            sys.stdout.write(USAGE)
+            raise SystemExit(0)
+        if not token.startswith("--"):
+            if kind is not None:
+                raise _usage_error(f"unrecognized argument {token!r}")
+            kind = token
+            continue
+        option, sep, value = token[2:].partition("=")
+        if not sep:
+            if not rest:
+                raise _usage_error(f"--{option}: expected a value")
+            value = rest.pop(0)
+        if option == "port":
+            port = value
+        elif option == "timeout":
+            try:
+                args.timeout = float(value)
+            except ValueError:
+                raise _usage_error(f"--timeout: not a number of seconds: {value!r}") from None
+        elif option in _STRINGS:
+            setattr(args, option, value)
+        else:
+            raise _usage_error(f"unrecognized argument --{option}")
+    if kind not in KINDS:
+        raise _usage_error(f"KIND: expected one of {', '.join(KINDS)}, got {kind!r}")
+    if port is None:
+        raise _usage_error("--port is required")
+    try:
+        args.port = int(port)
+    except ValueError:
+        raise _usage_error(f"--port: not a whole number: {port!r}") from None
+    args.kind = kind
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     name = f"{args.kind} {args.namespace}/{args.pod}"
     if args.kind == "echo":
+        from ._http import run
         from .echo import Identity, make_handler
 
         identity = Identity(args.deployment, args.namespace, args.pod, args.version)
-        _http.run(lambda: make_handler(identity), args.host, args.port, name)
+        run(make_handler(identity), args.host, args.port, name)
     elif args.kind == "httpbin":
         from .httpbin_app import run
 
         run(args.host, args.port, name)
     elif args.kind == "proxy":
+        from chaosmesh_ext._sidecar import Sidecar
+
         from . import proxy
+        from ._http import run
+        from .upstream import parse_upstream
 
         if not args.upstream:
             print(f"{name}: --upstream is required", file=sys.stderr)
             return 2
         upstream = parse_upstream(args.upstream, "--upstream")
         sidecar = Sidecar.from_env()
-        _http.run(
-            lambda: proxy.make_handler(upstream, args.timeout, sidecar, f"proxy {args.deployment}"),
-            args.host,
-            args.port,
-            name,
-        )
+        handler = proxy.make_handler(upstream, args.timeout, sidecar, f"proxy {args.deployment}")
+        run(handler, args.host, args.port, name)
     else:
         from .command import supervise
+        from .spec import split_command
 
         if not args.command:
             print(f"{name}: --command is required", file=sys.stderr)

@@ -1,27 +1,34 @@
-"""A small asyncio HTTP/1.1 server core shared by the echo and proxy workloads.
+"""A small threaded HTTP/1.1 server core shared by the echo and proxy workloads.
 
 Why not http.server: BaseHTTPRequestHandler writes the status line and the body separately,
 and with Nagle plus the peer's delayed ACK every response then costs ~27 ms. Here every
-response leaves in one write on a TCP_NODELAY socket. The core speaks enough HTTP/1.1 for a
-sidecar and for curl: keep-alive (1.1 default, 1.0 on request), Content-Length and chunked
-request bodies, ``Expect: 100-continue``, HEAD, and pipelined requests answered in order.
+response leaves in one write on a TCP_NODELAY socket. Why not asyncio: memory. The mesh runs
+one process per replica, and asyncio's imports (ssl, logging, concurrent.futures, inspect,
+typing) cost ~10 MB of RSS in each; this core needs only ``socket``, ``select`` and
+``threading`` (a replica idles at ~12 MB instead of ~27 MB; benchmarks/bench_workloads.py).
+So this module, and the echo and proxy built on it, must not import typing, dataclasses,
+logging, email or asyncio at run time.
+
+One thread per connection, blocking sockets. The core speaks enough HTTP/1.1 for a sidecar
+and for curl: keep-alive (1.1 default, 1.0 on request), Content-Length and chunked request
+bodies, ``Expect: 100-continue``, HEAD, and pipelined requests answered in order. While a
+keep-alive request is being answered, :meth:`Request.wait` notices the client hanging up
+(POLLRDHUP) so the work for it stops, as nginx drops an upstream request whose client left.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
+import select
 import signal
 import socket
+import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from email.utils import formatdate
-from http import HTTPStatus
-from typing import Any
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 MB)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
@@ -30,6 +37,10 @@ MAX_BODY = 64 * 1024 * 1024
 IDLE_TIMEOUT = 3600.0
 # Once a request has started arriving, the rest of it must follow promptly.
 REQUEST_TIMEOUT = 60.0
+
+# Linux only; elsewhere a client's hang-up is noticed only when its answer is written.
+_POLLRDHUP = getattr(select, "POLLRDHUP", 0)
+_HANGUP = _POLLRDHUP | select.POLLHUP | select.POLLERR
 
 # Headers that describe one connection, not the message (RFC 9110 7.6.1); never relayed.
 HOP_BY_HOP = frozenset(
@@ -46,6 +57,76 @@ HOP_BY_HOP = frozenset(
     }
 )
 
+# http.HTTPStatus's phrases for the codes a workload sends or relays (importing http.HTTPStatus
+# would pull in enum machinery for one lookup).
+_REASONS = {
+    100: "Continue",
+    101: "Switching Protocols",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    203: "Non-Authoritative Information",
+    204: "No Content",
+    205: "Reset Content",
+    206: "Partial Content",
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    304: "Not Modified",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
+    412: "Precondition Failed",
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Requested Range Not Satisfiable",
+    417: "Expectation Failed",
+    418: "I'm a Teapot",
+    421: "Misdirected Request",
+    422: "Unprocessable Entity",
+    423: "Locked",
+    424: "Failed Dependency",
+    425: "Too Early",
+    426: "Upgrade Required",
+    428: "Precondition Required",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    451: "Unavailable For Legal Reasons",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+    506: "Variant Also Negotiates",
+    507: "Insufficient Storage",
+    508: "Loop Detected",
+    510: "Not Extended",
+    511: "Network Authentication Required",
+}
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def say(name: str, message: str) -> None:
+    """One line on stderr (the replica's log file), timestamped."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    sys.stderr.write(f"{stamp} {name}: {message}\n")
+    sys.stderr.flush()
+
 
 class HTTPError(Exception):
     """A request this server refuses; answered with ``status`` and the connection closed."""
@@ -55,14 +136,115 @@ class HTTPError(Exception):
         self.status = status
 
 
-@dataclass
+class IncompleteRead(ConnectionError):
+    """The peer closed before sending all that was expected; ``partial`` is what came."""
+
+    def __init__(self, partial: bytes) -> None:
+        super().__init__(f"connection closed after {len(partial)} bytes")
+        self.partial = partial
+
+
+class LimitOverrun(Exception):
+    """A delimiter did not come within the allowed number of bytes."""
+
+
+class ClientGone(Exception):
+    """The client hung up while its answer was being made: nobody is left to answer."""
+
+
+class BufferedSocket:
+    """A blocking socket with a read buffer (what asyncio's StreamReader gave).
+
+    ``deadline`` (a ``time.monotonic()`` value), when set, bounds every read: past it a read
+    raises ``TimeoutError``. Otherwise the socket's own timeout applies per read.
+    """
+
+    __slots__ = ("sock", "buffer", "deadline")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self.deadline: float | None = None
+
+    def _fill(self) -> None:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            self.sock.settimeout(left)
+        data = self.sock.recv(65536)
+        if not data:
+            raise IncompleteRead(bytes(self.buffer))
+        self.buffer += data
+
+    def _take(self, size: int) -> bytes:
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def read_until(self, separator: bytes, limit: int) -> bytes:
+        """Bytes up to and including ``separator``; ``LimitOverrun`` past ``limit`` bytes."""
+        start = 0
+        while True:
+            found = self.buffer.find(separator, start)
+            if found >= 0:
+                return self._take(found + len(separator))
+            if len(self.buffer) > limit:
+                raise LimitOverrun(f"no {separator!r} within {limit} bytes")
+            start = max(0, len(self.buffer) - len(separator) + 1)
+            self._fill()
+
+    def read_exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            self._fill()
+        return self._take(size)
+
+    def read_to_eof(self, limit: int) -> bytes:
+        while True:
+            try:
+                self._fill()
+            except IncompleteRead:
+                return self._take(len(self.buffer))
+            if len(self.buffer) > limit:
+                raise HTTPError(502, "body too large")
+
+    def idle_and_open(self) -> bool:
+        """True when nothing is pending and the peer has not closed: safe to reuse."""
+        if self.buffer:
+            return False
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable  # an idle connection that turns readable was closed (or is broken)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
 class Request:
-    method: str
-    target: str
-    version: str
-    headers: list[tuple[str, str]]
-    body: bytes = b""
-    peer: str = ""
+    __slots__ = ("method", "target", "version", "headers", "body", "peer", "_watch_fd")
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        version: str,
+        headers: list[tuple[str, str]],
+        body: bytes = b"",
+        peer: str = "",
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.body = body
+        self.peer = peer
+        # The client's socket while a hang-up means the answer is unwanted, else None.
+        self._watch_fd: int | None = None
 
     @property
     def path(self) -> str:
@@ -91,16 +273,52 @@ class Request:
             if token.strip()
         }
 
+    def wait(self, seconds: float, readable: int | None = None) -> bool:
+        """Wait ``seconds``, or until file descriptor ``readable`` has data (then True).
 
-@dataclass
+        Raises :class:`ClientGone` as soon as the client hangs up (keep-alive requests only:
+        a client without keep-alive may half-close right after its request).
+        """
+        poller = select.poll()
+        watched = self._watch_fd if _POLLRDHUP else None
+        if watched is not None:
+            poller.register(watched, _HANGUP)
+        if readable is not None:
+            poller.register(readable, select.POLLIN)
+        if watched is None and readable is None:
+            time.sleep(max(seconds, 0.0))
+            return False
+        deadline = time.monotonic() + max(seconds, 0.0)
+        while True:
+            left = deadline - time.monotonic()
+            events = poller.poll(max(0, int(left * 1000) + 1) if left > 0 else 0)
+            for fd, _ in events:
+                if fd == watched:
+                    raise ClientGone
+            if events:
+                return True
+            if left <= 0:
+                return False
+
+
 class Response:
-    status: int
-    body: bytes = b""
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    reason: str | None = None
+    __slots__ = ("status", "body", "headers", "reason")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: list[tuple[str, str]] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers if headers is not None else []
+        self.reason = reason
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+if TYPE_CHECKING:
+    Handler = Callable[[Request], Response]
 
 
 def text_response(status: int, text: str, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -115,16 +333,20 @@ _date_cache: tuple[int, str] = (0, "")
 def _http_date() -> str:
     global _date_cache
     now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True))
-    return _date_cache[1]
+    cached = _date_cache
+    if cached[0] == now:
+        return cached[1]
+    t = time.gmtime(now)
+    text = (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+    _date_cache = (now, text)  # one tuple assignment: threads see the old or the new pair
+    return text
 
 
 def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return _REASONS.get(status, "Unknown")
 
 
 def parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
@@ -145,39 +367,27 @@ def parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
     return method, target, version, headers
 
 
-async def read_chunked(reader: asyncio.StreamReader, limit: int = MAX_BODY) -> bytes:
+def read_chunked(reader: BufferedSocket, limit: int = MAX_BODY) -> bytes:
     """A chunked body (trailers are read and dropped)."""
     body = bytearray()
     while True:
-        line = await reader.readuntil(b"\r\n")
+        line = reader.read_until(b"\r\n", MAX_HEAD)
         try:
             size = int(line.split(b";", 1)[0].strip(), 16)
         except ValueError:
             raise HTTPError(400, "malformed chunk size") from None
         if size == 0:
-            while (await reader.readuntil(b"\r\n")) != b"\r\n":
+            while reader.read_until(b"\r\n", MAX_HEAD) != b"\r\n":
                 pass
             return bytes(body)
         if len(body) + size > limit:
             raise HTTPError(413, "body too large")
-        body += await reader.readexactly(size)
-        if await reader.readexactly(2) != b"\r\n":
+        body += reader.read_exactly(size)
+        if reader.read_exactly(2) != b"\r\n":
             raise HTTPError(400, "malformed chunk")
 
 
-async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
-    """The next request head, or None once the client has closed (or idled out)."""
-    try:
-        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
-    except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-        return None  # the client went away between requests: the normal end of keep-alive
-    except asyncio.LimitOverrunError:
-        raise HTTPError(431, "request head too large") from None
-
-
-async def _read_request(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, peer: str
-) -> Request:
+def _read_request(conn: BufferedSocket, head: bytes, peer: str) -> Request:
     method, target, version, headers = parse_head(head.lstrip(b"\r\n")[:-4])
     request = Request(method, target, version, headers, peer=peer)
     encodings = request.header_tokens("transfer-encoding")
@@ -185,17 +395,20 @@ async def _read_request(
     if encodings and length is not None:
         raise HTTPError(400, "both Transfer-Encoding and Content-Length")
     if (request.header("expect") or "").lower() == "100-continue" and (encodings or length):
-        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    if encodings:
-        if "chunked" not in encodings:
-            raise HTTPError(501, f"unsupported Transfer-Encoding {sorted(encodings)}")
-        request.body = await asyncio.wait_for(read_chunked(reader), REQUEST_TIMEOUT)
-    elif length is not None:
-        if not length.isdigit():
-            raise HTTPError(400, f"bad Content-Length {length!r}")
-        if int(length) > MAX_BODY:
-            raise HTTPError(413, "body too large")
-        request.body = await asyncio.wait_for(reader.readexactly(int(length)), REQUEST_TIMEOUT)
+        conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+    try:
+        if encodings:
+            if "chunked" not in encodings:
+                raise HTTPError(501, f"unsupported Transfer-Encoding {sorted(encodings)}")
+            request.body = read_chunked(conn)
+        elif length is not None:
+            if not length.isdigit():
+                raise HTTPError(400, f"bad Content-Length {length!r}")
+            if int(length) > MAX_BODY:
+                raise HTTPError(413, "body too large")
+            request.body = conn.read_exactly(int(length))
+    except LimitOverrun:
+        raise HTTPError(400, "malformed chunked body") from None
     return request
 
 
@@ -230,82 +443,60 @@ def render(response: Response, head_only: bool, keep_alive: bool, http10_keep_al
     return head + response.body
 
 
-def set_nodelay(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-async def _answer(handler: Handler, request: Request) -> Response:
+def set_nodelay(sock: socket.socket) -> None:
     try:
-        return await handler(request)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
+
+
+def _answer(handler: Handler, request: Request, name: str) -> Response:
+    try:
+        return handler(request)
+    except ClientGone:
+        raise
     except Exception:
-        log.exception("handler failed for %s %s", request.method, request.target)
+        import traceback  # only on a bug: not worth its memory in every replica
+
+        say(name, f"handler failed for {request.method} {request.target}")
+        traceback.print_exc()
         return text_response(500, "internal error in the workload\n")
 
 
-class _Reader(asyncio.StreamReader):
-    """A StreamReader that reports the client hanging up, so the work for it can stop."""
-
-    on_hangup: Callable[[], None] | None = None
-
-    def feed_eof(self) -> None:
-        super().feed_eof()
-        if self.on_hangup is not None:
-            self.on_hangup()
-
-    def set_exception(self, exc: Exception) -> None:
-        super().set_exception(exc)
-        if self.on_hangup is not None:
-            self.on_hangup()
-
-
-async def serve_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler
-) -> None:
-    set_nodelay(writer)
-    peername = writer.get_extra_info("peername")
-    peer = str(peername[0]) if peername else ""
-    task = asyncio.current_task()
-    busy = hung_up = False
-
-    def on_hangup() -> None:
-        # A keep-alive client closing while its answer is being made (a caller's sidecar on a
-        # route timeout) will never read it: stop the work, as nginx drops its upstream
-        # request when its client goes away. Costs nothing per request, unlike a read-ahead.
-        nonlocal hung_up
-        if busy and not hung_up and task is not None:
-            hung_up = True
-            task.cancel()
-
-    if isinstance(reader, _Reader):
-        reader.on_hangup = on_hangup
+def serve_connection(sock: socket.socket, handler: Handler, name: str = "workload") -> None:
+    """Answer the requests of one client connection, in order, until it closes."""
+    set_nodelay(sock)
+    try:
+        peer = str(sock.getpeername()[0])
+    except OSError:
+        peer = ""
+    conn = BufferedSocket(sock)
     try:
         while True:
             try:
-                head = await _read_head(reader)
-                if head is None:
-                    break
-                request = await _read_request(reader, writer, head, peer)
+                sock.settimeout(IDLE_TIMEOUT)
+                try:
+                    head = conn.read_until(b"\r\n\r\n", MAX_HEAD)
+                except (ConnectionError, TimeoutError):
+                    break  # the client went away between requests: the end of keep-alive
+                except LimitOverrun:
+                    raise HTTPError(431, "request head too large") from None
+                sock.settimeout(REQUEST_TIMEOUT)
+                request = _read_request(conn, head, peer)
             except HTTPError as exc:
-                writer.write(render(text_response(exc.status, f"{exc}\n"), False, False, False))
+                sock.sendall(render(text_response(exc.status, f"{exc}\n"), False, False, False))
                 break
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            except (ConnectionError, TimeoutError):
                 break  # a request cut off half way: nobody is left to answer
             keep_alive = _keep_alive(request)
             # Without keep-alive a client may half-close right after its request: not a hang-up.
-            busy = keep_alive
+            request._watch_fd = sock.fileno() if keep_alive else None
             try:
-                response = await _answer(handler, request)
-            except asyncio.CancelledError:
-                if not hung_up or task is None:
-                    raise
-                task.uncancel()
+                response = _answer(handler, request, name)
+            except ClientGone:
                 break
-            finally:
-                busy = False
-            writer.write(
+            sock.settimeout(REQUEST_TIMEOUT)
+            sock.sendall(
                 render(
                     response,
                     request.method == "HEAD",
@@ -313,49 +504,39 @@ async def serve_connection(
                     keep_alive and request.version == "HTTP/1.0",
                 )
             )
-            await writer.drain()
             if not keep_alive:
                 break
-    except ConnectionError:
+    except OSError:
         pass
     finally:
-        if isinstance(reader, _Reader):
-            reader.on_hangup = None
-        writer.close()
+        conn.close()
 
 
-def run(make_handler: Callable[[], Handler], host: str, port: int, name: str) -> None:
-    """Serve until SIGTERM or SIGINT; returns promptly even with requests in flight."""
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
-    run_async(_serve(make_handler, host, port, name))
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT to leave the accept loop."""
 
 
-async def _serve(make_handler: Callable[[], Handler], host: str, port: int, name: str) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    handler = make_handler()
-
-    def protocol() -> asyncio.StreamReaderProtocol:
-        # asyncio.start_server, with a reader that reports hang-ups.
-        return asyncio.StreamReaderProtocol(
-            _Reader(limit=MAX_HEAD), lambda r, w: serve_connection(r, w, handler)
-        )
-
-    server = await loop.create_server(protocol, host, port, backlog=1024)
-    log.info("%s listening on %s:%d", name, host, port)
-    await stop.wait()
-    log.info("%s stopping", name)
-    # Stop accepting; open connections (a /delay in flight) are cancelled by run_async's exit.
-    server.close()
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
 
 
-def run_async(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` on uvloop when installed (cheaper per request), else on asyncio's loop."""
+def run(handler: Handler, host: str, port: int, name: str) -> None:
+    """Serve until SIGTERM or SIGINT; returns promptly even with requests in flight.
+
+    Connection threads are daemons: returning from here (and exiting) drops what is in
+    flight, as a pod's container does on SIGTERM without a preStop hook.
+    """
+    listener = socket.create_server((host, port), backlog=1024)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
     try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
+        say(name, f"listening on {host}:{port}")
+        while True:
+            sock, _ = listener.accept()
+            threading.Thread(
+                target=serve_connection, args=(sock, handler, name), daemon=True
+            ).start()
+    except _Stop:
+        say(name, "stopping")
+    finally:
+        listener.close()

@@ -11,25 +11,31 @@ and ``/healthz``.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import math
-import random
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qsl
 
-from ._http import Handler, HTTPError, Request, Response, text_response
+from ._http import HTTPError, Request, Response, text_response
+
+TYPE_CHECKING = False  # no typing at run time: see _http's docstring
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable
+    from typing import Any
+
+    from ._http import Handler
 
 MAX_DELAY = 10.0  # httpbin's cap
 
 
-@dataclass(frozen=True)
 class Identity:
-    deployment: str
-    namespace: str
-    pod: str
-    version: str | None
+    """Who this replica is: what every answer reports."""
+
+    __slots__ = ("deployment", "namespace", "pod", "version")
+
+    def __init__(self, deployment: str, namespace: str, pod: str, version: str | None) -> None:
+        self.deployment = deployment
+        self.namespace = namespace
+        self.pod = pod
+        self.version = version
 
     def headers(self) -> list[tuple[str, str]]:
         return [
@@ -42,8 +48,11 @@ class Identity:
         return f"{self.deployment} {self.pod} version={self.version or 'none'}"
 
 
-def choose_status(codes: str, rng: random.Random) -> int:
-    """httpbin's ``/status/<codes>``: one code, a comma list (uniform) or ``code:weight`` list."""
+def choose_status(codes: str, rng: Callable[[], random.Random]) -> int:
+    """httpbin's ``/status/<codes>``: one code, a comma list (uniform) or ``code:weight`` list.
+
+    ``rng`` is called only for a list, so a single code needs no random module.
+    """
     choices: list[tuple[int, float]] = []
     try:
         for item in codes.split(","):
@@ -60,7 +69,7 @@ def choose_status(codes: str, rng: random.Random) -> int:
     total = sum(weight for _, weight in choices)
     if total <= 0:
         raise HTTPError(400, f"Invalid status code {codes!r}: weights add up to 0")
-    return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
+    return rng().choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
 
 
 def httpbin_headers(request: Request) -> dict[str, str]:
@@ -74,6 +83,8 @@ def httpbin_headers(request: Request) -> dict[str, str]:
 
 def httpbin_args(query: str) -> dict[str, Any]:
     args: dict[str, Any] = {}
+    from urllib.parse import parse_qsl  # on first use: see Echo
+
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key in args:
             args[key] = [*args[key], value] if isinstance(args[key], list) else [args[key], value]
@@ -83,11 +94,23 @@ def httpbin_args(query: str) -> dict[str, Any]:
 
 
 class Echo:
+    """The handler. json, random and urllib.parse load on the first request that needs them:
+    a replica answering only ``GET /`` (the canary) never pays their ~1 MB of RSS."""
+
     def __init__(self, identity: Identity, rng: random.Random | None = None) -> None:
         self.identity = identity
-        self.rng = rng or random.Random()
+        self._rng = rng
+
+    def _random(self) -> random.Random:
+        if self._rng is None:
+            import random
+
+            self._rng = random.Random()
+        return self._rng
 
     def _json(self, status: int, payload: dict[str, Any]) -> Response:
+        import json
+
         body = (json.dumps(payload, indent=2) + "\n").encode()
         headers = [("Content-Type", "application/json"), *self.identity.headers()]
         return Response(status, body, headers)
@@ -101,13 +124,13 @@ class Echo:
             "url": f"http://{host}{request.target}",
         }
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Response:
         path = request.path
         try:
             if path == "/healthz":
                 return text_response(200, "ok\n", self.identity.headers())
             if path.startswith("/status/"):
-                status = choose_status(path[len("/status/") :], self.rng)
+                status = choose_status(path[len("/status/") :], self._random)
                 return Response(status, b"", self.identity.headers())
             if path.startswith("/delay/"):
                 try:
@@ -116,7 +139,8 @@ class Echo:
                     seconds = math.nan
                 if math.isnan(seconds):
                     raise HTTPError(400, f"Invalid delay {path[len('/delay/') :]!r}")
-                await asyncio.sleep(min(max(seconds, 0.0), MAX_DELAY))
+                # Returns early (ClientGone) if the caller hangs up meanwhile.
+                request.wait(min(max(seconds, 0.0), MAX_DELAY))
                 return self._json(200, self._get(request))
             if path == "/headers":
                 return self._json(200, {"headers": httpbin_headers(request)})

@@ -9,16 +9,16 @@ applies behind the proxy and the caller's (timeout, retries) in front of it.
 Like nginx: method, path, query, body and end-to-end headers are kept; the upstream's
 status, headers and body come back; idle upstream connections are kept for reuse; no answer
 within the proxy timeout (nginx's proxy_read_timeout, 60 s by default; here for the whole
-exchange) -> 504; an upstream that cannot be reached or breaks the exchange -> 502.
+exchange) -> 504; an upstream that cannot be reached or breaks the exchange -> 502; a
+caller that hangs up while the proxy waits for the upstream's answer -> the upstream request
+is dropped (its connection closed). Each caller connection has its own thread (``_http``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections import deque
-from dataclasses import dataclass
+import socket
+import threading
+import time
 
 from chaosmesh_ext._sidecar import (
     SOURCE_LABEL_HEADER_PREFIX,
@@ -29,18 +29,24 @@ from chaosmesh_ext._sidecar import (
 
 from ._http import (
     HOP_BY_HOP,
+    MAX_BODY,
     MAX_HEAD,
-    Handler,
+    BufferedSocket,
+    ClientGone,
     HTTPError,
+    IncompleteRead,
+    LimitOverrun,
     Request,
     Response,
     read_chunked,
     set_nodelay,
     text_response,
 )
-from .spec import Upstream
+from .upstream import Upstream
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # no typing at run time: see _http's docstring
+if TYPE_CHECKING:
+    from ._http import Handler
 
 MAX_IDLE = 64
 # Headers the proxy sets itself, so a caller's copy must not be relayed alongside. Expect is
@@ -51,16 +57,18 @@ _REPLACED = frozenset(
 # Response headers the server core writes itself.
 _OWN_RESPONSE = frozenset({"content-length", "date"})
 
-_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
-
-@dataclass
 class UpstreamAnswer:
-    status: int
-    reason: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    reusable: bool
+    __slots__ = ("status", "reason", "headers", "body", "reusable")
+
+    def __init__(
+        self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes, reusable: bool
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.reusable = reusable
 
 
 class _StaleConnection(Exception):
@@ -87,10 +95,13 @@ def _end_to_end(headers: list[tuple[str, str]], also_drop: frozenset[str]) -> li
     ]
 
 
-async def read_answer(reader: asyncio.StreamReader, head_only: bool) -> UpstreamAnswer:
+def read_answer(reader: BufferedSocket, head_only: bool) -> UpstreamAnswer:
     """One HTTP/1.x response, skipping interim 1xx answers."""
     while True:
-        head = await reader.readuntil(b"\r\n\r\n")
+        try:
+            head = reader.read_until(b"\r\n\r\n", MAX_HEAD)
+        except LimitOverrun:
+            raise HTTPError(502, "upstream response head too large") from None
         lines = head[:-4].decode("latin-1").split("\r\n")
         version, _, rest = lines[0].partition(" ")
         code, _, reason = rest.partition(" ")
@@ -111,11 +122,14 @@ async def read_answer(reader: asyncio.StreamReader, head_only: bool) -> Upstream
     if head_only or status in (204, 304):
         body = b""
     elif "chunked" in lower.get("transfer-encoding", "").lower():
-        body = await read_chunked(reader)
+        try:
+            body = read_chunked(reader)
+        except LimitOverrun:
+            raise HTTPError(502, "malformed upstream chunked body") from None
     elif lower.get("content-length", "").isdigit():
-        body = await reader.readexactly(int(lower["content-length"]))
+        body = reader.read_exactly(int(lower["content-length"]))
     else:
-        body = await reader.read()  # delimited by the upstream closing the connection
+        body = reader.read_to_eof(MAX_BODY)  # delimited by the upstream closing the connection
         reusable = False
     return UpstreamAnswer(status, reason, headers, body, reusable)
 
@@ -127,22 +141,26 @@ class Proxy:
         self.sidecar = sidecar
         self.name = name
         self.address = sidecar.connect_address(upstream.host, upstream.port)
-        self.idle: deque[_Conn] = deque()
+        self.idle: list[BufferedSocket] = []
+        self.lock = threading.Lock()  # the idle pool is shared by the callers' threads
         self.identity = list(sidecar.identity_headers().items())
 
-    def _take_idle(self) -> _Conn | None:
-        while self.idle:
-            reader, writer = self.idle.pop()
-            if not reader.at_eof() and not writer.is_closing():
-                return reader, writer
-            writer.close()
+    def _take_idle(self) -> BufferedSocket | None:
+        with self.lock:
+            while self.idle:
+                conn = self.idle.pop()
+                if conn.idle_and_open():
+                    return conn
+                conn.close()
         return None
 
-    def _give_back(self, conn: _Conn) -> None:
-        if len(self.idle) < MAX_IDLE:
-            self.idle.append(conn)
-        else:
-            conn[1].close()
+    def _give_back(self, conn: BufferedSocket) -> None:
+        conn.deadline = None
+        with self.lock:
+            if len(self.idle) < MAX_IDLE:
+                self.idle.append(conn)
+                return
+        conn.close()
 
     def render_request(self, request: Request) -> bytes:
         target = request.target
@@ -161,18 +179,25 @@ class Proxy:
             lines.append(f"Content-Length: {len(request.body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body
 
-    async def _attempt(
-        self, conn: _Conn, payload: bytes, head_only: bool, reused: bool
+    def _attempt(
+        self, conn: BufferedSocket, payload: bytes, request: Request, deadline: float, reused: bool
     ) -> UpstreamAnswer:
-        reader, writer = conn
+        conn.deadline = deadline
         done = False
         try:
-            writer.write(payload)
-            await writer.drain()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            conn.sock.settimeout(left)
+            conn.sock.sendall(payload)
+            # The long wait (an injected delay upstream) is for the answer's first byte: watch
+            # the caller meanwhile, and drop the upstream request if it hangs up.
+            if not request.wait(deadline - time.monotonic(), conn.sock.fileno()):
+                raise TimeoutError("timed out")
             try:
-                answer = await read_answer(reader, head_only)
-            except (asyncio.IncompleteReadError, ConnectionError) as exc:
-                partial = getattr(exc, "partial", b"")
+                answer = read_answer(conn, request.method == "HEAD")
+            except ConnectionError as exc:
+                partial = exc.partial if isinstance(exc, IncompleteRead) else b""
                 if reused and not partial:
                     raise _StaleConnection from exc
                 raise
@@ -184,34 +209,36 @@ class Proxy:
             raise
         finally:
             if not done:
-                writer.close()
+                conn.close()
 
-    async def _open(self) -> _Conn:
-        host, port = self.address
-        reader, writer = await asyncio.open_connection(host, port, limit=MAX_HEAD)
-        set_nodelay(writer)
-        return reader, writer
+    def _open(self, deadline: float) -> BufferedSocket:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        sock = socket.create_connection(self.address, timeout=left)
+        set_nodelay(sock)
+        return BufferedSocket(sock)
 
-    async def exchange(self, payload: bytes, head_only: bool) -> UpstreamAnswer:
+    def exchange(self, payload: bytes, request: Request, deadline: float) -> UpstreamAnswer:
         conn = self._take_idle()
         if conn is not None:
             try:
-                answer = await self._attempt(conn, payload, head_only, reused=True)
+                answer = self._attempt(conn, payload, request, deadline, reused=True)
             except _StaleConnection:
                 conn = None
             else:
                 self._finish(conn, answer)
                 return answer
-        conn = await self._open()
-        answer = await self._attempt(conn, payload, head_only, reused=False)
+        conn = self._open(deadline)
+        answer = self._attempt(conn, payload, request, deadline, reused=False)
         self._finish(conn, answer)
         return answer
 
-    def _finish(self, conn: _Conn, answer: UpstreamAnswer) -> None:
+    def _finish(self, conn: BufferedSocket, answer: UpstreamAnswer) -> None:
         if answer.reusable:
             self._give_back(conn)
         else:
-            conn[1].close()
+            conn.close()
 
     def _error(self, status: int, why: str) -> Response:
         host, port = self.address
@@ -221,17 +248,17 @@ class Proxy:
             f"http://{self.upstream.host_header} (via {host}:{port}): {why}\n",
         )
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Response:
         payload = self.render_request(request)
         try:
-            answer = await asyncio.wait_for(
-                self.exchange(payload, request.method == "HEAD"), self.timeout
-            )
+            answer = self.exchange(payload, request, time.monotonic() + self.timeout)
+        except ClientGone:
+            raise
         except TimeoutError:
             return self._error(504, f"no answer within {self.timeout:g}s")
         except HTTPError as exc:
             return self._error(502, str(exc))
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        except OSError as exc:
             return self._error(502, f"{type(exc).__name__}: {exc}".rstrip(": "))
         # A HEAD answer keeps the upstream's Content-Length: the size a GET would return.
         own = frozenset({"date"}) if request.method == "HEAD" else _OWN_RESPONSE
@@ -239,9 +266,9 @@ class Proxy:
         return Response(answer.status, answer.body, headers, answer.reason or None)
 
     def close(self) -> None:
-        while self.idle:
-            with contextlib.suppress(Exception):
-                self.idle.pop()[1].close()
+        with self.lock:
+            while self.idle:
+                self.idle.pop().close()
 
 
 def make_handler(upstream: Upstream, timeout: float, sidecar: Sidecar, name: str) -> Handler:

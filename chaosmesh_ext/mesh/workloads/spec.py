@@ -13,7 +13,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from chaosmesh_ext._sidecar import Sidecar
 
@@ -23,10 +22,30 @@ from .kinds import (
     PROXY_TIMEOUT_ANNOTATION,
     UPSTREAM_ANNOTATION,
 )
+from .upstream import Upstream, parse_upstream
+
+__all__ = [
+    "DEFAULT_PROXY_TIMEOUT",
+    "FORTIO_MODULE",
+    "Upstream",
+    "WorkloadSpec",
+    "command_line",
+    "parse_seconds",
+    "parse_upstream",
+    "split_command",
+]
 
 # nginx's proxy_read_timeout default: the proxy waits this long for its upstream.
 DEFAULT_PROXY_TIMEOUT = 60.0
 FORTIO_MODULE = "chaosmesh_ext.load.rest"
+# Kinds that run with ``python -S``: they import only the standard library and this package,
+# and site (the venv's .pth files, the editable install's finder) costs ~1.3 MB of RSS in
+# each replica. Without site the package is found through PYTHONPATH (PACKAGE_ROOT); a user's
+# sitecustomize does not run in them. httpbin needs site-packages, and command/fortio
+# replicas start code that may rely on site, so they keep the normal start-up.
+LEAN_KINDS = ("echo", "proxy")
+# The directory holding the chaosmesh_ext package this launcher comes from.
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 
 
 @dataclass(frozen=True)
@@ -49,20 +68,6 @@ class WorkloadSpec:
         return f"{self.kind} workload {self.namespace}/{self.pod} (Deployment {self.deployment})"
 
 
-@dataclass(frozen=True)
-class Upstream:
-    """Where a proxy workload sends its requests (``chaosmesh.io/upstream``)."""
-
-    host: str
-    port: int
-    base_path: str
-
-    @property
-    def host_header(self) -> str:
-        # As a client would write it: the default port is left out.
-        return self.host if self.port == 80 else f"{self.host}:{self.port}"
-
-
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -76,18 +81,6 @@ def parse_seconds(text: str, where: str) -> float:
     if seconds <= 0:
         raise ValueError(f"{where}: must be greater than 0, got {text!r}")
     return seconds
-
-
-def parse_upstream(url: str, where: str) -> Upstream:
-    """Split ``http://tomcat-svc:8080[/base]`` into host, port and base path."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port or 80
-    except ValueError as exc:
-        raise ValueError(f"{where}: not a valid URL {url!r}: {exc}") from None
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"{where}: expected an http:// URL with a host, got {url!r}")
-    return Upstream(host=parts.hostname, port=port, base_path=parts.path.rstrip("/"))
 
 
 def split_command(command: str, where: str) -> list[str]:
@@ -128,8 +121,12 @@ def command_line(spec: WorkloadSpec) -> tuple[list[str], dict[str, str]]:
     if spec.kind == "fortio":
         # The load layer's REST server is the fortio stand-in; it reads the sidecar itself.
         return [sys.executable, "-m", FORTIO_MODULE, "--port", str(spec.port)], env
+    python = [sys.executable]
+    if spec.kind in LEAN_KINDS:
+        python.append("-S")
+        env["PYTHONPATH"] = PACKAGE_ROOT
     argv = [
-        sys.executable,
+        *python,
         "-m",
         "chaosmesh_ext.mesh.workloads",
         spec.kind,

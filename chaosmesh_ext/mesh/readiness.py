@@ -1,0 +1,124 @@
+"""The daemon's running replicas, and the wait until all of them serve (or one has crashed).
+
+A replica counts as ready when its loopback port accepts a TCP connection. All replicas are
+watched together, so a replica that crashes fails ``mesh up`` at once with its log, instead
+of after the readiness timeout of whichever replica happened to be waited for first.
+
+Two kinds of crash are seen: the replica's process exits (echo, httpbin, proxy, fortio), or,
+for the ``command`` kind, whose supervisor restarts the user's program like a pod's
+container, the supervisor logs that the program exited — a program that exits before it ever
+served is in a crash loop (Kubernetes' CrashLoopBackOff), not slow to start.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# What the command supervisor (workloads/command.py) logs when the user's program exits.
+_PROGRAM_EXITED = re.compile(r"exited with code (-?\d+)")
+_LOG_TAIL = 800
+
+
+@dataclass
+class Replica:
+    """One running replica of a Deployment, as the daemon started it."""
+
+    pod: str
+    namespace: str
+    deployment: str
+    kind: str
+    labels: dict[str, str]
+    port: int
+    process: subprocess.Popen[bytes]
+    started: str | None
+    log_path: Path | None = None
+    # Size of the (appended) log when this replica started: older lines are not its own.
+    log_offset: int = field(default=0)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_since_start(self) -> str:
+        if self.log_path is None:
+            return ""
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(self.log_offset)
+                return handle.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def crash(self) -> str | None:
+        """Why this replica cannot become ready, or None while it may still."""
+        if self.process.poll() is not None:
+            return f"exited with code {self.process.returncode} before accepting connections"
+        if self.kind == "command":
+            found = _PROGRAM_EXITED.search(self.log_since_start())
+            if found:
+                return (
+                    f"its program exited with code {found.group(1)} before accepting "
+                    "connections (a crash loop)"
+                )
+        return None
+
+    def describe_failure(self, why: str) -> str:
+        tail = self.log_since_start()[-_LOG_TAIL:].rstrip()
+        log = f" (log {self.log_path})" if self.log_path else ""
+        text = (
+            f"Deployment {self.namespace}/{self.deployment}: pod {self.pod} ({self.kind}) "
+            f"did not start on 127.0.0.1:{self.port}: {why}{log}"
+        )
+        return f"{text}\n{tail}" if tail else text
+
+
+def log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.25):
+            return True
+    except OSError:
+        return False
+
+
+class ReplicaNotReady(RuntimeError):
+    """A replica crashed or did not accept connections in time; the message says which."""
+
+
+def wait_all_ready(
+    replicas: list[Replica], timeout: float, cancel: threading.Event | None = None
+) -> None:
+    """Return once every replica's port accepts; raise as soon as any replica crashed, or
+    when ``cancel`` is set (the daemon was told to stop while it was starting)."""
+    deadline = time.monotonic() + timeout
+    pending = list(replicas)
+    delay = 0.005
+    while pending:
+        if cancel is not None and cancel.is_set():
+            raise ReplicaNotReady("the mesh is stopping: gave up waiting for its workloads")
+        for replica in list(pending):
+            why = replica.crash()
+            if why is not None:
+                raise ReplicaNotReady(replica.describe_failure(why))
+            if _accepts(replica.port):
+                pending.remove(replica)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise ReplicaNotReady(
+                pending[0].describe_failure(f"not accepting connections after {timeout:g}s")
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
