@@ -51,3 +51,24 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .chaosmesh .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+# `make test-py311`: the suite on Python 3.11, the oldest supported, where pip resolves
+# chaostoolkit 1.19 / chaostoolkit-lib 1.44 (3.12+ gets the newest), in its own .venv311.
+VENV311 ?= .venv311
+PYTHON311 ?= $(shell for p in python3.11 $$(ls -d $$HOME/.pyenv/versions/3.11*/bin/python3 2>/dev/null | sort -r); do \
+            if $$p -c 'import sys; assert sys.version_info[:2] == (3, 11)' >/dev/null 2>&1; then echo $$p; break; fi; done)
+STAMP311 := $(VENV311)/.install.stamp
+
+.PHONY: test-py311
+
+test-py311: $(STAMP311) system-deps
+	$(VENV311)/bin/python -m pytest $(PYTEST_ARGS)
+
+$(STAMP311): pyproject.toml
+	@test -n "$(PYTHON311)" || { echo "no Python 3.11 found (pass PYTHON311=/path/to/python3.11)" >&2; exit 1; }
+	@test -x $(VENV311)/bin/python || $(PYTHON311) -m venv $(VENV311)
+	$(VENV311)/bin/python -m pip install -q --upgrade pip
+	$(VENV311)/bin/python -m pip install -q -e '.[dev]'
+	@$(VENV311)/bin/python -c 'from importlib.metadata import version as v; \
+		print("python 3.11: chaostoolkit", v("chaostoolkit"), "/ chaostoolkit-lib", v("chaostoolkit-lib"))'
+	@touch $(STAMP311)

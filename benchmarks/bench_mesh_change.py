@@ -1,27 +1,41 @@
-"""Benchmark: a routing change through ``EnvoyProcess.apply`` to enforced on the next request.
+"""Benchmark: a routing change to enforced on the next request.
 
-The canary scenario (two local upstreams behind the gateway listener) flips its weights
-100/0 <-> 0/100 about 100 times; each sample is the time from calling ``apply`` to the first
-response from the newly chosen version on an already open keep-alive connection. Target:
-p95 under 20 ms, printed beside the 100 ms istiod push debounce it replaces.
+The canary scenario flips its weights 100/0 <-> 0/100 about 100 times; each sample is the
+time from starting the change to the first response from the newly chosen version on an
+already open keep-alive connection to the gateway. Measured twice:
+
+- through the API, as users and actions make changes: a real ``chaosmesh mesh up`` with the
+  seed's canary files, a merge patch of the VirtualService over HTTP (store, validation,
+  translation, Envoy push) — the figure the target applies to;
+- ``EnvoyProcess.apply`` alone with two in-process upstreams, the data-plane share of it.
+
+Target: p95 under 20 ms, printed beside the 100 ms istiod push debounce it replaces.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import os
 import platform
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from chaosmesh_ext.mesh.envoy import EnvoyProcess
 from chaosmesh_ext.mesh.translate import Endpoint, MeshSnapshot, translate
 
 CHANGES = 100
+CANARY = Path(__file__).resolve().parent.parent / "experiments" / "manifests" / "canary.yaml"
+VS_PATH = "/apis/networking.istio.io/v1/namespaces/istio-test/virtualservices/canary"
+CLI_TIMEOUT = 120.0
 TARGET_P95_MS = 20.0
 ISTIOD_DEBOUNCE_MS = 100.0
 
@@ -149,12 +163,76 @@ def run(changes: int = CHANGES) -> dict[str, float]:
     }
 
 
+def _weights_patch(weight_v1: int) -> bytes:
+    fqdn = "canary.istio-test.svc.cluster.local"
+    route = [
+        {"destination": {"host": fqdn, "subset": "v1"}, "weight": weight_v1},
+        {"destination": {"host": fqdn, "subset": "v2"}, "weight": 100 - weight_v1},
+    ]
+    return json.dumps({"spec": {"http": [{"route": route}]}}).encode()
+
+
+def _connect(url: str) -> http.client.HTTPConnection:
+    split = urlsplit(url)
+    return http.client.HTTPConnection(split.hostname or "127.0.0.1", split.port, timeout=10)
+
+
+def run_api(changes: int = CHANGES) -> dict[str, float]:
+    """A real ``mesh up`` of the seed's canary; PATCH the VirtualService, then one request."""
+    cli = [sys.executable, "-m", "chaosmesh_ext.cli", "mesh"]
+    with tempfile.TemporaryDirectory(prefix="chaosmesh-bench-api-") as state:
+        subprocess.run(
+            [*cli, "up", "-f", str(CANARY), "-n", "istio-test", "--state-dir", state],
+            check=True, capture_output=True, timeout=CLI_TIMEOUT,
+        )  # fmt: skip
+        try:
+            mesh = json.loads((Path(state) / "mesh.json").read_text())
+            api, gateway = _connect(mesh["api_url"]), _connect(mesh["gateways"][0]["url"])
+            headers = {"Content-Type": "application/merge-patch+json"}
+            enforced: list[float] = []
+            for i in range(changes):
+                weight_v1 = 0 if i % 2 == 0 else 100
+                want = b"appv2" if weight_v1 == 0 else b"appv1"
+                started = time.perf_counter()
+                api.request("PATCH", VS_PATH, body=_weights_patch(weight_v1), headers=headers)
+                answer = api.getresponse()
+                text = answer.read()
+                if answer.status != 200:
+                    raise AssertionError(f"PATCH answered {answer.status}: {text[:300]!r}")
+                gateway.request("GET", "/")
+                body = gateway.getresponse().read()
+                enforced.append(time.perf_counter() - started)
+                if not body.startswith(want):
+                    raise AssertionError(f"change {i}: got {body!r} after the PATCH, want {want!r}")
+            api.close()
+            gateway.close()
+        finally:
+            subprocess.run([*cli, "down", "--state-dir", state], capture_output=True,
+                           timeout=CLI_TIMEOUT, check=False)  # fmt: skip
+    ms = [x * 1000 for x in enforced]
+    return {
+        "enforced_p50_ms": statistics.median(ms),
+        "enforced_p95_ms": _percentile(ms, 95),
+        "enforced_max_ms": max(ms),
+    }
+
+
 def main() -> int:
-    """Print the figures; 0 when the p95 target is met."""
-    result = run()
-    verdict = "OK" if result["enforced_p95_ms"] < TARGET_P95_MS else "OVER TARGET"
+    """Print the figures; 0 when the p95 target is met through the API."""
+    through_api = run_api()
     print(
-        f"mesh change -> enforced ({int(result['changes'])} weight flips, Envoy concurrency 2, "
+        f"mesh change through the API -> enforced ({CHANGES} merge patches of the seed's "
+        f"canary VirtualService on a real `mesh up`)"
+    )
+    print(
+        f"  p50 {through_api['enforced_p50_ms']:.2f} ms   p95 "
+        f"{through_api['enforced_p95_ms']:.2f} ms   max {through_api['enforced_max_ms']:.2f} ms"
+    )
+    result = run()
+    verdict = "OK" if through_api["enforced_p95_ms"] < TARGET_P95_MS else "OVER TARGET"
+    print(
+        f"of which EnvoyProcess.apply -> enforced ({int(result['changes'])} weight flips, "
+        "Envoy concurrency 2, "
         f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()})"
     )
     print(
@@ -163,7 +241,8 @@ def main() -> int:
         f"{result['apply_p95_ms']:.2f} ms; a request with no change p95 "
         f"{result['request_p95_ms']:.2f} ms)"
     )
-    print(f"  target p95 < {TARGET_P95_MS:.0f} ms: {verdict}; istiod's push debounce alone is "
+    print(f"  target p95 < {TARGET_P95_MS:.0f} ms through the API: {verdict}; istiod's push "
+          "debounce alone is "
           f"{ISTIOD_DEBOUNCE_MS:.0f} ms")  # fmt: skip
     return 0 if verdict == "OK" else 1
 

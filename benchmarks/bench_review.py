@@ -1,6 +1,7 @@
 """Benchmark: journal review and game-day overhead.
 
-- Reading + summarising + reporting the real fixture journals, and a synthetic long journal
+- Reading + summarising + reporting the fixture journals (synthetic shapes and real runs of
+  ``experiments/``), and a synthetic long journal
   (500 load-probe results, as a continuous-hypothesis run over an hour would write), beside
   the floor of just ``json.loads`` of the same file.
 - The cron parser's worst case (``0 0 29 feb *`` looks years ahead).
@@ -78,7 +79,10 @@ def main() -> int:
     from chaosmesh_ext.journal.summary import render
 
     ok = True
-    fixtures = sorted(FIXTURES.glob("*.json"))
+    # The synthetic fixtures of every journal shape, and real journals of this project's
+    # experiments (fortio results of 50 keys, breaker counters, a rollout).
+    real = sorted(p for p in (FIXTURES / "real").glob("*.json") if p.name != "summary.json")
+    fixtures = sorted(FIXTURES.glob("*.json")) + real
     per = _median(lambda: [render(load_journal(p)) for p in fixtures], 20) / len(fixtures)
     print(f"fixture journal load+summary: {per * 1000:.2f} ms each ({len(fixtures)} journals)")
     journals = [load_journal(p) for p in fixtures]

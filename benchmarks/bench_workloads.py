@@ -183,7 +183,8 @@ def _reference(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[in
 
 
 @contextmanager
-def _workload(kind: str, state: Path, **kwargs: object) -> Iterator[int]:
+def _workload(kind: str, state: Path, **kwargs: object) -> Iterator[tuple[int, int]]:
+    """(port, pid) of a replica launched as the mesh launches it."""
     port = _free_port()
     spec = WorkloadSpec(kind=kind, deployment=f"bench-{kind}", namespace="bench",
                         pod=f"bench-{kind}-0", port=port, log_path=state / f"{kind}-{port}.log",
@@ -191,7 +192,7 @@ def _workload(kind: str, state: Path, **kwargs: object) -> Iterator[int]:
     process = launch(spec)
     try:
         wait_ready(HOST, port, 20.0, process=process)
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         try:
@@ -216,21 +217,24 @@ def _measure(name: str, port: int, path: str, seconds: float) -> list[Result]:
     return results
 
 
-def _pss_mb(pid: int) -> float:
-    """Proportional set size: shared pages split among their users, so sums are honest."""
+def _memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) in MB. PSS splits shared pages (libpython) among their users, so sums over
+    a mesh's processes are honest; RSS counts them in each, as the issue's target does."""
+    found = {"Rss:": float("nan"), "Pss:": float("nan")}
     try:
         with open(f"/proc/{pid}/smaps_rollup") as rollup:
             for line in rollup:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
+                key = line.split(" ", 1)[0]
+                if key in found:
+                    found[key] = int(line.split()[1]) / 1024
     except OSError:
         pass
-    return float("nan")
+    return found["Rss:"], found["Pss:"]
 
 
-def startup_and_memory(state: Path) -> dict[str, tuple[float, float]]:
-    """Per kind: seconds from launch to accepting, and PSS in MB once ready."""
-    found: dict[str, tuple[float, float]] = {}
+def startup_and_memory(state: Path) -> dict[str, tuple[float, float, float]]:
+    """Per kind: seconds from launch to accepting, and RSS and PSS in MB once ready."""
+    found: dict[str, tuple[float, float, float]] = {}
     upstream = {"chaosmesh.io/upstream": "http://tomcat-svc:8080"}
     for kind, needed in (("echo", {}), ("proxy", upstream), ("httpbin", {})):
         port = _free_port()
@@ -242,12 +246,19 @@ def startup_and_memory(state: Path) -> dict[str, tuple[float, float]]:
         try:
             wait_ready(HOST, port, 20.0, process=process)
             ready = time.perf_counter() - started
-            found[kind] = (ready, _pss_mb(process.pid))
+            found[kind] = (ready, *_memory_mb(process.pid))
         finally:
             process.terminate()
             process.wait(10)
-        print(f"{kind:<8} ready in {ready:.3f} s, PSS {found[kind][1]:.1f} MB", flush=True)
+        _, rss, pss = found[kind]
+        print(f"{kind:<8} ready in {ready:.3f} s, RSS {rss:.1f} MB, PSS {pss:.1f} MB", flush=True)
     return found
+
+
+def _print_memory_after_load(kind: str, pid: int) -> None:
+    # Idle figures alone would flatter: threads, buffers and lazily imported modules count too.
+    rss, pss = _memory_mb(pid)
+    print(f"{kind:<8} after the load runs: RSS {rss:.1f} MB, PSS {pss:.1f} MB", flush=True)
 
 
 def run_all(seconds: float = 3.0) -> list[Result]:
@@ -258,21 +269,28 @@ def run_all(seconds: float = 3.0) -> list[Result]:
         startup_and_memory(state)
         with _reference(_Buffered) as port:
             results += _measure("reference http.server", port, "/", seconds)
-        with _workload("echo", state) as port:
+        with _workload("echo", state) as (port, echo_pid):
             results += _measure("echo", port, "/", seconds)
             sidecar = Sidecar(outbound={8080: (HOST, port)}, workload="bench-proxy")
             annotations = {"chaosmesh.io/upstream": "http://tomcat-svc:8080"}
-            with _workload("proxy", state, sidecar=sidecar, annotations=annotations) as proxy:
+            with _workload("proxy", state, sidecar=sidecar, annotations=annotations) as (
+                proxy,
+                proxy_pid,
+            ):
                 results += _measure("proxy -> echo", proxy, "/", seconds)
-        with _workload("httpbin", state) as port:
+                _print_memory_after_load("proxy", proxy_pid)
+            _print_memory_after_load("echo", echo_pid)
+        with _workload("httpbin", state) as (port, httpbin_pid):
             results += _measure("httpbin /get", port, "/get", seconds)
+            _print_memory_after_load("httpbin", httpbin_pid)
         with _reference(_Naive) as port:
             results += _measure("naive BaseHTTPRequestHandler", port, "/", min(seconds, 2.0))
     return results
 
 
-def main() -> None:
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
+def main(argv: list[str] | None = None) -> int:
+    # `python -m benchmarks` calls main() with no argument: its own argv is not ours.
+    seconds = float(argv[0]) if argv else 3.0
     results = run_all(seconds)
     echo = next(r for r in results if r.server == "echo" and r.concurrency == 1)
     verdict = "ok" if echo.p50_ms < 1.0 else "TOO SLOW"
@@ -280,7 +298,8 @@ def main() -> None:
         f"echo p50 at c=1: {echo.p50_ms:.3f} ms (target: well under 1 ms, no Nagle stall): "
         f"{verdict}"
     )
+    return 0 if verdict == "ok" else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -18,17 +18,22 @@ if TYPE_CHECKING:
     __version__: str
 
 
-def __getattr__(name: str) -> str:
-    if name != "__version__":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        found = version("chaostoolkit-mesh")
+        return version("chaostoolkit-mesh")
     except PackageNotFoundError:  # running from a source tree that was never installed
-        found = "0.0.0"
+        return "0.0.0"
+
+
+def __getattr__(name: str) -> str:
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    found = _version()
     globals()["__version__"] = found
     return found
+
 
 __all__ = ["__version__", "discover"]
 
@@ -46,7 +51,7 @@ def discover(discover_system: bool = True) -> dict[str, Any]:
     """Describe every action, probe, tolerance and control of this extension."""
     from chaoslib.discovery.discover import discover_activities, initialize_discovery_result
 
-    discovery = initialize_discovery_result("chaostoolkit-mesh", __version__, "mesh")
+    discovery = initialize_discovery_result("chaostoolkit-mesh", _version(), "mesh")
     for module_name, activity_type in ACTIVITY_MODULES:
         try:
             importlib.import_module(module_name)

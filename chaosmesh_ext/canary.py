@@ -22,6 +22,8 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from chaosmesh_ext._interrupts import INTERRUPTS
+
 logger = logging.getLogger("chaostoolkit")
 
 Configuration = dict[str, Any]
@@ -74,6 +76,8 @@ def _read_vs(
     ref = ObjectRef("VirtualService", ns, virtual_service)
     try:
         client = api_client(configuration, secrets)
+    except INTERRUPTS:
+        raise
     except Exception as exc:
         raise ActivityFailed(f"{ref}: Kubernetes configuration: {exc}") from exc
     try:

@@ -7,6 +7,7 @@ forms work too. Bad input is refused before any traffic, with the flag named.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from ..load.options import (
     parse_header,
     parse_int,
     parse_number,
+    parse_url,
     validate,
 )
 from ..load.periodic import StopToken
@@ -161,6 +163,31 @@ def _flag(*names: str, **kw: Any) -> Any:
 )
 @_flag("-nocatchup", "--nocatchup", "nocatchup", is_flag=True, help="Skip calls we are late for.")
 @_flag("-labels", "--labels", "labels", default="", help="Labels stored in the result.")
+@_flag(
+    "--via",
+    "-via",
+    "via",
+    type=click.Choice(["local", "mesh"]),
+    default="local",
+    show_default=True,
+    help="mesh: send the load from the mesh's fortio pod (through the Kubernetes API, as"
+    " `kubectl exec fortio-deploy -- fortio load` does), so sidecar rules apply and service"
+    " names resolve; local: from this process.",
+)
+@_flag(
+    "--kubeconfig",
+    "kubeconfig",
+    default=None,
+    help="With --via mesh: the cluster's or embedded mesh's kubeconfig (default: KUBECONFIG,"
+    " else .chaosmesh/kubeconfig, else ~/.kube/config).",
+)
+@_flag(
+    "--fortio-ns",
+    "fortio_ns",
+    default="default",
+    show_default=True,
+    help="With --via mesh: namespace of the fortio Service/pod.",
+)
 @click.argument("url", required=False)
 def run_command(
     c: str | None,
@@ -178,6 +205,9 @@ def run_command(
     allow_initial_errors: bool,
     nocatchup: bool,
     labels: str,
+    via: str,
+    kubeconfig: str | None,
+    fortio_ns: str,
     url: str | None,
 ) -> None:
     """Load URL with fortio's semantics and print fortio's report.
@@ -211,10 +241,13 @@ def run_command(
             validate(options)
     except LoadOptionError as exc:
         raise click.UsageError(str(exc)) from None
-    try:
-        result = engine.run(options, _stop_on_interrupt())
-    except engine.LoadTargetError as exc:
-        raise click.ClickException(f"{exc} (no load was sent)") from None
+    if via == "mesh":
+        result = _run_in_mesh(options, kubeconfig, fortio_ns)
+    else:
+        try:
+            result = engine.run(options, _stop_on_interrupt())
+        except engine.LoadTargetError as exc:
+            raise click.ClickException(f"{exc} (no load was sent{_hint(options.url)})") from None
     report_stream = sys.stderr if json_out == "-" else sys.stdout
     report_stream.write(text_report(result))
     report_stream.flush()
@@ -230,6 +263,33 @@ def run_command(
         raise click.ClickException(f"{result.get('message')}: {result.get('exception')}")
 
 
+def _hint(url: str) -> str:
+    """For a bare service name (``http://httpbin:8000/``) that this machine cannot resolve."""
+    host = parse_url(url).host
+    if "." in host or host in ("localhost",) or ":" in host:
+        return ""
+    return "; a mesh service name resolves only inside the mesh: add --via mesh"
+
+
+def _run_in_mesh(options: LoadOptions, kubeconfig: str | None, namespace: str) -> dict[str, Any]:
+    """The run from the mesh's fortio, exactly as the ``fortio_load`` probe does it."""
+    from chaoslib.exceptions import ActivityFailed
+
+    from .. import probes
+
+    path = kubeconfig
+    if path is None and not os.environ.get("KUBECONFIG"):
+        local = Path(".chaosmesh") / "kubeconfig"
+        path = str(local) if local.exists() else None
+    configuration = {"kubeconfig_path": path} if path else None
+    try:
+        return probes.run_in_mesh(
+            options, "fortio", 8080, namespace, None, "app=fortio", configuration, None
+        )
+    except ActivityFailed as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _stop_on_interrupt() -> StopToken:
     """Ctrl-C ends the run and still prints its results, as fortio does."""
     stop = StopToken()
@@ -241,10 +301,10 @@ def _stop_on_interrupt() -> StopToken:
 @click.option(
     "--port",
     "-port",
-    default=8080,
+    default=0,
     type=int,
     show_default=True,
-    help="Port for fortio's REST API (0 = any free port).",
+    help="Port for fortio's REST API (fortio uses 8080; 0 = a free port, printed at start).",
 )
 @click.option("--host", "-host", default="127.0.0.1", show_default=True)
 @click.option(

@@ -3,7 +3,7 @@
 ```yaml
 name: checkout-nightly          # lowercase letters, digits, '-' (also names Kubernetes objects)
 experiments: [experiments/*.json, extra/timeout.json]   # paths or globs, relative to the plan
-target: embedded                # -> env MESH_TARGET and --var target=...
+target: embedded                # embedded | kubernetes -> env MESH_TARGET, --var target=...
 variables: {namespace: shop}    # -> --var key=value
 on_deviation: stop              # stop | continue
 time_limit: 5m                  # per experiment: seconds or 30s / 5m / 1h
@@ -38,6 +38,9 @@ KEYS = {
     "schedule",
 }
 ON_DEVIATION = ("stop", "continue")
+# What MESH_TARGET may be (chaosmesh_ext.mesh.target.TARGETS): anything else fails every
+# experiment at its control, so refuse it before anything runs.
+TARGETS = ("embedded", "kubernetes")
 # CronJob names are DNS labels of at most 52 characters (the controller appends 11).
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
@@ -132,8 +135,8 @@ def parse_plan(raw: Any, path: Path) -> Plan:
     base = path.resolve().parent
     experiments = _experiments(raw.get("experiments"), base, where)
     target = raw.get("target")
-    if target is not None and (not isinstance(target, str) or not target):
-        raise PlanError(f"{where}: target: expected a non-empty string, got {target!r}")
+    if target is not None and target not in TARGETS:
+        raise PlanError(f"{where}: target: expected one of {', '.join(TARGETS)}, got {target!r}")
     variables = raw.get("variables") or {}
     if not isinstance(variables, dict):
         raise PlanError(f"{where}: variables: expected a mapping of name: value")

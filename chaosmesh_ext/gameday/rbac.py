@@ -12,17 +12,25 @@ extension calls on the Kubernetes API:
   ``traffic_split``): fortio's REST API through the service proxy (get on
   ``services/proxy``), or ``kubectl exec``-style into the fortio pod as a fallback (get and
   list on pods to find it, create on ``pods/exec``).
+- ``split_follows_weights``: reads the VirtualService (get), then runs load as above.
+- ``progressive_rollout`` (an action): edits the VirtualService and runs load as above.
 - ``breaker_stats``: the sidecar's stats through the pod proxy (get on ``pods/proxy``, get
   and list on pods to find the pods behind a service, create on ``pods/exec`` as fallback).
 - ``chaosmesh_ext.prometheus`` talks to Prometheus and ``chaosmesh_ext.tolerances`` checks
   values: nothing.
 - any other module of this extension: read access to Istio objects (get, list).
+
+The namespace of an activity is its ``ns`` argument (the name this extension's activities
+use; ``namespace`` is read too), and for load the fortio client's ``fortio_ns`` when given.
+``${name}`` in it is resolved as ``chaos run`` would in the pod: the plan's variables
+(``--var``), else the experiment's configuration (a literal, or an env entry's default).
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +40,10 @@ VS, DR = (ISTIO, "virtualservices"), (ISTIO, "destinationrules")
 EDIT = {"get", "list", "patch", "update"}
 READ = {"get", "list"}
 OWN_PREFIX = "chaosmesh_ext"
+_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+# Activities that run load besides what their module does.
+RUNS_LOAD = {"progressive_rollout", "split_follows_weights"}
+READS_VS = {"split_follows_weights"}
 
 
 @dataclass
@@ -72,12 +84,47 @@ def activities(experiment: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield tolerance
 
 
-def _namespace(activity: dict[str, Any], default: str) -> str:
+def known_values(experiment: dict[str, Any], variables: Mapping[str, str]) -> dict[str, str]:
+    """What ``${name}`` will stand for in the pod: plan variables over configuration."""
+    values: dict[str, str] = {}
+    configuration = experiment.get("configuration")
+    for key, value in (configuration if isinstance(configuration, dict) else {}).items():
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            values[str(key)] = str(value)
+        elif (
+            isinstance(value, dict)
+            and value.get("type") == "env"
+            and value.get("default") not in (None, "")
+        ):
+            values[str(key)] = str(value["default"])
+    values.update({str(k): str(v) for k, v in variables.items()})
+    return values
+
+
+def _namespace(
+    activity: dict[str, Any],
+    default: str,
+    values: Mapping[str, str] | None = None,
+    keys: tuple[str, ...] = ("ns", "namespace"),
+) -> str:
     args = (activity.get("provider") or {}).get("arguments") or {}
-    ns = args.get("namespace") if isinstance(args, dict) else None
-    if isinstance(ns, str) and ns and "${" not in ns:
-        return ns
+    if not isinstance(args, dict):
+        return default
+    for key in keys:
+        ns = args.get(key)
+        if not isinstance(ns, str) or not ns:
+            continue
+        resolved = _VARIABLE.sub(lambda m: (values or {}).get(m.group(1), m.group(0)), ns)
+        return default if "${" in resolved else resolved
     return default
+
+
+def _load_needs() -> list[tuple[tuple[str, str], set[str]]]:
+    return [
+        ((CORE, "services/proxy"), {"get"}),
+        ((CORE, "pods"), READ),
+        ((CORE, "pods/exec"), {"create"}),
+    ]
 
 
 def _probe_needs(func: str) -> list[tuple[tuple[str, str], set[str]]]:
@@ -88,20 +135,21 @@ def _probe_needs(func: str) -> list[tuple[tuple[str, str], set[str]]]:
             ((CORE, "pods/exec"), {"create"}),
         ]
     # fortio_load, latency_ms, error_rate, response_codes, traffic_split: all run load.
-    return [
-        ((CORE, "services/proxy"), {"get"}),
-        ((CORE, "pods"), READ),
-        ((CORE, "pods/exec"), {"create"}),
-    ]
+    return _load_needs()
 
 
-def permissions(experiments: Iterable[dict[str, Any]], default_namespace: str) -> Permissions:
-    """What the experiments need, per namespace."""
+def permissions(
+    experiments: Iterable[dict[str, Any]],
+    default_namespace: str,
+    variables: Mapping[str, str] | None = None,
+) -> Permissions:
+    """What the experiments need, per namespace (``variables``: the plan's, as ``--var``)."""
     perms = Permissions()
     action_namespaces: set[str] = set()
     breakers = False
     safety_net = False
     for experiment in experiments:
+        values = known_values(experiment, variables or {})
         for control in experiment.get("controls") or []:
             module = ((control or {}).get("provider") or {}).get("module") or ""
             if module.startswith(OWN_PREFIX):
@@ -112,7 +160,14 @@ def permissions(experiments: Iterable[dict[str, Any]], default_namespace: str) -
                 continue
             module = str(provider.get("module") or "")
             func = str(provider.get("func") or "")
-            ns = _namespace(activity, default_namespace)
+            ns = _namespace(activity, default_namespace, values)
+            # The fortio client may live in another namespace than the objects acted on.
+            load_ns = _namespace(activity, ns, values, keys=("fortio_ns",))
+            if module in (f"{OWN_PREFIX}.actions", f"{OWN_PREFIX}.probes") and func in RUNS_LOAD:
+                for resource, verbs in _load_needs():
+                    perms.grant(load_ns, resource, verbs)
+            if func in READS_VS and module == f"{OWN_PREFIX}.probes":
+                perms.grant(ns, VS, READ)
             if module == f"{OWN_PREFIX}.actions":
                 action_namespaces.add(ns)
                 perms.grant(ns, VS, EDIT)
@@ -121,8 +176,9 @@ def permissions(experiments: Iterable[dict[str, Any]], default_namespace: str) -
                     breakers = True
                     perms.grant(ns, DR, {"create", "delete"})
             elif module == f"{OWN_PREFIX}.probes":
+                probe_ns = ns if "breaker" in func.lower() else load_ns
                 for resource, verbs in _probe_needs(func):
-                    perms.grant(ns, resource, verbs)
+                    perms.grant(probe_ns, resource, verbs)
             elif module in (f"{OWN_PREFIX}.prometheus", f"{OWN_PREFIX}.tolerances"):
                 continue  # Prometheus's HTTP API, or pure checks of a value: no API server
             elif module.startswith(OWN_PREFIX):

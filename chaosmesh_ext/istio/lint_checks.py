@@ -262,7 +262,8 @@ def _check_destination(
             doc,
             ERROR,
             f"{path}.host",
-            f"destination host {_shown(host, full)} has no Service; requests get 503 (no cluster)",
+            f"destination host {_shown(host, full)} has no Service; requests get 503 (no cluster)"
+            + _elsewhere(index, full, domain),
         )
     subset = dest.get("subset")
     if not isinstance(subset, str) or not subset:
@@ -472,7 +473,8 @@ def _check_destination_rule(doc: Doc, index: _Index, domain: str, report: Any) -
             doc,
             ERROR,
             "spec.host",
-            f"host {_shown(host, full)} has no Service; this DestinationRule applies to nothing",
+            f"host {_shown(host, full)} has no Service; this DestinationRule applies to nothing"
+            + _elsewhere(index, full, domain),
         )
     service = index.services.get(full)
     selector = _dict(_dict(service).get("selector")) if service is not None else {}
@@ -515,6 +517,26 @@ def _check_destination_rule(doc: Doc, index: _Index, domain: str, report: Any) -
                 "maxEjectionPercent is not set: Envoy ejects at most 10% of hosts, so with "
                 "fewer than 10 endpoints nothing is ejected",
             )
+
+
+def _elsewhere(index: _Index, full: str, domain: str) -> str:
+    """A hint when a Service of that name exists in another namespace (a missing ``-n``)."""
+    wanted = _service_namespace(full, domain)
+    if wanted is None:
+        return ""
+    name = full.split(".", 1)[0]
+    others = sorted(
+        ns
+        for host in index.hosts
+        if host.split(".", 1)[0] == name
+        and (ns := _service_namespace(host, domain)) not in (None, wanted)
+    )
+    if not others:
+        return ""
+    return (
+        f" (a Service {name} exists in namespace {', '.join(str(o) for o in others)}: if these "
+        f"objects are meant for namespace {wanted}, apply and lint them with -n {wanted})"
+    )
 
 
 def _shown(host: str, full: str) -> str:

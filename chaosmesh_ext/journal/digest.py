@@ -108,6 +108,18 @@ def _change(output: Any) -> str | None:
     return f"{output['object']} {verb}"
 
 
+def _process(output: Any) -> str | None:
+    """A process provider's result: ``exit 0 · stdout: /tmp``."""
+    if not isinstance(output, dict) or set(output) != {"status", "stdout", "stderr"}:
+        return None
+    parts = [f"exit {output['status']}"]
+    for stream in ("stdout", "stderr"):
+        said = str(output[stream] or "").strip()
+        if said:
+            parts.append(f"{stream}: {text.short(said.splitlines()[-1], 50)}")
+    return " · ".join(parts)
+
+
 def restored_objects(output: Any) -> list[tuple[str, str, str]] | None:
     """``restore``'s result as (result, object, detail) rows, else None."""
     if not isinstance(output, dict) or not isinstance(output.get("objects"), list):
@@ -318,6 +330,9 @@ def lines(record: RunRecord, breaker: BreakerReading | None = None) -> list[str]
     change = _change(output)
     if change is not None:
         return [change]
+    process = _process(output)
+    if process is not None:
+        return [process]
     if record.split:
         return [_fractions(record.split)]
     return [text.short(output, 70)]

@@ -120,7 +120,7 @@ def render(journal: Journal, colour: bool = False) -> str:
     if loads:
         out.append("")
         out.append("Load")
-        out += _load_table(loads)
+        out += _load_table(loads, width)
     if breakers:
         out.append("")
         out.append("Circuit-breaker counters (cumulative; change since the previous reading)")
@@ -210,7 +210,7 @@ def _activity(
     return line
 
 
-def _load_table(loads: list[tuple[str, RunRecord]]) -> list[str]:
+def _load_table(loads: list[tuple[str, RunRecord]], width: int) -> list[str]:
     header = ("phase", "probe", "reqs", "qps", "p50 ms", "p90 ms", "p99 ms", "errors", "codes")
     rows = [header]
     for phase, rec in loads:
@@ -219,7 +219,7 @@ def _load_table(loads: list[tuple[str, RunRecord]]) -> list[str]:
         rows.append(
             (
                 phase,
-                text.short(rec.name, 28),
+                text.short(rec.name, width),
                 "-" if load.count is None else str(load.count),
                 "-" if load.qps is None else f"{load.qps:.1f}",
                 text.ms(load.p50_ms),

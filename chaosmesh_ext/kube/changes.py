@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chaosmesh_ext._interrupts import INTERRUPTS
 from chaosmesh_ext.kube.ledger import (
     APPLIED,
     LEDGER_ANNOTATION,
@@ -175,6 +176,8 @@ def apply_change(
             raise
         try:
             desired = edit(copy.deepcopy(live) if live is not None else None)
+        except INTERRUPTS:
+            raise
         except Exception as exc:
             # After a conflict the fresh state may no longer take the edit (a route is gone):
             # nothing of ours was written.

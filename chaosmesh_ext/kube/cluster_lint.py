@@ -22,6 +22,7 @@ from typing import Any
 from chaoslib.exceptions import ActivityFailed
 from kubernetes import client as k8s
 
+from chaosmesh_ext._interrupts import INTERRUPTS
 from chaosmesh_ext.istio.hosts import fqdn
 from chaosmesh_ext.istio.lint import Finding, has_errors, lint_objects, summary
 from chaosmesh_ext.kube.client import KubeSettingsError, api_client
@@ -41,6 +42,8 @@ def _raw_items(
         data = json.loads(response.data or b"{}")
     except ValueError as exc:
         raise KubeApiError(what, None, "BadResponse", f"list: not JSON: {exc}") from exc
+    except INTERRUPTS:
+        raise
     except Exception as exc:
         raise translate(exc, what, "list", timeout) from exc
     items = data.get("items") if isinstance(data, dict) else None

@@ -19,6 +19,8 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
+from chaosmesh_ext._interrupts import INTERRUPTS
+
 GROUP = "networking.istio.io"
 # Newest first: what we pick when the server serves several.
 VERSIONS = ("v1", "v1beta1", "v1alpha3")
@@ -198,6 +200,8 @@ class IstioObjects:
     def discover_version(self) -> str:
         try:
             groups = k8s.ApisApi(self.api_client).get_api_versions(_request_timeout=self.timeout)
+        except INTERRUPTS:
+            raise
         except Exception as exc:
             raise translate(exc, f"API group {GROUP}", "discover", self.timeout) from exc
         served = {
@@ -216,6 +220,8 @@ class IstioObjects:
     def _call(self, ref: ObjectRef | str, verb: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, _request_timeout=self.timeout, **kwargs)
+        except INTERRUPTS:
+            raise
         except Exception as exc:
             raise translate(exc, ref, verb, self.timeout) from exc
 

@@ -28,6 +28,8 @@ from urllib.parse import quote, urlencode
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from chaosmesh_ext._interrupts import INTERRUPTS
+
 # Characters the client must leave alone in the proxied path: the query string is ours,
 # already percent-encoded, and the apiserver hands it to fortio unchanged.
 _PROXY_SAFE = "/?&=%:"
@@ -99,6 +101,22 @@ def _api_error_text(exc: ApiException) -> str:
     return f"HTTP {exc.status} {exc.reason}"
 
 
+def transport_error(api: k8s.ApiClient, exc: BaseException) -> str:
+    """A connection failure or timeout toward the API server, in one short sentence."""
+    from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+
+    host = getattr(api.configuration, "host", "?")
+    cause: BaseException = exc
+    if isinstance(exc, MaxRetryError) and exc.reason is not None:
+        cause = exc.reason
+    text = str(cause)
+    # urllib3 prefixes its pool's repr ("HTTPConnectionPool(host=..., port=...): "): drop it.
+    text = text.split(": ", 1)[1] if text.startswith("HTTP") and ": " in text else text
+    if isinstance(cause, ReadTimeoutError | TimeoutError):
+        return f"the Kubernetes API at {host} did not answer in time ({text})"
+    return f"cannot reach the Kubernetes API at {host}: {text}"[:400]
+
+
 def run_via_service_proxy(
     api: k8s.ApiClient,
     params: Mapping[str, Any],
@@ -122,8 +140,10 @@ def run_via_service_proxy(
             text = _body_text(resp)
     except ApiException as exc:
         raise ProxyUnavailable(where, exc.status or 0, _api_error_text(exc)) from None
+    except INTERRUPTS:
+        raise
     except Exception as exc:  # urllib3 timeouts and connection errors
-        raise RemoteError(f"fortio via {where}: {type(exc).__name__}: {exc}") from None
+        raise RemoteError(f"fortio via {where}: {transport_error(api, exc)}") from None
     try:
         result = json.loads(text)
     except ValueError:
@@ -162,8 +182,12 @@ def find_pod(api: k8s.ApiClient, namespace: str, selector: str, timeout: float =
         raise RemoteError(
             f"listing pods {selector!r} in {namespace}: {_api_error_text(exc)}"
         ) from None
+    except INTERRUPTS:
+        raise
     except Exception as exc:
-        raise RemoteError(f"listing pods {selector!r} in {namespace}: {exc}") from None
+        raise RemoteError(
+            f"listing pods {selector!r} in {namespace}: {transport_error(api, exc)}"
+        ) from None
     names = [
         str(p["metadata"]["name"])
         for p in pods
@@ -204,7 +228,7 @@ def _exec_status(raw: str) -> tuple[int | None, str]:
     for cause in causes:
         if isinstance(cause, dict) and cause.get("reason") == "ExitCode":
             try:
-                return int(cause.get("message")), str(doc.get("message") or "")
+                return int(str(cause.get("message"))), str(doc.get("message") or "")
             except (TypeError, ValueError):
                 break
     # A Failure without an exit code: the command never ran (not found, container gone, ...).
@@ -247,6 +271,8 @@ def exec_in_pod(
                 _request_timeout=(CONNECT_TIMEOUT, timeout),
                 **kwargs,
             )
+        except INTERRUPTS:
+            raise
         except Exception as exc:
             box["error"] = _exec_error_text(exc)
             return
@@ -257,6 +283,8 @@ def exec_in_pod(
             box["out"] = ws.read_stdout() or ""
             box["err"] = ws.read_stderr() or ""
             box["status"] = ws.read_channel(3) or ""
+        except INTERRUPTS:
+            raise
         except Exception as exc:
             box["error"] = f"{type(exc).__name__}: {exc}"
         finally:
@@ -344,8 +372,10 @@ def read_envoy_stats(
             return _body_text(resp)
     except ApiException as exc:
         first = _api_error_text(exc)
+    except INTERRUPTS:
+        raise
     except Exception as exc:
-        first = f"{type(exc).__name__}: {exc}"
+        first = transport_error(api, exc)
     if not exec_fallback:
         raise RemoteError(f"Envoy stats of pod {namespace}/{pod} via the pod proxy: {first}")
     try:

@@ -16,6 +16,7 @@ import argparse
 import json
 import re
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -400,10 +401,19 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m chaosmesh_ext.load.rest --port P``: serve until SIGTERM/SIGINT."""
     ap = argparse.ArgumentParser(prog="chaosmesh load serve", description=__doc__)
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8080)
+    # Port 0 by default: fortio's 8080 is often taken, and the URL is printed anyway.
+    ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args(argv)
-    server = serve(args.host, args.port, Sidecar.from_env(), args.data_dir)
+    try:
+        server = serve(args.host, args.port, Sidecar.from_env(), args.data_dir)
+    except OSError as exc:
+        print(
+            f"chaosmesh load serve: cannot listen on {args.host}:{args.port}: {exc.strerror}"
+            " (--port 0 picks a free port)",
+            file=sys.stderr,
+        )
+        return 1
     print(f"fortio REST API on {server.url}rest/run (data in {server.data_dir})", flush=True)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

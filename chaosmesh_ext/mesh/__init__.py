@@ -22,4 +22,5 @@ def __getattr__(name: str) -> object:
 
     return getattr(state, name)
 
+
 __all__ = ["DEFAULT_STATE_DIR", "StateDir"]

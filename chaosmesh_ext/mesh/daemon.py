@@ -5,10 +5,13 @@ in the background, or runs in the terminal with ``--foreground``):
 
 1. takes the state directory's lock, loads and checks the manifests (nothing starts on bad
    input);
-2. picks loopback ports (port 0), starts one workload process per Deployment replica;
-3. translates everything and starts Envoy; stores the Istio objects behind the API;
-4. waits until every workload accepts connections, starts the API server, writes the
-   kubeconfig and ``mesh.json`` (``ready: true`` last), starts the metrics exporter;
+2. picks loopback ports (port 0), starts one workload process per Deployment replica and
+   records its pid in ``mesh.json`` at once (``ready: false``), so ``mesh down`` finds it
+   even if this daemon is killed while starting;
+3. waits until every workload accepts connections, failing at once if one crashes
+   (``readiness``); translates everything and starts Envoy; stores the Istio objects;
+4. starts the API server, writes the kubeconfig, starts the metrics exporter and rewrites
+   ``mesh.json`` with ``ready: true`` last;
 5. serves until SIGTERM/SIGINT or ``POST /chaosmesh/v1/shutdown``, then stops everything it
    started, by pid.
 
@@ -95,6 +98,10 @@ class Mesh:
         # mesh.json is written from the API's handlers and the monitor thread: one at a time,
         # so an older snapshot never replaces a newer one.
         self._state_lock = threading.Lock()
+        self.ready = False  # set once everything serves; mesh.json says so
+        # Replicas started but not yet committed (waiting to accept): recorded in mesh.json
+        # too, so `mesh down` finds them even if this daemon is killed meanwhile.
+        self._starting: list[Replica] = []
 
     # ---- the apply hook ------------------------------------------------------------------
     def _snapshot(self, istio: dict[str, list[dict[str, Any]]]) -> Any:
@@ -228,30 +235,42 @@ class Mesh:
     def apply_workloads(
         self, services: list[dict[str, Any]], deployments: list[dict[str, Any]]
     ) -> None:
-        """Add or update Services and Deployments (restarting only changed Deployments)."""
+        """Add or update Services and Deployments (restarting only changed Deployments).
+
+        All or nothing: if a new replica crashes or Envoy refuses the result, the mesh keeps
+        the Services, Deployments and replicas it had (and serves what it served).
+        """
         with self.store.writing():
-            for service in services:
-                self.services[_key(service)] = service
-            changed = [d for d in deployments if self.deployments.get(_key(d)) != d]
-            # Listener ports first: new workloads learn every outbound listener from their env.
-            self._snapshot(self.store.all_istio())
+            saved = (dict(self.services), dict(self.deployments), dict(self.replicas))
             fresh: dict[tuple[str, str], list[Replica]] = {}
             try:
+                for service in services:
+                    self.services[_key(service)] = service
+                changed = [d for d in deployments if self.deployments.get(_key(d)) != d]
+                # Listener ports first: new workloads learn every outbound listener from env.
+                self._snapshot(self.store.all_istio())
                 for deployment in changed:
                     fresh[_key(deployment)] = self._start_replicas(deployment)
-                self._wait_ready([r for reps in fresh.values() for r in reps])
+                    self._starting = [r for reps in fresh.values() for r in reps]
+                    self.record_pids()
+                self._wait_ready(self._starting)
+                for deployment in changed:
+                    self.deployments[_key(deployment)] = deployment
+                self.replicas.update(fresh)
+                if self.envoy_started:
+                    # On a refusal Envoy keeps serving the last good configuration.
+                    self.push(self.store.all_istio())
             except BaseException:
+                self.services, self.deployments, self.replicas = saved
                 for reps in fresh.values():
                     self._stop_replicas(reps)
                 raise
-            old = {key: self.replicas.get(key, []) for key in fresh}
-            for deployment in changed:
-                self.deployments[_key(deployment)] = deployment
-            self.replicas.update(fresh)
-            if self.envoy_started:
-                self.push(self.store.all_istio())
-            for reps in old.values():
-                self._stop_replicas(reps)
+            finally:
+                self._starting = []
+                if fresh:
+                    self.record_pids()  # what runs now, after a commit or a rollback
+            for key in fresh:
+                self._stop_replicas(saved[2].get(key, []))
             self.publish()
 
     # ---- the read-only kinds the API shows -------------------------------------------------
@@ -346,6 +365,7 @@ class Mesh:
         )
         # The first push starts Envoy with the whole configuration.
         self.store.load_istio([manifests.with_namespace(m.obj, ns) for m in loaded.istio], ns)
+        self.record_pids()
         self.publish()
         self.api = ApiServer(
             self.store,
@@ -376,6 +396,7 @@ class Mesh:
                 if u
             ]
             self.prometheus = start_prometheus(self.state.root, urls)
+        self.ready = True
         self.write_state(ready=True)
         self._monitor = threading.Thread(
             target=self._watch_workloads, name="workload-monitor", daemon=True
@@ -412,15 +433,11 @@ class Mesh:
             out.append(
                 {"pid": self.envoy.pid, "role": "envoy", "started": start_time(self.envoy.pid)}
             )
-        for reps in self.replicas.values():
-            out.extend(
-                {
-                    "pid": r.process.pid,
-                    "role": f"workload {r.namespace}/{r.pod}",
-                    "started": r.started,
-                }
-                for r in reps
-            )
+        replicas = [r for reps in self.replicas.values() for r in reps] + self._starting
+        out.extend(
+            {"pid": r.process.pid, "role": f"workload {r.namespace}/{r.pod}", "started": r.started}
+            for r in replicas
+        )
         if self.prometheus is not None:
             out.append(
                 {
@@ -469,8 +486,11 @@ class Mesh:
         with self._state_lock:
             self._write_state(ready)
 
+    def record_pids(self) -> None:
+        """Rewrite mesh.json now that processes were started (before ``ready`` as well)."""
+        self.write_state(ready=self.ready)
+
     def _write_state(self, ready: bool) -> None:
-        assert self.api is not None
         services, gateways = self._entries()
         self.state.write(
             {
@@ -478,7 +498,7 @@ class Mesh:
                 "ready": ready,
                 "state_dir": str(self.state.root.resolve()),
                 "namespace": self.namespace,
-                "api_url": self.api.url,
+                "api_url": self.api.url if self.api is not None else None,
                 "kubeconfig": str(self.state.kubeconfig.resolve()),
                 "admin_url": self.admin_url(),
                 "listeners": dict(sorted(self.listener_ports.items())),

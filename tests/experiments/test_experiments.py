@@ -228,15 +228,16 @@ def test_kubernetes_path_against_a_kubernetes_api(mesh: dict[str, Any]) -> None:
     assert_objects_as_manifests(state["kubeconfig"])
 
 
-def test_killed_run_is_restored_by_chaosmesh_restore(mesh: dict[str, Any]) -> None:
+def _start_and_wait_for_fault(mesh: dict[str, Any], run_id: str) -> subprocess.Popen[bytes]:
+    """`chaos run` the partial-delay experiment; return once its fault is on tomcat-vs."""
     state = mesh["state"]
-    env = {**mesh["env"], "MESH_TARGET": "embedded", "CHAOSMESH_RUN_ID": "killed-run"}
+    env = {**mesh["env"], "MESH_TARGET": "embedded", "CHAOSMESH_RUN_ID": run_id}
     proc = subprocess.Popen(
         [
             CHAOS,
             "run",
             "--journal-path",
-            str(mesh["tmp"] / "j.json"),
+            str(mesh["tmp"] / f"{run_id}.json"),
             "latency-slo-partial-delay.json",
         ],
         cwd=EXPERIMENTS,
@@ -245,22 +246,46 @@ def test_killed_run_is_restored_by_chaosmesh_restore(mesh: dict[str, Any]) -> No
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    deadline = time.monotonic() + 60
     try:
-        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             vs = _live(state["kubeconfig"], "default", "VirtualService", "tomcat-vs")
             if vs["spec"]["http"][0].get("fault"):
-                break
+                return proc
             assert proc.poll() is None, "chaos run ended before its fault was injected"
             time.sleep(0.1)
-        else:
-            pytest.fail("the delay fault never appeared on tomcat-vs")
+        pytest.fail("the delay fault never appeared on tomcat-vs")
+    except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+        raise
+
+
+def test_sigterm_during_a_load_probe_interrupts_the_run_and_restores(
+    mesh: dict[str, Any],
+) -> None:
+    """SIGTERM while fortio load runs: the run stops (status interrupted), the control restores."""
+    proc = _start_and_wait_for_fault(mesh, "terminated-run")
+    try:
+        time.sleep(1.0)  # inside the method's 4 s open-loop load
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+    journal = json.loads((mesh["tmp"] / "terminated-run.json").read_text())
+    assert journal["status"] == "interrupted", journal["status"]
+    # No "after" hypothesis ran with the fault still in place.
+    assert not (journal.get("steady_states") or {}).get("after")
+    assert_objects_as_manifests(mesh["state"]["kubeconfig"])
+
+
+def test_killed_run_is_restored_by_chaosmesh_restore(mesh: dict[str, Any]) -> None:
+    state = mesh["state"]
+    proc = _start_and_wait_for_fault(mesh, "killed-run")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
 
     # The kill left the fault in place; restore lists it, then puts it back.
     env = {**mesh["env"], "KUBECONFIG": state["kubeconfig"]}

@@ -118,3 +118,32 @@ def test_standard_input_as_kubectl_does() -> None:
     assert result.output.startswith(
         "<stdin>:7: error: VirtualService default/nginx-svc: spec.hosts[0]: "
     )
+
+
+def test_the_canary_without_its_namespace_says_which_n_to_use() -> None:
+    """The runbook's canary objects name no namespace; their hosts say istio-test."""
+    result = CliRunner().invoke(main, ["lint", "-f", str(FIXTURES / "canary")])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    assert errors and all(
+        "a Service canary exists in namespace default" in line and "-n istio-test" in line
+        for line in errors
+    )
+    fixed = CliRunner().invoke(main, ["lint", "-f", str(FIXTURES / "canary"), "-n", "istio-test"])
+    assert (fixed.exit_code, fixed.output) == (0, "no problems found\n")
+
+
+def test_the_experiments_manifests_lint_clean_and_the_seed_example_does_not() -> None:
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    manifests = sorted((root / "manifests").glob("*.yaml"))
+    assert manifests
+    for path in manifests:
+        args = ["lint", "-f", str(path)] + (["-n", "istio-test"] if path.stem == "canary" else [])
+        result = CliRunner().invoke(main, args)
+        assert (result.exit_code, result.output) == (0, "no problems found\n"), path
+    seed = CliRunner().invoke(
+        main, ["lint", "-f", str(root / "lint-examples" / "seed-retry-original.yaml")]
+    )
+    assert seed.exit_code == 1
+    assert "VirtualService default/nginx-svc: spec.hosts[0]: host 'nginx-vs'" in seed.output
+    assert "VirtualService default/tomcat-svc: spec.hosts[0]: host 'tomcat-vs'" in seed.output

@@ -332,3 +332,18 @@ def test_a_conflict_that_removes_the_target_route_fails_cleanly(seeded: RunningE
     assert live is not None and [r["name"] for r in live["spec"]["http"]] == ["default"]
     assert LEDGER_ANNOTATION not in live["metadata"]["annotations"]  # nothing of ours landed
     assert [e["state"] for e in Ledger("test-run").entries()] == ["not-applied"]
+
+
+@pytest.mark.parametrize("emulator_options", [{"delays": {"get": 5.0}}])
+def test_an_unresponsive_api_is_activity_failed_within_the_configured_timeout(
+    seeded: RunningEmulator,
+) -> None:
+    assert seeded.api is not None
+    before = seeded.api.get_object(VS, "default", "reviews")
+    with pytest.raises(ActivityFailed) as info:
+        actions.inject_delay("reviews", "2s", configuration={"kubernetes_request_timeout": 0.5})
+    text = str(info.value)
+    assert "VirtualService default/reviews" in text
+    assert "no answer from the Kubernetes API within 0.5s (get)" in text
+    assert seeded.api.get_object(VS, "default", "reviews") == before
+    assert Ledger("test-run").entries() == []

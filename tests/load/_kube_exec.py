@@ -137,7 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, _status(404, "NotFound", f'pods "{pod}" not found'))
             return
         command = query.get("command", [])
-        c.execs.append(ExecCall(ns, pod, (query.get("container") or [None])[0], command, protocol))
+        container = query["container"][0] if query.get("container") else None
+        c.execs.append(ExecCall(ns, pod, container, command, protocol))
         if c.hang_exec:
             c.released.wait(60)  # hold the upgrade until the emulator stops
             self.close_connection = True

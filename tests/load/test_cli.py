@@ -129,3 +129,22 @@ def test_t_0_runs_until_ctrl_c_and_still_reports(target: Target) -> None:
     # the calls reported are the calls the server saw, minus the warm-up
     calls = int(out.split("All done ", 1)[1].split(" calls")[0])
     assert calls >= 20 and calls + 1 == target.count
+
+
+def test_a_bare_service_name_points_to_via_mesh() -> None:
+    proc = _load("-n", "5", "http://httpbin-nosuch-svc:8000/get")
+    assert proc.returncode == 1
+    assert "cannot reach http://httpbin-nosuch-svc:8000/get" in proc.stderr
+    assert "no load was sent; a mesh service name resolves only inside the mesh" in proc.stderr
+    assert "add --via mesh" in proc.stderr
+
+
+def test_serve_on_a_taken_port_is_a_clear_error(target: Target) -> None:
+    # target.port is held by the test target: the server must say so, not print a traceback.
+    proc = subprocess.run(
+        [*CHAOSMESH, "load", "serve", "--port", str(target.port)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{target.port}: Address already in use" in proc.stderr
+    assert "Traceback" not in proc.stderr

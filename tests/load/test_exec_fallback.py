@@ -10,6 +10,7 @@ fortio's JSON), and ``pilot-agent`` prints Envoy's text stats.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,6 +37,7 @@ server.live: 1
 FAKE_FORTIO = f"""#!{sys.executable}
 # Stand-in for the fortio binary: `fortio load ARGS` -> `chaosmesh load ARGS` (same flags,
 # fortio's JSON on stdout with -json -, the text report on stderr).
+import subprocess
 import sys
 from chaosmesh_ext.cli import main
 if sys.argv[1:2] != ["load"]:
@@ -45,6 +47,7 @@ main()
 """
 
 FAKE_PILOT_AGENT = f"""#!{sys.executable}
+import subprocess
 import sys
 if sys.argv[1:] != ["request", "GET", "stats"]:
     sys.exit("fake pilot-agent: unexpected arguments " + " ".join(sys.argv[1:]))
@@ -143,3 +146,19 @@ def test_an_exec_that_never_answers_is_bounded(cluster: tuple[Cluster, dict[str,
             remote.exec_in_pod(api, POD, "default", ["fortio", "version"], timeout=0.5)
     finally:
         api.close()
+
+
+def test_chaosmesh_load_via_mesh_runs_in_the_fortio_pod(
+    cluster: tuple[Cluster, dict[str, Any]], make_target: Callable[..., Target]
+) -> None:
+    state, conf = cluster
+    t = make_target(lambda i, *_: Reply(503 if i == 2 else 200))
+    proc = subprocess.run(
+        [sys.executable, "-m", "chaosmesh_ext.cli", "load", "--via", "mesh",
+         "--kubeconfig", conf["kubeconfig_path"], "-c", "2", "-qps", "0", "-n", "10",
+         t.url + "/get"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Code 200 : 9 (90.0 %)" in proc.stdout and "Code 503 : 1 (10.0 %)" in proc.stdout
+    assert [c.command[:2] for c in state.execs] == [["fortio", "load"]] and t.count == 10

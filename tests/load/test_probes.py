@@ -8,6 +8,7 @@ cluster; the Envoy admin behind the pod proxy is a plain local server serving st
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,8 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_ext import probes
+from chaosmesh_ext._sidecar import Sidecar
+from chaosmesh_ext.load import remote
 from chaosmesh_ext.load.envoy_stats import breaker_summary, parse_cluster_stats
 from chaosmesh_ext.load.rest import serve
 from chaosmesh_ext.tolerances import slo
@@ -147,10 +150,25 @@ class _Stats(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def mesh_api(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def httpbin_listener(make_target: Callable[..., Target]) -> Target:
+    """Stands in for Envoy's outbound listener on port 8000 (where httpbin:8000 goes)."""
+    return make_target(lambda i, *_: Reply(body=b'{"url": "http://httpbin:8000/get"}'))
+
+
+@pytest.fixture
+def mesh_api(tmp_path: Path, httpbin_listener: Target) -> Iterator[dict[str, Any]]:
     api_mod = pytest.importorskip("chaosmesh_ext.mesh.api")
     resources = pytest.importorskip("chaosmesh_ext.mesh.api.resources")
-    rest = serve(data_dir=tmp_path / "data")
+    # The fortio workload's sidecar, as the embedded mesh describes it: port 8000 goes to the
+    # outbound listener; mesh.json beside the outbound file lists the Services.
+    (tmp_path / "outbound.json").write_text(f'{{"8000": "127.0.0.1:{httpbin_listener.port}"}}')
+    (tmp_path / "mesh.json").write_text(
+        '{"services": [{"name": "httpbin", "namespace": "default", "port": 8000}]}'
+    )
+    sidecar = Sidecar(
+        workload="fortio-deploy", namespace="default", outbound_file=str(tmp_path / "outbound.json")
+    )
+    rest = serve(data_dir=tmp_path / "data", sidecar=sidecar)
     admin = ThreadingHTTPServer(("127.0.0.1", 0), _Stats)
     threading.Thread(target=admin.serve_forever, daemon=True).start()
     store = api_mod.Store()
@@ -238,3 +256,60 @@ def test_unreachable_target_via_the_mesh_names_the_url(mesh_api: dict[str, Any])
 def test_missing_fortio_service_reports_both_attempts(mesh_api: dict[str, Any]) -> None:
     with pytest.raises(ActivityFailed, match=r"service proxy failed.*exec fallback failed"):
         probes.fortio_load("http://httpbin:8000/get", n=2, fortio_service="nofortio", **mesh_api)
+
+
+def test_service_names_go_through_the_sidecar_and_unknown_ones_fail(
+    mesh_api: dict[str, Any], httpbin_listener: Target
+) -> None:
+    codes = probes.response_codes("http://httpbin:8000/get", c=2, n=10, **mesh_api)
+    assert codes == {200: 10} and httpbin_listener.count == 10
+    assert httpbin_listener.seen[0].headers["host"] == "httpbin:8000"
+    # A pod's DNS knows no "nosuch": fortio fails before sending anything, on a cluster and
+    # here, where the sidecar would otherwise take any host on port 8000 to Envoy.
+    with pytest.raises(
+        ActivityFailed, match=r"^fortio_load http://nosuch:8000/get: .*no such host 'nosuch'"
+    ):
+        probes.fortio_load("http://nosuch:8000/get", n=5, **mesh_api)
+    assert httpbin_listener.count == 10
+
+
+def test_api_server_down_is_activity_failed_naming_url_and_reason(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Nothing listens on that port any more.
+    conf = {"kubeconfig_path": str(_kubeconfig(tmp_path, f"http://127.0.0.1:{port}"))}
+    with pytest.raises(
+        ActivityFailed,
+        match=rf"fortio_load http://httpbin:8000/get: .*cannot reach the Kubernetes API at"
+        rf" http://127\.0\.0\.1:{port}: .*refused",
+    ):
+        probes.fortio_load("http://httpbin:8000/get", n=2, configuration=conf)
+    with pytest.raises(ActivityFailed, match=r"breaker_stats httpbin: .*cannot reach"):
+        probes.breaker_stats("httpbin", configuration=conf)
+
+
+def test_a_silent_api_server_is_bounded(tmp_path: Path) -> None:
+    # Accepts connections and never answers: every call carries its own read timeout.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        api = remote.api_client({"kubeconfig_path": str(_kubeconfig(tmp_path, url))})
+        try:
+            with pytest.raises(remote.RemoteError, match="did not answer in time"):
+                remote.run_via_service_proxy(api, {"url": "http://httpbin:8000/"}, timeout=0.5)
+            with pytest.raises(remote.RemoteError, match="did not answer in time"):
+                remote.find_pod(api, "default", "app=fortio", timeout=0.5)
+        finally:
+            api.close()
+
+
+def _kubeconfig(tmp_path: Path, server: str) -> Path:
+    path = tmp_path / "kubeconfig-extra"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: m\n  cluster:\n"
+        f"    server: {server}\ncontexts:\n- name: m\n  context:\n    cluster: m\n"
+        "    user: m\ncurrent-context: m\nusers:\n- name: m\n  user: {}\n"
+    )
+    return path

@@ -89,7 +89,7 @@ def test_bad_require_codes_and_bad_values_are_clear_errors() -> None:
     with pytest.raises(ValueError, match=r"slo: require_codes: 'five hundred' is not an HTTP code"):
         slo(_run({200: 1}), require_codes=["five hundred"])
     with pytest.raises(ValueError, match=r"slo: expect_codes: .*not an HTTP code"):
-        slo(_run({200: 1}), expect_codes=[None])
+        slo(_run({200: 1}), expect_codes=[None])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="expected a load result"):
         slo(None, require_codes=[200])
     with pytest.raises(ValueError, match=r"slo: require_codes must be a list of codes, got '503'"):

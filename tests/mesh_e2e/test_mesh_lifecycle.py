@@ -190,7 +190,7 @@ def test_mesh_down_while_mesh_up_still_waits_stops_the_starting_daemon(tmp_path:
         assert status.returncode != 0 and "still starting" in status.stderr
 
         out = chaosmesh("mesh", "down", cwd=tmp_path).stdout
-        assert "stopped the mesh daemon that was starting" in out
+        assert out.startswith("mesh down: stopped")
         _, stderr = up.communicate(timeout=60)
         assert up.returncode != 0 and "stopping" in stderr
     finally:
@@ -202,3 +202,67 @@ def test_mesh_down_while_mesh_up_still_waits_stops_the_starting_daemon(tmp_path:
         time.sleep(0.1)
     assert not _processes_mentioning(token)
     assert not (tmp_path / ".chaosmesh" / "mesh.lock").exists()
+
+
+def test_a_crashing_workload_added_to_a_running_mesh_changes_nothing(mesh_up) -> None:
+    mesh: Mesh = mesh_up(["canary"], "--namespace", "istio-test")
+    token = f"crash{uuid.uuid4().hex[:8]}"
+    program = f"python3 -c 'import sys; sys.exit(3)' {token}"
+    service = f"apiVersion: v1\nkind: Service\nmetadata: {{name: {token}}}\nspec:\n"
+    service += f"  selector: {{app: {token}}}\n  ports: [{{port: 7070}}]\n"
+    (mesh.workdir / "more.yaml").write_text(service + "---\n" + _command_deployment(token, program))
+    proc = chaosmesh("mesh", "up", "-f", "more.yaml", cwd=mesh.workdir, check=False)
+    assert proc.returncode != 0
+    assert "the running mesh keeps what it had" in proc.stderr
+    assert "exited with code 3" in proc.stderr
+
+    report = json.loads(chaosmesh("mesh", "status", "--json", cwd=mesh.workdir).stdout)
+    assert {s["name"] for s in report["services"]} == {"canary"}
+    assert mesh.kubectl("get", "service", token, check=False).returncode != 0
+    assert request(mesh.gateway()["url"])[0] == 200
+    deadline = time.monotonic() + 10
+    while _processes_mentioning(token) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _processes_mentioning(token)
+
+
+def test_mesh_down_after_kill_9_of_a_starting_daemon_stops_its_workloads(tmp_path: Path) -> None:
+    token = f"orphan{uuid.uuid4().hex[:8]}"
+    (tmp_path / "slow.yaml").write_text(_command_deployment(token, _sleeper(token)))
+    env = {**os.environ, "CHAOSMESH_STATE_DIR": str(tmp_path / ".chaosmesh")}
+    up = subprocess.Popen(
+        [*CLI, "mesh", "up", "-f", "slow.yaml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # mesh.json records the workload as soon as it is started, before the mesh serves.
+        state: dict[str, Any] = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                state = json.loads((tmp_path / ".chaosmesh" / "mesh.json").read_text())
+            except (OSError, ValueError):
+                state = {}
+            if any(p["role"].startswith("workload ") for p in state.get("pids", [])):
+                break
+            time.sleep(0.05)
+        assert not state.get("ready")
+        workload = next(p for p in state["pids"] if p["role"].startswith("workload "))
+        os.kill(state["pid"], signal.SIGKILL)
+        assert up.wait(timeout=60) != 0  # mesh up sees its daemon die
+        assert alive(workload["pid"], workload["started"])  # orphaned, until mesh down
+
+        out = chaosmesh("mesh", "down", cwd=tmp_path).stdout
+        assert f"workload default/{token}-0" in out
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait(timeout=10)
+    assert not alive(workload["pid"], workload["started"])
+    deadline = time.monotonic() + 10
+    while _processes_mentioning(token) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _processes_mentioning(token)

@@ -12,7 +12,7 @@ import pytest
 from review_support import FIXTURES
 
 from chaosmesh_ext.journal import load_journal
-from chaosmesh_ext.journal.report import PERCENTILES, render_html
+from chaosmesh_ext.journal.report import BREAKER_SERIES, PERCENTILES, render_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -53,9 +53,9 @@ def _chromium(args: list[str], tmp: Path, timeout: float = 60) -> subprocess.Com
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def _screenshot(page: Path, tmp: Path) -> dict[tuple[int, int, int], int]:
+def _screenshot(page: Path, tmp: Path, height: int = 2600) -> dict[tuple[int, int, int], int]:
     png = tmp / f"{page.stem}.png"
-    _chromium([f"--screenshot={png}", "--window-size=1000,2600", page.as_uri()], tmp)
+    _chromium([f"--screenshot={png}", f"--window-size=1000,{height}", page.as_uri()], tmp)
     assert png.exists(), "chromium wrote no screenshot"
     with Image.open(png) as img:
         rgb = img.convert("RGB")
@@ -99,3 +99,14 @@ def test_screenshot_shows_the_charts_drawn(tmp_path: Path) -> None:
     assert drawn.get(code_error, 0) - empty.get(code_error, 0) > 150
     # The timeline is drawn in both: green bars for succeeded activities.
     assert empty.get(_rgb("#2ca02c"), 0) > 100
+
+
+def test_screenshot_shows_retries_per_call_of_a_real_run(tmp_path: Path) -> None:
+    """The abort-retries journal of a real run: the breaker chart draws the 3 retries a call
+    that `retryOn: 5xx` causes (and none without it)."""
+    page = tmp_path / "abort-retries.html"
+    page.write_text(render_html([load_journal(FIXTURES / "real" / "abort-retries.json")]))
+    drawn = _screenshot(page, tmp_path, height=4200)
+    retries = _rgb(next(colour for key, _, colour in BREAKER_SERIES if key == "rq_retry"))
+    # One bar of 3.0 on a 5-per-call axis: thousands of pixels of its colour, used nowhere else.
+    assert drawn.get(retries, 0) > 1500

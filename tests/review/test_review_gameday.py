@@ -231,6 +231,10 @@ def test_a_second_run_of_the_same_plan_is_refused(
         ),
         ("name: Demo Day\nexperiments: [experiments/*.json]\n", "name: must be 1-52 lowercase"),
         (
+            "name: demo\nexperiments: [experiments/*.json]\ntarget: cluster\n",
+            "target: expected one of embedded, kubernetes, got 'cluster'",
+        ),
+        (
             "name: demo\nexperiments: [experiments/*.json]\ntime_limit: soon\n",
             "time_limit: expected a duration",
         ),

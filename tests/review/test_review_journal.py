@@ -81,6 +81,8 @@ def test_show_run_without_method_and_foreign_experiment(version: str) -> None:
     assert "(no method: only the hypothesis was checked)" in out
     plain = chaosmesh("journal", "show", str(FIXTURES / f"plain-{version}.json")).stdout
     assert "process sleep(arguments=0.05)" in plain
+    # What a process provider returned, read as a person would: exit code and its output.
+    assert "→ exit 0\n" in plain and "→ exit 0 · stdout: /tmp\n" in plain
     assert "Load" not in plain and "Safety net" not in plain
 
 

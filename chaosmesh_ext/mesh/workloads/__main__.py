@@ -93,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     name = f"{args.kind} {args.namespace}/{args.pod}"
     if args.kind == "echo":
-        from ._http import run
+        from ._http import run as serve
         from .echo import Identity, make_handler
 
         identity = Identity(args.deployment, args.namespace, args.pod, args.version)
-        run(make_handler(identity), args.host, args.port, name)
+        serve(make_handler(identity), args.host, args.port, name)
     elif args.kind == "httpbin":
         from .httpbin_app import run
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         from chaosmesh_ext._sidecar import Sidecar
 
         from . import proxy
-        from ._http import run
+        from ._http import run as serve
         from .upstream import parse_upstream
 
         if not args.upstream:
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         upstream = parse_upstream(args.upstream, "--upstream")
         sidecar = Sidecar.from_env()
         handler = proxy.make_handler(upstream, args.timeout, sidecar, f"proxy {args.deployment}")
-        run(handler, args.host, args.port, name)
+        serve(handler, args.host, args.port, name)
     else:
         from .command import supervise
         from .spec import split_command

@@ -159,7 +159,7 @@ class BufferedSocket:
     raises ``TimeoutError``. Otherwise the socket's own timeout applies per read.
     """
 
-    __slots__ = ("sock", "buffer", "deadline")
+    __slots__ = ("buffer", "deadline", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -212,11 +212,13 @@ class BufferedSocket:
         """True when nothing is pending and the peer has not closed: safe to reuse."""
         if self.buffer:
             return False
+        poller = select.poll()  # not select.select: a busy proxy may hold fds above 1023
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            poller.register(self.sock, select.POLLIN)
+            events = poller.poll(0)
         except (OSError, ValueError):
             return False
-        return not readable  # an idle connection that turns readable was closed (or is broken)
+        return not events  # an idle connection that turns readable was closed (or is broken)
 
     def close(self) -> None:
         try:
@@ -226,7 +228,7 @@ class BufferedSocket:
 
 
 class Request:
-    __slots__ = ("method", "target", "version", "headers", "body", "peer", "_watch_fd")
+    __slots__ = ("_watch_fd", "body", "headers", "method", "peer", "target", "version")
 
     def __init__(
         self,
@@ -302,7 +304,7 @@ class Request:
 
 
 class Response:
-    __slots__ = ("status", "body", "headers", "reason")
+    __slots__ = ("body", "headers", "reason", "status")
 
     def __init__(
         self,

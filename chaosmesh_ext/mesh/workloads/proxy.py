@@ -59,7 +59,7 @@ _OWN_RESPONSE = frozenset({"content-length", "date"})
 
 
 class UpstreamAnswer:
-    __slots__ = ("status", "reason", "headers", "body", "reusable")
+    __slots__ = ("body", "headers", "reason", "reusable", "status")
 
     def __init__(
         self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes, reusable: bool

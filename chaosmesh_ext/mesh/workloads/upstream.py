@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 class Upstream:
     """``http://host:port[/base]`` split into its parts."""
 
-    __slots__ = ("host", "port", "base_path")
+    __slots__ = ("base_path", "host", "port")
 
     def __init__(self, host: str, port: int, base_path: str) -> None:
         self.host = host
