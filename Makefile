@@ -50,13 +50,14 @@ bench: install
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .chaosmesh .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv311 .chaosmesh .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
 # `make test-py311`: the suite on Python 3.11, the oldest supported, where pip resolves
 # chaostoolkit 1.19 / chaostoolkit-lib 1.44 (3.12+ gets the newest), in its own .venv311.
+# ensurepip: Debian's python3.11 without python3.11-venv cannot make a venv.
 VENV311 ?= .venv311
 PYTHON311 ?= $(shell for p in python3.11 $$(ls -d $$HOME/.pyenv/versions/3.11*/bin/python3 2>/dev/null | sort -r); do \
-            if $$p -c 'import sys; assert sys.version_info[:2] == (3, 11)' >/dev/null 2>&1; then echo $$p; break; fi; done)
+            if $$p -c 'import sys, ensurepip; assert sys.version_info[:2] == (3, 11)' >/dev/null 2>&1; then echo $$p; break; fi; done)
 STAMP311 := $(VENV311)/.install.stamp
 
 .PHONY: test-py311

@@ -31,7 +31,15 @@ def _machine() -> str:
 
 def main(argv: list[str]) -> int:
     here = Path(__file__).parent
-    names = argv or sorted(p.stem.removeprefix("bench_") for p in here.glob("bench_*.py"))
+    known = sorted(p.stem.removeprefix("bench_") for p in here.glob("bench_*.py"))
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(f"usage: python -m benchmarks [NAME ...]\nbenchmarks: {', '.join(known)}")
+        return 0
+    unknown = [name for name in argv if name not in known]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        return 2
+    names = argv or known
     print(f"machine: {_machine()}")
     failed: list[str] = []
     for name in names:

@@ -22,7 +22,14 @@ import click
 
 from chaosmesh_ext.mesh import manifests
 from chaosmesh_ext.mesh.daemon import describe
-from chaosmesh_ext.mesh.state import DEFAULT_STATE_DIR, StateDir, alive, start_time, stop_pid
+from chaosmesh_ext.mesh.state import (
+    DEFAULT_STATE_DIR,
+    AlreadyRunning,
+    StateDir,
+    alive,
+    start_time,
+    stop_pid,
+)
 
 UP_TIMEOUT = 90.0  # workloads + Envoy on a loaded 2-core machine; the target is 2 s
 APPLY_TIMEOUT = 120.0
@@ -192,22 +199,28 @@ def up(
         manifests.check(loaded, namespace)
     except manifests.ManifestError as exc:
         raise click.ClickException(f"nothing started:\n{exc}") from None
-    if state.is_locked():
+    try:
+        # Under the lock: a mesh.json found now belongs to a dead daemon, never to one
+        # that is starting (it takes the lock before writing anything).
+        with state.locked():
+            left = state.read()
+            if left is not None:
+                # Killed without cleaning up (kill -9): stop what it left behind, by
+                # recorded pid and start time, before starting afresh.
+                stopped = _stop_recorded(left.get("pids") or [])
+                if stopped:
+                    click.echo(
+                        f"note: stopped {len(stopped)} process(es) left by a dead mesh: "
+                        + ", ".join(stopped),
+                        err=True,
+                    )
+                for stale in (state.mesh_json, state.pid_path):
+                    stale.unlink(missing_ok=True)
+    except AlreadyRunning:
         raise click.ClickException(
             f"a mesh is starting or stopping in {state.root}; try again "
             "or run 'chaosmesh mesh down'"
-        )
-    if state.read() is not None:
-        # A daemon that died without cleaning up (kill -9): stop what it left behind, by
-        # recorded pid and start time, before starting afresh.
-        stopped = _stop_recorded((state.read() or {}).get("pids") or [])
-        if stopped:
-            click.echo(
-                f"note: stopped {len(stopped)} process(es) left by a dead mesh: "
-                + ", ".join(stopped),
-                err=True,
-            )
-        state.clear()
+        ) from None
     argv = [
         sys.executable,
         "-m",

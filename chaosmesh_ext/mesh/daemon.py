@@ -301,7 +301,7 @@ class Mesh:
         deployments = []
         for key, deployment in self.deployments.items():
             reps = self.replicas.get(key, [])
-            ready = sum(1 for r in reps if r.alive)
+            ready = sum(1 for r in reps if r.ready)
             deployments.append(
                 {
                     **deployment,
@@ -319,7 +319,7 @@ class Mesh:
             template = (self.deployments[key].get("spec") or {}).get("template") or {}
             containers = (template.get("spec") or {}).get("containers") or [{"name": "app"}]
             for r in reps:
-                ready_text = "True" if r.alive else "False"
+                ready_text = "True" if r.ready else "False"
                 pods.append(
                     {
                         "metadata": {
@@ -341,8 +341,8 @@ class Mesh:
                             "containerStatuses": [
                                 {
                                     "name": c.get("name", "app"),
-                                    "ready": r.alive,
-                                    "restartCount": 0,
+                                    "ready": r.ready,
+                                    "restartCount": r.restarts,
                                     "image": c.get("image", ""),
                                     # Required by the official client's model; names the
                                     # stand-in that really runs instead of the image.
@@ -414,10 +414,13 @@ class Mesh:
         """Keep Pod readiness in the API true to the processes (the service proxy reads it),
         and mesh.json's pids true when the supervisor restarts Envoy (``mesh down`` reads them).
         """
-        seen: dict[str, bool] = {}
+        seen: dict[str, tuple[bool, bool, int]] = {}
         envoy_pid = self.envoy.pid
         while not self.stopping.wait(0.5):
-            now = {r.pod: r.alive for reps in self.replicas.values() for r in reps}
+            replicas = [r for reps in self.replicas.values() for r in reps]
+            for replica in replicas:
+                replica.scan_log()
+            now = {f"{r.namespace}/{r.pod}": (r.alive, r.ready, r.restarts) for r in replicas}
             if now != seen:
                 with contextlib.suppress(Exception):
                     self.publish()
@@ -616,7 +619,7 @@ class Mesh:
                 {
                     "pod": r.pod,
                     "address": f"127.0.0.1:{r.port}",
-                    "process": "running" if r.alive else "exited",
+                    "process": _process_state(r),
                     "health": health.get(r.port, "unknown"),
                 }
                 for reps in self.replicas.values()
@@ -656,6 +659,15 @@ class Mesh:
             },
             "api_url": self.api.url if self.api else None,
         }
+
+
+def _process_state(replica: Replica) -> str:
+    """``running``, ``exited``, or for a command whose program crashed ``restarting (N)``."""
+    if not replica.alive:
+        return "exited"
+    if not replica.program_running:
+        return f"restarting ({replica.restarts})"
+    return "running" if not replica.restarts else f"running ({replica.restarts} restarts)"
 
 
 def describe(state: dict[str, Any]) -> str:

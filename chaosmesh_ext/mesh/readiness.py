@@ -20,9 +20,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# What the command supervisor (workloads/command.py) logs when the user's program exits.
+# What the command supervisor (workloads/command.py) logs when it starts the user's program
+# and when the program exits.
 _PROGRAM_EXITED = re.compile(r"exited with code (-?\d+)")
+_PROGRAM_STARTED = re.compile(r": started pid \d+")
 _LOG_TAIL = 800
+_SCAN_LIMIT = 1 << 20  # bytes read per scan: a chatty program must not stall the monitor
 
 
 @dataclass
@@ -40,10 +43,40 @@ class Replica:
     log_path: Path | None = None
     # Size of the (appended) log when this replica started: older lines are not its own.
     log_offset: int = field(default=0)
+    # command kind: how often the supervisor restarted the program, and whether it runs now
+    # (kept up to date by scan_log(), which reads only what was appended since).
+    restarts: int = field(default=0)
+    program_running: bool = field(default=True)
+    _scanned: int = field(default=-1, repr=False)
 
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    @property
+    def ready(self) -> bool:
+        """Running, and for the command kind its program is not waiting to be restarted."""
+        return self.alive and self.program_running
+
+    def scan_log(self) -> None:
+        """Follow the command supervisor's restarts (as a pod's ``restartCount``)."""
+        if self.kind != "command" or self.log_path is None:
+            return
+        start = self.log_offset if self._scanned < 0 else self._scanned
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(start)
+                chunk = handle.read(_SCAN_LIMIT)
+        except OSError:
+            return
+        complete = chunk.rfind(b"\n") + 1  # a half-written line is read next time
+        self._scanned = start + complete
+        for line in chunk[:complete].decode(errors="replace").splitlines():
+            if _PROGRAM_EXITED.search(line):
+                self.restarts += 1
+                self.program_running = False
+            elif _PROGRAM_STARTED.search(line):
+                self.program_running = True
 
     def log_since_start(self) -> str:
         if self.log_path is None:

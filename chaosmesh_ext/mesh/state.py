@@ -17,6 +17,7 @@ import os
 import signal
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -80,6 +81,21 @@ class StateDir:
         for path in (self.mesh_json, self.pid_path, self.lock_path):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the directory's lock for a moment (raises ``AlreadyRunning`` if a daemon has
+        it): cleaning up after a dead daemon must not race a daemon that is starting."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AlreadyRunning(f"a mesh is starting or running in {self.root}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def is_locked(self) -> bool:
         """True while a live daemon holds the lock."""

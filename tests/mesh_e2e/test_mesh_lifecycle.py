@@ -266,3 +266,74 @@ def test_mesh_down_after_kill_9_of_a_starting_daemon_stops_its_workloads(tmp_pat
     while _processes_mentioning(token) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _processes_mentioning(token)
+
+
+FLAKY_PROGRAM = """\
+import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\\n")
+        self.wfile.flush()
+        if self.path == "/exit":
+            os._exit(5)
+
+
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def test_a_command_program_that_exits_is_restarted_and_counted_like_a_container(
+    mesh_up, tmp_path: Path
+) -> None:
+    (tmp_path / "flaky.py").write_text(FLAKY_PROGRAM)
+    service = "apiVersion: v1\nkind: Service\nmetadata: {name: flaky}\nspec:\n"
+    service += "  selector: {app: flaky}\n  ports: [{port: 7071}]\n"
+    deployment = _command_deployment("flaky", f"python3 {tmp_path / 'flaky.py'}")
+    mesh: Mesh = mesh_up([], extra={"flaky.yaml": service + "---\n" + deployment})
+    url = mesh.service("flaky")["url"]
+    assert request(url, "/exit", host="flaky:7071")[0] == 200  # answers, then exits
+
+    pod: dict[str, Any] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pod = json.loads(mesh.kubectl("get", "pod", "flaky-0", "-o", "json").stdout)
+        status = pod["status"]
+        if (
+            status["containerStatuses"][0]["restartCount"] >= 1
+            and status["conditions"][0]["status"] == "True"
+        ):
+            break
+        time.sleep(0.1)
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 1
+    assert pod["status"]["conditions"][0] == {"type": "Ready", "status": "True"}
+    report = json.loads(chaosmesh("mesh", "status", "--json", cwd=mesh.workdir).stdout)
+    endpoint = report["services"][0]["endpoints"][0]
+    assert endpoint["process"] == "running (1 restarts)"
+    # The restarted program serves again on the same port, through the mesh.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if request(url, host="flaky:7071", timeout=5)[0] == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+    assert request(url, host="flaky:7071")[0] == 200
+
+    # A replica whose process is gone turns unready in the API, as a failed pod does.
+    os.kill(int(pod["metadata"]["annotations"]["chaosmesh.io/pid"]), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pod = json.loads(mesh.kubectl("get", "pod", "flaky-0", "-o", "json").stdout)
+        if pod["status"]["phase"] == "Failed":
+            break
+        time.sleep(0.1)
+    assert pod["status"]["phase"] == "Failed"
+    assert pod["status"]["conditions"][0] == {"type": "Ready", "status": "False"}
+    assert "0/1" in mesh.kubectl("get", "deployment", "flaky").stdout

@@ -360,10 +360,13 @@ class Store:
                     meta.setdefault("namespace", "default")
                 key = self._key(rt, meta.get("namespace", ""), meta["name"])
                 previous = old.get(key)
+                same_spec = previous is not None and _spec_part(previous) == _spec_part(obj)
                 if (
-                    previous is not None
-                    and _spec_part(previous) == _spec_part(obj)
-                    and (previous["metadata"].get("labels") == meta.get("labels"))
+                    same_spec
+                    and previous is not None
+                    and previous["metadata"].get("labels") == meta.get("labels")
+                    and previous["metadata"].get("annotations") == meta.get("annotations")
+                    and previous.get("status") == obj.get("status")
                 ):
                     fresh[key] = previous
                     continue
@@ -373,7 +376,10 @@ class Store:
                     "creationTimestamp"
                 ) or _now()
                 meta["resourceVersion"] = str(self._revision)
-                meta["generation"] = (previous or {}).get("metadata", {}).get("generation", 0) + 1
+                # As on a cluster, a status change (a Pod turning unready) is a new
+                # resourceVersion but not a new generation.
+                generation = (previous or {}).get("metadata", {}).get("generation", 0)
+                meta["generation"] = generation if same_spec else generation + 1
                 obj["apiVersion"] = rt.api_version()
                 obj["kind"] = rt.kind
                 fresh[key] = obj
