@@ -268,9 +268,17 @@ def test_foreground_mesh_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert proc.wait(timeout=30) == 0
         assert proc.stdout is not None and b"mesh up: API" in proc.stdout.read()
     finally:
+        # Never SIGKILL a foreground mesh first: Envoy and the workloads would be orphaned.
         if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                subprocess.run(
+                    [*CLI, "mesh", "down"], cwd=tmp_path, env=env, timeout=60, check=False
+                )
+                proc.kill()
+                proc.wait(timeout=10)
     assert not [p for p in _pids(state) if alive(p["pid"], p.get("started"))]
     assert not (tmp_path / ".chaosmesh" / "mesh.json").exists()
     assert sys.executable  # the same interpreter ran the CLI
