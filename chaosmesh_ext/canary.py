@@ -205,6 +205,16 @@ def progressive_rollout(
     if interval < 0:
         raise ActivityFailed(f"interval must be >= 0 seconds, got {interval!r}")
 
+    def _back_to_stable() -> None:
+        actions.shift_traffic(
+            virtual_service,
+            {stable: 100, canary: 0},
+            route=route,
+            ns=ns,
+            configuration=configuration,
+            secrets=secrets,
+        )
+
     history: list[dict[str, Any]] = []
     max_weight = 0
     for step in step_list:
@@ -217,17 +227,27 @@ def progressive_rollout(
             secrets=secrets,
         )
         max_weight = step
-        time.sleep(interval)
-        result = probes.fortio_load(
-            url,
-            c=c,
-            n=n,
-            headers=headers,
-            via=via,
-            ns=fortio_ns or ns,
-            configuration=configuration,
-            secrets=secrets,
-        )
+        try:
+            time.sleep(interval)
+            result = probes.fortio_load(
+                url,
+                c=c,
+                n=n,
+                headers=headers,
+                via=via,
+                ns=fortio_ns or ns,
+                configuration=configuration,
+                secrets=secrets,
+            )
+        except BaseException as exc:
+            # A guard that cannot measure has not passed: the canary must not keep its share
+            # (not even on SIGTERM) while the error travels up.
+            logger.warning(
+                f"progressive_rollout {ns}/{virtual_service}: guard at {step}% could not run "
+                f"({exc}); all traffic back to {stable}"
+            )
+            _back_to_stable()
+            raise
         failures = _guard_failures(result, max_error_rate, max_p99_ms)
         history.append(
             {
@@ -244,14 +264,7 @@ def progressive_rollout(
                 f"progressive_rollout {ns}/{virtual_service}: guard failed at {step}% "
                 f"({'; '.join(failures)}); all traffic back to {stable}"
             )
-            actions.shift_traffic(
-                virtual_service,
-                {stable: 100, canary: 0},
-                route=route,
-                ns=ns,
-                configuration=configuration,
-                secrets=secrets,
-            )
+            _back_to_stable()
             return {
                 "promoted": False,
                 "halted_at": step,

@@ -1,0 +1,130 @@
+"""Canary analysis: declared splits (pure), and the guarded rollout on the embedded mesh."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chaoslib.exceptions import ActivityFailed
+
+from chaosmesh_ext.canary import declared_split, progressive_rollout, split_follows_weights
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "experiments" / "manifests"
+CLI = [sys.executable, "-m", "chaosmesh_ext.cli"]
+
+
+def _vs(*routes: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "shop"}, "spec": {"hosts": ["shop"], "http": list(routes)}}
+
+
+def _dest(subset: str | None, weight: int | None = None, host: str = "shop") -> dict[str, Any]:
+    destination: dict[str, Any] = {"host": host}
+    if subset:
+        destination["subset"] = subset
+    entry: dict[str, Any] = {"destination": destination}
+    if weight is not None:
+        entry["weight"] = weight
+    return entry
+
+
+def test_declared_split_of_weighted_subsets() -> None:
+    vs = _vs({"route": [_dest("v1", 90), _dest("v2", 10)]})
+    assert declared_split(vs) == {"v1": 0.9, "v2": 0.1}
+
+
+def test_declared_split_single_destination_takes_everything() -> None:
+    assert declared_split(_vs({"route": [_dest(None)]})) == {"shop": 1.0}
+
+
+def test_declared_split_skips_inserted_fault_routes_and_finds_named_routes() -> None:
+    vs = _vs(
+        {"name": "chaosmesh-fault-primary", "route": [_dest("v1", 100)]},
+        {"name": "primary", "route": [_dest("v1", 75), _dest("v2", 25)]},
+        {"name": "other", "route": [_dest("v2", 100)]},
+    )
+    assert declared_split(vs) == {"v1": 0.75, "v2": 0.25}
+    assert declared_split(vs, "other") == {"v2": 1.0}
+    assert declared_split(vs, 1) == {"v2": 1.0}
+
+
+@pytest.mark.parametrize("route", ["nope", 5])
+def test_declared_split_names_the_missing_route(route: Any) -> None:
+    with pytest.raises(ValueError, match="VirtualService shop"):
+        declared_split(_vs({"route": [_dest("v1", 100)]}), route)
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [([], "steps"), ([10, 5], "steps"), ([0, 50], "steps"), ([50, 150], "steps")],
+)
+def test_rollout_rejects_bad_steps_before_touching_anything(steps: list[int], message: str) -> None:
+    with pytest.raises(ActivityFailed, match=message):
+        progressive_rollout("shop", "v1", "v2", "http://shop/", steps=steps)
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("canary-mesh")
+    env = {**os.environ, "CHAOSMESH_LEDGER_DIR": str(tmp / "ledger")}
+    state_dir = tmp / "mesh"
+    up = [*CLI, "mesh", "up", "--state-dir", str(state_dir)]
+    up += ["-f", str(MANIFESTS / "fortio.yaml"), "-f", str(MANIFESTS / "progressive-canary.yaml")]
+    try:
+        proc = subprocess.run(up, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        state = json.loads((state_dir / "mesh.json").read_text())
+        yield {"configuration": {"kubeconfig_path": state["kubeconfig"]}, "env": env}
+    finally:
+        subprocess.run(
+            [*CLI, "mesh", "down", "--state-dir", str(state_dir)], env=env, timeout=60, check=False
+        )
+
+
+def _shop_weights(configuration: dict[str, Any]) -> dict[str, float]:
+    from chaosmesh_ext.canary import _read_vs
+
+    return declared_split(_read_vs("shop", "default", configuration, None))
+
+
+@pytest.mark.envoy
+def test_split_follows_weights_on_the_mesh(mesh: dict[str, Any]) -> None:
+    result = split_follows_weights(
+        "http://shop/",
+        "shop",
+        n=100,
+        classify=r"version=(v\d+)",
+        configuration=mesh["configuration"],
+    )
+    assert result["declared"] == {"v1": 1.0, "v2": 0.0}
+    assert result["observed"] == {"v1": 1.0}
+    assert result["max_deviation"] == 0.0
+
+
+@pytest.mark.envoy
+def test_a_guard_that_cannot_run_sends_all_traffic_back_to_stable(mesh: dict[str, Any]) -> None:
+    """No fortio in the guard's namespace: the rollout fails, but v2 keeps no traffic."""
+    from chaosmesh_ext import actions
+
+    configuration = {**mesh["configuration"], "chaosmesh_run_id": "guard-error"}
+    try:
+        with pytest.raises(ActivityFailed):
+            progressive_rollout(
+                "shop",
+                "v1",
+                "v2",
+                "http://shop/",
+                steps=[50, 100],
+                interval=0,
+                fortio_ns="no-fortio-here",
+                configuration=configuration,
+            )
+        assert _shop_weights(configuration) == {"v1": 1.0, "v2": 0.0}
+    finally:
+        actions.restore(ns="default", configuration=configuration)
