@@ -91,6 +91,7 @@ def bench_up(runs: int) -> list[float]:
 
 def bench_change(changes: int) -> list[float]:
     from kubernetes import client
+    from kubernetes import config as kube_config
 
     with tempfile.TemporaryDirectory(prefix="bench-mesh-") as tmp:
         workdir = Path(tmp)
@@ -98,9 +99,9 @@ def bench_change(changes: int) -> list[float]:
         _cli(workdir, "mesh", "up", "-f", "canary", "--namespace", "istio-test")
         try:
             state = _state(workdir)
-            config = client.Configuration()
-            config.host = state["api_url"]
-            api = client.CustomObjectsApi(client.ApiClient(config))
+            api = client.CustomObjectsApi(
+                kube_config.new_client_from_config(config_file=state["kubeconfig"])
+            )
             gateway = urlsplit(state["gateways"][0]["url"])
             conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
             samples = []

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from chaosmesh_ext.mesh.envoy import EnvoyProcess
@@ -177,6 +178,21 @@ def _connect(url: str) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(split.hostname or "127.0.0.1", split.port, timeout=10)
 
 
+def _connect_api(mesh: dict[str, Any]) -> tuple[http.client.HTTPConnection, dict[str, str]]:
+    """An HTTPS connection to the mesh's API and the bearer header, from its kubeconfig."""
+    from chaosmesh_ext.mesh.api.tls import client_context
+    from chaosmesh_ext.mesh.kubeconfig import credentials
+
+    token, ca_pem = credentials(Path(mesh["kubeconfig"]))
+    split = urlsplit(mesh["api_url"])
+    if split.scheme != "https" or ca_pem is None:
+        return _connect(mesh["api_url"]), {}
+    conn = http.client.HTTPSConnection(
+        split.hostname or "127.0.0.1", split.port, timeout=10, context=client_context(ca_pem)
+    )
+    return conn, ({"Authorization": f"Bearer {token}"} if token else {})
+
+
 def run_api(changes: int = CHANGES) -> dict[str, float]:
     """A real ``mesh up`` of the seed's canary; PATCH the VirtualService, then one request."""
     cli = [sys.executable, "-m", "chaosmesh_ext.cli", "mesh"]
@@ -187,8 +203,9 @@ def run_api(changes: int = CHANGES) -> dict[str, float]:
         )  # fmt: skip
         try:
             mesh = json.loads((Path(state) / "mesh.json").read_text())
-            api, gateway = _connect(mesh["api_url"]), _connect(mesh["gateways"][0]["url"])
-            headers = {"Content-Type": "application/merge-patch+json"}
+            api, auth = _connect_api(mesh)
+            gateway = _connect(mesh["gateways"][0]["url"])
+            headers = {"Content-Type": "application/merge-patch+json", **auth}
             enforced: list[float] = []
             for i in range(changes):
                 weight_v1 = 0 if i % 2 == 0 else 100

@@ -15,6 +15,7 @@ first) and ``kubernetes_request_timeout`` (seconds, default 10) are also read.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,8 +24,8 @@ from chaoslib.exceptions import ActivityFailed
 # The guarded rollout lives with the canary analysis; users call it from here.
 from chaosmesh_ext.canary import progressive_rollout
 from chaosmesh_ext.kube.changes import ChangeResult, apply_change
-from chaosmesh_ext.kube.client import KubeSettingsError, api_client
-from chaosmesh_ext.kube.ledger import Ledger, current_run_id
+from chaosmesh_ext.kube.client import KubeSettingsError, api_client, api_identity
+from chaosmesh_ext.kube.ledger import RUN_ID_ENV, Ledger, LedgerError, current_run_id
 from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, ObjectRef
 from chaosmesh_ext.kube.restore import restore_ledger
 
@@ -47,8 +48,12 @@ RUN_ID_KEY = "chaosmesh_run_id"
 
 
 def run_id_for(configuration: Configuration | None) -> str:
-    """The run this call belongs to: the control's id (in the configuration) or the process's."""
-    return str((configuration or {}).get(RUN_ID_KEY) or current_run_id())
+    """The run this call belongs to: ``CHAOSMESH_RUN_ID`` (a game day's id, so its
+    ``restore --run`` finds the changes), else the control's id (in the configuration), else
+    the process's."""
+    return str(
+        os.environ.get(RUN_ID_ENV) or (configuration or {}).get(RUN_ID_KEY) or current_run_id()
+    )
 
 
 @contextlib.contextmanager
@@ -97,7 +102,10 @@ def _change(
         try:
             result: ChangeResult = apply_change(
                 objects,
-                Ledger(run_id_for(configuration)),
+                Ledger(
+                    run_id_for(configuration),
+                    api=api_identity(objects.api_client, configuration),
+                ),
                 ref,
                 edit,
                 action,
@@ -109,6 +117,10 @@ def _change(
             raise ActivityFailed(text if f"{ns}/{name}" in text else f"{ref}: {text}") from exc
         except KubeApiError as exc:
             raise ActivityFailed(str(exc)) from exc
+        except LedgerError as exc:
+            # The entry is made durable before the write, so a failure here usually means
+            # nothing was changed; restore checks the object's ledger annotation either way.
+            raise ActivityFailed(f"{ref}: {exc}") from exc
     return result.summary(action=action, **{k: v for k, v in details.items() if v is not None})
 
 
@@ -493,7 +505,10 @@ def restore(
         def objects_for(api_version: str) -> IstioObjects:
             return IstioObjects(objects.api_client, api_version, objects.timeout)
 
-        outcomes = restore_ledger(ledger, objects_for, namespace=ns)
+        try:
+            outcomes = restore_ledger(ledger, objects_for, namespace=ns)
+        except LedgerError as exc:
+            raise ActivityFailed(f"restore of run {ledger.run_id}: {exc}") from exc
     failed = [o for o in outcomes if not o.ok]
     if failed:
         text = "\n".join(f"{o.ref}: {o.result}: {o.detail}" for o in failed)

@@ -8,8 +8,12 @@ SIGTERM, a tripped safeguard), but still calls the experiment-level
   ``chaosmesh_run_id``, or a new one) and puts it in the live configuration, so every action
   and the ``restore`` rollback of this run share one ledger; on the embedded target
   (``mesh_target``, default ``embedded``) it also brings the embedded mesh up with the
-  experiment's ``mesh_manifests`` and points ``kubeconfig_path`` at it (``mesh.target``);
-- ``before_experiment_control``: notes the run id in the journal;
+  experiment's ``mesh_manifests`` and points ``kubeconfig_path`` at it (``mesh.target``).
+  If that fails it sets ``chaosmesh_target_error`` in the configuration (no Kubernetes client
+  is then built, so nothing falls back to the user's current kubeconfig) — chaoslib only logs
+  an exception raised here, so the error is raised again from ``before_experiment_control``;
+- ``before_experiment_control``: stops the run if the target could not be prepared; notes
+  the run id in the journal;
 - ``after_experiment_control``: restores every object the run left changed and records what
   it restored in the journal (``experiment.extensions``, entry ``chaosmesh``);
 - ``cleanup_control``: the same, for runs that never reached ``after_experiment_control``;
@@ -32,6 +36,7 @@ from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
+from chaosmesh_ext.kube.client import TARGET_ERROR_KEY
 from chaosmesh_ext.kube.ledger import RUN_ID_ENV, Ledger, new_run_id, set_run_id
 from chaosmesh_ext.kube.restore import Outcome, restore_ledger
 from chaosmesh_ext.mesh import target as mesh_target
@@ -53,6 +58,7 @@ _state: dict[str, Any] = {
     "configuration": None,
     "secrets": None,
     "prepared": None,
+    "error": None,
 }
 
 
@@ -72,19 +78,29 @@ def configure_control(
     **kwargs: Any,
 ) -> None:
     """Choose this run's id and share it with every activity through the configuration."""
-    run_id = (configuration or {}).get(RUN_ID_KEY) or os.environ.get(RUN_ID_ENV) or new_run_id()
+    # The environment wins (docs/CONTRACTS.md): a game day's `restore --run ID` must find it.
+    run_id = os.environ.get(RUN_ID_ENV) or (configuration or {}).get(RUN_ID_KEY) or new_run_id()
     set_run_id(str(run_id))
     if configuration is not None:
         configuration[RUN_ID_KEY] = str(run_id)
-    _state.update(run_id=str(run_id), configuration=configuration, secrets=secrets)
+    _state.update(
+        run_id=str(run_id), configuration=configuration, secrets=secrets, prepared=None, error=None
+    )
     logger.info(
         f"chaosmesh: run id {run_id} (restore leftovers with: chaosmesh restore --run {run_id})"
     )
     try:
         prepared = mesh_target.prepare(configuration)
     except mesh_target.TargetError as exc:
-        # Without its target no activity can mean anything: stop the run, say why.
-        raise InterruptExecution(f"chaosmesh: {exc}") from exc
+        # Without its target no activity can mean anything: stop the run, say why. chaoslib
+        # swallows this exception, so also make every Kubernetes client refuse to be built
+        # (no fallback to ~/.kube/config) and raise it again before the experiment.
+        message = f"chaosmesh: {exc}"
+        _state["error"] = message
+        if configuration is not None:
+            configuration[TARGET_ERROR_KEY] = str(exc)
+        logger.error(message)
+        raise InterruptExecution(message) from exc
     _state["prepared"] = prepared
     if prepared.target == mesh_target.EMBEDDED:
         logger.info(f"chaosmesh: embedded mesh ready ({prepared.settings.get('kubeconfig_path')})")
@@ -106,7 +122,9 @@ def _extension(state: Any) -> dict[str, Any] | None:
 
 
 def before_experiment_control(context: Any = None, state: Any = None, **kwargs: Any) -> None:
-    """Note the run id in the journal (the experiment is the context here)."""
+    """Stop the run if its target could not be prepared; note the run id in the journal."""
+    if _state["error"]:
+        raise InterruptExecution(_state["error"])
     if isinstance(context, dict) and _state["run_id"]:
         extensions = context.setdefault("extensions", [])
         if not any(isinstance(e, dict) and e.get("name") == EXTENSION_NAME for e in extensions):

@@ -20,7 +20,8 @@ from typing import Any
 
 import click
 
-from chaosmesh_ext.mesh import manifests
+from chaosmesh_ext.mesh import kubeconfig, manifests
+from chaosmesh_ext.mesh.api import tls
 from chaosmesh_ext.mesh.daemon import describe
 from chaosmesh_ext.mesh.state import (
     DEFAULT_STATE_DIR,
@@ -46,13 +47,29 @@ _state_option = click.option(
 )
 
 
-def _call(url: str, method: str = "GET", body: Any = None, timeout: float = CALL_TIMEOUT) -> Any:
+def _call(
+    running: dict[str, Any],
+    path: str,
+    method: str = "GET",
+    body: Any = None,
+    timeout: float = CALL_TIMEOUT,
+) -> Any:
+    """Ask the daemon of ``running`` (its mesh.json), with the token from its kubeconfig."""
+    url = f"{running['api_url']}{path}"
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json"}
+    token, ca_pem = kubeconfig.credentials(Path(running["kubeconfig"]))
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    # Never through an HTTP proxy from the environment: the token stays on loopback; and
+    # only to the server holding this mesh's own certificate.
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        urllib.request.HTTPSHandler(context=tls.client_context(ca_pem) if ca_pem else None),
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         payload = json.loads(exc.read() or b"{}")
@@ -183,7 +200,8 @@ def up(
         }
         try:
             answer = _call(
-                f"{running['api_url']}/chaosmesh/v1/manifests",
+                running,
+                "/chaosmesh/v1/manifests",
                 "POST",
                 payload,
                 timeout=APPLY_TIMEOUT,
@@ -319,7 +337,7 @@ def status(state_dir: str, as_json: bool) -> None:
     running = _running(state)
     if running is None:
         raise click.ClickException(_not_running(state))
-    report = _call(f"{running['api_url']}/chaosmesh/v1/status")
+    report = _call(running, "/chaosmesh/v1/status")
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

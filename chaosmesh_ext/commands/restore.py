@@ -4,15 +4,28 @@ Reads the change ledger (``CHAOSMESH_LEDGER_DIR`` or ``~/.chaosmesh/ledger/``) a
 outstanding object back the way it was before the run changed it, refusing objects someone
 else changed since. ``--list`` only shows what is outstanding. Exit status 1 when something
 could not be restored (the reason is printed).
+
+Each ledger entry names the API server it was made on (``api.host``) and, when the experiment
+gave one, its kubeconfig file (``api.kubeconfig``, e.g. the embedded mesh's). Without
+``--kubeconfig``/``--context`` a run is restored through its recorded kubeconfig; an entry is
+never restored on a server other than the one it names (it fails, saying both).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import click
 
-from chaosmesh_ext.kube.ledger import FORGOTTEN, PENDING, REFUSED, Ledger, all_ledgers
+from chaosmesh_ext.kube.ledger import (
+    FORGOTTEN,
+    PENDING,
+    REFUSED,
+    Ledger,
+    LedgerError,
+    all_ledgers,
+)
 
 
 def _ledgers(run: str | None, ledger_dir: str | None) -> list[Ledger]:
@@ -128,6 +141,37 @@ def command(
 ) -> None:
     """Undo what interrupted experiment runs left behind."""
     try:
+        _command(list_only, forget, run_id, ns, kubeconfig, context, ledger_dir, timeout)
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _objects(client: Any, api_version: str, timeout: float) -> Any:
+    from chaosmesh_ext.kube.objects import IstioObjects
+
+    return IstioObjects(client, api_version, timeout)
+
+
+def _recorded_kubeconfig(ledger: Ledger) -> str | None:
+    """The kubeconfig file the run's latest outstanding change was made through, if recorded."""
+    for entry in reversed(ledger.outstanding()):
+        path = (entry.get("api") or {}).get("kubeconfig")
+        if path:
+            return str(path)
+    return None
+
+
+def _command(
+    list_only: bool,
+    forget: bool,
+    run_id: str | None,
+    ns: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    ledger_dir: str | None,
+    timeout: float,
+) -> None:
+    try:
         ledgers = _ledgers(run_id, ledger_dir)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -137,28 +181,41 @@ def command(
         if not run_id:
             raise click.UsageError("--forget needs --run RUN_ID (see `chaosmesh restore --list`)")
         raise SystemExit(_forget(ledgers[0], ns))
-    pending = [ledger for ledger in ledgers if ledger.outstanding()]
-    if not pending:
+    failures = 0
+    pending: list[Ledger] = []
+    for ledger in ledgers:
+        try:
+            if ledger.outstanding():
+                pending.append(ledger)
+        except LedgerError as exc:
+            if run_id:
+                raise
+            # One unreadable run must not keep every other run's changes in place.
+            failures += 1
+            click.echo(f"{ledger.run_id}: not restored: {exc}", err=True)
+    if not pending and not failures:
         click.echo("nothing to restore")
         return
 
     from chaosmesh_ext.kube.client import KubeSettingsError, api_client
-    from chaosmesh_ext.kube.objects import IstioObjects
     from chaosmesh_ext.kube.restore import restore_ledger
 
-    configuration: dict[str, Any] = {"kubeconfig_path": kubeconfig} if kubeconfig else {}
     secrets = {"KUBERNETES_CONTEXT": context} if context else {}
-    try:
-        client = api_client(configuration, secrets)
-    except KubeSettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-    failures = 0
-    try:
-
-        def objects_for(api_version: str) -> IstioObjects:
-            return IstioObjects(client, api_version, timeout)
-
-        for ledger in pending:
+    for ledger in pending:
+        # Explicit options win; else the kubeconfig the run recorded (the embedded mesh's,
+        # which the caller's KUBECONFIG knows nothing about); else KUBECONFIG & co.
+        path = kubeconfig or (None if context else _recorded_kubeconfig(ledger))
+        configuration: dict[str, Any] = {"kubeconfig_path": path} if path else {}
+        try:
+            client = api_client(configuration, secrets)
+        except KubeSettingsError as exc:
+            if kubeconfig or len(pending) == 1:
+                raise click.ClickException(str(exc)) from exc
+            failures += 1
+            click.echo(f"{ledger.run_id}: not restored: {exc}", err=True)
+            continue
+        try:
+            objects_for = functools.partial(_objects, client, timeout=timeout)
             for outcome in restore_ledger(ledger, objects_for, namespace=ns):
                 line = f"{ledger.run_id}  {outcome.ref}: {outcome.result}"
                 if outcome.ok:
@@ -172,8 +229,8 @@ def command(
                             f"--run {ledger.run_id})",
                             err=True,
                         )
-    finally:
-        client.close()
+        finally:
+            client.close()
     if failures:
-        click.echo(f"{failures} object(s) could not be restored", err=True)
+        click.echo(f"{failures} object(s) or run(s) could not be restored", err=True)
         raise SystemExit(1)

@@ -163,7 +163,12 @@ def command(
     env[mesh_target.STATE_DIR_ENV] = str(state_dir)
     env[mesh_target.KEEP_MESH_ENV] = "1"  # one mesh for the whole set, stopped below
 
-    started_mesh = False
+    started_mesh: mesh_target.DaemonId | None = None
+    restore_env: dict[str, str] = {}
+    if target == mesh_target.EMBEDDED:
+        # The game day's `chaosmesh restore` after a time limit must reach this mesh, not
+        # ~/.kube/config (ledger entries also name the kubeconfig they were made with).
+        restore_env["KUBECONFIG"] = str(state_dir / "kubeconfig")
     if target == mesh_target.EMBEDDED and mesh_target.read_mesh_state(state_dir) is None:
         prometheus = any(_wants_prometheus(p) for p in plan.experiments)
         click.echo(
@@ -173,10 +178,9 @@ def command(
             err=True,
         )
         try:
-            mesh_target.mesh_up(state_dir, [], None, prometheus=prometheus)
+            started_mesh = mesh_target.mesh_up(state_dir, [], None, prometheus=prometheus)
         except mesh_target.TargetError as exc:
             raise click.ClickException(str(exc)) from None
-        started_mesh = True
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     runner = GameDayRunner(
@@ -186,6 +190,7 @@ def command(
         log=lambda line: click.echo(line, err=True),
         file_stem=lambda index, experiment: experiment.stem,
         run_prefix=f"run-{stamp}",  # ledger run ids run-<stamp>-NN, unique per invocation
+        restore_env=restore_env,
     )
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -203,9 +208,10 @@ def command(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if started_mesh and not keep_mesh:
+        if started_mesh is not None and not keep_mesh:
             try:
-                mesh_target.mesh_down(state_dir)
+                # Only the daemon this command started, never one that replaced it.
+                mesh_target.stop_daemon(state_dir, started_mesh)
             except mesh_target.TargetError as exc:
                 click.echo(f"warning: {exc}", err=True)
 

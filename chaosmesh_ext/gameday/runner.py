@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,6 +124,7 @@ class GameDayRunner:
         env: dict[str, str] | None = None,
         file_stem: Callable[[int, Path], str] | None = None,
         run_prefix: str | None = None,
+        restore_env: Mapping[str, str] | None = None,
     ) -> None:
         self.plan = plan
         self.run_prefix = run_prefix
@@ -135,6 +136,9 @@ class GameDayRunner:
         self.grace = grace
         self.log = log
         self.env = dict(os.environ if env is None else env)
+        # Added for `chaosmesh restore` only (e.g. KUBECONFIG of the embedded mesh the
+        # experiments ran on), never for the experiments themselves.
+        self.restore_env = {**self.env, **(restore_env or {})}
         self._stopping = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -284,7 +288,7 @@ class GameDayRunner:
         try:
             done = subprocess.run(
                 [*self.restore, "--run", run_id],
-                env=self.env,
+                env=self.restore_env,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,

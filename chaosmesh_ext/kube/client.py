@@ -24,6 +24,9 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
+# Set by the safety-net control when the experiment's target (the embedded mesh) could not be
+# prepared: no client may then fall back to KUBECONFIG / ~/.kube/config (maybe production).
+TARGET_ERROR_KEY = "chaosmesh_target_error"
 _FALSE = {"false", "0", "no", "off", "n"}
 
 
@@ -77,6 +80,12 @@ def client_settings(
         value = secrets.get(key)
         return value if value not in (None, "") else env.get(key)
 
+    target_error = configuration.get(TARGET_ERROR_KEY)
+    if target_error:
+        raise KubeSettingsError(
+            f"configuration.{TARGET_ERROR_KEY}: the experiment's target could not be prepared "
+            f"({target_error}); refusing to use KUBECONFIG or ~/.kube/config instead"
+        )
     context = lookup("KUBERNETES_CONTEXT") or configuration.get("kubernetes_context") or None
     explicit = configuration.get("kubeconfig_path")
     if explicit:
@@ -155,3 +164,21 @@ def api_client(
     return k8s.ApiClient(
         configuration=client_configuration(client_settings(configuration, secrets))
     )
+
+
+def api_identity(
+    client: k8s.ApiClient, configuration: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """Which API server ``client`` talks to, for the change ledger: its ``host``, and the
+    ``kubeconfig`` file when the experiment named one (``kubeconfig_path``), so a later
+    ``chaosmesh restore`` from another environment can find the same server again."""
+    identity = {"host": str(client.configuration.host or "")}
+    explicit = (configuration or {}).get("kubeconfig_path")
+    if explicit:
+        identity["kubeconfig"] = str(Path(str(explicit)).expanduser().resolve())
+    return identity
+
+
+def same_host(a: str | None, b: str | None) -> bool:
+    """Whether two API server URLs name the same server (case and trailing '/' aside)."""
+    return (a or "").rstrip("/").lower() == (b or "").rstrip("/").lower()

@@ -43,6 +43,11 @@ PENDING, APPLIED, NOT_APPLIED, RESTORED, REFUSED = (
 FORGOTTEN = "forgotten"
 OUTSTANDING = (PENDING, APPLIED, REFUSED)
 
+
+class LedgerError(RuntimeError):
+    """The ledger file cannot be read or written (read-only HOME, corrupt JSON); names the file."""
+
+
 _lock = threading.Lock()
 _process_run_id: str | None = None
 
@@ -140,17 +145,29 @@ def write_atomic(path: Path, data: Mapping[str, Any]) -> None:
 class Ledger:
     """The record of one run. Cheap to construct; every method reads and rewrites its file."""
 
-    def __init__(self, run_id: str, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        directory: str | os.PathLike[str] | None = None,
+        api: Mapping[str, Any] | None = None,
+    ) -> None:
         if not run_id or "/" in run_id or run_id.startswith("."):
             raise ValueError(f"run id {run_id!r}: must be non-empty, without '/' or a leading '.'")
         self.run_id = run_id
         self.path = ledger_dir(directory) / f"{run_id}.json"
+        # Which API server the changes go to (``host``, and ``kubeconfig`` when the client came
+        # from an explicit file): a later ``chaosmesh restore`` must restore on the same one.
+        self.api = dict(api) if api else None
 
     def load(self) -> dict[str, Any]:
         try:
-            data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {"run_id": self.run_id, "created": _now(), "entries": []}
+        except (OSError, ValueError) as exc:
+            raise LedgerError(f"change ledger {self.path}: cannot read it: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+            raise LedgerError(f"change ledger {self.path}: not a ledger (no 'entries' list)")
         return data
 
     def entries(self) -> list[dict[str, Any]]:
@@ -161,7 +178,10 @@ class Ledger:
         with _lock:
             data = self.load()
             yield data
-            write_atomic(self.path, data)
+            try:
+                write_atomic(self.path, data)
+            except OSError as exc:
+                raise LedgerError(f"change ledger {self.path}: cannot write it: {exc}") from exc
 
     def begin(
         self,
@@ -188,6 +208,8 @@ class Ledger:
                 "before": content(before),
                 "after": None,
             }
+            if self.api:
+                entry["api"] = dict(self.api)
             data["entries"].append(entry)
         return entry
 

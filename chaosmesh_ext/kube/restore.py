@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext.kube.client import same_host
 from chaosmesh_ext.kube.ledger import (
     APPLIED,
     LEDGER_ANNOTATION,
@@ -150,12 +152,28 @@ def _restore_object(
     return "failed", f"the object kept changing on {MAX_ATTEMPTS} attempts; try again"
 
 
+def _other_server(entries: list[dict[str, Any]], objects: IstioObjects) -> str | None:
+    """Why this client must not restore these entries (another API server), or None."""
+    here = str(objects.api_client.configuration.host or "")
+    for entry in entries:
+        recorded = (entry.get("api") or {}).get("host")
+        if recorded and not same_host(recorded, here):
+            return (
+                f"changed on API server {recorded}, but this restore talks to {here}; "
+                "left as it is (restore with a kubeconfig for that server: "
+                "chaosmesh restore --kubeconfig FILE)"
+            )
+    return None
+
+
 def restore_ledger(
     ledger: Ledger, objects_for: ObjectsFor, namespace: str | None = None
 ) -> list[Outcome]:
     """Restore every outstanding object of one run, newest change first.
 
-    One object's failure is reported in its :class:`Outcome`, never raised.
+    One object's failure is reported in its :class:`Outcome`, never raised. An object whose
+    change was recorded against another API server (entry ``api.host``) is not touched here:
+    it fails with a message naming both servers and stays outstanding.
     """
     groups = _group(ledger.entries(), namespace)
     order = sorted(groups, key=lambda ref: max(e["time"] for e in groups[ref]), reverse=True)
@@ -164,9 +182,20 @@ def restore_ledger(
         entries = groups[ref]
         ids = [e["id"] for e in entries]
         try:
-            result, detail = _restore_object(objects_for(entries[0]["api_version"]), ref, entries)
+            objects = objects_for(entries[0]["api_version"])
+            wrong = _other_server(entries, objects)
+            if wrong:
+                result, detail = "failed", wrong
+            else:
+                result, detail = _restore_object(objects, ref, entries)
+        except INTERRUPTS:
+            raise
         except KubeApiError as exc:
             result, detail = "failed", str(exc)
+        except Exception as exc:
+            # One malformed entry (or an unexpected client error) must not leave every other
+            # object of the run changed: report it and go on.
+            result, detail = "failed", f"{type(exc).__name__}: {exc}"
         outcome = Outcome(ref, ledger.run_id, result, detail, ids)
         for entry in entries:
             if result == "never-applied":

@@ -10,8 +10,9 @@ in the background, or runs in the terminal with ``--foreground``):
    even if this daemon is killed while starting;
 3. waits until every workload accepts connections, failing at once if one crashes
    (``readiness``); translates everything and starts Envoy; stores the Istio objects;
-4. starts the API server, writes the kubeconfig, starts the metrics exporter and rewrites
-   ``mesh.json`` with ``ready: true`` last;
+4. starts the API server (HTTPS with a fresh self-signed certificate, a fresh random bearer
+   token), writes the kubeconfig (mode 0600) that carries both, starts the metrics exporter
+   and rewrites ``mesh.json`` with ``ready: true`` last;
 5. serves until SIGTERM/SIGINT or ``POST /chaosmesh/v1/shutdown``, then stops everything it
    started, by pid.
 
@@ -26,6 +27,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -38,7 +40,7 @@ from typing import Any
 from chaosmesh_ext._sidecar import Sidecar, format_outbound
 
 from . import kubeconfig, manifests
-from .api import ApiServer, ApplyRejected, Store, resources
+from .api import ApiServer, ApplyRejected, Store, resources, tls
 from .api.server import LOCAL_PORT_ANNOTATION
 from .manifests import Loaded, ManifestError
 from .readiness import Replica, log_size, wait_all_ready
@@ -233,15 +235,21 @@ class Mesh:
         wait_all_ready(replicas, WORKLOAD_READY_TIMEOUT, cancel=self.stopping)
 
     def apply_workloads(
-        self, services: list[dict[str, Any]], deployments: list[dict[str, Any]]
+        self,
+        services: list[dict[str, Any]],
+        deployments: list[dict[str, Any]],
+        istio: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Add or update Services and Deployments (restarting only changed Deployments).
+        """Add or update Services and Deployments (restarting only changed Deployments) and,
+        when ``istio`` is given, those Istio objects too, in the same single Envoy push.
 
-        All or nothing: if a new replica crashes or Envoy refuses the result, the mesh keeps
-        the Services, Deployments and replicas it had (and serves what it served).
+        All or nothing: if a new replica crashes, or the store or Envoy refuses the result,
+        the mesh keeps the Services, Deployments, replicas, listener ports and Istio objects it
+        had (and serves what it served).
         """
         with self.store.writing():
             saved = (dict(self.services), dict(self.deployments), dict(self.replicas))
+            saved_ports = dict(self.listener_ports)
             fresh: dict[tuple[str, str], list[Replica]] = {}
             try:
                 for service in services:
@@ -257,11 +265,16 @@ class Mesh:
                 for deployment in changed:
                     self.deployments[_key(deployment)] = deployment
                 self.replicas.update(fresh)
-                if self.envoy_started:
+                if istio:
+                    # One push for workloads and Istio objects: a refusal leaves both as
+                    # they were (the store commits nothing, Envoy keeps its last good config).
+                    self.store.load_istio(istio, self.namespace)
+                elif self.envoy_started:
                     # On a refusal Envoy keeps serving the last good configuration.
                     self.push(self.store.all_istio())
             except BaseException:
                 self.services, self.deployments, self.replicas = saved
+                self.listener_ports = saved_ports
                 for reps in fresh.values():
                     self._stop_replicas(reps)
                 raise
@@ -367,16 +380,22 @@ class Mesh:
         self.store.load_istio([manifests.with_namespace(m.obj, ns) for m in loaded.istio], ns)
         self.record_pids()
         self.publish()
+        # A fresh secret per mesh: only who can read the kubeconfig (0600) can use the API.
+        # Over TLS, because Kubernetes clients send no token to an http:// server.
+        token = secrets.token_urlsafe(32)
+        cert = tls.make_in_child(self.state.root)
         self.api = ApiServer(
             self.store,
             admin_url=self.admin_url,
+            token=token,
+            tls=cert.server_context(),
             extra={
                 "/chaosmesh/v1/manifests": self._handle_manifests,
                 "/chaosmesh/v1/status": self._handle_status,
                 "/chaosmesh/v1/shutdown": self._handle_shutdown,
             },
         ).start()
-        kubeconfig.write(self.state.kubeconfig, self.api.url, ns)
+        kubeconfig.write(self.state.kubeconfig, self.api.url, ns, token, cert.cert_pem)
         self.write_state(ready=False)
         try:
             from .metrics import start_exporter
@@ -546,12 +565,18 @@ class Mesh:
     ) -> tuple[int, Any]:
         if method != "POST":
             return 405, {"error": "POST a list of objects"}
-        request = json.loads(body or b"{}")
-        ns = request.get("namespace") or self.namespace
-        items = [
-            manifests.Manifest(o["obj"], o["file"], o["document"], o["line"])
-            for o in request.get("manifests", [])
-        ]
+        try:
+            request = json.loads(body or b"{}")
+            ns = request.get("namespace") or self.namespace
+            items = [
+                manifests.Manifest(o["obj"], o["file"], o["document"], o["line"])
+                for o in request.get("manifests", [])
+            ]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            return 400, {
+                "error": "the body must be JSON {namespace, manifests: [{obj, file, document, "
+                f"line}}]}}: {type(exc).__name__}: {exc}"
+            }
         try:
             loaded = manifests.classify(items, ns)
             known = {_fqdn(s) for s in self.services.values()}
@@ -559,11 +584,8 @@ class Mesh:
             self.apply_workloads(
                 [manifests.with_namespace(m.obj, ns) for m in loaded.services],
                 [manifests.with_namespace(m.obj, ns) for m in loaded.deployments],
+                [manifests.with_namespace(m.obj, ns) for m in loaded.istio],
             )
-            if loaded.istio:
-                self.store.load_istio(
-                    [manifests.with_namespace(m.obj, ns) for m in loaded.istio], ns
-                )
             self.publish()
             self.write_state(ready=True)
         except ManifestError as exc:

@@ -15,6 +15,7 @@ Used by the safety-net control (``chaosmesh_ext.control``) and by ``chaosmesh ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_ext.mesh.state import alive
+
 EMBEDDED = "embedded"
 KUBERNETES = "kubernetes"
 TARGETS = (EMBEDDED, KUBERNETES)
@@ -31,9 +34,15 @@ TARGETS = (EMBEDDED, KUBERNETES)
 STATE_DIR_ENV = "CHAOSMESH_STATE_DIR"
 KEEP_MESH_ENV = "CHAOSMESH_KEEP_MESH"
 DEFAULT_STATE_DIR = ".chaosmesh"
-# `mesh up` waits for every workload and Envoy itself; this bounds the whole command.
+# `mesh up` waits for every workload and Envoy itself; this bounds the whole command. The
+# command's own wait (--timeout) is shorter by UP_SLACK_S, so that when the mesh is slow the
+# command itself stops the daemon it started (SIGTERM, then SIGKILL after 5 s) and exits,
+# instead of being killed by us first and leaving the daemon (its own session) orphaned.
 MESH_UP_TIMEOUT_S = 90.0
+UP_SLACK_S = 15.0
 MESH_DOWN_TIMEOUT_S = 30.0
+
+DaemonId = tuple[int, str | None]  # the mesh daemon's pid and kernel start time
 
 
 class TargetError(RuntimeError):
@@ -48,6 +57,8 @@ class PreparedTarget:
     state_dir: Path | None = None
     started_mesh: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
+    # The daemon this run started (pid, start time): release stops that one and no other.
+    daemon: DaemonId | None = None
 
 
 def target_of(configuration: Mapping[str, Any] | None) -> str:
@@ -111,27 +122,37 @@ def manifests_of(configuration: Mapping[str, Any] | None) -> list[Path]:
     return paths
 
 
+def daemon_of(state: Mapping[str, Any]) -> DaemonId | None:
+    """The daemon a ``mesh.json`` names: its pid and recorded start time."""
+    pid = state.get("pid")
+    if not isinstance(pid, int):
+        return None
+    started = next(
+        (
+            p.get("started")
+            for p in state.get("pids") or []
+            if isinstance(p, dict) and p.get("pid") == pid
+        ),
+        None,
+    )
+    return pid, (str(started) if started is not None else None)
+
+
 def read_mesh_state(state_dir: Path) -> dict[str, Any] | None:
-    """The running mesh's ``mesh.json``, or None when no mesh is up there."""
+    """The running mesh's ``mesh.json``, or None when no mesh is up there.
+
+    The daemon must still be the recorded process (same pid and start time): a recycled pid
+    is not a mesh.
+    """
     path = state_dir / "mesh.json"
     try:
         state: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    pid = state.get("pid")
-    if not isinstance(pid, int) or not _alive(pid):
+    daemon = daemon_of(state)
+    if daemon is None or not alive(*daemon):
         return None
     return state
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _chaosmesh(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -145,23 +166,48 @@ def _chaosmesh(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 def mesh_up(
-    state_dir: Path, manifests: list[Path], namespace: str | None, prometheus: bool = False
-) -> None:
+    state_dir: Path,
+    manifests: list[Path],
+    namespace: str | None,
+    prometheus: bool = False,
+    timeout: float = MESH_UP_TIMEOUT_S,
+) -> DaemonId | None:
     """Start the embedded mesh (or update the running one) with these manifests.
 
     ``prometheus`` starts a real Prometheus with a new mesh (a running mesh keeps what it has).
+    Returns the daemon this call started, or None when it updated a mesh that was running.
     """
-    args = ["mesh", "up", "--state-dir", str(state_dir)]
+    args = ["mesh", "up", "--state-dir", str(state_dir), "--timeout", f"{timeout - UP_SLACK_S:g}"]
     if prometheus:
         args.append("--prometheus")
     for manifest in manifests:
         args += ["-f", str(manifest)]
     if namespace:
         args += ["--namespace", namespace]
-    proc = _chaosmesh(*args, timeout=MESH_UP_TIMEOUT_S)
+    before = read_mesh_state(state_dir)
+    try:
+        proc = _chaosmesh(*args, timeout=timeout)
+    except TargetError:
+        if before is None:
+            # Backstop: whatever daemon the killed command left starting must not outlive us.
+            with contextlib.suppress(TargetError):
+                _chaosmesh(
+                    "mesh", "down", "--state-dir", str(state_dir), timeout=MESH_DOWN_TIMEOUT_S
+                )
+        raise
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip()
         raise TargetError(f"embedded mesh: 'chaosmesh {' '.join(args)}' failed: {detail}")
+    after = read_mesh_state(state_dir)
+    if after is None:
+        raise TargetError(f"embedded mesh: 'mesh up' returned but no mesh runs in {state_dir}")
+    # `mesh up` says "applied ... to the running mesh" when it only handed the manifests over,
+    # even to a mesh another run started a moment ago; then it is not ours to stop.
+    applied = proc.stdout.lstrip().startswith("applied ")
+    daemon = daemon_of(after)
+    if applied or (before is not None and daemon_of(before) == daemon):
+        return None
+    return daemon
 
 
 def mesh_down(state_dir: Path) -> None:
@@ -204,7 +250,7 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
             "'chaosmesh mesh up --prometheus', or let the experiment start its own mesh"
         )
     namespace = config.get("mesh_namespace") or config.get("ns")
-    mesh_up(
+    daemon = mesh_up(
         state_dir,
         manifests_of(config),
         str(namespace) if namespace else None,
@@ -212,6 +258,8 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
     )
     state = read_mesh_state(state_dir)
     if state is None:
+        if daemon is not None:
+            stop_daemon(state_dir, daemon)
         raise TargetError(f"embedded mesh: 'mesh up' returned but no mesh runs in {state_dir}")
 
     settings: dict[str, Any] = {"kubeconfig_path": str(state["kubeconfig"])}
@@ -222,7 +270,11 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
         settings["prometheus_base_url"] = state["prometheus_url"]
     config.update(settings)
     return PreparedTarget(
-        target=target, state_dir=state_dir, started_mesh=running is None, settings=settings
+        target=target,
+        state_dir=state_dir,
+        started_mesh=daemon is not None,
+        settings=settings,
+        daemon=daemon,
     )
 
 
@@ -230,10 +282,25 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
+def stop_daemon(state_dir: Path, daemon: DaemonId) -> bool:
+    """``mesh down`` in ``state_dir`` only while its mesh.json still names ``daemon``."""
+    state = read_mesh_state(state_dir)
+    if state is None or daemon_of(state) != daemon:
+        return False
+    mesh_down(state_dir)
+    return True
+
+
 def release(prepared: PreparedTarget) -> None:
-    """Stop the embedded mesh if ``prepare`` started it (unless asked to keep it)."""
+    """Stop the embedded mesh if ``prepare`` started it (unless asked to keep it).
+
+    Only the very daemon ``prepare`` started is stopped: if it is gone and another mesh now
+    runs in the state directory (another run's), that one is left alone.
+    """
     if prepared.target != EMBEDDED or not prepared.started_mesh or prepared.state_dir is None:
+        return
+    if prepared.daemon is None:
         return
     if os.environ.get(KEEP_MESH_ENV, "").lower() in ("1", "true", "yes"):
         return
-    mesh_down(prepared.state_dir)
+    stop_daemon(prepared.state_dir, prepared.daemon)

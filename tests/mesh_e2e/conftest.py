@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from chaosmesh_ext.mesh import kubeconfig
+from chaosmesh_ext.mesh.api import tls
 from chaosmesh_ext.mesh.state import alive
 
 SEED = Path(__file__).parent / "seed"
@@ -72,6 +74,36 @@ class Mesh:
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)}: {proc.stderr}")
         return proc
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        token: bool = True,
+        timeout: float = T,
+    ) -> tuple[int, bytes]:
+        """One request to the mesh's API as its kubeconfig allows (its CA; its token unless
+        ``token=False``)."""
+        secret, ca_pem = kubeconfig.credentials(Path(self.state["kubeconfig"]))
+        assert secret and ca_pem, "the mesh's kubeconfig holds no token or certificate"
+        split = urlsplit(self.state["api_url"])
+        conn = http.client.HTTPSConnection(
+            split.hostname or "127.0.0.1",
+            split.port,
+            timeout=timeout,
+            context=tls.client_context(ca_pem),
+        )
+        sent = dict(headers or {})
+        if token:
+            sent["Authorization"] = f"Bearer {secret}"
+        try:
+            conn.request(method, path, body=body, headers=sent)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
 
     def service(self, name: str) -> dict[str, Any]:
         return next(s for s in self.state["services"] if s["name"] == name)

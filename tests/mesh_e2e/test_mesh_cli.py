@@ -289,9 +289,9 @@ def test_change_envoy_rejects_is_422_with_its_reason_and_nothing_changes(mesh_up
     from kubernetes.client.rest import ApiException
 
     mesh: Mesh = mesh_up(["canary"], "--namespace", "istio-test")
-    config = client.Configuration()
-    config.host = mesh.state["api_url"]
-    api = client.CustomObjectsApi(client.ApiClient(config))
+    from kubernetes import config
+
+    api = client.CustomObjectsApi(config.new_client_from_config(mesh.state["kubeconfig"]))
     # Istio's validation accepts this regex; Envoy refuses it (RE2 program size > 100).
     ops = [
         {

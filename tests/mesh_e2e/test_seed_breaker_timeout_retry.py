@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -25,9 +24,9 @@ NGINX_AS_PROXY = {
 
 
 def _api_get(mesh: Mesh, path: str, timeout: float = 60) -> bytes:
-    with urllib.request.urlopen(mesh.state["api_url"] + path, timeout=timeout) as response:
-        body: bytes = response.read()
-        return body
+    code, body = mesh.api("GET", path, timeout=timeout)
+    assert code == 200, body
+    return body
 
 
 def _pending_overflow(mesh: Mesh) -> int:

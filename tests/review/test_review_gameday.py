@@ -142,6 +142,42 @@ def test_time_limit_stops_the_run_and_restores_it(
     assert journal["status"] == "interrupted"
 
 
+def test_the_restore_after_a_time_limit_gets_the_restore_environment_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `chaosmesh run` on the embedded mesh hands the mesh's kubeconfig to the restore it runs
+    # after a time limit; without it the restore would go to ~/.kube/config.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    seen_by_experiment = tmp_path / "experiment-kubeconfig.txt"
+    experiment = holding(60)
+    experiment["method"][0]["provider"] = {
+        "type": "process",
+        "path": "sh",
+        "arguments": ["-c", f'echo "[$KUBECONFIG]" > {seen_by_experiment}; exec sleep 60'],
+    }
+    plan = load_plan(write_plan(tmp_path, {"hold": experiment}, time_limit="3s"))
+    record = tmp_path / "restore-env.txt"
+    script = tmp_path / "restore.py"
+    script.write_text(
+        "import os, sys\n"
+        f"open({str(record)!r}, 'w').write(os.environ.get('KUBECONFIG', '<unset>'))\n"
+    )
+    mesh_kubeconfig = str(tmp_path / ".chaosmesh" / "kubeconfig")
+    result = GameDayRunner(
+        plan,
+        new_run_directory(plan),
+        restore=[sys.executable, str(script)],
+        grace=15,
+        log=lambda m: None,
+        restore_env={"KUBECONFIG": mesh_kubeconfig},
+    ).run()
+    (outcome,) = result.outcomes
+    assert outcome.status == "timed out"
+    assert record.read_text() == mesh_kubeconfig
+    assert seen_by_experiment.read_text().strip() == "[]"  # experiments keep their own env
+
+
 def _processes_mentioning(text: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

@@ -5,11 +5,20 @@ concurrent clients (kubectl, the extension's actions, probes polling the pod pro
 queue behind one another, and a write waiting on an Envoy push does not block reads.
 Routing follows kube-apiserver's paths; semantics live in ``store.Store``; this module only
 maps HTTP to store calls and back.
+
+Access (the daemon passes a ``token`` and a TLS context, as Kubernetes clients send a token
+only over TLS): every request must carry ``Authorization: Bearer <token>`` (the token is in
+the kubeconfig the mesh writes, mode 0600), else 401 as kube-apiserver answers; any request
+with an ``Origin`` header is refused (403), so a web page in a local browser can never drive
+the API, even with a "simple" request that skips CORS.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +31,15 @@ from . import discovery, resources, tables
 from .proxy import ProxyError, forward
 from .resources import ResourceType
 from .selectors import matches_selector
-from .status import ApiError, bad_request, method_not_allowed, path_not_found, service_unavailable
+from .status import (
+    ApiError,
+    bad_request,
+    forbidden,
+    method_not_allowed,
+    path_not_found,
+    service_unavailable,
+    unauthorized,
+)
 from .store import Store
 
 # pilot-agent's port on an Istio pod: it serves the sidecar's merged stats there.
@@ -115,20 +132,30 @@ class ApiServer:
         admin_url: str | Callable[[], str | None] | None = None,
         proxy_timeout: float = 300.0,
         extra: dict[str, ExtraHandler] | None = None,
+        token: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``token``: the bearer token every request must carry; ``tls``: serve HTTPS with
+        it. None for both (plain HTTP, no authentication) only for a server a test builds
+        in-process; the daemon always passes both."""
         self.store = store
+        self.token = token
+        self.tls = tls
         self.admin_url = admin_url
         self.proxy_timeout = proxy_timeout
         self.extra: dict[str, ExtraHandler] = dict(extra or {})
         self._round_robin = 0
+        self._round_robin_lock = threading.Lock()  # one counter for all handler threads
         self._httpd = _Server((host, port), _Handler)
         self._httpd.api = self
+        self._httpd.tls = tls
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{host!s}:{port}"
 
     @property
     def port(self) -> int:
@@ -149,6 +176,18 @@ class ApiServer:
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def admit(self, origin: str | None, authorization: str | None) -> None:
+        """Raise 403 for a browser's request (any ``Origin``), 401 without the token."""
+        if origin is not None:
+            raise forbidden("requests from a web page (with an Origin header) are not allowed")
+        if self.token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self.token.encode()
+        ):
+            raise unauthorized()
 
     # ---- proxy targets -----------------------------------------------------------------
     def service_endpoint(self, namespace: str, target: str) -> tuple[str, int]:
@@ -173,8 +212,10 @@ class ApiServer:
         ]
         if not ready:
             raise service_unavailable(f'no endpoints available for service "{name}"')
-        self._round_robin += 1
-        pod = ready[self._round_robin % len(ready)]
+        with self._round_robin_lock:
+            self._round_robin += 1
+            turn = self._round_robin
+        pod = ready[turn % len(ready)]
         return _pod_address(pod)
 
     def pod_endpoint(self, namespace: str, target: str) -> tuple[str, int]:
@@ -205,6 +246,26 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
     api: ApiServer
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Runs in the connection's own thread: the TLS handshake happens here, so a slow or
+        silent client never holds up ``accept`` for the others."""
+        if self.tls is not None:
+            assert isinstance(request, socket.socket)
+            request.settimeout(10)  # a handshake that stalls frees its thread
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError):
+                request.close()  # e.g. plain HTTP sent to the HTTPS port
+                return
+            request.settimeout(None)
+            try:
+                super().finish_request(request, client_address)
+            finally:
+                request.close()  # the plain socket socketserver closes was detached by wrap
+            return
+        super().finish_request(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -239,6 +300,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_OPTIONS(self) -> None:
         self._handle("OPTIONS")
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # Remembered so an error after this point never appends a second response to a
+        # stream already under way (a watch, a proxied answer).
+        self._responded = True
+        super().send_response(code, message)
+
     # ---- plumbing ----------------------------------------------------------------------
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -269,6 +336,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-cache, private")
+        if self.close_connection:
+            self.send_header("Connection", "close")  # e.g. a refused request's unread body
         # Header and body in one write: with Nagle off, two small writes still cost a packet.
         self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
@@ -282,7 +351,14 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.server.api
         split = urlsplit(self.path)
         query = parse_qs(split.query, keep_blank_values=True)
+        self._responded = False
         try:
+            try:
+                api.admit(self.headers.get("Origin"), self.headers.get("Authorization"))
+            except ApiError:
+                # The body of a refused request is never read: drop the connection after.
+                self.close_connection = True
+                raise
             body = self._body()
             if split.path.startswith("/chaosmesh/"):
                 handler = api.extra.get(split.path.rstrip("/"))
@@ -314,12 +390,17 @@ class _Handler(BaseHTTPRequestHandler):
             if code == -1:
                 return  # streamed (watch)
             self._json(code, doc)
-        except ApiError as exc:
-            self._json(exc.code, exc.to_status())
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        except Exception as exc:  # an answer, never a dropped connection, for a bug of ours
-            self._json(500, ApiError(500, "InternalError", f"internal error: {exc!r}").to_status())
+        except Exception as exc:
+            if self._responded:
+                # Mid-stream: another status line would be read as body; end the stream.
+                self.close_connection = True
+            elif isinstance(exc, ApiError):
+                self._json(exc.code, exc.to_status())
+            else:  # an answer, never a dropped connection, for a bug of ours
+                error = ApiError(500, "InternalError", f"internal error: {exc!r}")
+                self._json(500, error.to_status())
 
     def _resource(
         self, method: str, route: Route, query: dict[str, list[str]], body: bytes
@@ -423,10 +504,6 @@ class _Handler(BaseHTTPRequestHandler):
         """
         store = self.server.api.store
         timeout = min(float(one.get("timeoutSeconds") or 300), 300.0)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
 
         def snapshot() -> dict[tuple[str, str], dict[str, Any]]:
             items, _ = store.list_objects(
@@ -454,7 +531,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
             self.wfile.flush()
 
+        # Before the 200: a bad selector is a 400 Status, not an error inside the stream.
         seen = snapshot()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
         since = one.get("resourceVersion") or ""
         if since in ("", "0"):
             for obj in seen.values():
