@@ -34,8 +34,7 @@ def _wants_prometheus(experiment: Path) -> bool:
         document = json.loads(experiment.read_text())
     except (OSError, ValueError):
         return False  # chaos run reports an unreadable experiment itself
-    value = (document.get("configuration") or {}).get("mesh_prometheus")
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+    return mesh_target.truthy((document.get("configuration") or {}).get("mesh_prometheus"))
 
 
 def key_numbers(journal: Journal) -> dict[str, str]:

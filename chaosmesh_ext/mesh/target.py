@@ -242,7 +242,7 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
 
     state_dir = state_dir_of(config)
     running = read_mesh_state(state_dir)
-    wants_prometheus = _truthy(config.get("mesh_prometheus"))
+    wants_prometheus = truthy(config.get("mesh_prometheus"))
     if running is not None and wants_prometheus and not running.get("prometheus_url"):
         raise TargetError(
             f"this experiment needs Prometheus (configuration mesh_prometheus) but the mesh in "
@@ -278,7 +278,8 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
     )
 
 
-def _truthy(value: Any) -> bool:
+def truthy(value: Any) -> bool:
+    """An opt-in setting (configuration value or environment variable) that is switched on."""
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -301,6 +302,6 @@ def release(prepared: PreparedTarget) -> None:
         return
     if prepared.daemon is None:
         return
-    if os.environ.get(KEEP_MESH_ENV, "").lower() in ("1", "true", "yes"):
+    if truthy(os.environ.get(KEEP_MESH_ENV, "")):
         return
     stop_daemon(prepared.state_dir, prepared.daemon)
