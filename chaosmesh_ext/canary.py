@@ -22,7 +22,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext.istio.routes import is_inserted
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -37,7 +37,7 @@ def declared_split(vs: Mapping[str, Any], route: str | int | None = None) -> dic
     request without special headers takes in the usual canary layout).
     """
     routes = list((vs.get("spec") or {}).get("http") or [])
-    user_routes = [r for r in routes if not str(r.get("name", "")).startswith("chaosmesh-fault-")]
+    user_routes = [r for r in routes if not is_inserted(r)]
     name = (vs.get("metadata") or {}).get("name", "?")
     if not user_routes:
         raise ValueError(f"VirtualService {name}: spec.http: no HTTP route")
@@ -70,23 +70,14 @@ def declared_split(vs: Mapping[str, Any], route: str | int | None = None) -> dic
 def _read_vs(
     virtual_service: str, ns: str, configuration: Configuration | None, secrets: Secrets | None
 ) -> dict[str, Any]:
-    from chaosmesh_ext.kube.client import api_client
-    from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, ObjectRef
+    from chaosmesh_ext.actions import _objects
+    from chaosmesh_ext.kube.objects import KubeApiError, ObjectRef
 
-    ref = ObjectRef("VirtualService", ns, virtual_service)
-    try:
-        client = api_client(configuration, secrets)
-    except INTERRUPTS:
-        raise
-    except Exception as exc:
-        raise ActivityFailed(f"{ref}: Kubernetes configuration: {exc}") from exc
-    try:
-        objects = IstioObjects.from_configuration(client, configuration)
-        return objects.get(ref)
-    except KubeApiError as exc:
-        raise ActivityFailed(str(exc)) from exc
-    finally:
-        client.close()
+    with _objects(configuration, secrets) as objects:
+        try:
+            return objects.get(ObjectRef("VirtualService", ns, virtual_service))
+        except KubeApiError as exc:
+            raise ActivityFailed(str(exc)) from exc
 
 
 def split_follows_weights(

@@ -142,11 +142,11 @@ def restore_run(
     if not ledger.outstanding():
         return []
     from chaosmesh_ext.kube.client import api_client
-    from chaosmesh_ext.kube.objects import IstioObjects
+    from chaosmesh_ext.kube.objects import DEFAULT_TIMEOUT, IstioObjects
 
     client = api_client(configuration, _flat_secrets(secrets))
     try:
-        timeout = float((configuration or {}).get("kubernetes_request_timeout") or 10.0)
+        timeout = float((configuration or {}).get("kubernetes_request_timeout") or DEFAULT_TIMEOUT)
 
         def objects_for(api_version: str) -> IstioObjects:
             return IstioObjects(client, api_version, timeout)

@@ -145,7 +145,6 @@ def apply_change(
     action: str,
     create_if_absent: bool = False,
     max_attempts: int = MAX_ATTEMPTS,
-    on_conflict: Callable[[int], None] | None = None,
 ) -> ChangeResult:
     """Apply ``edit`` to the live object (or to ``None`` to create it) and record it.
 
@@ -213,8 +212,6 @@ def apply_change(
                 written = objects.replace(ref, body)
         except Conflict:
             # Another writer got there first: start over from what is there now.
-            if on_conflict is not None:
-                on_conflict(attempt)
             continue
         except KubeApiError as exc:
             if exc.status is None:
@@ -224,10 +221,8 @@ def apply_change(
             else:
                 ledger.not_applied(entry_id, str(exc))
             raise
-        except BaseException:
-            # Interrupted mid-call (SIGTERM, Ctrl-C): the write may or may not have landed.
-            # The entry stays pending; restore reads the object's ledger annotation to decide.
-            raise
+        # Anything else (SIGTERM, Ctrl-C mid-call) propagates with the entry left pending: the
+        # write may or may not have landed, and restore reads the object's annotation to decide.
         ledger.applied(entry_id, written)
         if back:
             for done in [*open_entries, {"id": entry_id}]:
