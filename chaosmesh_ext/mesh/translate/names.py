@@ -1,19 +1,18 @@
 """Names and small value conversions istiod uses: host resolution, cluster names, durations.
 
-The istio layer owns the canonical ``istio.hosts`` / ``istio.durations``; the translator keeps
-its own few lines so it never depends on validation code and stays importable on its own.
+Durations go through the istio layer's parser (``istio.durations``, no dependencies of its
+own), so the translator accepts exactly what validation accepted (``"1m30s"`` included).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
+
+from chaosmesh_ext.istio import durations
 
 # Envoy's "unlimited" for circuit-breaker thresholds: istiod sets 2^32-1 when a field is unset.
 MAX_UINT32 = 4294967295
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)(ms|us|µs|ns|s|m|h)\s*$")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 class TranslationError(ValueError):
@@ -60,26 +59,18 @@ def cluster_name(port: int, subset: str, fqdn: str) -> str:
 
 
 def parse_duration(value: Any, where: str) -> float:
-    """Seconds from an Istio/protobuf duration string (``"2s"``, ``"100ms"``, ``"3m"``)."""
+    """Seconds from an Istio/protobuf duration string (``"2s"``, ``"100ms"``, ``"1m30s"``)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise TranslationError(f"{where}: not a duration: {value!r}")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    try:
+        return durations.parse_duration(value)
+    except ValueError as exc:
+        raise TranslationError(f"{where}: not a duration: {value!r} ({exc})") from None
 
 
 def format_duration(seconds: float) -> str:
     """Protobuf JSON duration: ``"2s"``, ``"0.100s"`` (Envoy's admin prints the same)."""
-    nanos = round(seconds * 1e9)
-    whole, frac = divmod(nanos, 1_000_000_000)
-    if frac == 0:
-        return f"{whole}s"
-    text = f"{whole}.{frac:09d}".rstrip("0")
-    # protobuf prints 3, 6 or 9 fractional digits
-    digits = len(text.split(".")[1])
-    width = 3 if digits <= 3 else 6 if digits <= 6 else 9
-    return f"{whole}.{frac:09d}"[: len(str(whole)) + 1 + width] + "s"
+    return durations.format_duration(seconds)
 
 
 def duration(value: Any, where: str) -> str:
