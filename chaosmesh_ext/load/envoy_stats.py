@@ -10,7 +10,6 @@ Pure: text in, numbers out.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Any
 
 # Flat key -> Envoy cluster stat (see Envoy's cluster manager statistics).
@@ -48,11 +47,6 @@ _TEXT_LINE = re.compile(
     rf"^cluster\.(outbound\|[^|]*\|[^|]*\|[^;\s]+?);?\."
     rf"((?:{_STAT_PREFIX})[A-Za-z0-9_.]*):\s*(\d+)\s*$"
 )
-
-
-def cluster_name(fqdn: str, port: int | None, subset: str | None) -> str:
-    """Istio's outbound cluster name, ``outbound|<port>|<subset>|<fqdn>``."""
-    return f"outbound|{port if port is not None else ''}|{subset or ''}|{fqdn}"
 
 
 def host_fqdn(host: str, namespace: str, domain: str = "cluster.local") -> str:
@@ -124,12 +118,3 @@ def breaker_summary(
 def known_hosts(text: str) -> list[str]:
     """Hosts with an outbound cluster in these stats (for 'did you mean' messages)."""
     return sorted({c.split("|")[3] for c in parse_cluster_stats(text) if c.count("|") == 3})
-
-
-def sum_stats(parts: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Add up the counters of several summaries (e.g. several load-client pods)."""
-    total: dict[str, int] = dict.fromkeys(BREAKER_STATS, 0)
-    for part in parts:
-        for key in BREAKER_STATS:
-            total[key] += int(part.get(key, 0))
-    return total

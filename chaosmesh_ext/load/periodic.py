@@ -105,12 +105,10 @@ class RunStats:
 
     durations: Histogram
     errors: Histogram
-    sleeps: Histogram
     start_wall: float
     elapsed: float
     threads: int
     plan: Plan
-    interrupted: bool = False
     open_loop: dict[str, Any] | None = field(default=None)
 
 
@@ -145,7 +143,6 @@ async def run_closed(
     """fortio's closed loop over ``len(calls) == p.threads`` workers."""
     durations = Histogram(0.0, resolution)
     errors = Histogram(0.0, resolution)
-    sleeps = Histogram(-0.001, 0.001)  # fortio: negative offset puts "behind" in bucket 0
     start_wall = time.time()
     start = time.perf_counter()
     per_thread_qps = qps / p.threads if qps > 0 else 0.0
@@ -157,7 +154,6 @@ async def run_closed(
         num = p.calls_per_thread + (p.leftover if tid == 0 else 0)
         dur = Histogram(0.0, resolution)
         err = Histogram(0.0, resolution)
-        slp = Histogram(-0.001, 0.001)
         t_start = start
         pc = time.perf_counter
         record = dur.record
@@ -219,7 +215,6 @@ async def run_closed(
                         continue  # skip the call we are too late for
                     if jitter:
                         sleep += _jitter(sleep)
-                    slp.record(sleep)
                     if sleep > 0 and not await _sleep_until(pc() + sleep, stop):
                         return
                     if stop.stopped:
@@ -228,11 +223,10 @@ async def run_closed(
         finally:
             durations.transfer(dur)
             errors.transfer(err)
-            sleeps.transfer(slp)
 
     await asyncio.gather(*(worker(t) for t in range(p.threads)))
     elapsed = time.perf_counter() - start
-    return RunStats(durations, errors, sleeps, start_wall, elapsed, p.threads, p, stop.stopped)
+    return RunStats(durations, errors, start_wall, elapsed, p.threads, p)
 
 
 async def run_open(
@@ -333,8 +327,7 @@ async def run_open(
         "LatencyFrom": "scheduled send time",
     }
     p = Plan(lanes, total, 0, _go_float(qps), requested_duration or f"exactly {total} calls")
-    sleeps = Histogram(-0.001, 0.001)
-    return RunStats(durations, errors, sleeps, start_wall, elapsed, lanes, p, stop.stopped, info)
+    return RunStats(durations, errors, start_wall, elapsed, lanes, p, info)
 
 
 def open_loop_lanes(qps: float, timeout: float, connections: int) -> int:

@@ -10,15 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .periodic import format_go_duration
-from .stats import go_g, print_histogram
-
-
-def _counter_line(msg: str, h: dict[str, Any] | None) -> str:
-    h = h or {"Count": 0, "Avg": 0, "StdDev": 0, "Min": 0, "Max": 0, "Sum": 0}
-    return (
-        f"{msg} : count {h['Count']} avg {go_g(h['Avg'], 8)} +/- {go_g(h['StdDev'], 4)}"
-        f" min {go_g(h['Min'])} max {go_g(h['Max'])} sum {go_g(h['Sum'], 9)}"
-    )
+from .stats import counter_line, go_g, print_histogram
 
 
 def _b(v: object) -> str:
@@ -76,8 +68,8 @@ def text_report(result: dict[str, Any]) -> str:
     total = count or 1
     for code, n in sorted(((int(k), v) for k, v in (result.get("RetCodes") or {}).items())):
         lines.append(f"Code {code:3d} : {n} ({100.0 * n / total:.1f} %)")
-    lines.append(_counter_line("Response Header Sizes", result.get("HeaderSizes")))
-    lines.append(_counter_line("Response Body/Total Sizes", result.get("Sizes")))
+    lines.append(counter_line("Response Header Sizes", result.get("HeaderSizes")))
+    lines.append(counter_line("Response Body/Total Sizes", result.get("Sizes")))
     if open_loop and open_loop.get("Warning"):
         lines.append(f"WARNING {open_loop['Warning']}")
     if result.get("Note"):

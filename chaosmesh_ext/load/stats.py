@@ -111,13 +111,6 @@ class Counter:
         self.sum_sq += src.sum_sq
         src.__init__()  # type: ignore[misc]
 
-    def line(self, msg: str) -> str:
-        """fortio's ``Counter.Print`` line."""
-        return (
-            f"{msg} : count {self.count} avg {go_g(self.avg(), 8)} +/- {go_g(self.stddev(), 4)}"
-            f" min {go_g(self.min)} max {go_g(self.max)} sum {go_g(self.sum, 9)}"
-        )
-
 
 class Histogram(Counter):
     """fortio ``stats.Histogram``: a counter plus fixed buckets over ``(v - offset) / divider``."""
@@ -263,16 +256,21 @@ def go_g(v: float, precision: int | None = None) -> str:
     return f"{neg}{digits[: exp + 1]}.{digits[exp + 1 :]}"
 
 
+def counter_line(msg: str, h: dict[str, Any] | None) -> str:
+    """fortio's ``Counter.Print`` line for an exported counter or histogram (None: empty)."""
+    h = h or {"Count": 0, "Avg": 0, "StdDev": 0, "Min": 0, "Max": 0, "Sum": 0}
+    return (
+        f"{msg} : count {h['Count']} avg {go_g(h['Avg'], 8)} +/- {go_g(h['StdDev'], 4)}"
+        f" min {go_g(h['Min'])} max {go_g(h['Max'])} sum {go_g(h['Sum'], 9)}"
+    )
+
+
 def print_histogram(h: dict[str, Any], msg: str) -> list[str]:
     """fortio's ``HistogramData.Print`` lines (with ``# target`` percentile lines)."""
     data = h.get("Data") or []
     if not data:
         return [f"{msg} : no data"]
-    lines = [
-        f"{msg} : count {h['Count']} avg {go_g(h['Avg'], 8)} +/- {go_g(h['StdDev'], 4)}"
-        f" min {go_g(h['Min'])} max {go_g(h['Max'])} sum {go_g(h['Sum'], 9)}",
-        "# range, mid point, percentile, count",
-    ]
+    lines = [counter_line(msg, h), "# range, mid point, percentile, count"]
     for i, b in enumerate(data):
         sep = ">=" if i == 0 else ">"
         mid = (b["Start"] + b["End"]) / 2.0

@@ -18,15 +18,13 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from ._http import say
+
 MIN_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 HEALTHY_RUN = 10.0  # a run this long resets the backoff
 STOP_GRACE = 5.0  # SIGTERM, then SIGKILL after this long
 _PR_SET_PDEATHSIG = 1
-
-
-def _say(name: str, message: str) -> None:
-    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {name}: {message}", file=sys.stderr, flush=True)
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -84,19 +82,19 @@ def supervise(argv: list[str], name: str) -> int:
             )
         except OSError as exc:
             # A program that is missing or not executable will not appear by retrying.
-            _say(name, f"cannot start {argv[0]!r}: {exc.strerror or exc}")
+            say(name, f"cannot start {argv[0]!r}: {exc.strerror or exc}")
             return 127 if isinstance(exc, FileNotFoundError) else 126
-        _say(name, f"started pid {child.pid}: {' '.join(argv)}")
+        say(name, f"started pid {child.pid}: {' '.join(argv)}")
         code = child.wait()
         if stopping.is_set():
             break
         ran = time.monotonic() - started
         if ran >= HEALTHY_RUN:
             backoff = MIN_BACKOFF
-        _say(name, f"exited with code {code} after {ran:.1f}s; restarting in {backoff:g}s")
+        say(name, f"exited with code {code} after {ran:.1f}s; restarting in {backoff:g}s")
         stopping.wait(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF)
     if child is not None:
         _stop(child)
-    _say(name, "stopped")
+    say(name, "stopped")
     return 0
