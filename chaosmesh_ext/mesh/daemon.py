@@ -45,6 +45,7 @@ from .api.server import LOCAL_PORT_ANNOTATION
 from .manifests import Loaded, ManifestError
 from .readiness import Replica, log_size, wait_all_ready
 from .state import AlreadyRunning, StateDir, acquire_lock, start_time
+from .xds_files import atomic_write
 
 WORKLOAD_READY_TIMEOUT = 30.0
 ENVOY_APPLY_TIMEOUT = 5.0
@@ -106,9 +107,8 @@ class Mesh:
         self._starting: list[Replica] = []
 
     # ---- the apply hook ------------------------------------------------------------------
-    def _snapshot(self, istio: dict[str, list[dict[str, Any]]]) -> Any:
-        from .translate import Endpoint, MeshSnapshot
-
+    def _reserve_listener_ports(self, istio: dict[str, list[dict[str, Any]]]) -> None:
+        """A fixed local port for every Service port and Gateway server port, kept for life."""
         for service in self.services.values():
             for port in (service.get("spec") or {}).get("ports") or []:
                 self.listener_ports.setdefault(f"0.0.0.0_{port['port']}", free_port())
@@ -117,6 +117,11 @@ class Mesh:
                 number = (server.get("port") or {}).get("number")
                 if number:
                     self.listener_ports.setdefault(f"gateway_{number}", free_port())
+
+    def _snapshot(self, istio: dict[str, list[dict[str, Any]]]) -> Any:
+        from .translate import Endpoint, MeshSnapshot
+
+        self._reserve_listener_ports(istio)
         endpoints = [
             Endpoint(r.pod, r.namespace, dict(r.labels), "127.0.0.1", r.port)
             for reps in self.replicas.values()
@@ -170,10 +175,7 @@ class Mesh:
 
     def _write_outbound(self) -> None:
         """The sidecars' outbound table, replaced atomically (workloads re-read it on change)."""
-        target = self.outbound_file
-        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(format_outbound(self._outbound())))
-        os.replace(temp, target)
+        atomic_write(self.outbound_file, json.dumps(format_outbound(self._outbound())))
 
     def _sidecar(self, deployment: str, namespace: str, labels: dict[str, str]) -> Sidecar:
         return Sidecar(
@@ -256,7 +258,7 @@ class Mesh:
                     self.services[_key(service)] = service
                 changed = [d for d in deployments if self.deployments.get(_key(d)) != d]
                 # Listener ports first: new workloads learn every outbound listener from env.
-                self._snapshot(self.store.all_istio())
+                self._reserve_listener_ports(self.store.all_istio())
                 for deployment in changed:
                     fresh[_key(deployment)] = self._start_replicas(deployment)
                     self._starting = [r for reps in fresh.values() for r in reps]
@@ -585,8 +587,7 @@ class Mesh:
                 [manifests.with_namespace(m.obj, ns) for m in loaded.services],
                 [manifests.with_namespace(m.obj, ns) for m in loaded.deployments],
                 [manifests.with_namespace(m.obj, ns) for m in loaded.istio],
-            )
-            self.publish()
+            )  # publishes the read-only kinds itself
             self.write_state(ready=True)
         except ManifestError as exc:
             return 422, {"error": str(exc)}

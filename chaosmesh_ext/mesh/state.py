@@ -15,12 +15,13 @@ import fcntl
 import json
 import os
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from .xds_files import atomic_write
 
 DEFAULT_STATE_DIR = ".chaosmesh"
 MESH_JSON = "mesh.json"
@@ -66,16 +67,7 @@ class StateDir:
         Each write has its own temp file in the same directory, so writers in several
         threads never rename one another's half-written file.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{MESH_JSON}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(json.dumps(state, indent=2, sort_keys=True))
-            os.replace(tmp, self.mesh_json)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.mesh_json, json.dumps(state, indent=2, sort_keys=True))
 
     def clear(self) -> None:
         for path in (self.mesh_json, self.pid_path, self.lock_path):
