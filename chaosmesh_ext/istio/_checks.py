@@ -7,7 +7,6 @@ reports those once, and the semantic checks must not crash on them.
 from __future__ import annotations
 
 import http
-import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 
 from chaosmesh_ext.istio import schema
 from chaosmesh_ext.istio.durations import istio_duration_problem
+from chaosmesh_ext.istio.hosts import is_ip
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,6 @@ LABEL_NAME = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-
-
-def is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def check_shape(value: Any, spec: schema.Spec, path: str, unknown: list[Cause]) -> list[Cause]:

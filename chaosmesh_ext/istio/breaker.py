@@ -13,7 +13,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from chaosmesh_ext.istio.durations import format_duration, istio_duration_problem
+from chaosmesh_ext.istio.durations import duration_text, istio_duration_problem
 from chaosmesh_ext.istio.errors import IstioError
 from chaosmesh_ext.istio.hosts import fqdn
 from chaosmesh_ext.istio.resources import DEFAULT_API_VERSION, is_istio_api_version, namespace_of
@@ -172,9 +172,7 @@ def _policy(
 
 def _checked(dr: Mapping[str, Any], where: str, argument: str, value: Any, kind: str) -> Any:
     if kind == "duration":
-        text = value
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            text = format_duration(value)
+        text = duration_text(value)
         problem = istio_duration_problem(text)
         if problem:
             raise IstioError.for_object(dr, where, f"{argument}: {problem}", KIND)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 _UNIT_NS: dict[str, int] = {
     "ns": 1,
@@ -73,6 +74,14 @@ def format_duration(seconds: float) -> str:
     if frac % 1_000 == 0:
         return f"{whole}.{frac // 1_000:06d}s"
     return f"{whole}.{frac:09d}s"
+
+
+def duration_text(value: Any) -> Any:
+    """A duration argument as Istio spells it: seconds (a non-negative number) become
+    ``"2s"``/``"0.100s"``; anything else is returned as given, for validation to judge."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return format_duration(value)
+    return value
 
 
 def istio_duration_problem(text: object, allow_zero: bool = False) -> str | None:

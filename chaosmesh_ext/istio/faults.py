@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from chaosmesh_ext.istio.durations import format_duration, istio_duration_problem
+from chaosmesh_ext.istio.durations import duration_text, istio_duration_problem
 from chaosmesh_ext.istio.errors import IstioError
 from chaosmesh_ext.istio.resources import FAULT_ROUTE_PREFIX, INJECTED_ANNOTATION
 from chaosmesh_ext.istio.routes import (
@@ -51,9 +51,7 @@ def inject_delay(
 ) -> dict[str, Any]:
     """``vs`` with a fixed delay of ``delay`` (``"2s"``, or seconds) on the targeted routes."""
     route_indexes(copied(vs, KIND), route)  # a bad object or route is the first thing to say
-    text: Any = delay
-    if isinstance(delay, int | float) and not isinstance(delay, bool) and delay >= 0:
-        text = format_duration(delay)
+    text: Any = duration_text(delay)
     problem = istio_duration_problem(text)
     if problem:
         field = _first_field(vs, route, "fault.delay.fixedDelay")

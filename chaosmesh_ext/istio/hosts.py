@@ -12,7 +12,8 @@ import ipaddress
 DEFAULT_DOMAIN = "cluster.local"
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
+    """Whether ``host`` is an IP address literal (v4 or v6)."""
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -22,7 +23,7 @@ def _is_ip(host: str) -> bool:
 
 def fqdn(host: str, namespace: str, domain: str = DEFAULT_DOMAIN) -> str:
     """Istio's fully qualified form of ``host`` as written in ``namespace``."""
-    if not host or host == "*" or "." in host or _is_ip(host):
+    if not host or host == "*" or "." in host or is_ip(host):
         return host
     return f"{host}.{namespace or 'default'}.svc.{domain}"
 

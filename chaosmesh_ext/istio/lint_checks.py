@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaosmesh_ext.istio._checks import as_list, as_map
 from chaosmesh_ext.istio.hosts import fqdn, host_matches, service_fqdn
 from chaosmesh_ext.istio.lint_findings import ERROR, INFO, WARNING, Finding
 from chaosmesh_ext.istio.lint_source import Doc, duplicate_keys, line_of
@@ -136,11 +137,11 @@ def _build_index(docs: list[Doc], domain: str) -> _Index:
             if isinstance(labels, Mapping):
                 index.workloads[doc.namespace].append(labels)
         elif doc.kind == "VirtualService":
-            gws = [g for g in _list(doc.spec.get("gateways")) if isinstance(g, str)]
+            gws = [g for g in as_list(doc.spec.get("gateways")) if isinstance(g, str)]
             if gws and "mesh" not in gws:
-                for route in _list(doc.spec.get("http")):
-                    for entry in _list(_dict(route).get("route")):
-                        dest_host = _dict(_dict(entry).get("destination")).get("host")
+                for route in as_list(doc.spec.get("http")):
+                    for entry in as_list(as_map(route).get("route")):
+                        dest_host = as_map(as_map(entry).get("destination")).get("host")
                         if isinstance(dest_host, str) and dest_host:
                             full = fqdn(dest_host, doc.namespace, domain)
                             index.gateway_routes[full].append(f"{doc.namespace}/{doc.name}")
@@ -149,14 +150,6 @@ def _build_index(docs: list[Doc], domain: str) -> _Index:
             labels = meta.get("labels") if isinstance(meta, Mapping) else None
             index.workloads[doc.namespace].append(labels if isinstance(labels, Mapping) else {})
     return index
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def _check_virtual_service(
@@ -168,9 +161,9 @@ def _check_virtual_service(
     aborts_503: list[tuple[Doc, int, set[str]]],
 ) -> None:
     spec = doc.spec
-    gateways = [g for g in _list(spec.get("gateways")) if isinstance(g, str)]
+    gateways = [g for g in as_list(spec.get("gateways")) if isinstance(g, str)]
     on_mesh = not gateways or "mesh" in gateways
-    for i, host in enumerate(_list(spec.get("hosts"))):
+    for i, host in enumerate(as_list(spec.get("hosts"))):
         if not isinstance(host, str) or not host:
             continue
         full = fqdn(host, doc.namespace, domain)
@@ -190,22 +183,22 @@ def _check_virtual_service(
     for k, ref in enumerate(gateways):
         _check_gateway_ref(doc, index, ref, f"spec.gateways[{k}]", report)
     for proto in ("http", "tcp", "tls"):
-        for i, route in enumerate(_list(spec.get(proto))):
+        for i, route in enumerate(as_list(spec.get(proto))):
             if not isinstance(route, Mapping):
                 continue
             path = f"spec.{proto}[{i}]"
-            for j, match in enumerate(_list(route.get("match"))):
-                for k, ref in enumerate(_list(_dict(match).get("gateways"))):
+            for j, match in enumerate(as_list(route.get("match"))):
+                for k, ref in enumerate(as_list(as_map(match).get("gateways"))):
                     if isinstance(ref, str):
                         _check_gateway_ref(
                             doc, index, ref, f"{path}.match[{j}].gateways[{k}]", report
                         )
-            for j, entry in enumerate(_list(route.get("route"))):
+            for j, entry in enumerate(as_list(route.get("route"))):
                 _check_destination(
                     doc,
                     index,
                     domain,
-                    _dict(entry).get("destination"),
+                    as_map(entry).get("destination"),
                     f"{path}.route[{j}].destination",
                     report,
                 )
@@ -215,12 +208,12 @@ def _check_virtual_service(
                 _check_destination(
                     doc, index, domain, route.get("mirror"), f"{path}.mirror", report
                 )
-            for j, mirror in enumerate(_list(route.get("mirrors"))):
+            for j, mirror in enumerate(as_list(route.get("mirrors"))):
                 _check_destination(
                     doc,
                     index,
                     domain,
-                    _dict(mirror).get("destination"),
+                    as_map(mirror).get("destination"),
                     f"{path}.mirrors[{j}].destination",
                     report,
                 )
@@ -252,7 +245,7 @@ def _check_gateway_ref(doc: Doc, index: _Index, ref: str, path: str, report: Any
 def _check_destination(
     doc: Doc, index: _Index, domain: str, dest: Any, path: str, report: Any
 ) -> None:
-    dest = _dict(dest)
+    dest = as_map(dest)
     host = dest.get("host")
     if not isinstance(host, str) or not host or host == "*":
         return  # validate reports it
@@ -272,7 +265,7 @@ def _check_destination(
     rules = [rule for rule_host, rule in index.rules if host_matches(rule_host, full)]
     for rule in rules:
         defined |= {
-            str(s.get("name")) for s in _list(rule.spec.get("subsets")) if isinstance(s, Mapping)
+            str(s.get("name")) for s in as_list(rule.spec.get("subsets")) if isinstance(s, Mapping)
         }
     if subset not in defined:
         known = (
@@ -295,10 +288,10 @@ def _check_destination(
 
 def _check_fault(doc: Doc, fault: Any, path: str, report: Any) -> None:
     for part in ("delay", "abort"):
-        block = _dict(fault).get(part)
+        block = as_map(fault).get(part)
         if not isinstance(block, Mapping):
             continue
-        pct = _dict(block.get("percentage")).get("value")
+        pct = as_map(block.get("percentage")).get("value")
         if pct is None and block.get("percent") is None:
             report(
                 doc,
@@ -314,7 +307,7 @@ def _check_fault(doc: Doc, fault: Any, path: str, report: Any) -> None:
                 f"{path}.{part}.percentage.value",
                 f"{part} percentage is 0: it never fires",
             )
-    delay = _dict(fault).get("delay")
+    delay = as_map(fault).get("delay")
     if (
         isinstance(delay, Mapping)
         and delay.get("fixedDelay") is None
@@ -323,7 +316,7 @@ def _check_fault(doc: Doc, fault: Any, path: str, report: Any) -> None:
         report(
             doc, WARNING, f"{path}.delay.fixedDelay", "delay has no fixedDelay: nothing is delayed"
         )
-    abort = _dict(fault).get("abort")
+    abort = as_map(fault).get("abort")
     if isinstance(abort, Mapping) and all(
         abort.get(k) is None for k in ("httpStatus", "grpcStatus", "http2Error")
     ):
@@ -339,8 +332,8 @@ def _check_fault_with_resilience(
     doc: Doc, route: Mapping[str, Any], path: str, report: Any
 ) -> None:
     """Faults on the route that its own retries / timeout cannot act on (Envoy's order)."""
-    fault = _dict(route.get("fault"))
-    retries = _dict(route.get("retries"))
+    fault = as_map(route.get("fault"))
+    retries = as_map(route.get("retries"))
     attempts = retries.get("attempts")
     if fault.get("abort") is not None and isinstance(attempts, int) and attempts > 0:
         report(
@@ -385,8 +378,8 @@ def _check_fault_scope(
         )
         return
     dests = {
-        fqdn(str(_dict(_dict(e).get("destination")).get("host")), doc.namespace, domain)
-        for e in _list(route.get("route"))
+        fqdn(str(as_map(as_map(e).get("destination")).get("host")), doc.namespace, domain)
+        for e in as_list(route.get("route"))
     }
     entries = sorted({name for host in dests for name in index.gateway_routes.get(host, [])})
     if entries:
@@ -408,16 +401,16 @@ def _aborts_503(docs: list[Doc], domain: str) -> list[tuple[Doc, int, set[str]]]
             continue
         vs_hosts = {
             fqdn(h, doc.namespace, domain)
-            for h in _list(doc.spec.get("hosts"))
+            for h in as_list(doc.spec.get("hosts"))
             if isinstance(h, str)
         }
-        for i, route in enumerate(_list(doc.spec.get("http"))):
-            abort = _dict(_dict(_dict(route).get("fault")).get("abort"))
+        for i, route in enumerate(as_list(doc.spec.get("http"))):
+            abort = as_map(as_map(as_map(route).get("fault")).get("abort"))
             if abort.get("httpStatus") != 503:
                 continue
             dests = {
-                fqdn(str(_dict(_dict(e).get("destination")).get("host")), doc.namespace, domain)
-                for e in _list(_dict(route).get("route"))
+                fqdn(str(as_map(as_map(e).get("destination")).get("host")), doc.namespace, domain)
+                for e in as_list(as_map(route).get("route"))
             }
             out.append((doc, i, vs_hosts | dests))
     return out
@@ -431,7 +424,7 @@ def _check_retries(
     aborts_503: list[tuple[Doc, int, set[str]]],
     report: Any,
 ) -> None:
-    retries = _dict(route.get("retries"))
+    retries = as_map(route.get("retries"))
     attempts = retries.get("attempts")
     if not isinstance(attempts, int) or attempts <= 0 or not aborts_503:
         return
@@ -440,8 +433,8 @@ def _check_retries(
     if any(t.strip() in RETRIES_503 for t in tokens):
         return
     dests = {
-        fqdn(str(_dict(_dict(e).get("destination")).get("host")), doc.namespace, domain)
-        for e in _list(route.get("route"))
+        fqdn(str(as_map(as_map(e).get("destination")).get("host")), doc.namespace, domain)
+        for e in as_list(route.get("route"))
     }
     direct = [(d, i) for d, i, hosts in aborts_503 if hosts & dests]
     faulted = direct or [(d, i) for d, i, _ in aborts_503]
@@ -477,14 +470,14 @@ def _check_destination_rule(doc: Doc, index: _Index, domain: str, report: Any) -
             + _elsewhere(index, full, domain),
         )
     service = index.services.get(full)
-    selector = _dict(_dict(service).get("selector")) if service is not None else {}
+    selector = as_map(as_map(service).get("selector")) if service is not None else {}
     svc_ns = _service_namespace(full, domain)
     workloads = index.workloads.get(svc_ns or "", [])
     policies = [("spec.trafficPolicy", spec.get("trafficPolicy"))]
-    for i, subset in enumerate(_list(spec.get("subsets"))):
-        subset = _dict(subset)
+    for i, subset in enumerate(as_list(spec.get("subsets"))):
+        subset = as_map(subset)
         policies.append((f"spec.subsets[{i}].trafficPolicy", subset.get("trafficPolicy")))
-        labels = _dict(subset.get("labels"))
+        labels = as_map(subset.get("labels"))
         if not workloads or not labels:
             continue  # no workloads given for that namespace: nothing to compare with
         wanted = {**selector, **labels}
@@ -498,7 +491,7 @@ def _check_destination_rule(doc: Doc, index: _Index, domain: str, report: Any) -
                 f"{svc_ns} has labels {shown}; requests to it get 503 (no healthy upstream)",
             )
     for path, policy in policies:
-        outlier = _dict(_dict(policy).get("outlierDetection"))
+        outlier = as_map(as_map(policy).get("outlierDetection"))
         if not outlier:
             continue
         if outlier.get("consecutiveErrors") is not None:

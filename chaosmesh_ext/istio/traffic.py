@@ -11,7 +11,7 @@ import copy
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from chaosmesh_ext.istio.durations import format_duration, istio_duration_problem, parse_duration_ns
+from chaosmesh_ext.istio.durations import duration_text, istio_duration_problem, parse_duration_ns
 from chaosmesh_ext.istio.errors import IstioError
 from chaosmesh_ext.istio.hosts import fqdn, host_matches
 from chaosmesh_ext.istio.resources import namespace_of
@@ -64,9 +64,7 @@ def set_timeout(
     """
     out = copied(vs, KIND)
     positions = route_indexes(out, route)
-    text: Any = timeout
-    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout >= 0:
-        text = format_duration(timeout)
+    text: Any = duration_text(timeout)
     field = f"spec.http[{positions[0]}].timeout"
     try:
         disable = parse_duration_ns(text) == 0
@@ -109,9 +107,7 @@ def set_retries(
         )
     block: dict[str, Any] = {"attempts": attempts}
     if per_try_timeout is not None:
-        text: Any = per_try_timeout
-        if isinstance(text, int | float) and not isinstance(text, bool) and text >= 0:
-            text = format_duration(text)
+        text: Any = duration_text(per_try_timeout)
         problem = istio_duration_problem(text)
         if problem:
             raise IstioError.for_object(vs, f"{path}.perTryTimeout", problem, KIND)
