@@ -3,21 +3,17 @@ or emit the Kubernetes CronJob that runs it in a cluster (``cronjob``)."""
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from chaosmesh_ext.gameday import cronjob
 from chaosmesh_ext.gameday.lock import Locked
 from chaosmesh_ext.gameday.plan import Plan, PlanError, load_plan
-from chaosmesh_ext.gameday.runner import GameDayResult, GameDayRunner, default_chaos, run_plan
+from chaosmesh_ext.gameday.runner import GameDayResult, default_chaos, run_plan
 from chaosmesh_ext.gameday.scheduler import Scheduler
+from chaosmesh_ext.gameday.stopping import Stopper, stop_on_signals
 
 EXIT_INTERRUPTED = 130
 
@@ -27,41 +23,6 @@ def _plan(path: str) -> Plan:
         return load_plan(path)
     except PlanError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-class _Stopper:
-    """Turns SIGINT/SIGTERM into a clean stop of whatever runs (and wakes any sleep)."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.runner: GameDayRunner | None = None
-        self.signal: int | None = None
-
-    def attach(self, runner: GameDayRunner | None) -> None:
-        self.runner = runner
-        if runner is not None and self.event.is_set():
-            runner.stop()
-
-    def nap(self, seconds: float) -> None:
-        """The scheduler's sleep: returns early when a signal asks to stop."""
-        self.event.wait(seconds)
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        self.signal = signum
-        self.event.set()
-        click.echo(f"received {signal.Signals(signum).name}: stopping cleanly", err=True)
-        if self.runner is not None:
-            self.runner.stop()
-
-
-@contextmanager
-def _signals(stopper: _Stopper) -> Iterator[None]:
-    previous = {s: signal.signal(s, stopper.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def _print_result(result: GameDayResult) -> None:
@@ -87,8 +48,8 @@ def run(plan_file: str, grace: float) -> None:
     """Run every experiment of PLAN; exit 1 if any deviated or failed."""
     plan = _plan(plan_file)
     chaos = default_chaos()
-    stopper = _Stopper()
-    with _signals(stopper):
+    stopper = Stopper()
+    with stop_on_signals(stopper):
         try:
             result = run_plan(
                 plan,
@@ -118,7 +79,7 @@ def schedule(plan_file: str, once: bool, max_runs: int | None, run_now: bool) ->
         raise click.ClickException(f"plan {plan.path}: schedule: no cron schedule is set")
     if once:
         max_runs = 1
-    stopper = _Stopper()
+    stopper = Stopper()
 
     def run_once(scheduled: object) -> bool:
         result = run_plan(plan, on_runner=stopper.attach, log=lambda m: click.echo(m))
@@ -133,7 +94,7 @@ def schedule(plan_file: str, once: bool, max_runs: int | None, run_now: bool) ->
         echo=lambda m: click.echo(m),
         should_stop=stopper.event.is_set,
     )
-    with _signals(stopper):
+    with stop_on_signals(stopper):
         stats = scheduler.run(
             max_runs=(max_runs - 1 if run_now and max_runs else max_runs), run_now=run_now
         )

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from chaosmesh_ext.gameday.plan import Plan, PlanError, parse_duration
 from chaosmesh_ext.gameday.runner import ExperimentOutcome, GameDayRunner
-from chaosmesh_ext.journal import Journal, JournalError, load_journal
+from chaosmesh_ext.gameday.stopping import Stopper, stop_on_signals
+from chaosmesh_ext.journal import Journal
 from chaosmesh_ext.mesh import target as mesh_target
 
 
@@ -54,13 +53,11 @@ def key_numbers(journal: Journal) -> dict[str, str]:
     }
 
 
-def _row(outcome: ExperimentOutcome) -> list[str]:
+def _row(outcome: ExperimentOutcome, journals: Mapping[str, Journal]) -> list[str]:
     numbers = {"p99": "-", "errors": "-", "split": "-"}
-    if outcome.journal:
-        try:
-            numbers = key_numbers(load_journal(outcome.journal))
-        except JournalError:
-            pass
+    journal = journals.get(outcome.journal or "")
+    if journal is not None:
+        numbers = key_numbers(journal)
     duration = f"{outcome.duration:.1f} s" if outcome.duration is not None else "-"
     return [
         Path(outcome.experiment).stem,
@@ -73,10 +70,13 @@ def _row(outcome: ExperimentOutcome) -> list[str]:
     ]
 
 
-def render_table(outcomes: Sequence[ExperimentOutcome]) -> str:
-    """A plain text table, one row per experiment (columns sized to their content)."""
+def render_table(outcomes: Sequence[ExperimentOutcome], journals: Mapping[str, Journal]) -> str:
+    """A plain text table, one row per experiment (columns sized to their content).
+
+    ``journals``: the journals the runner read, by path (unreadable ones are absent).
+    """
     header = ["experiment", "status", "deviated", "duration", "worst p99", "worst errors", "split"]
-    rows = [header, *(_row(o) for o in outcomes)]
+    rows = [header, *(_row(o, journals) for o in outcomes)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
@@ -191,22 +191,15 @@ def command(
         run_prefix=f"run-{stamp}",  # ledger run ids run-<stamp>-NN, unique per invocation
         restore_env=restore_env,
     )
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        click.echo(
-            f"\n{signal.Signals(signum).name}: stopping the running experiment ...", err=True
-        )
-        runner.stop()
-
-    for sig in previous:
-        signal.signal(sig, _stop)
+    stopper = Stopper()
+    stopper.attach(runner)
     try:
-        click.echo(f"run {stamp}: {len(plan.experiments)} experiment(s), target {target}", err=True)
-        result = runner.run()
+        with stop_on_signals(stopper):
+            click.echo(
+                f"run {stamp}: {len(plan.experiments)} experiment(s), target {target}", err=True
+            )
+            result = runner.run()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if started_mesh is not None and not keep_mesh:
             try:
                 # Only the daemon this command started, never one that replaced it.
@@ -214,7 +207,7 @@ def command(
             except mesh_target.TargetError as exc:
                 click.echo(f"warning: {exc}", err=True)
 
-    click.echo(render_table(result.outcomes))
+    click.echo(render_table(result.outcomes, runner.journals))
     click.echo(f"\njournals: {journals}  (chaosmesh journal show {journals}/<experiment>.json)")
     if result.interrupted:
         sys.exit(130)

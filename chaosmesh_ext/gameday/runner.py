@@ -141,6 +141,8 @@ class GameDayRunner:
         self.restore_env = {**self.env, **(restore_env or {})}
         self._stopping = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
+        # Journals as _judge read them, by path: the summary and callers reuse them.
+        self.journals: dict[str, Journal] = {}
 
     def stop(self) -> None:
         """Stop cleanly: the running experiment gets SIGTERM; nothing new starts."""
@@ -331,6 +333,7 @@ class GameDayRunner:
         except JournalError as exc:
             outcome.reason = str(exc)
             return outcome
+        self.journals[outcome.journal] = journal
         outcome.deviated = journal.deviated
         outcome.status = journal.outcome
         outcome.reason = why(journal)
@@ -338,13 +341,7 @@ class GameDayRunner:
 
     def _write_summary(self, result: GameDayResult) -> None:
         (self.directory / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
-        journals: list[Journal] = []
-        for o in result.outcomes:
-            if o.journal:
-                try:
-                    journals.append(load_journal(o.journal))
-                except JournalError:
-                    continue
+        journals = [self.journals[o.journal] for o in result.outcomes if o.journal in self.journals]
         page = render_html(
             journals,
             title=f"Game day {result.plan} — {self.directory.name}",
