@@ -27,7 +27,7 @@ from chaosmesh_ext.kube.changes import ChangeResult, apply_change
 from chaosmesh_ext.kube.client import KubeSettingsError, api_client, api_identity
 from chaosmesh_ext.kube.ledger import RUN_ID_ENV, Ledger, LedgerError, current_run_id
 from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, ObjectRef
-from chaosmesh_ext.kube.restore import restore_ledger
+from chaosmesh_ext.kube.restore import objects_for, restore_ledger
 
 __all__ = [
     "apply_circuit_breaker",
@@ -501,12 +501,10 @@ def restore(
     """
     ledger = Ledger(run_id_for(configuration))
     with _objects(configuration, secrets) as objects:
-
-        def objects_for(api_version: str) -> IstioObjects:
-            return IstioObjects(objects.api_client, api_version, objects.timeout)
-
         try:
-            outcomes = restore_ledger(ledger, objects_for, namespace=ns)
+            outcomes = restore_ledger(
+                ledger, objects_for(objects.api_client, objects.timeout), namespace=ns
+            )
         except LedgerError as exc:
             raise ActivityFailed(f"restore of run {ledger.run_id}: {exc}") from exc
     failed = [o for o in outcomes if not o.ok]

@@ -38,7 +38,7 @@ from chaoslib.exceptions import InterruptExecution
 
 from chaosmesh_ext.kube.client import TARGET_ERROR_KEY
 from chaosmesh_ext.kube.ledger import RUN_ID_ENV, Ledger, new_run_id, set_run_id
-from chaosmesh_ext.kube.restore import Outcome, restore_ledger
+from chaosmesh_ext.kube.restore import Outcome, objects_for, restore_ledger
 from chaosmesh_ext.mesh import target as mesh_target
 
 __all__ = [
@@ -142,16 +142,12 @@ def restore_run(
     if not ledger.outstanding():
         return []
     from chaosmesh_ext.kube.client import api_client
-    from chaosmesh_ext.kube.objects import DEFAULT_TIMEOUT, IstioObjects
+    from chaosmesh_ext.kube.objects import DEFAULT_TIMEOUT
 
     client = api_client(configuration, _flat_secrets(secrets))
     try:
         timeout = float((configuration or {}).get("kubernetes_request_timeout") or DEFAULT_TIMEOUT)
-
-        def objects_for(api_version: str) -> IstioObjects:
-            return IstioObjects(client, api_version, timeout)
-
-        return restore_ledger(ledger, objects_for)
+        return restore_ledger(ledger, objects_for(client, timeout))
     finally:
         client.close()
 

@@ -13,7 +13,6 @@ never restored on a server other than the one it names (it fails, saying both).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import click
@@ -146,12 +145,6 @@ def command(
         raise click.ClickException(str(exc)) from None
 
 
-def _objects(client: Any, api_version: str, timeout: float) -> Any:
-    from chaosmesh_ext.kube.objects import IstioObjects
-
-    return IstioObjects(client, api_version, timeout)
-
-
 def _recorded_kubeconfig(ledger: Ledger) -> str | None:
     """The kubeconfig file the run's latest outstanding change was made through, if recorded."""
     for entry in reversed(ledger.outstanding()):
@@ -198,7 +191,7 @@ def _command(
         return
 
     from chaosmesh_ext.kube.client import KubeSettingsError, api_client
-    from chaosmesh_ext.kube.restore import restore_ledger
+    from chaosmesh_ext.kube.restore import objects_for, restore_ledger
 
     secrets = {"KUBERNETES_CONTEXT": context} if context else {}
     for ledger in pending:
@@ -215,8 +208,7 @@ def _command(
             click.echo(f"{ledger.run_id}: not restored: {exc}", err=True)
             continue
         try:
-            objects_for = functools.partial(_objects, client, timeout=timeout)
-            for outcome in restore_ledger(ledger, objects_for, namespace=ns):
+            for outcome in restore_ledger(ledger, objects_for(client, timeout), namespace=ns):
                 line = f"{ledger.run_id}  {outcome.ref}: {outcome.result}"
                 if outcome.ok:
                     click.echo(line)

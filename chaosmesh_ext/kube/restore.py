@@ -36,6 +36,15 @@ MAX_ATTEMPTS = 3
 ObjectsFor = Callable[[str], IstioObjects]  # API version ("networking.istio.io/v1") -> client
 
 
+def objects_for(client: Any, timeout: float) -> ObjectsFor:
+    """Restore's way to reach each entry's objects: the recorded API version, one client."""
+
+    def build(api_version: str) -> IstioObjects:
+        return IstioObjects(client, api_version, timeout)
+
+    return build
+
+
 @dataclass
 class Outcome:
     """What restore did to one object."""
