@@ -33,6 +33,7 @@ from ..load.options import (
 from ..load.periodic import StopToken
 from ..load.report import text_report
 from ..load.stats import parse_percentiles
+from ..mesh.paths import DEFAULT_STATE_DIR, StatePaths
 
 
 class _LoadOrServe(click.Group):
@@ -279,7 +280,7 @@ def _run_in_mesh(options: LoadOptions, kubeconfig: str | None, namespace: str) -
 
     path = kubeconfig
     if path is None and not os.environ.get("KUBECONFIG"):
-        local = Path(".chaosmesh") / "kubeconfig"
+        local = StatePaths(Path(DEFAULT_STATE_DIR)).kubeconfig
         path = str(local) if local.exists() else None
     configuration = {"kubeconfig_path": path} if path else None
     try:

@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..paths import API_CERT, API_KEY
+
 VALID_DAYS = 30
 # The certificate is made in a short-lived child process: importing `cryptography` costs the
 # long-running daemon about 14 MB of memory it would never give back.
@@ -52,7 +54,7 @@ def make_in_child(directory: Path, host: str = "127.0.0.1") -> ServingCert:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"could not make the API certificate: {proc.stderr.strip()}")
-    cert_path, key_path = directory / "api.crt", directory / "api.key"
+    cert_path, key_path = directory / API_CERT, directory / API_KEY
     return ServingCert(cert_path.read_bytes(), cert_path, key_path)
 
 
@@ -93,7 +95,7 @@ def make(directory: Path, host: str = "127.0.0.1") -> ServingCert:
         serialization.NoEncryption(),
     )
     directory.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = directory / "api.crt", directory / "api.key"
+    cert_path, key_path = directory / API_CERT, directory / API_KEY
     _write_private(key_path, key_pem)
     _write_private(cert_path, cert_pem)
     return ServingCert(cert_pem, cert_path, key_path)
