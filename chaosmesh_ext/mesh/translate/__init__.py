@@ -14,10 +14,17 @@ from .clusters import build_clusters, service_fqdn, service_ports
 from .gateways import gateway_route_configs
 from .listeners import build_listener
 from .model import Endpoint, EnvoyResources, MeshSnapshot
-from .names import cluster_name
+from .names import ListenerName, cluster_name
 from .sidecar import outbound_route_configs
 
-__all__ = ["Endpoint", "EnvoyResources", "MeshSnapshot", "cluster_name", "translate"]
+__all__ = [
+    "Endpoint",
+    "EnvoyResources",
+    "ListenerName",
+    "MeshSnapshot",
+    "cluster_name",
+    "translate",
+]
 
 
 def translate(snapshot: MeshSnapshot) -> EnvoyResources:
@@ -26,18 +33,13 @@ def translate(snapshot: MeshSnapshot) -> EnvoyResources:
     routes = outbound_route_configs(snapshot) + gateway_route_configs(snapshot, fqdn_ports)
     listeners = []
     for config in routes:
-        if config["name"].startswith("http."):
-            port = int(config["name"].removeprefix("http."))
-            name, prefix = f"gateway_{port}", f"gateway_{port}"
-        else:
-            port = int(config["name"])
-            name, prefix = f"0.0.0.0_{port}", f"outbound_0.0.0.0_{port}"
+        listener = ListenerName.for_route_config(config["name"])
         listeners.append(
             build_listener(
-                name,
-                snapshot.listener_ports.get(name, 0),
-                config["name"],
-                prefix,
+                str(listener),
+                snapshot.listener_ports.get(str(listener), 0),
+                listener.route_config,
+                listener.stat_prefix,
                 snapshot.access_log_dir,
             )
         )

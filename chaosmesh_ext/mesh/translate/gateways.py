@@ -8,7 +8,7 @@ VirtualService's hosts. A request for any other host gets Envoy's 404 ``NR``.
 from __future__ import annotations
 
 from .model import JSON, ROUTE_TYPE, MeshSnapshot
-from .names import creation_key, hosts_intersect, name_of, namespace_of
+from .names import ListenerName, creation_key, hosts_intersect, name_of, namespace_of
 from .routes import RouteContext, is_catch_all, routes_for_virtual_service
 from .sidecar import headers_to_strip, resolved_hosts
 
@@ -80,7 +80,7 @@ def gateway_route_configs(snapshot: MeshSnapshot, fqdn_ports: dict[str, list[int
         configs.append(
             {
                 "@type": ROUTE_TYPE,
-                "name": f"http.{port}",
+                "name": ListenerName.gateway(port).route_config,
                 "virtual_hosts": hosts,
                 "validate_clusters": False,
                 "ignore_port_in_host_matching": True,

@@ -10,7 +10,15 @@ from __future__ import annotations
 from ..._sidecar import SOURCE_NAMESPACE_HEADER, SOURCE_WORKLOAD_HEADER, label_header
 from .clusters import service_fqdn, service_ports
 from .model import JSON, ROUTE_TYPE, MeshSnapshot
-from .names import cluster_name, creation_key, host_matches, name_of, namespace_of, resolve_host
+from .names import (
+    ListenerName,
+    cluster_name,
+    creation_key,
+    host_matches,
+    name_of,
+    namespace_of,
+    resolve_host,
+)
 from .routes import RouteContext, default_route, routes_for_virtual_service
 
 
@@ -94,7 +102,7 @@ def outbound_route_configs(snapshot: MeshSnapshot) -> list[JSON]:
         configs.append(
             {
                 "@type": ROUTE_TYPE,
-                "name": str(port),
+                "name": ListenerName.outbound(port).route_config,
                 "virtual_hosts": sorted(hosts, key=lambda h: str(h["name"])),
                 "validate_clusters": False,
                 "ignore_port_in_host_matching": True,
