@@ -24,7 +24,10 @@ from chaosmesh_ext.gameday.plan import Plan, PlanError, parse_duration
 from chaosmesh_ext.gameday.runner import ExperimentOutcome, GameDayRunner
 from chaosmesh_ext.gameday.stopping import Stopper, stop_on_signals
 from chaosmesh_ext.journal import Journal
+from chaosmesh_ext.mesh import paths
 from chaosmesh_ext.mesh import target as mesh_target
+from chaosmesh_ext.mesh.client import MeshClient
+from chaosmesh_ext.mesh.state import DaemonId
 
 
 def _wants_prometheus(experiment: Path) -> bool:
@@ -114,8 +117,8 @@ def render_table(outcomes: Sequence[ExperimentOutcome], journals: Mapping[str, J
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar=mesh_target.STATE_DIR_ENV,
-    default=mesh_target.DEFAULT_STATE_DIR,
+    envvar=paths.STATE_DIR_ENV,
+    default=paths.DEFAULT_STATE_DIR,
     show_default=True,
     help="The embedded mesh's state directory.",
 )
@@ -159,16 +162,16 @@ def command(
         journals=journals,
     )
     env = dict(os.environ)
-    env[mesh_target.STATE_DIR_ENV] = str(state_dir)
+    env[paths.STATE_DIR_ENV] = str(state_dir)
     env[mesh_target.KEEP_MESH_ENV] = "1"  # one mesh for the whole set, stopped below
 
-    started_mesh: mesh_target.DaemonId | None = None
+    started_mesh: DaemonId | None = None
     restore_env: dict[str, str] = {}
     if target == mesh_target.EMBEDDED:
         # The game day's `chaosmesh restore` after a time limit must reach this mesh, not
         # ~/.kube/config (ledger entries also name the kubeconfig they were made with).
-        restore_env["KUBECONFIG"] = str(state_dir / "kubeconfig")
-    if target == mesh_target.EMBEDDED and mesh_target.read_mesh_state(state_dir) is None:
+        restore_env["KUBECONFIG"] = str(paths.StatePaths(state_dir).kubeconfig)
+    if target == mesh_target.EMBEDDED and MeshClient(state_dir).current() is None:
         prometheus = any(_wants_prometheus(p) for p in plan.experiments)
         click.echo(
             f"starting the embedded mesh in {state_dir}"
@@ -177,9 +180,10 @@ def command(
             err=True,
         )
         try:
-            started_mesh = mesh_target.mesh_up(state_dir, [], None, prometheus=prometheus)
+            up = mesh_target.mesh_up(state_dir, [], None, prometheus=prometheus)
         except mesh_target.TargetError as exc:
             raise click.ClickException(str(exc)) from None
+        started_mesh = up.daemon if up.started else None
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     runner = GameDayRunner(

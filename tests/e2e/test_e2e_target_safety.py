@@ -20,7 +20,8 @@ import pytest
 from kapi import RunningEmulator
 
 from chaosmesh_ext.mesh import target as mesh_target
-from chaosmesh_ext.mesh.state import alive
+from chaosmesh_ext.mesh.client import MeshClient
+from chaosmesh_ext.mesh.state import DaemonId, alive
 
 BIN = Path(sys.executable).parent
 CHAOS = str(BIN / "chaos")
@@ -50,9 +51,9 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
         _mesh("down", state_dir=path, check=False)
 
 
-def _daemon(state_dir: Path) -> tuple[int, str | None] | None:
-    current = mesh_target.read_mesh_state(state_dir)
-    return mesh_target.daemon_of(current) if current else None
+def _daemon(state_dir: Path) -> DaemonId | None:
+    current = MeshClient(state_dir).current()
+    return current.daemon if current else None
 
 
 def _pids_mentioning(token: str) -> list[int]:
@@ -153,7 +154,7 @@ def test_a_mesh_that_never_serves_is_stopped_not_orphaned(state_dir: Path, tmp_p
         pid_file = state_dir / "mesh.pid"
         daemon_pid = int(pid_file.read_text()) if pid_file.exists() else None
         assert daemon_pid is None or not alive(daemon_pid)
-        assert mesh_target.read_mesh_state(state_dir) is None
+        assert MeshClient(state_dir).current() is None
         assert _pids_mentioning(token) == []
     finally:
         for pid in _pids_mentioning(token):
