@@ -132,6 +132,11 @@ def mesh_up(
         )
     except MeshError as exc:
         raise TargetError(f"embedded mesh in {state_dir}: {exc}") from None
+    except Exception as exc:
+        # An unusable state directory, a missing interpreter, an interruption...: still a
+        # TargetError, so the control ends the run before its method instead of letting it
+        # fall back to the user's kubeconfig (the control interrupts the run either way).
+        raise TargetError(f"embedded mesh in {state_dir}: {type(exc).__name__}: {exc}") from exc
 
 
 def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
@@ -197,6 +202,8 @@ def stop_daemon(state_dir: Path, daemon: DaemonId) -> bool:
         result = MeshClient(state_dir).down(only=daemon, stop_timeout=MESH_DOWN_TIMEOUT_S)
     except MeshError as exc:
         raise TargetError(f"embedded mesh in {state_dir}: {exc}") from None
+    except OSError as exc:
+        raise TargetError(f"embedded mesh in {state_dir}: {exc}") from exc
     return result.outcome == "stopped"
 
 

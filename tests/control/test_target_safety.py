@@ -191,3 +191,14 @@ def test_release_stops_only_the_daemon_this_run_started(
         )
     )
     assert _daemon(state_dir) is None and not alive(*theirs)
+
+
+def test_an_unusable_state_directory_is_a_target_error_not_a_crash(tmp_path: Path) -> None:
+    # The control turns only TargetError into "no Kubernetes client for this run"; anything
+    # else escaping prepare would leave the run free to use the current kubeconfig.
+    not_a_directory = tmp_path / "state"
+    not_a_directory.write_text("a file where the state directory should be")
+    config: dict[str, Any] = {"mesh_target": "embedded", "mesh_state_dir": str(not_a_directory)}
+    with pytest.raises(mesh_target.TargetError, match=str(not_a_directory)):
+        mesh_target.prepare(config)
+    assert "kubeconfig_path" not in config
