@@ -46,10 +46,9 @@ from typing import Any, Literal
 
 from . import kubeconfig, manifests
 from .api import tls
-from .daemon_api import MANIFESTS_PATH, STATUS_PATH
+from .daemon_api import DAEMON_MODULE, MANIFESTS_PATH, STATUS_PATH
 from .state import AlreadyRunning, DaemonId, StateDir, alive, start_time, stop_pid
 
-DAEMON_MODULE = "chaosmesh_ext.mesh.daemon"
 UP_TIMEOUT = 90.0  # workloads + Envoy on a loaded 2-core machine
 APPLY_TIMEOUT = 120.0
 CALL_TIMEOUT = 10.0

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from . import manifests
+from .daemon_api import DAEMON_MODULE
 from .lifecycle import Mesh
 from .paths import DEFAULT_STATE_DIR
 from .state import AlreadyRunning, StateDir, acquire_lock
 from .views import describe
-
-MODULE = "chaosmesh_ext.mesh.daemon"  # what `python -m` runs; `mesh down` looks for it
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m {MODULE}")
+    p = argparse.ArgumentParser(prog=f"python -m {DAEMON_MODULE}")
     p.add_argument("-f", "--file", action="append", default=[])
     p.add_argument("--namespace", default="default")
     p.add_argument("--state-dir", default=DEFAULT_STATE_DIR)

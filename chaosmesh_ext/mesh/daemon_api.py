@@ -1,5 +1,8 @@
-"""The daemon's own endpoints on the API server (not Kubernetes paths), for ``MeshClient``.
+"""How ``MeshClient`` reaches the daemon: the module it runs, and the daemon's own endpoints
+on the API server (not Kubernetes paths).
 
+- ``python -m chaosmesh_ext.mesh.daemon`` (``DAEMON_MODULE``; ``mesh down`` recognises a
+  daemon that is still starting by it);
 - ``POST /chaosmesh/v1/manifests`` ``{namespace, manifests: [{obj, file, document, line}]}``:
   what ``mesh up -f`` does on a running mesh. Services and Deployments start or restart
   workloads, Istio kinds go through the store, all in one Envoy push; 422 ``{error}`` and
@@ -24,6 +27,7 @@ from .manifests import ManifestError
 if TYPE_CHECKING:
     from .lifecycle import Mesh
 
+DAEMON_MODULE = "chaosmesh_ext.mesh.daemon"
 MANIFESTS_PATH = "/chaosmesh/v1/manifests"
 STATUS_PATH = "/chaosmesh/v1/status"
 SHUTDOWN_PATH = "/chaosmesh/v1/shutdown"
