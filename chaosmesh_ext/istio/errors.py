@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from chaosmesh_ext.errors import ChaosMeshError
 
-class IstioError(ValueError):
+
+class IstioError(ChaosMeshError, ValueError):
     """Bad input to an Istio edit or an invalid result.
 
     ``str()`` reads ``VirtualService default/reviews: spec.http[0].fault...: reason`` so a

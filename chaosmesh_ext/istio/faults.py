@@ -24,7 +24,7 @@ from typing import Any
 
 from chaosmesh_ext.istio.durations import duration_text, istio_duration_problem
 from chaosmesh_ext.istio.errors import IstioError
-from chaosmesh_ext.istio.resources import FAULT_ROUTE_PREFIX, INJECTED_ANNOTATION
+from chaosmesh_ext.istio.resources import FAULT_ROUTE_PREFIX, GRPC_STATUS_CODES, INJECTED_ANNOTATION
 from chaosmesh_ext.istio.routes import (
     RouteRef,
     check_result,
@@ -35,7 +35,6 @@ from chaosmesh_ext.istio.routes import (
     route_indexes,
     route_label,
 )
-from chaosmesh_ext.istio.validate import GRPC_STATUS_CODES
 
 KIND = "VirtualService"
 HeaderMatch = str | Mapping[str, str]

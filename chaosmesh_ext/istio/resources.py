@@ -21,6 +21,15 @@ KINDS: tuple[str, ...] = ("VirtualService", "DestinationRule", "Gateway")
 INJECTED_ANNOTATION = "chaosmesh.io/injected"
 FAULT_ROUTE_PREFIX = "chaosmesh-fault-"
 
+# gRPC status codes by name (google.rpc.Code): a VirtualService's fault.abort.grpcStatus takes
+# the name, Envoy's fault filter the number.
+GRPC_STATUS_CODES: dict[str, int] = {
+    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
+    "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
+}  # fmt: skip
+
 
 def api_version(version: str = DEFAULT_VERSION) -> str:
     """``networking.istio.io/<version>`` for one of the served versions."""

@@ -27,8 +27,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_ext.errors import KubeError
+
 LEDGER_DIR_ENV = "CHAOSMESH_LEDGER_DIR"
 RUN_ID_ENV = "CHAOSMESH_RUN_ID"
+# The configuration key through which the safety-net control shares the run id with activities.
+RUN_ID_KEY = "chaosmesh_run_id"
 DEFAULT_LEDGER_DIR = "~/.chaosmesh/ledger"
 LEDGER_ANNOTATION = "chaosmesh.io/ledger"
 
@@ -44,7 +48,7 @@ FORGOTTEN = "forgotten"
 OUTSTANDING = (PENDING, APPLIED, REFUSED)
 
 
-class LedgerError(RuntimeError):
+class LedgerError(KubeError, RuntimeError):
     """The ledger file cannot be read or written (read-only HOME, corrupt JSON); names the file."""
 
 
@@ -77,6 +81,19 @@ def current_run_id() -> str:
     if _process_run_id is None:
         _process_run_id = new_run_id()
     return _process_run_id
+
+
+def choose_run_id(configuration: Mapping[str, Any] | None = None, *, new: bool = False) -> str:
+    """The run a change belongs to — the one place that decides it.
+
+    ``CHAOSMESH_RUN_ID`` first (a game day's id, so its ``restore --run`` finds the changes),
+    then the configuration's ``chaosmesh_run_id`` (set by the safety-net control), then: with
+    ``new`` a fresh id (the control starting a run), else this process's run id.
+    """
+    chosen = os.environ.get(RUN_ID_ENV) or (configuration or {}).get(RUN_ID_KEY)
+    if chosen:
+        return str(chosen)
+    return new_run_id() if new else current_run_id()
 
 
 def ledger_dir(path: str | os.PathLike[str] | None = None) -> Path:

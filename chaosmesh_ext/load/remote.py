@@ -29,6 +29,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext.errors import LoadError
 
 # Characters the client must leave alone in the proxied path: the query string is ours,
 # already percent-encoded, and the apiserver hands it to fortio unchanged.
@@ -36,17 +37,8 @@ _PROXY_SAFE = "/?&=%:"
 CONNECT_TIMEOUT = 5.0
 
 
-class RemoteError(RuntimeError):
+class RemoteError(LoadError, RuntimeError):
     """The load could not be run (or the stats read) inside the mesh."""
-
-
-def api_client(
-    configuration: Mapping[str, Any] | None = None, secrets: Mapping[str, Any] | None = None
-) -> k8s.ApiClient:
-    """The experiment's Kubernetes client (the kube layer's, with chaosk8s' settings)."""
-    from ..kube.client import api_client as kube_api_client
-
-    return kube_api_client(configuration, secrets)
 
 
 @contextmanager

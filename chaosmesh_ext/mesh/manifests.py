@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from chaosmesh_ext.errors import MeshError
+
 ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway")
 WORKLOAD_KINDS = ("Service", "Deployment")
 # Accepted (with a note) so files written for a cluster load unchanged — the seed's
@@ -35,7 +37,7 @@ IGNORED_KINDS = (
 _SUFFIXES = (".yaml", ".yml", ".json")
 
 
-class ManifestError(ValueError):
+class ManifestError(MeshError, ValueError):
     """Bad input in a manifest; the message names file, document, object and field."""
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from chaosmesh_ext.errors import MeshError
 from chaosmesh_ext.istio import durations
 
 # Envoy's "unlimited" for circuit-breaker thresholds: istiod sets 2^32-1 when a field is unset.
 MAX_UINT32 = 4294967295
 
 
-
-class TranslationError(ValueError):
+class TranslationError(MeshError, ValueError):
     """Input the translator cannot map; the message names the object and the field."""
 
 
