@@ -128,9 +128,10 @@ def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode) and isinstance(key, str):
         for k, v in node.value:
             if isinstance(k, yaml.ScalarNode) and k.value == key:
-                return v
+                return v if isinstance(v, yaml.Node) else None
     if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
-        return node.value[key]
+        item = node.value[key]
+        return item if isinstance(item, yaml.Node) else None
     return None
 
 

@@ -54,7 +54,7 @@ def _proxy_core(api: k8s.ApiClient) -> Iterator[k8s.CoreV1Api]:
     try:
         yield k8s.CoreV1Api(clone)
     finally:
-        clone.close()
+        clone.close()  # type: ignore[no-untyped-call]  # the client's close() has no annotations
 
 
 def rest_query(params: Mapping[str, Any]) -> str:

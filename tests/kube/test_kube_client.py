@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from chaosmesh_ext._parse import parse_bool
 from chaosmesh_ext.kube.client import (
     KubeSettingsError,
     api_client,
     client_configuration,
     client_settings,
 )
-from chaosmesh_ext._parse import parse_bool
 from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, ObjectRef
 from tests.support.kapi import RunningEmulator
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+from chaosmesh_ext.load.in_mesh import expected_seconds, rest_params
 from chaosmesh_ext.load.options import LoadOptions
 from chaosmesh_ext.load.remote import fortio_cli_args, rest_query
-from chaosmesh_ext.load.in_mesh import expected_seconds, rest_params
 
 
 def test_max_speed_becomes_rest_qps_minus_one() -> None:
