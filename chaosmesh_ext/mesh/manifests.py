@@ -20,7 +20,7 @@ from chaosmesh_ext.errors import MeshError
 
 ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway")
 WORKLOAD_KINDS = ("Service", "Deployment")
-# Accepted (with a note) so files written for a cluster load unchanged — the seed's
+# Accepted (with a note) so files written for a cluster load unchanged — a
 # ServiceAccount, a ConfigMap holding nginx's config, RBAC for a CronJob — but nothing on the
 # embedded mesh depends on them. Anything else, notably Istio kinds the mesh does not
 # implement (ServiceEntry, EnvoyFilter...), is an error: ignoring it would misstate the traffic.

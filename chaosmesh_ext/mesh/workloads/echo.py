@@ -1,4 +1,4 @@
-"""The echo workload: a stand-in for any image the mesh cannot run (the seed's canary, tomcat).
+"""The echo workload: a stand-in for any image the mesh cannot run (a canary app, tomcat).
 
 ``GET /`` (any path not listed below) answers who served it in one line,
 ``<deployment> <pod> version=<version>``, so a body regex can tell v1 from v2, or JSON with
@@ -166,7 +166,7 @@ class Echo:
                     "path": path,
                 },
             )
-        # One line, as the seed's canary image answers: `curl` in a loop gives one line each.
+        # One line per answer, as simple canary images do: `curl` in a loop gives one line each.
         return text_response(200, self.identity.line() + "\n", self.identity.headers())
 
 

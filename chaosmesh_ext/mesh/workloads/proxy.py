@@ -1,4 +1,4 @@
-"""The proxy workload: a reverse proxy like the seed's nginx in front of tomcat.
+"""The proxy workload: a reverse proxy, such as an nginx in front of a tomcat.
 
 Every request is forwarded to ``chaosmesh.io/upstream`` through the mesh, as a pod's
 traffic goes through its sidecar: the TCP connection goes to ``Sidecar.connect_address`` (the

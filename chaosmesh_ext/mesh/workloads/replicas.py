@@ -17,7 +17,7 @@ from .kinds import workload_kind
 from .spec import WorkloadSpec
 
 # Label keys that name a pod's version, first found wins. Istio's convention is `version`;
-# the seed's canary Deployments use `app: v1` / `app: v2` instead.
+# some canary Deployments use `app: v1` / `app: v2` instead.
 VERSION_LABELS = ("version", "app.kubernetes.io/version", "app")
 
 
