@@ -76,3 +76,40 @@ def test_unset_or_unknown_keeps_the_default(text: Any) -> None:
     # An opt-in (mesh_prometheus, CHAOSMESH_KEEP_MESH) stays off, a safety check stays on.
     assert parse_bool(text, default=False) is False
     assert parse_bool(text, default=True) is True
+
+
+def test_kobject_reads_metadata_the_same_way_whatever_is_missing() -> None:
+    from chaosmesh_ext._kobject import KObject
+
+    full = KObject(
+        {
+            "kind": "VirtualService",
+            "metadata": {
+                "name": "shop",
+                "namespace": "prod",
+                "labels": {"app": "shop"},
+                "annotations": {"a": "b"},
+                "resourceVersion": "7",
+                "deletionTimestamp": "2026-01-01T00:00:00Z",
+            },
+            "spec": {"hosts": ["shop"]},
+        }
+    )
+    assert (full.kind, full.name, full.namespace, full.resource_version) == (
+        "VirtualService",
+        "shop",
+        "prod",
+        "7",
+    )
+    assert full.labels == {"app": "shop"} and full.annotations == {"a": "b"} and full.deleting
+    assert full.spec == {"hosts": ["shop"]}
+    for broken in (None, {}, {"metadata": None}, {"metadata": "x", "spec": []}):
+        view = KObject(broken)
+        assert (view.name, view.namespace, view.namespace_or(), view.resource_version) == (
+            "",
+            None,
+            "default",
+            None,
+        )
+        assert view.labels == {} and view.annotations == {} and view.spec == {}
+        assert not view.deleting

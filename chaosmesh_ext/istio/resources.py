@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from chaosmesh_ext._kobject import KObject
+
 GROUP = "networking.istio.io"
 VERSIONS: tuple[str, ...] = ("v1", "v1beta1", "v1alpha3")
 DEFAULT_VERSION = "v1"
@@ -64,14 +66,9 @@ def plural(kind: str) -> str:
 
 
 def namespace_of(obj: Mapping[str, Any], default: str = "default") -> str:
-    meta = obj.get("metadata")
-    if isinstance(meta, Mapping) and isinstance(meta.get("namespace"), str) and meta["namespace"]:
-        return str(meta["namespace"])
-    return default
+    """The object's namespace, ``default`` when it names none."""
+    return KObject(obj).namespace_or(default)
 
 
 def name_of(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata")
-    if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
-        return str(meta["name"])
-    return ""
+    return KObject(obj).name

@@ -23,6 +23,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.istio.hosts import fqdn
 from chaosmesh_ext.istio.lint import Finding, has_errors, lint_objects, summary
 from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, translate
@@ -82,9 +83,8 @@ def _referenced_namespaces(istio: list[dict[str, Any]]) -> tuple[set[str], set[s
     services: set[str] = set()
     gateways: set[str] = set()
     for obj in istio:
-        own = str((obj.get("metadata") or {}).get("namespace") or "default")
-        raw = obj.get("spec")
-        spec: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        view = KObject(obj)
+        own, spec = view.namespace_or(), view.spec
         hosts = [spec.get("host"), *list(spec.get("hosts") or [])]
         for block in ("http", "tcp", "tls"):
             for route in spec.get(block) or []:

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.errors import KubeError
 
 LEDGER_DIR_ENV = "CHAOSMESH_LEDGER_DIR"
@@ -111,7 +112,7 @@ def content(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
     state: dict[str, Any] = {}
     if "spec" in obj:
         state["spec"] = copy.deepcopy(obj["spec"])
-    meta = obj.get("metadata") or {}
+    meta = KObject(obj).metadata
     for key in ("labels", "annotations"):
         if key in meta:
             state[key] = copy.deepcopy(meta[key])
@@ -245,7 +246,7 @@ class Ledger:
 
     def applied(self, entry_id: str, written: Mapping[str, Any]) -> None:
         after = content(written) or {}
-        after["resourceVersion"] = (written.get("metadata") or {}).get("resourceVersion")
+        after["resourceVersion"] = KObject(written).resource_version
         self.update(entry_id, state=APPLIED, after=after)
 
     def not_applied(self, entry_id: str, error: str) -> None:

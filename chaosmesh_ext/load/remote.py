@@ -29,6 +29,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.errors import LoadError
 
 # Characters the client must leave alone in the proxied path: the query string is ours,
@@ -180,13 +181,10 @@ def find_pod(api: k8s.ApiClient, namespace: str, selector: str, timeout: float =
         raise RemoteError(
             f"listing pods {selector!r} in {namespace}: {transport_error(api, exc)}"
         ) from None
-    names = [
-        str(p["metadata"]["name"])
-        for p in pods
-        if (p.get("metadata") or {}).get("name")
-        and (p.get("status") or {}).get("phase") in (None, "Running")
-        and not (p.get("metadata") or {}).get("deletionTimestamp")
+    running = [
+        KObject(p) for p in pods if (p.get("status") or {}).get("phase") in (None, "Running")
     ]
+    names = [pod.name for pod in running if pod.name and not pod.deleting]
     if not names:
         raise RemoteError(f"no running pod with labels {selector!r} in namespace {namespace}")
     return sorted(names)[0]

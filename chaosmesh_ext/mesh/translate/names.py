@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.errors import MeshError
 from chaosmesh_ext.istio import durations
 
@@ -21,11 +22,11 @@ class TranslationError(MeshError, ValueError):
 
 def namespace_of(obj: dict[str, Any]) -> str:
     """A Kubernetes object's namespace (``default`` when the manifest leaves it out)."""
-    return str((obj.get("metadata") or {}).get("namespace") or "default")
+    return KObject(obj).namespace_or()
 
 
 def name_of(obj: dict[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name") or "")
+    return KObject(obj).name
 
 
 def resolve_host(host: str, namespace: str, domain: str) -> str:
@@ -87,5 +88,5 @@ def labels_match(selector: dict[str, str] | None, labels: dict[str, str]) -> boo
 
 def creation_key(obj: dict[str, Any]) -> tuple[str, str, str]:
     """istiod's conflict order (sortConfigByCreationTime): oldest first, then name, namespace."""
-    meta = obj.get("metadata") or {}
-    return (str(meta.get("creationTimestamp") or ""), name_of(obj), namespace_of(obj))
+    view = KObject(obj)
+    return (view.creation_timestamp, view.name, view.namespace_or())
