@@ -97,7 +97,7 @@ def run_in_mesh(api: k8s.ApiClient, options: LoadOptions, *, fortio: Fortio) -> 
     ns = fortio.namespace
     try:
         result = remote.run_via_service_proxy(
-            api, params, fortio.service, fortio.port, ns, timeout=bound
+            api, params, service=fortio.service, port=fortio.port, namespace=ns, timeout=bound
         )
         result["Via"] = f"mesh: service {ns}/{fortio.service}:{fortio.port}"
     except remote.ProxyUnavailable as exc:
@@ -106,7 +106,7 @@ def run_in_mesh(api: k8s.ApiClient, options: LoadOptions, *, fortio: Fortio) -> 
         # No fortio service: exec fortio in its pod, as `kubectl exec fortio-... -- fortio load`.
         try:
             pod = fortio.pod or remote.find_pod(api, ns, fortio.selector)
-            result = remote.run_via_exec(api, params, ns, pod, timeout=bound)
+            result = remote.run_via_exec(api, params, namespace=ns, pod=pod, timeout=bound)
         except remote.RemoteError as second:
             raise remote.RemoteError(
                 f"service proxy failed ({exc}); exec fallback failed ({second})"
@@ -151,7 +151,7 @@ def breaker_stats(
     text = ""
     try:
         text = remote.read_envoy_stats(api, pod, ns, timeout=timeout, exec_fallback=False)
-        summary = breaker_summary(text, host, ns, port, subset)
+        summary = breaker_summary(text, host, namespace=ns, port=port, subset=subset)
     except remote.RemoteError as exc:
         problems.append(str(exc))
     if summary is None or not summary["clusters"]:
@@ -162,11 +162,11 @@ def breaker_stats(
                 api,
                 pod,
                 ns,
-                ["pilot-agent", "request", "GET", "stats"],
+                command=["pilot-agent", "request", "GET", "stats"],
                 container="istio-proxy",
                 timeout=timeout,
             )
-            summary = breaker_summary(text, host, ns, port, subset)
+            summary = breaker_summary(text, host, namespace=ns, port=port, subset=subset)
         except remote.RemoteError as exc:
             problems.append(f"exec fallback: {exc}")
     if summary is None:

@@ -113,6 +113,7 @@ def transport_error(api: k8s.ApiClient, exc: BaseException) -> str:
 def run_via_service_proxy(
     api: k8s.ApiClient,
     params: Mapping[str, Any],
+    *,
     service: str = "fortio",
     port: int = 8080,
     namespace: str = "default",
@@ -158,7 +159,7 @@ class ProxyUnavailable(RemoteError):
         self.status = status
 
 
-def find_pod(api: k8s.ApiClient, namespace: str, selector: str, timeout: float = 10.0) -> str:
+def find_pod(api: k8s.ApiClient, namespace: str, selector: str, *, timeout: float = 10.0) -> str:
     """The name of a running pod matching ``selector`` (e.g. ``app=fortio``)."""
     core = k8s.CoreV1Api(api)
     try:
@@ -229,6 +230,7 @@ def exec_in_pod(
     api: k8s.ApiClient,
     pod: str,
     namespace: str,
+    *,
     command: Sequence[str],
     container: str | None = None,
     timeout: float = 60.0,
@@ -324,6 +326,7 @@ def fortio_cli_args(params: Mapping[str, Any]) -> list[str]:
 def run_via_exec(
     api: k8s.ApiClient,
     params: Mapping[str, Any],
+    *,
     namespace: str,
     pod: str,
     container: str | None = None,
@@ -331,7 +334,7 @@ def run_via_exec(
 ) -> dict[str, Any]:
     """``fortio load -json - ... URL`` in the fortio pod; the parsed result."""
     command = ["fortio", "load", "-json", "-", *fortio_cli_args(params), str(params["url"])]
-    text = exec_in_pod(api, pod, namespace, command, container, timeout)
+    text = exec_in_pod(api, pod, namespace, command=command, container=container, timeout=timeout)
     start = text.find("{")
     try:
         result = json.loads(text[start:]) if start >= 0 else None
@@ -346,6 +349,7 @@ def read_envoy_stats(
     api: k8s.ApiClient,
     pod: str,
     namespace: str,
+    *,
     timeout: float = 10.0,
     exec_fallback: bool = True,
 ) -> str:
@@ -373,7 +377,7 @@ def read_envoy_stats(
             api,
             pod,
             namespace,
-            ["pilot-agent", "request", "GET", "stats/prometheus"],
+            command=["pilot-agent", "request", "GET", "stats/prometheus"],
             container="istio-proxy",
             timeout=timeout,
         )

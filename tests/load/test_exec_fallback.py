@@ -143,7 +143,7 @@ def test_an_exec_that_never_answers_is_bounded(cluster: tuple[Cluster, dict[str,
     api = api_client(conf)
     try:
         with pytest.raises(remote.RemoteError, match=r"did not finish within .*never established"):
-            remote.exec_in_pod(api, POD, "default", ["fortio", "version"], timeout=0.5)
+            remote.exec_in_pod(api, POD, "default", command=["fortio", "version"], timeout=0.5)
     finally:
         api.close()
 
