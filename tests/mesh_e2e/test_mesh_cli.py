@@ -352,9 +352,7 @@ def _listed(mesh: Mesh, port: int) -> dict[str, bool]:
         "url": url.returncode == 0,
         "status": any(g["port"] == port for g in report["gateways"]),
         "mesh.json": any(g["port"] == port for g in state["gateways"]),
-        "api": any(
-            s["port"]["number"] == port for g in api["items"] for s in g["spec"]["servers"]
-        ),
+        "api": any(s["port"]["number"] == port for g in api["items"] for s in g["spec"]["servers"]),
     }
 
 
