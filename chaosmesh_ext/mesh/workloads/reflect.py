@@ -57,9 +57,21 @@ class Identity:
 IDENTITY_HEADERS = frozenset({"x-chaosmesh-workload", "x-chaosmesh-version", "x-chaosmesh-pod"})
 
 
+# Header names repeat from request to request: canonicalising each anew cost more than the
+# rest of an echo answer. Bounded, as names are the caller's to choose.
+_CANONICAL: dict[str, str] = {}
+_CANONICAL_MAX = 1024
+
+
 def canonical_header(name: str) -> str:
     """``x-request-id`` -> ``X-Request-Id``, as Go's ``textproto.CanonicalMIMEHeaderKey``."""
-    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+    found = _CANONICAL.get(name)
+    if found is None:
+        found = "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+        if len(_CANONICAL) >= _CANONICAL_MAX:
+            _CANONICAL.clear()
+        _CANONICAL[name] = found
+    return found
 
 
 def request_lines(identity: Identity, request: Request, status: int) -> list[str]:
