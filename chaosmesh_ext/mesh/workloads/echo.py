@@ -234,8 +234,8 @@ class Echo:
             )
             response.headers += extra
             return response
-        # The identity line first: `curl` in a loop, `| head -n1`, counts versions as the
-        # seed's canary image answers; the echo fields follow it.
+        # The identity line first: `curl ... | head -n1` in a loop counts versions as a
+        # one-line canary image's answers do; the echo fields follow it.
         text = "\n".join([lines[0], *errors, *lines[1:]]) + "\n"
         return text_response(status, text, [*self.identity.headers(), *extra])
 

@@ -1,5 +1,5 @@
 """The proxy workload: a service that calls its upstreams through the mesh, as apps in a call
-chain do (the seed's nginx in front of tomcat; Bookinfo's productpage -> details + reviews).
+chain do (nginx in front of tomcat; Bookinfo's productpage -> details + reviews).
 
 Every request is forwarded to each ``chaosmesh.io/upstream`` URL in turn (one or several,
 comma-separated) through the mesh, as a pod's traffic goes through its sidecar: the TCP
