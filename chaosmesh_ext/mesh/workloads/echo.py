@@ -1,4 +1,4 @@
-"""The echo workload: a stand-in for any image the mesh cannot run (the seed's canary, tomcat).
+"""The echo workload: a stand-in for any image the mesh cannot run (a canary app, tomcat).
 
 Any path not listed below answers 200 with who served it on the first line,
 ``<deployment> <pod> version=<version>`` (a body regex tells v1 from v2 on it), then the
