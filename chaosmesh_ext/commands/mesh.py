@@ -175,12 +175,10 @@ def status(state_dir: str, as_json: bool) -> None:
 )
 def url(target: str, state_dir: str, namespace: str | None, plain: bool) -> None:
     """How to reach SERVICE[:PORT] (or 'gateway[:PORT]') from this machine."""
-    client = _client(state_dir)
+    # Asked of the daemon, as `mesh status` does: a Gateway created or deleted with kubectl
+    # a moment ago is listed (or gone) here too.
     with _as_click_errors():
-        running = client.running()
-        if running is None:
-            raise click.ClickException(client.not_running_reason())
-        entry = running.find(target, namespace)
+        entry = _client(state_dir).status().find(target, namespace)
     click.echo(entry.url)
     if plain:
         return

@@ -71,10 +71,11 @@ class Applier:
         namespace: str,
         envoy: EnvoyProcess,
         cancel: threading.Event,
-        on_processes: Callable[[], None] = lambda: None,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
-        """``cancel`` gives up waiting for replicas (the daemon is stopping);
-        ``on_processes`` is called whenever the set of running processes changed."""
+        """``cancel`` gives up waiting for replicas (the daemon is stopping); ``on_change`` is
+        called whenever what ``mesh.json`` describes changed: processes started or stopped,
+        or Envoy accepted a push."""
         from chaosmesh_ext.istio.validate import validate
 
         self.paths = paths
@@ -82,11 +83,14 @@ class Applier:
         self.envoy = envoy
         self.envoy_started = False
         self.cancel = cancel
-        self.on_processes = on_processes
+        self.on_change = on_change
         self.services: dict[Key, dict[str, Any]] = {}
         self.deployments: dict[Key, dict[str, Any]] = {}
         self.replicas: dict[Key, list[Replica]] = {}
         self.listener_ports: dict[ListenerName, int] = {}
+        # The Istio objects Envoy serves now (the last accepted push): what mesh.json, `mesh
+        # status` and `mesh url` list, so they agree with the API once a write returns.
+        self.served: dict[str, list[dict[str, Any]]] = {}
         # Replicas started but not yet committed (waiting to accept): recorded in mesh.json
         # too, so `mesh down` finds them even if the daemon is killed meanwhile.
         self.starting: list[Replica] = []
@@ -95,6 +99,10 @@ class Applier:
     # ---- reads ---------------------------------------------------------------------------
     def all_replicas(self) -> list[Replica]:
         return [r for reps in self.replicas.values() for r in reps]
+
+    def served_gateways(self) -> list[dict[str, Any]]:
+        """The Gateways Envoy serves now (a write the store is still pushing is not one yet)."""
+        return self.served.get("gateways", [])
 
     def listeners(self) -> dict[str, int]:
         """Listener name -> local port, as ``mesh.json`` and the translator spell them."""
@@ -144,6 +152,9 @@ class Applier:
                 version = self.envoy.apply(envoy_resources, timeout=ENVOY_APPLY_TIMEOUT)
             # Only now do the listeners exist: tell running workloads about new ones.
             self._write_outbound()
+            self.served = istio
+            # A Gateway created or deleted with kubectl changes the URLs mesh.json lists.
+            self.on_change()
             return version
         except EnvoyRejected as exc:
             raise ApplyRejected(exc.reason) from None
@@ -222,7 +233,7 @@ class Applier:
                 for deployment in changed:
                     fresh[key_of(deployment)] = self._start_replicas(deployment)
                     self.starting = [r for reps in fresh.values() for r in reps]
-                    self.on_processes()
+                    self.on_change()
                 wait_all_ready(self.starting, WORKLOAD_READY_TIMEOUT, cancel=self.cancel)
                 for deployment in changed:
                     self.deployments[key_of(deployment)] = deployment
@@ -243,7 +254,7 @@ class Applier:
             finally:
                 self.starting = []
                 if fresh:
-                    self.on_processes()  # what runs now, after a commit or a rollback
+                    self.on_change()  # what runs now, after a commit or a rollback
             for key in fresh:
                 stop_replicas(saved[2].get(key, []))
             self.publish()

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from chaosmesh_ext.errors import MeshError
+
 from . import kubeconfig, manifests
 from .api import tls
 from .daemon_api import DAEMON_MODULE, MANIFESTS_PATH, STATUS_PATH
@@ -58,27 +60,23 @@ READY_POLL_S = 0.02
 LOG_TAIL_LINES = 20
 
 
-class MeshError(RuntimeError):
-    """Something the mesh could not do; the message says what and what to do about it."""
-
-
-class ManifestsRefused(MeshError):
+class ManifestsRefused(MeshError, ValueError):
     """Bad manifests: nothing was changed or started."""
 
 
-class MeshNotRunning(MeshError):
+class MeshNotRunning(MeshError, RuntimeError):
     """No ready mesh in the state directory (the message says why: none, dead, starting)."""
 
 
-class MeshBusy(MeshError):
+class MeshBusy(MeshError, RuntimeError):
     """A daemon is starting or stopping in the state directory."""
 
 
-class MeshStartFailed(MeshError):
+class MeshStartFailed(MeshError, RuntimeError):
     """The daemon exited before it served, or did not serve in time (then it was stopped)."""
 
 
-class DaemonError(MeshError):
+class DaemonError(MeshError, RuntimeError):
     """The daemon refused a request (its reason) or did not answer."""
 
 
@@ -153,27 +151,31 @@ class MeshInfo:
                 return gateway.url or None
         return None
 
-    def find(self, target: str, namespace: str | None = None) -> Address:
-        """``SERVICE[:PORT]`` or ``gateway[:PORT]`` (optionally in ``namespace``)."""
-        name, _, port = target.partition(":")
-        if name == "gateway":
-            candidates = list(self.gateways)
-        else:
-            candidates = [e for e in self.services + self.gateways if e.name == name]
-        candidates = [
-            e
-            for e in candidates
-            if (not port or str(e.port) == port) and (namespace is None or e.namespace == namespace)
-        ]
-        if not candidates:
-            known = sorted(
-                {f"{e.name}:{e.port}" for e in self.services}
-                | {f"gateway:{e.port}" for e in self.gateways}
-            )
-            raise MeshError(
-                f"no service or gateway {target!r} in the mesh; known: {', '.join(known)}"
-            )
-        return candidates[0]
+
+
+def find_address(
+    services: Sequence[Address],
+    gateways: Sequence[Address],
+    target: str,
+    namespace: str | None = None,
+) -> Address:
+    """``SERVICE[:PORT]`` or ``gateway[:PORT]`` (optionally in ``namespace``) among these."""
+    name, _, port = target.partition(":")
+    if name == "gateway":
+        candidates = list(gateways)
+    else:
+        candidates = [e for e in [*services, *gateways] if e.name == name]
+    candidates = [
+        e
+        for e in candidates
+        if (not port or str(e.port) == port) and (namespace is None or e.namespace == namespace)
+    ]
+    if not candidates:
+        known = sorted(
+            {f"{e.name}:{e.port}" for e in services} | {f"gateway:{e.port}" for e in gateways}
+        )
+        raise MeshError(f"no service or gateway {target!r} in the mesh; known: {', '.join(known)}")
+    return candidates[0]
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,16 @@ class MeshStatus:
 
     mesh: MeshInfo
     report: dict[str, Any]
+
+    def find(self, target: str, namespace: str | None = None) -> Address:
+        """How to reach ``SERVICE[:PORT]`` or ``gateway[:PORT]`` now (``mesh url``): the
+        daemon's answer, so a Gateway created or deleted a moment ago counts."""
+        return find_address(
+            [Address.from_json(e) for e in self.report.get("services") or []],
+            [Address.from_json(e) for e in self.report.get("gateways") or []],
+            target,
+            namespace,
+        )
 
 
 # Daemons this process started (its children): reaped once they end, so none lingers as a

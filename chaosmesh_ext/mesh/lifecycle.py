@@ -43,7 +43,7 @@ class Mesh:
         self.stopping = threading.Event()
         self.envoy = EnvoyProcess(state.root, concurrency=concurrency)
         self.applier = Applier(
-            state, namespace, self.envoy, cancel=self.stopping, on_processes=self.record_pids
+            state, namespace, self.envoy, cancel=self.stopping, on_change=self.record_pids
         )
         self.store = self.applier.store
         self.api: ApiServer | None = None
@@ -167,7 +167,8 @@ class Mesh:
         return out
 
     def record_pids(self) -> None:
-        """Rewrite mesh.json now that processes were started (before ``ready`` as well)."""
+        """Rewrite mesh.json now that processes or the served objects changed (before
+        ``ready`` as well)."""
         self.write_state(ready=self.ready)
 
     def write_state(self, ready: bool) -> None:
@@ -185,7 +186,7 @@ class Mesh:
                     "listeners": self.applier.listeners(),
                     "endpoints": views.endpoint_records(self.applier.all_replicas()),
                     "services": views.service_entries(self.applier.services.values(), ports),
-                    "gateways": views.gateway_entries(self.store.all_istio()["gateways"], ports),
+                    "gateways": views.gateway_entries(self.applier.served_gateways(), ports),
                     "pids": self.pids(),
                     "metrics_url": getattr(self.exporter, "url", None),
                     "prometheus_url": getattr(self.prometheus, "url", None),
@@ -212,7 +213,7 @@ class Mesh:
                 self.applier.all_replicas(),
                 self.envoy.endpoint_health(),
             ),
-            "gateways": views.gateway_entries(self.store.all_istio()["gateways"], ports),
+            "gateways": views.gateway_entries(self.applier.served_gateways(), ports),
             "istio": istio,
             "envoy": {
                 "pid": self.envoy.pid,
