@@ -11,9 +11,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
@@ -39,12 +41,6 @@ ISTIO_KINDS = {
 NAMESPACES = {"canary.yaml": "istio-test"}
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
-
-# The timeout experiment checks Istio's metrics in a real Prometheus (Debian `prometheus`).
-needs_prometheus = pytest.mark.skipif(
-    shutil.which("prometheus") is None,
-    reason="the prometheus binary is not installed (make install puts it there as root)",
-)
 
 
 def _run(
@@ -105,8 +101,8 @@ def assert_objects_as_manifests(kubeconfig: str) -> None:
         )
 
 
-@pytest.fixture
-def mesh(tmp_path: Path) -> Iterator[dict[str, Any]]:
+@contextlib.contextmanager
+def _mesh(tmp_path: Path, prometheus: bool) -> Iterator[dict[str, Any]]:
     """An embedded mesh with every experiment's manifests loaded, stopped afterwards."""
     env = _env(tmp_path)
     state_dir = tmp_path / "mesh"
@@ -115,7 +111,7 @@ def mesh(tmp_path: Path) -> Iterator[dict[str, Any]]:
         for ns in sorted({NAMESPACES.get(f.name, "default") for f in files}):
             group = [f for f in files if NAMESPACES.get(f.name, "default") == ns]
             args = ["mesh", "up", "--state-dir", str(state_dir), "--namespace", ns]
-            if shutil.which("prometheus"):
+            if prometheus:
                 args.append("--prometheus")  # used by the first call, which starts the mesh
             for f in group:
                 args += ["-f", str(f)]
@@ -125,6 +121,20 @@ def mesh(tmp_path: Path) -> Iterator[dict[str, Any]]:
         yield {"state": state, "env": env, "tmp": tmp_path}
     finally:
         _run([*CLI, "mesh", "down", "--state-dir", str(state_dir)], env, timeout=60)
+
+
+@pytest.fixture
+def mesh(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with _mesh(tmp_path, prometheus=False) as running:
+        yield running
+
+
+@pytest.fixture
+def mesh_with_prometheus(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    # The timeout experiment checks Istio's metrics in a real Prometheus (Debian `prometheus`).
+    require_tool("prometheus")
+    with _mesh(tmp_path, prometheus=True) as running:
+        yield running
 
 
 def _journals(directory: Path) -> dict[str, dict[str, Any]]:
@@ -155,9 +165,9 @@ def test_every_experiment_passes_chaos_validate(tmp_path: Path) -> None:
         assert proc.returncode == 0, f"{experiment.name}: {proc.stdout}{proc.stderr}"
 
 
-@needs_prometheus
 def test_make_run_path_completes_and_leaves_nothing_behind(tmp_path: Path) -> None:
     """`chaosmesh run` on the embedded target: each experiment's control loads its manifests."""
+    require_tool("prometheus")  # the timeout experiment reads Istio's metrics from it
     env = _env(tmp_path)
     journals = tmp_path / "journals"
     state_dir = tmp_path / "mesh"
@@ -195,9 +205,9 @@ def test_make_run_path_completes_and_leaves_nothing_behind(tmp_path: Path) -> No
         _run([*CLI, "mesh", "down", "--state-dir", str(state_dir)], env, timeout=60)
 
 
-@needs_prometheus
-def test_kubernetes_path_against_a_kubernetes_api(mesh: dict[str, Any]) -> None:
+def test_kubernetes_path_against_a_kubernetes_api(mesh_with_prometheus: dict[str, Any]) -> None:
     """MESH_TARGET=kubernetes: no mesh management, only the kubeconfig, as on a cluster."""
+    mesh = mesh_with_prometheus
     state = mesh["state"]
     gateway = state["gateways"][0]["url"]
     env = {

@@ -15,14 +15,13 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_ext import actions
+from chaosmesh_ext.istio import validate
 from chaosmesh_ext.kube import ledger as ledger_module
 from chaosmesh_ext.kube.client import api_client
 from chaosmesh_ext.kube.ledger import content
 from chaosmesh_ext.kube.objects import IstioObjects, ObjectRef
+from chaosmesh_ext.mesh import api as mesh_api
 from tests.support.kubefix import REVIEWS, REVIEWS_DR
-
-mesh_api = pytest.importorskip("chaosmesh_ext.mesh.api")
-validate = pytest.importorskip("chaosmesh_ext.istio.validate")
 
 VS = ObjectRef("VirtualService", "default", "reviews")
 DR = ObjectRef("DestinationRule", "default", "reviews")

@@ -22,10 +22,13 @@ from typing import Any
 import pytest
 
 from chaosmesh_ext._sidecar import Sidecar
+from chaosmesh_ext.mesh.envoy import EnvoyProcess
 from chaosmesh_ext.mesh.metrics import start_exporter
-from chaosmesh_ext.mesh.prometheus_server import PrometheusServer, find_binary, start_prometheus
+from chaosmesh_ext.mesh.prometheus_server import PrometheusServer, start_prometheus
+from chaosmesh_ext.mesh.translate import Endpoint, MeshSnapshot, translate
 from chaosmesh_ext.prometheus import prometheus_query, request_duration_ms, request_success_rate
 from tests.support.metrics_helpers import wait_for
+from tests.support.tools import require_tool
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -96,12 +99,7 @@ def mesh(
     tmp_path_factory: pytest.TempPathFactory, upstreams: dict[str, int]
 ) -> Iterator[tuple[tuple[str, int], PrometheusServer]]:
     """Envoy with reviews (20 % abort) and ratings (100 ms delay), scraped by Prometheus."""
-    try:
-        find_binary()
-        from chaosmesh_ext.mesh.envoy import EnvoyProcess
-        from chaosmesh_ext.mesh.translate import Endpoint, MeshSnapshot, translate
-    except Exception as exc:  # any missing part means: cannot run here
-        pytest.skip(f"needs prometheus and the embedded mesh's Envoy layer: {exc}")
+    require_tool("prometheus")
     state = tmp_path_factory.mktemp("envoy-metrics")
     abort = {"abort": {"percentage": {"value": 20}, "httpStatus": 503}}
     delay = {"delay": {"percentage": {"value": 100}, "fixedDelay": "100ms"}}
