@@ -1,4 +1,5 @@
-"""The ``slo`` tolerance: every bound at, inside and outside its limit, ``require_codes``, and codes as a journal stores them.
+"""The ``slo`` tolerance: every bound at, inside and outside its limit, ``require_codes``, and
+codes as a journal stores them.
 
 Probes return ``codes`` with int keys, but a Chaos Toolkit journal is JSON, so the same
 output read back from a journal has string keys (``{"200": 18, "503": 2}``). ``slo`` and the
