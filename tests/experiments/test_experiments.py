@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import signal
@@ -25,6 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.kapi import wait_until
+from tests.support.kubefix import canonical
 from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,19 +89,16 @@ def _live(kubeconfig: str, ns: str, kind: str, name: str) -> dict[str, Any]:
 
 
 def assert_objects_as_manifests(kubeconfig: str) -> None:
-    """Every Istio object has exactly its manifest's spec, labels and no annotations of ours."""
+    """Every Istio object has exactly its manifest's spec, labels and annotations (none of ours
+    left behind), compared as canonical JSON text: 90 is not 90.0, absent is not empty."""
     for ns, doc in _istio_objects_in_manifests():
         name = doc["metadata"]["name"]
         live = _live(kubeconfig, ns, doc["kind"], name)
         where = f"{doc['kind']} {ns}/{name}"
-        assert live["spec"] == doc["spec"], f"{where}: spec differs from its manifest"
-        assert (live["metadata"].get("labels") or {}) == (doc["metadata"].get("labels") or {}), (
-            where
-        )
-        annotations = live["metadata"].get("annotations") or {}
-        assert annotations == (doc["metadata"].get("annotations") or {}), (
-            f"{where}: annotations left behind: {annotations}"
-        )
+        assert canonical(live["spec"]) == canonical(doc["spec"]), f"{where}: spec differs"
+        for field in ("labels", "annotations"):
+            got, manifest = live["metadata"].get(field), doc["metadata"].get(field)
+            assert canonical(got) == canonical(manifest), f"{where}: {field} {got} != {manifest}"
 
 
 @contextlib.contextmanager
@@ -271,13 +271,30 @@ def _start_and_wait_for_fault(mesh: dict[str, Any], run_id: str) -> subprocess.P
         raise
 
 
+def _requests_since(state_dir: Path, since: datetime.datetime) -> int:
+    """Requests Envoy logged (access.jsonl) that started at or after ``since``."""
+    path = state_dir / "access.jsonl"
+    if not path.exists():
+        return 0
+    started = (
+        datetime.datetime.fromisoformat(json.loads(line)["start_time"].replace("Z", "+00:00"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    )
+    return sum(1 for t in started if t >= since)
+
+
 def test_sigterm_during_a_load_probe_interrupts_the_run_and_restores(
     mesh: dict[str, Any],
 ) -> None:
     """SIGTERM while fortio load runs: the run stops (status interrupted), the control restores."""
     proc = _start_and_wait_for_fault(mesh, "terminated-run")
+    fault_seen = datetime.datetime.now(datetime.UTC)
     try:
-        time.sleep(1.0)  # inside the method's 4 s open-loop load
+        # The method's load (100 qps for 4 s, after the fault) is running once Envoy logs its
+        # requests: 20 of them is 0.2 s in, far from its end.
+        loaded = wait_until(lambda: _requests_since(mesh["tmp"] / "mesh", fault_seen) >= 20, 30)
+        assert loaded and proc.poll() is None, "the method's load never started"
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
@@ -21,7 +20,7 @@ from chaosmesh_ext.kube.client import api_client
 from chaosmesh_ext.kube.ledger import content
 from chaosmesh_ext.kube.objects import IstioObjects, ObjectRef
 from chaosmesh_ext.mesh import api as mesh_api
-from tests.support.kubefix import REVIEWS, REVIEWS_DR
+from tests.support.kubefix import REVIEWS, REVIEWS_DR, canonical
 
 VS = ObjectRef("VirtualService", "default", "reviews")
 DR = ObjectRef("DestinationRule", "default", "reviews")
@@ -52,8 +51,9 @@ def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[IstioO
         server.stop()
 
 
-def _content(objects: IstioObjects, ref: ObjectRef) -> dict[str, Any] | None:
-    return content(objects.get_or_none(ref))
+def _content(objects: IstioObjects, ref: ObjectRef) -> str:
+    """Spec, labels and annotations as canonical JSON text ("null" when absent)."""
+    return canonical(content(objects.get_or_none(ref)))
 
 
 def test_actions_then_restore_are_exact_on_the_embedded_api(embedded: IstioObjects) -> None:
