@@ -302,16 +302,31 @@ def test_sigterm_during_a_load_probe_interrupts_the_run_and_restores(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
     journal = json.loads((mesh["tmp"] / "terminated-run.json").read_text())
+    # What a user sees on both chaoslib versions: the load probe that was running when the
+    # signal came is the run's last activity and has no result; the rollback ran and put the
+    # fault back; the objects are as their manifests say.
+    *done, interrupted = journal["run"]
+    assert [r["activity"]["name"] for r in done] == ["delay-10-percent-of-tomcat-calls"]
+    assert interrupted["activity"]["name"] == "nginx-latency-under-the-delay"
+    assert interrupted.get("output") is None and interrupted.get("status") != "succeeded"
+    (rollback,) = journal["rollbacks"]
+    assert rollback["status"] == "succeeded"
+    assert [(o["object"], o["result"]) for o in rollback["output"]["objects"]] == [
+        ("VirtualService default/tomcat-vs", "restored")
+    ]
     if _chaoslib_at_least(journal, (1, 45)):
-        assert journal["status"] == "interrupted", journal["status"]
-        # No "after" hypothesis ran with the fault still in place.
-        assert not (journal.get("steady_states") or {}).get("after")
+        # chaoslib >= 1.45 stops the run: interrupted, no "after" hypothesis.
+        assert (journal["status"], journal["deviated"]) == ("interrupted", False)
+        assert "status" not in interrupted
+        assert journal["steady_states"].get("after") is None
     else:
-        # chaoslib 1.44 (chaostoolkit 1.19, Python 3.11) turns an interruption inside an
-        # activity into that activity's failure and plays on to the rollbacks: the probe
-        # that was running must say so, and the restore must still happen.
-        interrupted = [r for r in journal["run"] if "InterruptExecution" in str(r.get("exception"))]
-        assert interrupted, journal["run"]
+        # chaoslib 1.44 (chaostoolkit 1.19, Python 3.11) turns the interruption into the
+        # probe's failure and plays on: the "after" hypothesis runs (the fault still in
+        # place, 10 % of calls 100 ms slower: within the SLO), then the rollback.
+        assert (journal["status"], journal["deviated"]) == ("completed", False)
+        assert interrupted["status"] == "failed"
+        assert 'InterruptExecution("SIGTERM signal received")' in str(interrupted["exception"])
+        assert journal["steady_states"]["after"]["steady_state_met"] is True
     assert_objects_as_manifests(mesh["state"]["kubeconfig"])
 
 
