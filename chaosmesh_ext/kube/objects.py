@@ -315,11 +315,7 @@ class IstioObjects:
         except NotFound:
             return None
 
-    def list(
-        self, kind: str, namespace: str, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
-        plural = PLURALS[kind]
-        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+    def list(self, kind: str, namespace: str) -> list[dict[str, Any]]:
         result = self._call(
             f"{kind} list in {namespace}",
             "list",
@@ -327,8 +323,7 @@ class IstioObjects:
             GROUP,
             self.version,
             namespace,
-            plural,
-            **kwargs,
+            PLURALS[kind],
         )
         return list(result.get("items") or [])
 
