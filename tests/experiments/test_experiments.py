@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -256,17 +255,27 @@ def _start_and_wait_for_fault(mesh: dict[str, Any], run_id: str) -> subprocess.P
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
+    # The run's ledger says when the fault landed (entry "applied"; "restored" once the
+    # rollback ran): a local file, read in a millisecond, where an API round trip per poll
+    # could miss the few seconds the fault is in place on a loaded machine.
+    ledger = mesh["tmp"] / "ledger" / f"{run_id}.json"
+
+    def fault_states() -> list[str]:
+        try:
+            entries = json.loads(ledger.read_text())["entries"]
+        except (OSError, ValueError):
+            return []  # not written yet, or being replaced
+        return [e["state"] for e in entries if e["name"] == "tomcat-vs"]
+
     try:
-        while time.monotonic() < deadline:
-            vs = _live(state["kubeconfig"], "default", "VirtualService", "tomcat-vs")
-            if vs["spec"]["http"][0].get("fault"):
-                return proc
-            assert proc.poll() is None, "chaos run ended before its fault was injected"
-            time.sleep(0.1)
-        pytest.fail("the delay fault never appeared on tomcat-vs")
+        landed = wait_until(lambda: "applied" in fault_states() or proc.poll() is not None, 60)
+        assert landed and proc.poll() is None, f"chaos run ended first: {fault_states()}"
+        vs = _live(state["kubeconfig"], "default", "VirtualService", "tomcat-vs")
+        assert vs["spec"]["http"][0]["fault"]["delay"]["fixedDelay"] == "100ms"
+        return proc
     except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         raise
 
