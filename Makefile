@@ -63,6 +63,7 @@ run: install
 lint: install
 	$(BIN)/ruff check chaosmesh_ext tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install bench-deps
 	$(BIN)/python -m benchmarks

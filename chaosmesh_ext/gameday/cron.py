@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from chaosmesh_ext.errors import GameDayError
+
 MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 MACROS = {
@@ -47,7 +49,7 @@ def _is_star(part: str) -> bool:
     return False
 
 
-class CronError(ValueError):
+class CronError(GameDayError, ValueError):
     """A bad cron expression; the message names the field and the problem."""
 
 

@@ -25,6 +25,8 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client.rest import ApiException
 
 from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext._kobject import KObject
+from chaosmesh_ext.errors import KubeError
 
 GROUP = "networking.istio.io"
 # Newest first: what we pick when the server serves several.
@@ -61,7 +63,7 @@ class ObjectRef:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-class KubeApiError(Exception):
+class KubeApiError(KubeError):
     """An API call failed; ``str()`` says which object, what happened and what to do."""
 
     def __init__(
@@ -423,8 +425,9 @@ class IstioObjects:
 
 def being_deleted(obj: Mapping[str, Any] | None) -> str | None:
     """Why ``obj`` is going away (deletionTimestamp and finalizers), or None if it is not."""
-    meta = (obj or {}).get("metadata") or {}
-    if not meta.get("deletionTimestamp"):
+    view = KObject(obj)
+    if not view.deleting:
         return None
-    finalizers = ", ".join(meta.get("finalizers") or []) or "none"
-    return f"being deleted since {meta['deletionTimestamp']} (waiting for finalizers: {finalizers})"
+    finalizers = ", ".join(view.metadata.get("finalizers") or []) or "none"
+    since = view.metadata["deletionTimestamp"]
+    return f"being deleted since {since} (waiting for finalizers: {finalizers})"

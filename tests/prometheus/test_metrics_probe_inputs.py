@@ -22,12 +22,12 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_ext.mesh.api import tls
 from chaosmesh_ext.prometheus import (
-    flatten,
     prometheus_query,
     request_duration_ms,
     request_rate,
     request_success_rate,
 )
+from chaosmesh_ext.prometheus.results import flatten
 
 
 def vector(value: str) -> dict[str, Any]:
