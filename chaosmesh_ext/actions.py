@@ -21,6 +21,9 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+# Applying a sized breaker lives with the knee search and the advice; users call it from here.
+from chaosmesh_ext.breaker_sizing import apply_advised_breaker
+
 # The guarded rollout lives with the canary analysis; users call it from here.
 from chaosmesh_ext.canary import progressive_rollout
 from chaosmesh_ext.kube.changes import ChangeResult, apply_change
@@ -30,6 +33,7 @@ from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, ObjectRef
 from chaosmesh_ext.kube.restore import objects_for, restore_ledger
 
 __all__ = [
+    "apply_advised_breaker",
     "apply_circuit_breaker",
     "inject_abort",
     "inject_delay",

@@ -19,6 +19,10 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_ext._interrupts import INTERRUPTS
 
+# Breaker sizing lives in its own module (the knee search and the advice build on the load
+# probes); users call them from here.
+from .breaker_sizing import advise_breaker, capacity_knee
+
 # The canary analysis lives with the canary code (it builds on traffic_split); users call it
 # from here, as chaosmesh_ext.canary's docstring promises.
 from .canary import split_follows_weights
@@ -38,7 +42,9 @@ from .load.options import (
 from .load.results import flat_summary
 
 __all__ = [
+    "advise_breaker",
     "breaker_stats",
+    "capacity_knee",
     "error_rate",
     "fortio_load",
     "latency_ms",
@@ -435,13 +441,15 @@ def breaker_stats(
 ) -> dict[str, Any]:
     """Circuit-breaker counters for ``host`` from the load client's sidecar Envoy.
 
-    Returns ``pending_overflow``, ``cx_overflow``, ``active_overflow``, ``retry_overflow``,
-    ``ejections_active``, ``rq_total``, ... summed over the ``outbound|port|subset|fqdn``
-    clusters of ``host`` (narrowed by ``port``/``subset``), as Istio's circuit-breaking task
-    reads them with ``pilot-agent request GET stats``. The counters are Envoy's running
-    totals since the sidecar started: compare a reading before and after the load, and
-    expect ``pending_overflow`` to stay 0 after a ``c=2`` run now and then (see
-    :func:`fortio_load`).
+    Returns ``shed`` (requests the breaker refused: 503 with ``x-envoy-overloaded``, the sum
+    of ``pending_overflow`` and ``rq_active_overflow``, the http2MaxRequests limit), and
+    ``pending_overflow``, ``rq_active_overflow``, ``cx_overflow``, ``active_overflow``,
+    ``retry_overflow``, ``ejections_active``, ``rq_total``, ... summed over the
+    ``outbound|port|subset|fqdn`` clusters of ``host`` (narrowed by ``port``/``subset``), as
+    Istio's circuit-breaking task reads them with ``pilot-agent request GET stats``. The
+    counters are Envoy's running totals since the sidecar started: compare a reading before
+    and after the load, and expect ``pending_overflow`` to stay 0 after a ``c=2`` run now and
+    then (see :func:`fortio_load`).
     """
     try:
         api = remote.api_client(configuration, secrets)
