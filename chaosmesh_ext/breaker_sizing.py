@@ -208,6 +208,7 @@ def breaker_inputs(
     rps_per_pod: float | None = None,
     concurrency_per_pod: float | None = None,
     from_knee: Any = None,
+    knee_p99: str | float | None = None,
     callers: int = 1,
     keepalive: bool = True,
     http2: bool = False,
@@ -225,12 +226,13 @@ def breaker_inputs(
     """
     if pods is not None and (isinstance(pods, bool) or not isinstance(pods, int) or pods < 1):
         raise AdviceError("pods", f"must be a whole number of replicas >= 1, got {pods!r}")
-    knee_p99 = None
+    p99_at_knee = _duration(knee_p99, "knee_p99") if knee_p99 is not None else None
     source = "declared capacity"
     if from_knee is not None:
-        if rps_per_pod is not None or concurrency_per_pod is not None:
+        if rps_per_pod is not None or concurrency_per_pod is not None or knee_p99 is not None:
             raise AdviceError(
-                "from_knee", "give a measured knee or rps_per_pod/concurrency_per_pod, not both"
+                "from_knee",
+                "give a measured knee or rps_per_pod/concurrency_per_pod (and knee_p99), not both",
             )
         found = read_knee(from_knee)
         knee = found["knee"]
@@ -241,7 +243,8 @@ def breaker_inputs(
             served_by = int(measured_pods if measured_pods is not None else pods or 1)
             rps_per_pod = float(knee["qps"]) / served_by
             service_time = float(knee["mean_ms"]) / 1000.0
-            knee_p99 = float(knee["p99_ms"]) / 1000.0 if knee.get("p99_ms") is not None else None
+            p99 = knee.get("p99_ms")
+            p99_at_knee = float(p99) / 1000.0 if p99 is not None else None
             if p99_slo is None and found.get("max_p99_ms"):
                 p99_slo = float(found["max_p99_ms"]) / 1000.0
         except (TypeError, ValueError, ZeroDivisionError) as exc:
@@ -249,7 +252,7 @@ def breaker_inputs(
         source = (
             f"a measured knee: {float(knee['qps']):g} qps over {served_by} pod(s) at"
             f" {knee['mean_ms']} ms mean"
-            + (f", {knee['p99_ms']} ms p99" if knee_p99 is not None else "")
+            + (f", {knee['p99_ms']} ms p99" if p99_at_knee is not None else "")
             + (f" ({found['url']})" if found.get("url") else "")
         )
         if pods is not None and pods != served_by:
@@ -271,7 +274,7 @@ def breaker_inputs(
         service_time=_duration(service_time, "service_time"),
         rps_per_pod=rps_per_pod,
         concurrency_per_pod=concurrency_per_pod,
-        knee_p99=knee_p99,
+        knee_p99=p99_at_knee,
         callers=callers,
         keepalive=keepalive,
         http2=http2,
@@ -299,6 +302,7 @@ def advise_breaker(
     rps_per_pod: float | None = None,
     concurrency_per_pod: float | None = None,
     from_knee: Any = None,
+    knee_p99: str | float | None = None,
     callers: int = 1,
     keepalive: bool = True,
     http2: bool = False,
@@ -334,6 +338,7 @@ def advise_breaker(
         rps_per_pod=rps_per_pod,
         concurrency_per_pod=concurrency_per_pod,
         from_knee=from_knee,
+        knee_p99=knee_p99,
         callers=callers,
         keepalive=keepalive,
         http2=http2,
@@ -360,6 +365,7 @@ def apply_advised_breaker(
     service_time: str | float | None = None,
     rps_per_pod: float | None = None,
     concurrency_per_pod: float | None = None,
+    knee_p99: str | float | None = None,
     callers: int = 1,
     keepalive: bool = True,
     http2: bool = False,
@@ -402,6 +408,7 @@ def apply_advised_breaker(
         rps_per_pod=rps_per_pod,
         concurrency_per_pod=concurrency_per_pod,
         from_knee=from_knee,
+        knee_p99=knee_p99,
         callers=callers,
         keepalive=keepalive,
         http2=http2,

@@ -58,6 +58,7 @@ def command() -> None:
 )
 @click.option("--p99-slo", help="Latency SLO, e.g. 200ms (default with --from-knee: its bound).")
 @click.option("--service-time", help="Mean latency at the knee, e.g. 50ms (declared capacity).")
+@click.option("--knee-p99", help="p99 at the knee, e.g. 120ms, if known (declared capacity).")
 @click.option(
     "--from-knee",
     "from_knee",
@@ -98,6 +99,7 @@ def breaker(
     concurrency_per_pod: float | None,
     p99_slo: str | None,
     service_time: str | None,
+    knee_p99: str | None,
     from_knee: str | None,
     callers: int,
     keepalive: bool,
@@ -126,6 +128,7 @@ def breaker(
             rps_per_pod=rps_per_pod,
             concurrency_per_pod=concurrency_per_pod,
             from_knee=from_knee,
+            knee_p99=knee_p99,
             callers=callers,
             keepalive=keepalive,
             http2=http2,

@@ -27,9 +27,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-# Share of the SLO's slack the admitted queue may take; the rest absorbs variation in the
-# service time (a queue sized to the whole slack is met only when nothing else varies).
-QUEUE_SHARE = 0.5
+# Share of the SLO's slack the admitted queue may take. The rest absorbs what varies under
+# overload: the pods' throughput (often below the knee's), imbalance between pods, and
+# scheduling noise; a queue sized to the whole slack meets the SLO only when nothing varies.
+QUEUE_SHARE = 1 / 3
 # Behind an L4 proxy a connection should live about this long, so new or restarted pods get
 # their share of connections within seconds.
 REBALANCE_SECONDS = 5.0
@@ -263,8 +264,9 @@ def advise(inputs: BreakerInputs) -> BreakerAdvice:
             f" ({rate_pod:.4g}/s x {_ms(w)}, Little's law), {conc:.3g} for {pods} pods. On top,"
             f" the queue the SLO can absorb: p99 {_ms(inputs.p99_slo)} - {_ms(p99_base)} at the"
             f" knee leaves {_ms(max(slack, 0.0))}; requests beyond the in-flight ones wait in"
-            f" the pods and leave at {rate:.4g}/s, so half that slack (the other half absorbs"
-            f" variation) holds {queue} more: {conc:.3g} + {queue} = {admitted}{split}."
+            f" the pods and leave at {rate:.4g}/s, so a third of that slack (the rest absorbs"
+            f" what varies under overload) holds {queue} more: {conc:.3g} + {queue} ="
+            f" {admitted}{split}."
             " Requests beyond it get 503 at once (x-envoy-overloaded, upstream_rq_active_overflow)"
             " and the ones admitted wait at most that queue: latency stays bounded under any"
             " surge.",
@@ -277,14 +279,14 @@ def advise(inputs: BreakerInputs) -> BreakerAdvice:
         max_conn = workers * (limit + visible)
         why = (
             f"HTTP/1.1 carries one request per connection at a time, but Envoy keeps a"
-            f" connection pool per worker thread and per pod ({workers} x {visible} = {pools}"
-            f" pools), and an idle connection in one pool cannot serve another. So this is"
-            f" sized never to bind: each worker may hold {limit} connections plus one per pod,"
-            f" {workers} x ({limit} + {visible}) = {max_conn}; it still bounds a connection"
-            " storm. A binding maxConnections (as in Istio's circuit-breaking task) makes"
-            " requests wait in the per-worker, per-pod pending lists, which drain far slower"
+            f" connection pool per worker thread and per endpoint ({workers} x {visible} ="
+            f" {pools} pools), and an idle connection in one pool cannot serve another. So this"
+            f" is sized never to bind: each worker may hold {limit} connections plus one per"
+            f" endpoint, {workers} x ({limit} + {visible}) = {max_conn}; it still bounds a"
+            " connection storm. A binding maxConnections (as in Istio's circuit-breaking task)"
+            " makes requests wait in the per-worker, per-endpoint pending lists, which drain slower"
             " than the pods' own queue: under the same surge the admitted requests' p99 is"
-            " several times higher that way (docs/BREAKER-SIZING.md compares both). The limit"
+            " far higher that way (docs/BREAKER-SIZING.md compares both). The limit"
             " is per upstream cluster and per"
             " sidecar, shared by its workers (Istio's docs say 'to a destination host')."
             f" {cores_note}"
@@ -292,7 +294,7 @@ def advise(inputs: BreakerInputs) -> BreakerAdvice:
     else:
         max_conn = pools * 2
         why = (
-            f"HTTP/2 multiplexes: each worker keeps about one connection per pod ({workers} x"
+            f"HTTP/2 multiplexes: each worker keeps about one connection per endpoint ({workers} x"
             f" {visible}), so this only guards against a connection storm (x2 for connections"
             f" draining while new ones open); requests are limited by http2MaxRequests."
             f" {cores_note}"

@@ -45,9 +45,9 @@ def test_cli_prints_a_destination_rule_with_the_reasoning_as_comments() -> None:
     assert rule["kind"] == "DestinationRule" and rule["metadata"]["namespace"] == "shop"
     assert validate(rule) == []
     http = rule["spec"]["trafficPolicy"]["connectionPool"]["http"]
-    # 16.8 in flight + the queue half of (300 - 70) ms holds at 240/s (27); 70 ms stands
+    # 16.8 in flight + the queue a third of (300 - 70) ms holds at 240/s (18); 70 ms stands
     # in for the unmeasured p99 at the knee.
-    assert http["http2MaxRequests"] == 44
+    assert http["http2MaxRequests"] == 35
     comments = [line for line in proc.stdout.splitlines() if line.startswith("#")]
     text = "\n".join(comments)
     assert "per-pod capacity given as a RATE: 80 requests/second per pod" in text
@@ -68,10 +68,15 @@ def test_cli_from_a_journal_or_the_knee_json_gives_the_same_advice(tmp_path: Pat
         assert result.exit_code == 0, result.output
         outputs.append(json.loads(result.output))
     assert outputs[0] == outputs[1]
-    # The knee's measured p99 (100 ms, not the 70 ms mean) leaves a smaller queue: 24.
-    assert outputs[0]["trafficPolicy"]["connectionPool"]["http"]["http2MaxRequests"] == 41
+    # The knee's measured p99 (100 ms, not the 70 ms mean) leaves a smaller queue: 16.
+    assert outputs[0]["trafficPolicy"]["connectionPool"]["http"]["http2MaxRequests"] == 33
     assert "a measured knee: 240 qps over 3 pod(s)" in outputs[0]["assumptions"][0]
-    assert outputs[0]["numbers"]["queue_total"] == 24
+    assert outputs[0]["numbers"]["queue_total"] == 16
+    # Declared with the same numbers, the p99 at the knee included: the same breaker.
+    declared = CliRunner().invoke(
+        main, ["advise", "breaker", *DECLARED, "--knee-p99", "100ms", "--format", "json"]
+    )
+    assert json.loads(declared.output)["trafficPolicy"] == outputs[0]["trafficPolicy"]
 
 
 @pytest.mark.parametrize(

@@ -43,16 +43,16 @@ def envoy_ejects(max_ejection_percent: int, hosts: int) -> int:
 def test_in_flight_by_littles_law_plus_the_queue_the_slo_absorbs() -> None:
     advice = advise(CHECKOUT)
     in_flight = 3 * 80 * 0.07  # 16.8: rate x latency, all pods
-    queue = 24  # half the slack (0.3 - 0.1 s) at 240/s
-    limit = math.ceil(in_flight + queue)  # 41
-    assert _value(advice, "connectionPool.http.http2MaxRequests") == limit == 41
+    queue = 16  # a third of the slack (0.3 - 0.1 s) at 240/s
+    limit = math.ceil(in_flight + queue)  # 33
+    assert _value(advice, "connectionPool.http.http2MaxRequests") == limit == 33
     assert advice.numbers["concurrency_total"] == pytest.approx(in_flight)
     assert advice.numbers["queue_total"] == queue
     # The connection limit never binds: per worker the whole limit plus one per pod.
     assert _value(advice, "connectionPool.tcp.maxConnections") == 2 * (limit + 3)
     assert _value(advice, "connectionPool.http.http1MaxPendingRequests") == limit
     why = _why(advice, "connectionPool.http.http2MaxRequests")
-    assert "16.8 for 3 pods" in why and "16.8 + 24 = 41" in why
+    assert "16.8 for 3 pods" in why and "16.8 + 16 = 33" in why
 
 
 def test_units_are_explicit_rate_or_concurrency() -> None:
@@ -125,7 +125,7 @@ def test_keepalive_and_http2_choices() -> None:
     h2 = advise(dataclasses.replace(CHECKOUT, http2=True))
     # HTTP/2 multiplexes: connections only guard against a storm, requests are the limit.
     assert _value(h2, "connectionPool.tcp.maxConnections") == 3 * 2 * 2
-    assert _value(h2, "connectionPool.http.http2MaxRequests") == 41
+    assert _value(h2, "connectionPool.http.http2MaxRequests") == 33
 
 
 def test_the_advice_is_a_valid_destination_rule_and_applies_as_given() -> None:
