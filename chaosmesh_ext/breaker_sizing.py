@@ -27,9 +27,19 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
+from ._activity import Configuration, Secrets, failures_as_activity_failed, kube_client
+from .errors import LoadError
 from .istio.breaker_advice import AdviceError, BreakerAdvice, BreakerInputs, advise
+from .load import in_mesh
 from .load.knee import KneeError, find_knee, knee_from_document, make_plan
-from .load.options import LoadOptionError, parse_duration
+from .load.options import (
+    ACTIVITY,
+    LoadInput,
+    LoadOptionError,
+    LoadOptions,
+    normalize,
+    parse_duration,
+)
 
 __all__ = ["advise_breaker", "apply_advised_breaker", "capacity_knee"]
 
@@ -68,8 +78,8 @@ def capacity_knee(
     fortio_service: str = "fortio",
     fortio_port: int = 8080,
     ns: str = "default",
-    configuration: dict[str, Any] | None = None,
-    secrets: dict[str, Any] | None = None,
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
 ) -> dict[str, Any]:
     """Step the offered rate and return the knee: the highest rate within the bounds.
 
@@ -96,8 +106,6 @@ def capacity_knee(
     alone exceeds it: an SLO below the service time), when nothing fails up to ``max_qps``
     (``max_qps``: no knee within the allowed rate) or when time runs out (``max_duration``).
     """
-    from .probes import _load
-
     where = f"capacity_knee {url}"
     seconds = _seconds(step_duration, "step_duration", where)
     limit = _seconds(max_duration, "max_duration", where)
@@ -126,36 +134,34 @@ def capacity_knee(
     except KneeError as exc:
         raise ActivityFailed(f"{where}: {exc}") from None
 
-    def run_step(qps: float, step_seconds: float) -> Mapping[str, Any]:
-        try:
-            result = _load(
-                url,
-                c,
-                qps,
-                None,
-                f"{step_seconds:g}s",
-                timeout,
-                headers,
-                None,
-                None,
-                True,
-                "mesh",
-                fortio_service,
-                fortio_port,
-                ns,
-                None,
-                "app=fortio",
-                configuration,
-                secrets,
-            )
-        except ActivityFailed as exc:
-            raise ActivityFailed(f"capacity_knee: url {url}: at {qps:g} qps: {exc}") from None
-        return result
+    fortio = in_mesh.Fortio(namespace=ns, service=fortio_service, port=fortio_port)
 
-    try:
-        found = find_knee(plan, run_step, pods=pods)
-    except KneeError as exc:
-        raise ActivityFailed(f"{where}: {exc}") from None
+    def options(qps: float, step_seconds: float) -> LoadOptions:
+        given = LoadInput(
+            url=url,
+            c=c,
+            qps=qps,
+            t=f"{step_seconds:g}s",
+            timeout=timeout,
+            headers=headers,
+            open_loop=True,
+        )
+        with failures_as_activity_failed(where):
+            return normalize(given, ACTIVITY)
+
+    options(plan.start_qps, plan.step_seconds)  # bad load arguments fail before any load
+    with kube_client(configuration, secrets, doing=where) as api:
+
+        def run_step(qps: float, step_seconds: float) -> Mapping[str, Any]:
+            try:
+                return in_mesh.run_in_mesh(api, options(qps, step_seconds), fortio=fortio)
+            except LoadError as exc:
+                raise ActivityFailed(f"capacity_knee: url {url}: at {qps:g} qps: {exc}") from None
+
+        try:
+            found = find_knee(plan, run_step, pods=pods)
+        except KneeError as exc:
+            raise ActivityFailed(f"{where}: {exc}") from None
     found["url"] = url
     logger.info(
         "capacity_knee %s: knee %g qps (p99 %g ms, %g in flight); %s",
@@ -314,8 +320,8 @@ def advise_breaker(
     host: str = "web",
     destination_rule: str | None = None,
     ns: str = "default",
-    configuration: dict[str, Any] | None = None,
-    secrets: dict[str, Any] | None = None,
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
 ) -> dict[str, Any]:
     """A DestinationRule circuit breaker sized for the service, with the reason per field.
 
@@ -374,8 +380,8 @@ def apply_advised_breaker(
     peak_rps: float | None = None,
     envoy_workers: int = 2,
     ns: str = "default",
-    configuration: dict[str, Any] | None = None,
-    secrets: dict[str, Any] | None = None,
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
 ) -> dict[str, Any]:
     """Apply the advised circuit breaker to a DestinationRule (``restore`` undoes it).
 
