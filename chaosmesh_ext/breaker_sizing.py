@@ -19,6 +19,7 @@ breaker`` prints the same advice. The domain lives in ``load.knee`` (stepping, t
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Mapping
@@ -293,6 +294,16 @@ def breaker_inputs(
     )
 
 
+# The capacity arguments (breaker_inputs' parameters) that every sizing entry point passes on
+# under the same names: the activities' and the CLI's own parameters.
+CAPACITY_ARGUMENTS = tuple(inspect.signature(breaker_inputs).parameters)
+
+
+def capacity_arguments(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The capacity arguments among ``values`` (a caller's ``locals()``)."""
+    return {name: values[name] for name in CAPACITY_ARGUMENTS if name in values}
+
+
 def advice_for(where: str, **arguments: Any) -> BreakerAdvice:
     """:func:`breaker_inputs` then the advice; ActivityFailed naming the argument."""
     try:
@@ -336,24 +347,7 @@ def advise_breaker(
     ``trafficPolicy``, ``fields`` (``field``, ``value``, ``why``), ``assumptions`` (units
     included: a rate or a concurrency, and which) and ``numbers``.
     """
-    advice = advice_for(
-        "advise_breaker",
-        pods=pods,
-        p99_slo=p99_slo,
-        service_time=service_time,
-        rps_per_pod=rps_per_pod,
-        concurrency_per_pod=concurrency_per_pod,
-        from_knee=from_knee,
-        knee_p99=knee_p99,
-        callers=callers,
-        keepalive=keepalive,
-        http2=http2,
-        behind_l4_proxy=behind_l4_proxy,
-        can_lose=can_lose,
-        peak_rps=peak_rps,
-        envoy_workers=envoy_workers,
-        pod_cpus=pod_cpus,
-    )
+    advice = advice_for("advise_breaker", **capacity_arguments(locals()))
     return {
         "destination_rule": advice.destination_rule(destination_rule or host, ns, host),
         **advice.to_dict(),
@@ -404,25 +398,14 @@ def apply_advised_breaker(
                 f"{where}: measure: the capacity_knee arguments, at least url and max_p99_ms"
             )
         arguments = {"ns": ns, "pods": pods, **measure}
+        unknown = sorted(set(arguments) - set(inspect.signature(capacity_knee).parameters))
+        if unknown or {"configuration", "secrets"} & set(measure):
+            raise ActivityFailed(
+                f"{where}: measure: not capacity_knee arguments: {unknown or ['configuration']}"
+            )
         knee_search = capacity_knee(**arguments, configuration=configuration, secrets=secrets)
         from_knee = knee_search
-    advice = advice_for(
-        where,
-        pods=pods,
-        p99_slo=p99_slo,
-        service_time=service_time,
-        rps_per_pod=rps_per_pod,
-        concurrency_per_pod=concurrency_per_pod,
-        from_knee=from_knee,
-        knee_p99=knee_p99,
-        callers=callers,
-        keepalive=keepalive,
-        http2=http2,
-        behind_l4_proxy=behind_l4_proxy,
-        can_lose=can_lose,
-        peak_rps=peak_rps,
-        envoy_workers=envoy_workers,
-    )
+    advice = advice_for(where, **capacity_arguments(locals()))
     change = apply_circuit_breaker(
         destination_rule,
         host=host,

@@ -15,7 +15,7 @@ import textwrap
 import click
 import yaml
 
-from ..breaker_sizing import breaker_inputs
+from ..breaker_sizing import breaker_inputs, capacity_arguments
 from ..istio.breaker_advice import AdviceError, BreakerAdvice, advise
 
 
@@ -121,23 +121,7 @@ def breaker(
     chaosmesh advise breaker --from-knee journals/breaker-sizing.json --host checkout
     """
     try:
-        inputs = breaker_inputs(
-            pods=pods,
-            p99_slo=p99_slo,
-            service_time=service_time,
-            rps_per_pod=rps_per_pod,
-            concurrency_per_pod=concurrency_per_pod,
-            from_knee=from_knee,
-            knee_p99=knee_p99,
-            callers=callers,
-            keepalive=keepalive,
-            http2=http2,
-            behind_l4_proxy=behind_l4_proxy,
-            can_lose=can_lose,
-            peak_rps=peak_rps,
-            envoy_workers=envoy_workers,
-            pod_cpus=pod_cpus,
-        )
+        inputs = breaker_inputs(**capacity_arguments(locals()))
         advice = advise(inputs)
     except AdviceError as exc:
         raise click.BadParameter(exc.reason, param_hint=f"'{_flag(exc.argument)}'") from None
