@@ -27,6 +27,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaosmesh_ext.errors import ArgumentError
+
 # Share of the SLO's slack the admitted queue may take. The rest absorbs what varies under
 # overload: the pods' throughput (often below the knee's), imbalance between pods, and
 # scheduling noise; a queue sized to the whole slack meets the SLO only when nothing varies.
@@ -40,13 +42,8 @@ INTERVAL = "5s"
 BASE_EJECTION_TIME = "30s"
 
 
-class AdviceError(ValueError):
+class AdviceError(ArgumentError):
     """Input the advice cannot use; ``.argument`` names it as the activity spells it."""
-
-    def __init__(self, argument: str, message: str) -> None:
-        super().__init__(f"{argument}: {message}")
-        self.argument = argument
-        self.reason = message
 
 
 @dataclass(frozen=True)

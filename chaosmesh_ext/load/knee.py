@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ArgumentError, LoadError
 from .results import flat_summary
 
 # A bisection step needs at least this relative gap between the last good and the first bad
@@ -34,14 +35,9 @@ KEEP_UP_SHARE = 0.95
 MAX_TOTAL_SECONDS = 600.0
 
 
-class KneeError(ValueError):
+class KneeError(LoadError, ArgumentError):
     """A bad knee-search argument, or a search that found no knee; ``.argument`` names the
     argument to change (as the probe spells it)."""
-
-    def __init__(self, argument: str, message: str) -> None:
-        super().__init__(f"{argument}: {message}")
-        self.argument = argument
-        self.reason = message
 
 
 @dataclass(frozen=True)
