@@ -1,4 +1,4 @@
-"""Sizing a circuit breaker from measurement: the knee probe, the advice, and applying it.
+"""Sizing a circuit breaker from measurement: the knee probe and the advice.
 
 - :func:`capacity_knee` (a probe): from the mesh's fortio workload, offers rising rates
   open-loop (latency timed from when each request was due, so queueing shows) and returns
@@ -8,12 +8,10 @@
   with the reason for every field, from a measured knee (``from_knee``: the probe's output,
   a JSON file of it, or a journal) or from declared capacity (``rps_per_pod`` or
   ``concurrency_per_pod`` with ``service_time``).
-- :func:`apply_advised_breaker` (an action): the same advice, applied to a DestinationRule
-  with ``apply_circuit_breaker`` (recorded in the ledger; ``restore`` undoes it), measuring
-  the knee first when given ``measure`` (the knee probe's arguments).
 
-``chaosmesh_ext.probes`` and ``chaosmesh_ext.actions`` re-export them; ``chaosmesh advise
-breaker`` prints the same advice. The domain lives in ``load.knee`` (stepping, the knee) and
+``chaosmesh_ext.probes`` re-exports both; ``chaosmesh_ext.actions.apply_advised_breaker``
+applies the same advice (an action sits above the probes, so it lives there), and
+``chaosmesh advise breaker`` prints it. The domain lives in ``load.knee`` (stepping, the knee) and
 ``istio.breaker_advice`` (the sizing); this module reads arguments and does the I/O.
 """
 
@@ -42,7 +40,7 @@ from .load.options import (
     parse_duration,
 )
 
-__all__ = ["advise_breaker", "apply_advised_breaker", "capacity_knee"]
+__all__ = ["advise_breaker", "capacity_knee"]
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -352,70 +350,3 @@ def advise_breaker(
         "destination_rule": advice.destination_rule(destination_rule or host, ns, host),
         **advice.to_dict(),
     }
-
-
-def apply_advised_breaker(
-    destination_rule: str,
-    host: str | None = None,
-    subset: str | None = None,
-    measure: Mapping[str, Any] | None = None,
-    from_knee: Any = None,
-    pods: int | None = None,
-    p99_slo: str | float | None = None,
-    service_time: str | float | None = None,
-    rps_per_pod: float | None = None,
-    concurrency_per_pod: float | None = None,
-    knee_p99: str | float | None = None,
-    callers: int = 1,
-    keepalive: bool = True,
-    http2: bool = False,
-    behind_l4_proxy: bool = False,
-    can_lose: int | None = None,
-    peak_rps: float | None = None,
-    envoy_workers: int = 2,
-    ns: str = "default",
-    configuration: Configuration | None = None,
-    secrets: Secrets | None = None,
-) -> dict[str, Any]:
-    """Apply the advised circuit breaker to a DestinationRule (``restore`` undoes it).
-
-    The capacity comes from ``measure`` (the :func:`capacity_knee` arguments: the knee is
-    measured now, in this run), ``from_knee`` (a knee measured before) or the declared
-    arguments, as in :func:`advise_breaker`. Fields the advice leaves out (outlier detection
-    behind an L4 proxy, ``maxRequestsPerConnection`` with keep-alive) keep their current value.
-    Returns ``knee_search`` (when measured), ``advice`` (fields with reasons) and ``change``
-    (what ``apply_circuit_breaker`` did).
-    """
-    from .actions import apply_circuit_breaker
-
-    where = f"apply_advised_breaker {ns}/{destination_rule}"
-    knee_search = None
-    if measure is not None:
-        if from_knee is not None:
-            raise ActivityFailed(f"{where}: measure: give measure or from_knee, not both")
-        if not isinstance(measure, Mapping) or not measure.get("url"):
-            raise ActivityFailed(
-                f"{where}: measure: the capacity_knee arguments, at least url and max_p99_ms"
-            )
-        arguments = {"ns": ns, "pods": pods, **measure}
-        unknown = sorted(set(arguments) - set(inspect.signature(capacity_knee).parameters))
-        if unknown or {"configuration", "secrets"} & set(measure):
-            raise ActivityFailed(
-                f"{where}: measure: not capacity_knee arguments: {unknown or ['configuration']}"
-            )
-        knee_search = capacity_knee(**arguments, configuration=configuration, secrets=secrets)
-        from_knee = knee_search
-    advice = advice_for(where, **capacity_arguments(locals()))
-    change = apply_circuit_breaker(
-        destination_rule,
-        host=host,
-        subset=subset,
-        ns=ns,
-        configuration=configuration,
-        secrets=secrets,
-        **advice.breaker_arguments(),
-    )
-    result: dict[str, Any] = {"advice": advice.to_dict(), "change": change}
-    if knee_search is not None:
-        result["knee_search"] = knee_search
-    return result
