@@ -146,6 +146,16 @@ def _status_600(value: Any) -> tuple[str, str] | None:
     return None
 
 
+def _redirect_code(value: Any) -> tuple[str, str] | None:
+    if isinstance(value, int) and value not in (0, 301, 302, 303, 307, 308):
+        return (
+            NOT_SUPPORTED,
+            f"Envoy has no redirect code {value} (301, 302, 303, 307, 308): istiod sends the "
+            "route without an action and every proxy rejects the route update",
+        )
+    return None
+
+
 def _claims_header(key: str) -> str | None:
     if key.startswith("@request.auth.claims"):
         return "JWT claim matches need a RequestAuthentication, which the embedded mesh lacks"
@@ -234,6 +244,11 @@ VIRTUAL_SERVICE: dict[str, FieldClass] = {
     **_headers(f"{_VS_HTTP}.route[].headers"),
     **_subtree(
         f"{_VS_HTTP}.redirect", schema.HTTP_ROUTE["redirect"], _e(f"{_ROUTE} ApplyRedirect")
+    ),
+    f"{_VS_HTTP}.redirect.redirectCode": _by_value(
+        _e(f"{_ROUTE} ApplyRedirect"),
+        _redirect_code,
+        "other than 301, 302, 303, 307, 308: not supported",
     ),
     **_subtree(
         f"{_VS_HTTP}.directResponse",

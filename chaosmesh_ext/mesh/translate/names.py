@@ -14,7 +14,6 @@ from chaosmesh_ext.istio import durations
 MAX_UINT32 = 4294967295
 
 
-
 class TranslationError(ValueError):
     """Input the translator cannot map; the message names the object and the field."""
 
@@ -33,6 +32,21 @@ def resolve_host(host: str, namespace: str, domain: str) -> str:
     if host == "*" or "." in host:
         return host
     return f"{host}.{namespace}.svc.{domain}"
+
+
+def resolve_gateway_name(ref: str, namespace: str) -> str:
+    """istiod's resolveGatewayName: ``name`` -> ``ns/name`` in the VirtualService's namespace,
+    ``./name`` likewise, the legacy ``name.ns.svc.cluster.local`` -> ``ns/name``; ``mesh`` and
+    ``ns/name`` stay as they are."""
+    if ref == "mesh":
+        return ref
+    if "/" not in ref:
+        if "." not in ref:
+            return f"{namespace}/{ref}"
+        name, _, rest = ref.partition(".")
+        return f"{rest.split('.', 1)[0]}/{name}"
+    prefix, _, name = ref.partition("/")
+    return f"{namespace}/{name}" if prefix == "." else ref
 
 
 def host_matches(pattern: str, fqdn: str) -> bool:
