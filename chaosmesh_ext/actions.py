@@ -415,6 +415,7 @@ def apply_circuit_breaker(
     base_ejection_time: str | None = None,
     max_ejection_percent: int | None = None,
     min_health_percent: int | None = None,
+    port: int | None = None,
     ns: str = "default",
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
@@ -423,6 +424,9 @@ def apply_circuit_breaker(
 
     Patches the rule's ``trafficPolicy`` (or that of ``subset``), keeping fields not given.
     When the DestinationRule does not exist, ``host`` creates it (``restore`` deletes it again).
+    A policy with ``portLevelSettings`` needs ``port``: Istio uses a port's port-level policy
+    instead of the rest for that port, so the breaker goes there (the action refuses to write
+    one Istio would ignore).
     Connection pool: ``max_connections``, ``http1_max_pending_requests``, ``http2_max_requests``,
     ``max_requests_per_connection``, ``max_retries``. Outlier detection:
     ``consecutive_gateway_errors``, ``consecutive_5xx_errors``, ``interval`` ("1s"),
@@ -446,7 +450,7 @@ def apply_circuit_breaker(
 
     def edit(dr: dict[str, Any] | None) -> dict[str, Any]:
         return breaker.apply_circuit_breaker(
-            dr, destination_rule, ns, host=host, subset=subset, **fields
+            dr, destination_rule, ns, host=host, subset=subset, port=port, **fields
         )
 
     return _change(
@@ -457,7 +461,7 @@ def apply_circuit_breaker(
         edit,
         configuration,
         secrets,
-        _drop_none(host=host, subset=subset, **fields),
+        _drop_none(host=host, subset=subset, port=port, **fields),
         create_if_absent=True,
     )
 
@@ -465,15 +469,17 @@ def apply_circuit_breaker(
 def remove_circuit_breaker(
     destination_rule: str,
     subset: str | None = None,
+    port: int | None = None,
     ns: str = "default",
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
-    """Remove the connection pool and outlier detection of a DestinationRule (or of ``subset``)."""
+    """Remove the connection pool and outlier detection of a DestinationRule (or of ``subset``,
+    or of the port-level policy of ``port``)."""
     from chaosmesh_ext.istio import breaker
 
     def edit(dr: dict[str, Any] | None) -> dict[str, Any]:
-        return breaker.remove_circuit_breaker(_present(dr), subset=subset)
+        return breaker.remove_circuit_breaker(_present(dr), subset=subset, port=port)
 
     return _change(
         "remove_circuit_breaker",
@@ -483,7 +489,7 @@ def remove_circuit_breaker(
         edit,
         configuration,
         secrets,
-        _drop_none(subset=subset),
+        _drop_none(subset=subset, port=port),
     )
 
 

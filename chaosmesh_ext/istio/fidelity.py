@@ -586,13 +586,21 @@ def _walk(
         if not quiet:
             yield _Finding(cls, path, why, fc.reference)
         quiet = True
+    yield from _children(kind, value, spec, path, shape, quiet, fc)
+
+
+def _children(
+    kind: str, value: Any, spec: Any, path: str, shape: str, quiet: bool, fc: FieldClass
+) -> Iterator[_Finding]:
+    """The fields inside a value: an object's fields, a list's items' fields, a map's
+    values' fields (list items and map values have no row of their own)."""
     if isinstance(spec, dict) and isinstance(value, Mapping):
         for key, sub in spec.items():
             if key in value:
                 yield from _walk(kind, value[key], sub, f"{path}.{key}", f"{shape}.{key}", quiet)
     elif isinstance(spec, list) and isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _walk(kind, item, spec[0], f"{path}[{i}]", f"{shape}[]", quiet)
+            yield from _children(kind, item, spec[0], f"{path}[{i}]", f"{shape}[]", quiet, fc)
     elif isinstance(spec, tuple) and spec[0] == "map" and isinstance(value, Mapping):
         key_rule = KEY_RULES.get(canonical_path(kind, shape))
         for key, item in value.items():
@@ -600,7 +608,7 @@ def _walk(
             if problem:
                 yield _Finding(NOT_SUPPORTED, f"{path}.{key}", problem, fc.reference)
                 continue
-            yield from _walk(kind, item, spec[1], f"{path}.{key}", f"{shape}{{}}", quiet)
+            yield from _children(kind, item, spec[1], f"{path}.{key}", f"{shape}{{}}", quiet, fc)
 
 
 def _findings(obj: Mapping[str, Any]) -> list[_Finding]:

@@ -385,3 +385,22 @@ def build_gateways(
             listeners.append(build_tls_listener(name, listen, chains, snapshot.access_log_dir))
     configs.sort(key=lambda c: str(c["name"]))
     return configs, listeners
+
+
+def needs_fallback_certificate(gateways: list[JSON], secrets: list[JSON]) -> bool:
+    """Does an HTTPS (SIMPLE) server name a credential the Secrets do not hold? The daemon
+    then makes the self-signed certificate ``MeshSnapshot.fallback_certificate`` carries."""
+    for gateway in gateways:
+        for spec in (gateway.get("spec") or {}).get("servers") or []:
+            tls = spec.get("tls") or {}
+            protocol = str((spec.get("port") or {}).get("protocol") or "").upper()
+            if protocol != "HTTPS" or tls.get("mode") != "SIMPLE":
+                continue
+            names = [str(n) for n in tls.get("credentialNames") or []] or [
+                str(tls.get("credentialName") or "")
+            ]
+            for name in names:
+                secret = find_secret(name, namespace_of(gateway), secrets)
+                if secret is None or _secret_pem(secret) is None:
+                    return True
+    return False
