@@ -35,11 +35,10 @@ def translate(snapshot: MeshSnapshot) -> EnvoyResources:
     """
     notes: list[TranslationWarning] = []
     fqdn_ports = {service_fqdn(s, snapshot.domain): service_ports(s) for s in snapshot.services}
-    clusters = build_clusters(snapshot, notes)
-    sidecar_routes = outbound_route_configs(snapshot)
-    gateway_routes, gateway_listeners = build_gateways(
-        snapshot, fqdn_ports, destination_rules_by_host(snapshot), notes
-    )
+    rules = destination_rules_by_host(snapshot, notes)
+    clusters = build_clusters(snapshot, rules)
+    sidecar_routes = outbound_route_configs(snapshot, rules)
+    gateway_routes, gateway_listeners = build_gateways(snapshot, fqdn_ports, rules, notes)
     listeners = []
     for config in sidecar_routes:
         port = int(config["name"])

@@ -425,11 +425,10 @@ def endpoints_for(
     return sorted(chosen, key=lambda e: (e.pod, e.address, e.port))
 
 
-def build_clusters(
-    snapshot: MeshSnapshot, notes: list[TranslationWarning] | None = None
-) -> list[JSON]:
-    """Every outbound cluster, sorted by name (``notes`` receives what merging reported)."""
-    rules = destination_rules_by_host(snapshot, notes)
+def build_clusters(snapshot: MeshSnapshot, rules: dict[str, JSON] | None = None) -> list[JSON]:
+    """Every outbound cluster, sorted by name (``rules``: ``destination_rules_by_host``)."""
+    if rules is None:
+        rules = destination_rules_by_host(snapshot)
     clusters: list[JSON] = []
     for service in snapshot.services:
         fqdn = service_fqdn(service, snapshot.domain)

@@ -79,20 +79,31 @@ def resolved_hosts(vs: JSON, domain: str) -> list[str]:
     return [resolve_host(str(h), ns, domain) for h in (vs.get("spec") or {}).get("hosts") or []]
 
 
-def mesh_virtual_services_for(fqdn: str, snapshot: MeshSnapshot) -> list[JSON]:
-    """The VirtualServices bound to ``mesh`` that cover ``fqdn``, in the order istiod tries
-    them: exact hosts before wildcards, each oldest first (creationTimestamp, then name)."""
+MeshIndex = list[tuple[JSON, list[str]]]
+
+
+def mesh_index(snapshot: MeshSnapshot) -> MeshIndex:
+    """The VirtualServices bound to ``mesh`` with their resolved hosts, oldest first
+    (creationTimestamp, then name): computed once per translation."""
     candidates = sorted(
         (vs for vs in snapshot.virtual_services if applies_to_mesh(vs)), key=creation_key
     )
-    ordered: list[JSON] = []
-    for exact in (True, False):
-        for vs in candidates:
-            hosts = resolved_hosts(vs, snapshot.domain)
-            covers = any((h == fqdn) if exact else host_matches(h, fqdn) for h in hosts)
-            if covers and all(vs is not o for o in ordered):
-                ordered.append(vs)
-    return ordered
+    return [(vs, resolved_hosts(vs, snapshot.domain)) for vs in candidates]
+
+
+def mesh_virtual_services_for(
+    fqdn: str, snapshot: MeshSnapshot, index: MeshIndex | None = None
+) -> list[JSON]:
+    """The VirtualServices bound to ``mesh`` that cover ``fqdn``, in the order istiod tries
+    them: exact hosts before wildcards, each oldest first."""
+    entries = mesh_index(snapshot) if index is None else index
+    exact = [vs for vs, hosts in entries if fqdn in hosts]
+    wildcard = [
+        vs
+        for vs, hosts in entries
+        if all(vs is not e for e in exact) and any(host_matches(h, fqdn) for h in hosts)
+    ]
+    return exact + wildcard
 
 
 def yields_routes_for(vs: JSON, ctx: RouteContext, caller: Caller) -> bool:
@@ -149,9 +160,10 @@ def host_routes(
     snapshot: MeshSnapshot,
     callers: list[Caller],
     keys: set[str],
+    index: MeshIndex | None = None,
 ) -> list[JSON]:
     """The routes of one virtual host: istiod's per-caller choice, merged for one Envoy."""
-    candidates = mesh_virtual_services_for(fqdn, snapshot)
+    candidates = mesh_virtual_services_for(fqdn, snapshot, index)
     governing: dict[int, list[Caller]] = {}  # index in candidates (len: default) -> callers
     for caller in callers:
         index = next(
@@ -178,8 +190,11 @@ def host_routes(
     return out
 
 
-def outbound_route_configs(snapshot: MeshSnapshot) -> list[JSON]:
-    """RouteConfigurations named after each distinct Service port, sorted by port."""
+def outbound_route_configs(
+    snapshot: MeshSnapshot, rules: dict[str, JSON] | None = None
+) -> list[JSON]:
+    """RouteConfigurations named after each distinct Service port, sorted by port
+    (``rules``: ``destination_rules_by_host``, computed when not given)."""
     by_port: dict[int, list[JSON]] = {}
     fqdn_ports: dict[str, list[int]] = {}
     for service in sorted(snapshot.services, key=lambda s: (namespace_of(s), name_of(s))):
@@ -189,7 +204,9 @@ def outbound_route_configs(snapshot: MeshSnapshot) -> list[JSON]:
     strip = headers_to_strip(snapshot)
     callers = callers_of(snapshot)
     keys = label_keys(snapshot)
-    rules = destination_rules_by_host(snapshot)
+    index = mesh_index(snapshot)
+    if rules is None:
+        rules = destination_rules_by_host(snapshot)
     configs = []
     for port in sorted(by_port):
         ctx = RouteContext(port, fqdn_ports, snapshot.domain, rules=rules)
@@ -204,7 +221,7 @@ def outbound_route_configs(snapshot: MeshSnapshot) -> list[JSON]:
                 {
                     "name": f"{fqdn}:{port}",
                     "domains": domains,
-                    "routes": host_routes(fqdn, port, ctx, snapshot, callers, keys),
+                    "routes": host_routes(fqdn, port, ctx, snapshot, callers, keys, index),
                     "include_request_attempt_count": True,
                 }
             )
