@@ -160,10 +160,10 @@ def host_routes(
     snapshot: MeshSnapshot,
     callers: list[Caller],
     keys: set[str],
-    index: MeshIndex | None = None,
+    mesh_vs: MeshIndex | None = None,
 ) -> list[JSON]:
     """The routes of one virtual host: istiod's per-caller choice, merged for one Envoy."""
-    candidates = mesh_virtual_services_for(fqdn, snapshot, index)
+    candidates = mesh_virtual_services_for(fqdn, snapshot, mesh_vs)
     governing: dict[int, list[Caller]] = {}  # index in candidates (len: default) -> callers
     for caller in callers:
         index = next(
@@ -204,7 +204,7 @@ def outbound_route_configs(
     strip = headers_to_strip(snapshot)
     callers = callers_of(snapshot)
     keys = label_keys(snapshot)
-    index = mesh_index(snapshot)
+    mesh_vs = mesh_index(snapshot)
     if rules is None:
         rules = destination_rules_by_host(snapshot)
     configs = []
@@ -221,7 +221,7 @@ def outbound_route_configs(
                 {
                     "name": f"{fqdn}:{port}",
                     "domains": domains,
-                    "routes": host_routes(fqdn, port, ctx, snapshot, callers, keys, index),
+                    "routes": host_routes(fqdn, port, ctx, snapshot, callers, keys, mesh_vs),
                     "include_request_attempt_count": True,
                 }
             )
