@@ -441,7 +441,7 @@ GATEWAY: dict[str, FieldClass] = {
     "spec": _e(f"{_GW} buildGatewayListeners"),
     "spec.selector": _ne(
         "pilot/pkg/model/gateway.go MergeGateways",
-        "the embedded mesh has one gateway proxy, which serves every Gateway",
+        "one gateway proxy serves every Gateway here, whatever its selector",
     ),
     "spec.servers": _e(f"{_GW} buildGatewayListeners"),
     f"{_SRV}.port": _e(f"{_GW} buildGatewayListeners"),

@@ -7,8 +7,9 @@ on lives on the route, found from the destination's DestinationRule.
 
 from __future__ import annotations
 
+from .clusters import destination_rule_for
 from .model import JSON
-from .names import duration, host_matches
+from .names import duration
 
 
 def hash_policy(consistent_hash: JSON | None) -> JSON | None:
@@ -38,13 +39,6 @@ def hash_policy(consistent_hash: JSON | None) -> JSON | None:
     return None
 
 
-def _rule(fqdn: str, rules: dict[str, JSON]) -> JSON | None:
-    if fqdn in rules:
-        return rules[fqdn]
-    wildcards = [h for h in rules if h.startswith("*") and host_matches(h, fqdn)]
-    return rules[max(wildcards, key=len)] if wildcards else None
-
-
 def _consistent_hash(policy: JSON | None) -> JSON | None:
     return ((policy or {}).get("loadBalancer") or {}).get("consistentHash")
 
@@ -64,7 +58,7 @@ def destination_hash(
 ) -> JSON | None:
     """istiod's HashForHTTPDestination: the consistent hash a route destination uses
     (subset port level, else subset, else port level, else top level)."""
-    rule = _rule(fqdn, rules)
+    rule = destination_rule_for(fqdn, rules)
     if rule is None:
         return None
     spec = rule.get("spec") or {}
@@ -84,7 +78,7 @@ def destination_hash(
 def service_hash(fqdn: str, port: int, rules: dict[str, JSON]) -> JSON | None:
     """istiod's hashForService: the hash of a Service's default route (top level, or the
     port-level one for ``port`` when it sets one)."""
-    rule = _rule(fqdn, rules)
+    rule = destination_rule_for(fqdn, rules)
     if rule is None:
         return None
     top = (rule.get("spec") or {}).get("trafficPolicy")

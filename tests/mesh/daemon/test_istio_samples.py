@@ -9,16 +9,14 @@ workloads that say their version, httpbin as httpbin), ``kubectl apply -f`` for 
 from __future__ import annotations
 
 import http.client
-import json
 import socket
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import Mesh
+from .conftest import Mesh, envoy_listener_port
 
 pytestmark = pytest.mark.envoy
 
@@ -121,7 +119,7 @@ def test_ingress_gateway_for_bookinfo(bookinfo: Mesh):
     assert "Warning: spec.selector: no effect on the embedded mesh" in stderr
     status = bookinfo.kubectl("get", "gateway", "bookinfo-gateway", "-o", "name")
     assert status.stdout.strip() == "gateway.networking.istio.io/bookinfo-gateway"
-    port = _gateway_port(bookinfo, 8080)
+    port = envoy_listener_port(bookinfo, "gateway_8080")
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/productpage", headers={"Host": "bookinfo.example.com"})
     response = conn.getresponse()
@@ -134,19 +132,6 @@ def test_ingress_gateway_for_bookinfo(bookinfo: Mesh):
     conn.close()
 
 
-def _gateway_port(mesh: Mesh, number: int) -> int:
-    """The local port of the gateway listener for server port ``number``, as Envoy's admin
-    reports it (a Gateway applied with kubectl after ``mesh up`` included)."""
-    with urllib.request.urlopen(
-        f"{mesh.state['admin_url']}/listeners?format=json", timeout=10
-    ) as r:
-        listeners = json.load(r)["listener_statuses"]
-    for listener in listeners:
-        if listener["name"] == f"gateway_{number}":
-            return int(listener["local_address"]["socket_address"]["port_value"])
-    raise AssertionError(f"Envoy has no listener gateway_{number}: {listeners}")
-
-
 def test_httpbin_behind_its_gateway(mesh_up):
     """samples/httpbin (httpbin.yaml + httpbin-gateway.yaml) as the ingress task uses them:
     curl -s -I http://$INGRESS_HOST:$INGRESS_PORT/status/200 and /headers."""
@@ -157,7 +142,7 @@ def test_httpbin_behind_its_gateway(mesh_up):
             "httpbin-gateway.yaml": (SAMPLES / "httpbin" / "httpbin-gateway.yaml").read_text(),
         },
     )
-    port = _gateway_port(mesh, 80)
+    port = envoy_listener_port(mesh, "gateway_80")
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     for path, status in (("/status/200", 200), ("/status/418", 418), ("/headers", 200)):
         conn.request("GET", path, headers={"Host": "httpbin.example.com"})

@@ -10,17 +10,14 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import socket
-import ssl
-import urllib.request
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 
 from chaosmesh_ext.mesh.api import tls
+from tests.support.https_client import https_get
 
-from .conftest import SEED, Mesh, chaosmesh
+from .conftest import SEED, Mesh, chaosmesh, envoy_listener_port
 
 pytestmark = pytest.mark.envoy
 
@@ -129,34 +126,6 @@ spec:
 """
 
 
-def _https(port: int, host: str) -> tuple[int, str]:
-    """(status, served certificate's subject) of GET / over TLS with SNI ``host``."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # checked by subject below
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-        context.wrap_socket(raw, server_hostname=host) as sock,
-    ):
-        subject = x509.load_der_x509_certificate(sock.getpeercert(binary_form=True) or b"")
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.sock = sock
-        conn.request("GET", "/", headers={"Host": host})
-        response = conn.getresponse()
-        response.read()
-        return response.status, subject.subject.rfc4514_string()
-
-
-def _listener_port(mesh: Mesh, name: str) -> int:
-    with urllib.request.urlopen(
-        f"{mesh.state['admin_url']}/listeners?format=json", timeout=10
-    ) as r:
-        for listener in json.load(r)["listener_statuses"]:
-            if listener["name"] == name:
-                return int(listener["local_address"]["socket_address"]["port_value"])
-    raise AssertionError(f"no listener {name}")
-
-
 def test_https_gateway_with_the_manifests_secret_and_https_redirect(mesh_up, tmp_path: Path):
     """A production Gateway unchanged: SIMPLE TLS with credentialName from a kubernetes.io/tls
     Secret in the manifests, served by Envoy; the HTTP server's httpsRedirect answers 301."""
@@ -167,9 +136,11 @@ def test_https_gateway_with_the_manifests_secret_and_https_redirect(mesh_up, tmp
         "istio-test",
         extra={"secret.json": _secret(cert), "https-gateway.yaml": HTTPS_GATEWAY},
     )
-    status, subject = _https(_listener_port(mesh, "gateway_443"), "canary.example.com")
+    status, _, subject = https_get(envoy_listener_port(mesh, "gateway_443"), "canary.example.com")
     assert (status, subject) == (200, "CN=canary.example.com")
-    conn = http.client.HTTPConnection("127.0.0.1", _listener_port(mesh, "gateway_80"), timeout=10)
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", envoy_listener_port(mesh, "gateway_80"), timeout=10
+    )
     conn.request("GET", "/cart", headers={"Host": "canary.example.com"})
     response = conn.getresponse()
     response.read()
@@ -199,7 +170,8 @@ def test_https_server_without_its_secret_serves_a_generated_certificate_and_says
         assert "warning: spec.selector: no effect on the embedded mesh" in up.stderr
         state = json.loads((tmp_path / ".chaosmesh" / "mesh.json").read_text())
         mesh = Mesh(tmp_path, state)
-        status, subject = _https(_listener_port(mesh, "gateway_443"), "canary.example.com")
+        port = envoy_listener_port(mesh, "gateway_443")
+        status, _, subject = https_get(port, "canary.example.com")
         assert (status, subject) == (200, "CN=chaosmesh-gateway")
     finally:
         chaosmesh("mesh", "down", cwd=tmp_path, check=False)

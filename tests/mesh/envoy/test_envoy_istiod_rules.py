@@ -7,19 +7,16 @@ Each test states the rule and the istiod function (istio/istio release-1.31) it 
 from __future__ import annotations
 
 import base64
-import http.client
-import socket
-import ssl
 import threading
 
 import pytest
-from cryptography import x509
 
 from chaosmesh_ext._sidecar import SOURCE_NAMESPACE_HEADER, label_header
 from chaosmesh_ext.mesh.api import tls
 from chaosmesh_ext.mesh.translate import Endpoint, translate
 from tests.support import istiod_cases as cases
 from tests.support import mesh_seed as seed
+from tests.support.https_client import https_get
 
 from .conftest import access_entries, request
 
@@ -190,25 +187,6 @@ def test_redirects_carry_the_ports_istiod_gives_them(envoy, upstreams):
     assert request(port, "old.example.com", "/")[2] == "web\n"
 
 
-def _https_get(port: int, host: str, path: str = "/") -> tuple[int, str, str]:
-    """(status, body, certificate subject) of an HTTPS GET sent with SNI ``host``."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # a test certificate: what is served is checked below
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
-        context.wrap_socket(raw, server_hostname=host) as sock,
-    ):
-        der = sock.getpeercert(binary_form=True) or b""
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.sock = sock
-        conn.request("GET", path, headers={"Host": host})
-        response = conn.getresponse()
-        body = response.read().decode()
-    subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
-    return response.status, body, subject
-
-
 def test_https_server_with_its_secret_and_https_redirect(envoy, upstreams, tmp_path):
     """An HTTPS server (tls.mode SIMPLE) terminates TLS with the kubernetes.io/tls Secret
     named by credentialName (BuildListenerTLSContext) and routes like any server; the HTTP
@@ -228,7 +206,7 @@ def test_https_server_with_its_secret_and_https_redirect(envoy, upstreams, tmp_p
     snap = seed.snapshot(cases.WEB_SERVICE + "\n---\n" + cases.HTTPS_GATEWAY, [ep])
     snap.secrets = [secret]
     addresses = envoy(translate(snap)).listener_addresses()
-    status, body, subject = _https_get(addresses["gateway_8443"][1], "shop.example.com")
+    status, body, subject = https_get(addresses["gateway_8443"][1], "shop.example.com")
     assert (status, body, subject) == (200, "web\n", "CN=chaosmesh-api")
     plain = addresses["gateway_8080"][1]
     assert _location(plain, "/cart", "shop.example.com") == (301, "https://shop.example.com/cart")

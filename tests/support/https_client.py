@@ -1,0 +1,30 @@
+"""An HTTPS GET that sends a chosen SNI name and reports the certificate it was served:
+what checking a gateway's HTTPS server needs (it serves test certificates, not verified)."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+
+from cryptography import x509
+
+
+def https_get(port: int, host: str, path: str = "/") -> tuple[int, str, str]:
+    """(status, body, served certificate's subject) of GET ``path`` on 127.0.0.1:``port``
+    with SNI and Host ``host``."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # test certificates: the subject is returned instead
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=host) as sock,
+    ):
+        der = sock.getpeercert(binary_form=True) or b""
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.sock = sock
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        body = response.read().decode()
+    subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    return response.status, body, subject
