@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from chaosmesh_ext.errors import GameDayError
+
 MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 MACROS = {
@@ -36,7 +38,7 @@ FIELDS = [
 _HORIZON_DAYS = 366 * 8 + 2
 
 
-class CronError(ValueError):
+class CronError(GameDayError, ValueError):
     """A bad cron expression; the message names the field and the problem."""
 
 

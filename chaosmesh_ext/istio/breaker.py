@@ -165,7 +165,7 @@ def remove_circuit_breaker(
 
 
 def _policy_holder(dr: dict[str, Any], subset: str | None) -> dict[str, Any] | None:
-    spec = dr["spec"]
+    spec: dict[str, Any] = dr["spec"]
     if subset is None:
         return spec
     for entry in spec.get("subsets") or []:
