@@ -7,7 +7,6 @@ A real ``chaosmesh mesh up`` (Envoy, the API, workloads) and the kubectl binary.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chaosmesh_ext.mesh.api import tls
-from tests.support.https_client import https_get
+from tests.support.https_client import https_get, tls_secret
 
 from .conftest import SEED, Mesh, chaosmesh, envoy_listener_port
 
@@ -95,21 +94,6 @@ def test_mesh_up_refuses_an_unsupported_field_before_starting_anything(tmp_path:
     assert not (tmp_path / ".chaosmesh" / "mesh.json").exists()
 
 
-def _secret(cert: tls.ServingCert) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "kubernetes.io/tls",
-            "metadata": {"name": "canary-credential", "namespace": "istio-system"},
-            "data": {
-                "tls.crt": base64.b64encode(cert.cert_pem).decode(),
-                "tls.key": base64.b64encode(cert.key_path.read_bytes()).decode(),
-            },
-        }
-    )
-
-
 HTTPS_GATEWAY = """
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -130,11 +114,13 @@ def test_https_gateway_with_the_manifests_secret_and_https_redirect(mesh_up, tmp
     """A production Gateway unchanged: SIMPLE TLS with credentialName from a kubernetes.io/tls
     Secret in the manifests, served by Envoy; the HTTP server's httpsRedirect answers 301."""
     cert = tls.make(tmp_path / "user-cert", name="canary", common_name="canary.example.com")
+    key = cert.key_path.read_bytes()
+    secret = tls_secret(cert.cert_pem, key, "canary-credential", "istio-system")
     mesh = mesh_up(
         ["canary"],
         "--namespace",
         "istio-test",
-        extra={"secret.json": _secret(cert), "https-gateway.yaml": HTTPS_GATEWAY},
+        extra={"secret.json": json.dumps(secret), "https-gateway.yaml": HTTPS_GATEWAY},
     )
     status, _, subject = https_get(envoy_listener_port(mesh, "gateway_443"), "canary.example.com")
     assert (status, subject) == (200, "CN=canary.example.com")

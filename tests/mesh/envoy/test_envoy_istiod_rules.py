@@ -6,7 +6,6 @@ Each test states the rule and the istiod function (istio/istio release-1.31) it 
 
 from __future__ import annotations
 
-import base64
 import threading
 
 import pytest
@@ -16,7 +15,7 @@ from chaosmesh_ext.mesh.api import tls
 from chaosmesh_ext.mesh.translate import Endpoint, translate
 from tests.support import istiod_cases as cases
 from tests.support import mesh_seed as seed
-from tests.support.https_client import https_get
+from tests.support.https_client import https_get, tls_secret
 
 from .conftest import access_entries, request
 
@@ -193,15 +192,7 @@ def test_https_server_with_its_secret_and_https_redirect(envoy, upstreams, tmp_p
     server's tls.httpsRedirect answers 301 before routing (require_tls ALL)."""
     web = upstreams("web")
     cert = tls.make(tmp_path / "cert")
-    secret = {
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {"name": "shop-credential", "namespace": "default"},
-        "data": {
-            "tls.crt": base64.b64encode(cert.cert_pem).decode(),
-            "tls.key": base64.b64encode(cert.key_path.read_bytes()).decode(),
-        },
-    }
+    secret = tls_secret(cert.cert_pem, cert.key_path.read_bytes(), "shop-credential", "default")
     ep = Endpoint("web-0", "default", {"app": "web"}, "127.0.0.1", web.port)
     snap = seed.snapshot(cases.WEB_SERVICE + "\n---\n" + cases.HTTPS_GATEWAY, [ep])
     snap.secrets = [secret]
