@@ -27,13 +27,15 @@ from typing import Any
 
 from chaosmesh_ext._sidecar import Sidecar, format_outbound
 
-from . import views
-from .api import ApplyRejected, Store, resources
+from . import admission, views
+from .api import ApplyRejected, Store, resources, tls
+from .api.warnings import warn
 from .envoy import EnvoyError, EnvoyProcess, EnvoyRejected
-from .paths import StatePaths
+from .paths import GATEWAY_FALLBACK_CERT, StatePaths
 from .readiness import Replica, log_size, wait_all_ready
 from .state import start_time
 from .translate import Endpoint, MeshSnapshot, translate
+from .translate.gateways import needs_fallback_certificate
 from .translate.names import OUTBOUND, ListenerName
 from .views import Key, key_of
 from .xds_files import atomic_write
@@ -76,8 +78,6 @@ class Applier:
         """``cancel`` gives up waiting for replicas (the daemon is stopping); ``on_change`` is
         called whenever what ``mesh.json`` describes changed: processes started or stopped,
         or Envoy accepted a push."""
-        from chaosmesh_ext.istio.validate import validate
-
         self.paths = paths
         self.namespace = namespace
         self.envoy = envoy
@@ -91,10 +91,15 @@ class Applier:
         # The Istio objects Envoy serves now (the last accepted push): what mesh.json, `mesh
         # status` and `mesh url` list, so they agree with the API once a write returns.
         self.served: dict[str, list[dict[str, Any]]] = {}
+        # kubernetes.io/tls Secrets from the manifests (HTTPS Gateway servers' certificates),
+        # the self-signed one served when a server's Secret is missing, made on first need.
+        self.secrets: dict[Key, dict[str, Any]] = {}
+        self.fallback_certificate: tuple[str, str] | None = None
+        self.translation_warnings: list[str] = []  # what translating the served state said
         # Replicas started but not yet committed (waiting to accept): recorded in mesh.json
         # too, so `mesh down` finds them even if the daemon is killed meanwhile.
         self.starting: list[Replica] = []
-        self.store = Store(validate=validate, apply=self.push)
+        self.store = Store(validate=admission.validate, apply=self.push, advise=admission.warnings)
 
     # ---- reads ---------------------------------------------------------------------------
     def all_replicas(self) -> list[Replica]:
@@ -122,13 +127,27 @@ class Applier:
         for name in views.listener_names(self.services.values(), istio.get("gateways", [])):
             self.listener_ports.setdefault(name, free_port())
 
+    def _fallback_certificate(
+        self, gateways: list[dict[str, Any]], secrets: list[dict[str, Any]]
+    ) -> tuple[str, str] | None:
+        """The self-signed certificate an HTTPS server without its Secret serves (with a
+        warning), made once, the first time one needs it."""
+        if self.fallback_certificate is None and needs_fallback_certificate(gateways, secrets):
+            cert = tls.make_in_child(
+                self.paths.root, name=GATEWAY_FALLBACK_CERT, common_name="chaosmesh-gateway"
+            )
+            self.fallback_certificate = (cert.cert_pem.decode(), cert.key_path.read_text())
+        return self.fallback_certificate
+
     def _snapshot(self, istio: dict[str, list[dict[str, Any]]]) -> MeshSnapshot:
         self._reserve_listener_ports(istio)
+        secrets = list(self.secrets.values())
+        gateways = istio.get("gateways", [])
         return MeshSnapshot(
             services=list(self.services.values()),
             virtual_services=istio.get("virtualservices", []),
             destination_rules=istio.get("destinationrules", []),
-            gateways=istio.get("gateways", []),
+            gateways=gateways,
             endpoints=[
                 Endpoint(r.pod, r.namespace, dict(r.labels), views.LOOPBACK, r.port)
                 for r in self.all_replicas()
@@ -136,6 +155,8 @@ class Applier:
             listener_ports=self.listeners(),
             domain=views.DOMAIN,
             access_log_dir=str(self.paths.root),
+            secrets=secrets,
+            fallback_certificate=self._fallback_certificate(gateways, secrets),
         )
 
     def push(self, istio: dict[str, list[dict[str, Any]]]) -> str:
@@ -153,6 +174,9 @@ class Applier:
             # Only now do the listeners exist: tell running workloads about new ones.
             self._write_outbound()
             self.served = istio
+            self.translation_warnings = [str(w) for w in envoy_resources.warnings]
+            for warning in envoy_resources.warnings:
+                warn(warning.text, warning.about)  # a `Warning:` header if a request is served
             # A Gateway created or deleted with kubectl changes the URLs mesh.json lists.
             self.on_change()
             return version
@@ -212,19 +236,24 @@ class Applier:
         services: list[dict[str, Any]],
         deployments: list[dict[str, Any]],
         istio: list[dict[str, Any]] | None = None,
+        secrets: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Add or update Services and Deployments (restarting only changed Deployments) and,
-        when ``istio`` is given, those Istio objects too, in the same single Envoy push.
+        """Add or update Services and Deployments (restarting only changed Deployments),
+        kubernetes.io/tls Secrets and, when ``istio`` is given, those Istio objects too, in the
+        same single Envoy push.
 
         All or nothing: if a new replica crashes, or the store or Envoy refuses the result,
-        the mesh keeps the Services, Deployments, replicas, listener ports and Istio objects it
-        had (and serves what it served).
+        the mesh keeps the Services, Deployments, replicas, Secrets, listener ports and Istio
+        objects it had (and serves what it served).
         """
         with self.store.writing():
             saved = (dict(self.services), dict(self.deployments), dict(self.replicas))
             saved_ports = dict(self.listener_ports)
+            saved_secrets = dict(self.secrets)
             fresh: dict[Key, list[Replica]] = {}
             try:
+                for secret in secrets or []:
+                    self.secrets[key_of(secret)] = secret
                 for service in services:
                     self.services[key_of(service)] = service
                 changed = [d for d in deployments if self.deployments.get(key_of(d)) != d]
@@ -248,6 +277,7 @@ class Applier:
             except BaseException:
                 self.services, self.deployments, self.replicas = saved
                 self.listener_ports = saved_ports
+                self.secrets = saved_secrets
                 for reps in fresh.values():
                     stop_replicas(reps)
                 raise

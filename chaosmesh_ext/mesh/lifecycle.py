@@ -61,6 +61,7 @@ class Mesh:
         self.applier.apply(
             [manifests.with_namespace(m.obj, ns) for m in loaded.services],
             [manifests.with_namespace(m.obj, ns) for m in loaded.deployments],
+            secrets=[manifests.with_namespace(m.obj, ns) for m in loaded.secrets],
         )
         # The first push starts Envoy with the whole configuration.
         self.store.load_istio([manifests.with_namespace(m.obj, ns) for m in loaded.istio], ns)
@@ -191,6 +192,8 @@ class Mesh:
                     "metrics_url": getattr(self.exporter, "url", None),
                     "prometheus_url": getattr(self.prometheus, "url", None),
                     "access_log": str(self.state.access_log.resolve()),
+                    # What the translation of the current state reported (docs/FIDELITY.md).
+                    "warnings": list(self.applier.translation_warnings),
                 }
             )
 

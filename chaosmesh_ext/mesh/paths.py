@@ -41,6 +41,7 @@ ENVOY_LOG = "envoy.log"
 ENVOY_OUT = "envoy.out"
 API_CERT = "api.crt"
 API_KEY = "api.key"
+GATEWAY_FALLBACK_CERT = "gateway-fallback"  # .crt/.key: HTTPS servers whose Secret is missing
 PROMETHEUS_DIR = "prometheus"
 
 

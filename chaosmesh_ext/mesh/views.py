@@ -170,9 +170,13 @@ def pod_objects(
 
 
 # ---- mesh.json ----------------------------------------------------------------------------
-def _local_url(listener_ports: Mapping[ListenerName, int], listener: ListenerName | None) -> str:
+def _local_url(
+    listener_ports: Mapping[ListenerName, int],
+    listener: ListenerName | None,
+    scheme: str = "http",
+) -> str:
     port = listener_ports.get(listener) if listener is not None else None
-    return f"http://{LOOPBACK}:{port}/"
+    return f"{scheme}://{LOOPBACK}:{port}/"
 
 
 def service_entries(
@@ -202,13 +206,16 @@ def gateway_entries(
         for number, server in _gateway_ports(gateway):
             hosts = [h.split("/", 1)[-1] for h in server.get("hosts") or []]
             named = [h for h in hosts if "*" not in h]
+            https = str((server.get("port") or {}).get("protocol") or "").upper() == "HTTPS"
             entries.append(
                 {
                     "name": name,
                     "namespace": ns,
                     "port": number,
                     "url": _local_url(
-                        listener_ports, ListenerName.gateway(number) if number else None
+                        listener_ports,
+                        ListenerName.gateway(number) if number else None,
+                        "https" if https else "http",
                     ),
                     "host_header": named[0] if named else None,
                 }
@@ -306,4 +313,5 @@ def describe(state: Mapping[str, Any]) -> str:
         lines.append(
             f"  gateway {entry['namespace']}/{entry['name']}:{entry['port']}  {entry['url']}{host}"
         )
+    lines += [f"warning: {text}" for text in state.get("warnings") or []]
     return "\n".join(lines)

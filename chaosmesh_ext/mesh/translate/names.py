@@ -24,13 +24,14 @@ OUTBOUND: Literal["outbound"] = "outbound"
 GATEWAY: Literal["gateway"] = "gateway"
 _OUTBOUND_PREFIX = "0.0.0.0_"
 _GATEWAY_PREFIX = "gateway_"
-_GATEWAY_ROUTES_PREFIX = "http."
+_GATEWAY_ROUTES_PREFIX = "http."  # plain-HTTP servers (HTTPS ones get a route each)
 
 
 class ListenerName(NamedTuple):
     """One listener as istiod names it: the sidecar's outbound listener for a Service port
     (``0.0.0.0_<port>``, route configuration ``"<port>"``) or the ingress gateway's for a
-    Gateway server port (``gateway_<port>``, route configuration ``http.<port>``).
+    Gateway server port (``gateway_<port>``; route configuration ``http.<port>`` for plain
+    HTTP servers, one per server for HTTPS ones).
 
     The text forms are what Envoy, its stats, the access log and ``mesh.json`` carry; code
     keeps the value and spells it with ``str()``.
@@ -56,21 +57,14 @@ class ListenerName(NamedTuple):
                 return cls(kind, int(number))
         return None
 
-    @classmethod
-    def for_route_config(cls, route_config: str) -> ListenerName:
-        """The listener that serves the route configuration named ``route_config``."""
-        gateway_port = route_config.removeprefix(_GATEWAY_ROUTES_PREFIX)
-        if gateway_port != route_config:
-            return cls.gateway(int(gateway_port))
-        return cls.outbound(int(route_config))
-
     def __str__(self) -> str:
         prefix = _GATEWAY_PREFIX if self.kind == GATEWAY else _OUTBOUND_PREFIX
         return f"{prefix}{self.port}"
 
     @property
     def route_config(self) -> str:
-        """The RouteConfiguration this listener's HTTP connection manager reads over RDS."""
+        """The RouteConfiguration this listener's HTTP connection manager reads over RDS
+        (for a gateway port, that of its plain-HTTP servers)."""
         return f"{_GATEWAY_ROUTES_PREFIX}{self.port}" if self.kind == GATEWAY else str(self.port)
 
     @property
@@ -93,6 +87,21 @@ def resolve_host(host: str, namespace: str, domain: str) -> str:
     if host == "*" or "." in host:
         return host
     return f"{host}.{namespace}.svc.{domain}"
+
+
+def resolve_gateway_name(ref: str, namespace: str) -> str:
+    """istiod's resolveGatewayName: ``name`` -> ``ns/name`` in the VirtualService's namespace,
+    ``./name`` likewise, the legacy ``name.ns.svc.cluster.local`` -> ``ns/name``; ``mesh`` and
+    ``ns/name`` stay as they are."""
+    if ref == "mesh":
+        return ref
+    if "/" not in ref:
+        if "." not in ref:
+            return f"{namespace}/{ref}"
+        name, _, rest = ref.partition(".")
+        return f"{rest.split('.', 1)[0]}/{name}"
+    prefix, _, name = ref.partition("/")
+    return f"{namespace}/{name}" if prefix == "." else ref
 
 
 def host_matches(pattern: str, fqdn: str) -> bool:

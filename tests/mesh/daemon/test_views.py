@@ -71,6 +71,12 @@ def test_entries_name_the_local_url_of_each_listener_and_the_host_to_send() -> N
     assert gateway["url"] == "http://127.0.0.1:42000/"
     assert gateway["host_header"] == "www.example.com"  # the first host that is no wildcard
     assert views.listener_names([SERVICE], [GATEWAY]) == list(ports)
+    https = {
+        "metadata": {"name": "secure", "namespace": "shop"},
+        "spec": {"servers": [{"port": {"number": 443, "protocol": "HTTPS"}, "hosts": ["*"]}]},
+    }
+    (entry,) = views.gateway_entries([https], {ListenerName.gateway(443): 43000})
+    assert entry["url"] == "https://127.0.0.1:43000/" and entry["host_header"] is None
 
 
 def test_status_lists_only_the_endpoints_the_selector_picks_with_their_health() -> None:
@@ -110,6 +116,7 @@ def test_describe_prints_one_line_per_way_in() -> None:
             "kubeconfig": "/tmp/x/kubeconfig",
             "services": views.service_entries([SERVICE], ports),
             "gateways": views.gateway_entries([GATEWAY], ports),
+            "warnings": ["Gateway shop/ingress: spec.servers[0].tls: not served"],
         }
     )
     assert text.splitlines() == [
@@ -118,4 +125,5 @@ def test_describe_prints_one_line_per_way_in() -> None:
         "  service shop/reviews:9080  http://127.0.0.1:41000/  "
         "(Host: reviews.shop.svc.cluster.local)",
         "  gateway shop/ingress:80  http://127.0.0.1:42000/  (Host: www.example.com)",
+        "warning: Gateway shop/ingress: spec.servers[0].tls: not served",
     ]

@@ -45,7 +45,6 @@ def test_listener_names_are_values_spelt_as_istiod_does(
     assert str(listener) == text
     assert ListenerName.parse(text) == listener
     assert listener.route_config == route_config
-    assert ListenerName.for_route_config(route_config) == listener
     assert listener.stat_prefix == stat_prefix
 
 
