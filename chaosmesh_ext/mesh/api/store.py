@@ -151,9 +151,7 @@ class Store:
         apply: ApplyHook | None = None,
         advise: Advisor | None = None,
     ) -> None:
-        self._validate = validate
-        self._apply = apply
-        self._advise = advise
+        self.set_hooks(validate, apply, advise)
         self._data_lock = threading.Lock()  # guards _objects/_revision; held briefly
         self._write_lock = threading.RLock()  # serialises writes across an Envoy push
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {
@@ -174,6 +172,8 @@ class Store:
         apply: ApplyHook | None = None,
         advise: Advisor | None = None,
     ) -> None:
+        """``validate`` refuses an Istio object (422), ``advise`` warns about one it accepts,
+        ``apply`` makes the data plane serve a candidate state (see the module docstring)."""
         self._validate = validate
         self._apply = apply
         self._advise = advise
