@@ -3,15 +3,13 @@
 ``chaos run`` takes one file at a time; this runs each with ``chaos run`` in its own bounded
 process (the game-day runner: SIGTERM forwarded, ``chaosmesh restore`` after a kill), writes
 ``<journals>/<experiment>.json`` plus ``summary.json`` and ``report.html``, and prints one
-row per experiment with the numbers people look at first. On the embedded target it starts
-one mesh for the whole set (each experiment's control loads its own manifests into it) and
-stops it at the end if it started it. Exit code 1 when any experiment did not complete, or
-deviated.
+row per experiment with the numbers people look at first. On the embedded target the whole
+set shares one mesh (``gameday.embedded``). Exit code 1 when any experiment did not complete,
+or deviated.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -20,20 +18,12 @@ from pathlib import Path
 
 import click
 
+from chaosmesh_ext.gameday.embedded import shared_mesh
 from chaosmesh_ext.gameday.plan import Plan, PlanError, parse_duration
-from chaosmesh_ext.gameday.runner import ExperimentOutcome, GameDayRunner
+from chaosmesh_ext.gameday.runner import TARGET_ENV, ExperimentOutcome, GameDayRunner
 from chaosmesh_ext.gameday.stopping import Stopper, stop_on_signals
 from chaosmesh_ext.journal import Journal
 from chaosmesh_ext.mesh import target as mesh_target
-
-
-def _wants_prometheus(experiment: Path) -> bool:
-    """Whether an experiment asks the embedded mesh for Prometheus (``mesh_prometheus``)."""
-    try:
-        document = json.loads(experiment.read_text())
-    except (OSError, ValueError):
-        return False  # chaos run reports an unreadable experiment itself
-    return mesh_target.truthy((document.get("configuration") or {}).get("mesh_prometheus"))
 
 
 def key_numbers(journal: Journal) -> dict[str, str]:
@@ -86,6 +76,10 @@ def render_table(outcomes: Sequence[ExperimentOutcome], journals: Mapping[str, J
         f"  {Path(o.experiment).stem}: {o.reason}" for o in outcomes if not o.ok and o.reason
     ]
     return "\n".join(lines + (["", "why:", *reasons] if reasons else []))
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)
 
 
 @click.command("run")
@@ -158,54 +152,26 @@ def command(
         time_limit=limit,
         journals=journals,
     )
-    env = dict(os.environ)
-    env[mesh_target.STATE_DIR_ENV] = str(state_dir)
-    env[mesh_target.KEEP_MESH_ENV] = "1"  # one mesh for the whole set, stopped below
-
-    started_mesh: mesh_target.DaemonId | None = None
-    restore_env: dict[str, str] = {}
-    if target == mesh_target.EMBEDDED:
-        # The game day's `chaosmesh restore` after a time limit must reach this mesh, not
-        # ~/.kube/config (ledger entries also name the kubeconfig they were made with).
-        restore_env["KUBECONFIG"] = str(state_dir / "kubeconfig")
-    if target == mesh_target.EMBEDDED and mesh_target.read_mesh_state(state_dir) is None:
-        prometheus = any(_wants_prometheus(p) for p in plan.experiments)
-        click.echo(
-            f"starting the embedded mesh in {state_dir}"
-            + (" with Prometheus" if prometheus else "")
-            + " ...",
-            err=True,
-        )
-        try:
-            started_mesh = mesh_target.mesh_up(state_dir, [], None, prometheus=prometheus)
-        except mesh_target.TargetError as exc:
-            raise click.ClickException(str(exc)) from None
-
+    environ = {**os.environ, TARGET_ENV: target}
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    runner = GameDayRunner(
-        plan,
-        journals,
-        env=env,
-        log=lambda line: click.echo(line, err=True),
-        file_stem=lambda index, experiment: experiment.stem,
-        run_prefix=f"run-{stamp}",  # ledger run ids run-<stamp>-NN, unique per invocation
-        restore_env=restore_env,
-    )
     stopper = Stopper()
-    stopper.attach(runner)
     try:
-        with stop_on_signals(stopper):
-            click.echo(
-                f"run {stamp}: {len(plan.experiments)} experiment(s), target {target}", err=True
+        with shared_mesh(state_dir, plan.experiments, environ, keep=keep_mesh, echo=_say) as mesh:
+            runner = GameDayRunner(
+                plan,
+                journals,
+                env={**os.environ, **mesh.env},
+                log=_say,
+                file_stem=lambda index, experiment: experiment.stem,
+                run_prefix=f"run-{stamp}",  # ledger run ids run-<stamp>-NN, unique per invocation
+                restore_env=mesh.restore_env,
             )
-            result = runner.run()
-    finally:
-        if started_mesh is not None and not keep_mesh:
-            try:
-                # Only the daemon this command started, never one that replaced it.
-                mesh_target.stop_daemon(state_dir, started_mesh)
-            except mesh_target.TargetError as exc:
-                click.echo(f"warning: {exc}", err=True)
+            stopper.attach(runner)
+            with stop_on_signals(stopper):
+                _say(f"run {stamp}: {len(plan.experiments)} experiment(s), target {target}")
+                result = runner.run()
+    except mesh_target.TargetError as exc:
+        raise click.ClickException(str(exc)) from None
 
     click.echo(render_table(result.outcomes, runner.journals))
     click.echo(f"\njournals: {journals}  (chaosmesh journal show {journals}/<experiment>.json)")

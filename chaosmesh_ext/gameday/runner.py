@@ -5,7 +5,10 @@ console output, then ``summary.json`` and ``report.html`` for the whole run. A r
 plan's ``time_limit``, or one stopped by ``stop()`` (the command wires SIGINT/SIGTERM to
 it), gets SIGTERM (chaostoolkit then writes an interrupted journal), SIGKILL after a grace
 period, and then ``chaosmesh restore --run RUN_ID`` puts back what it changed: each chaos
-run gets its run id in ``CHAOSMESH_RUN_ID``.
+run gets its run id in ``CHAOSMESH_RUN_ID``. Each run also gets the plan's ``env`` (and
+``kubernetes.env`` against a cluster) and its ``variables`` as ``--var``. With
+``journal_lines`` every journal is also handed over as one JSON line (``journal.lines``), for
+a pod's log.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from chaosmesh_ext.gameday.plan import Plan
 from chaosmesh_ext.journal import Journal, JournalError, digest, load_journal
 from chaosmesh_ext.journal import text as jtext
+from chaosmesh_ext.journal.lines import journal_line
 from chaosmesh_ext.journal.report import render_html
 
 RUN_ID_ENV = "CHAOSMESH_RUN_ID"
@@ -125,6 +129,7 @@ class GameDayRunner:
         file_stem: Callable[[int, Path], str] | None = None,
         run_prefix: str | None = None,
         restore_env: Mapping[str, str] | None = None,
+        journal_lines: Callable[[str], None] | None = None,
     ) -> None:
         self.plan = plan
         self.run_prefix = run_prefix
@@ -135,7 +140,11 @@ class GameDayRunner:
         self.restore = list(restore) if restore is not None else default_restore()
         self.grace = grace
         self.log = log
-        self.env = dict(os.environ if env is None else env)
+        base = dict(os.environ if env is None else env)
+        # The target decides whether the plan's `kubernetes:` settings apply.
+        self.target = plan.target_in(base)
+        self.env = {**base, **plan.settings(self.target)[1]}
+        self.journal_lines = journal_lines
         # Added for `chaosmesh restore` only (e.g. KUBECONFIG of the embedded mesh the
         # experiments ran on), never for the experiments themselves.
         self.restore_env = {**self.env, **(restore_env or {})}
@@ -207,7 +216,7 @@ class GameDayRunner:
             "run",
             "--journal-path",
             str(journal_path),
-            *self.plan.chaos_vars(),
+            *self.plan.chaos_vars(self.target),
             str(experiment),
         ]
         env = dict(self.env)
@@ -267,7 +276,17 @@ class GameDayRunner:
             outcome.reason = "game day interrupted; experiment stopped"
         if timed_out or self._stopping.is_set():
             outcome.restore = self._restore(run_id)
+        if self.journal_lines is not None and journal_path.exists():
+            self._print_journal(journal_path, self.journal_lines)
         return outcome
+
+    def _print_journal(self, journal_path: Path, sink: Callable[[str], None]) -> None:
+        try:
+            raw = json.loads(journal_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self.log(f"{journal_path.name}: not printed as a journal line: {exc}")
+            return
+        sink(journal_line(self.plan.name, self.directory.name, journal_path.name, raw))
 
     def _reap(self, proc: subprocess.Popen[bytes]) -> None:
         """Wait the grace period for a signalled run, then kill its whole process group."""
@@ -390,17 +409,40 @@ def run_plan(
     log: Callable[[str], None] = print,
     on_runner: Callable[[GameDayRunner | None], None] = lambda runner: None,
     grace: float = 30.0,
+    state_dir: Path | None = None,
+    journal_lines: Callable[[str], None] | None = None,
 ) -> GameDayResult:
-    """Run ``plan`` once under its lock (raises ``lock.Locked`` if a run is in progress).
+    """Run ``plan`` once under its lock (raises ``lock.Locked`` if a run is in progress), on
+    one embedded mesh in ``state_dir`` when its experiments want one (``embedded``; raises
+    ``mesh.target.TargetError`` when it cannot start).
 
     ``on_runner`` is told the runner while it runs (and None after), so a signal handler
     can stop it.
     """
+    from chaosmesh_ext.gameday.embedded import shared_mesh
     from chaosmesh_ext.gameday.lock import PlanLock
+    from chaosmesh_ext.mesh.target import DEFAULT_STATE_DIR, STATE_DIR_ENV
 
-    with PlanLock(plan.journals_root / ".lock"):
+    environ = dict(os.environ)
+    target = plan.target_in(environ)
+    run_env = {**environ, **plan.settings(target)[1]}
+    if plan.target is not None:
+        run_env[TARGET_ENV] = plan.target
+    where = state_dir or Path(environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+    with (
+        PlanLock(plan.journals_root / ".lock"),
+        shared_mesh(where, plan.experiments, run_env, echo=log) as mesh,
+    ):
         runner = GameDayRunner(
-            plan, new_run_directory(plan), chaos=chaos, restore=restore, log=log, grace=grace
+            plan,
+            new_run_directory(plan),
+            chaos=chaos,
+            restore=restore,
+            log=log,
+            grace=grace,
+            env={**environ, **mesh.env},
+            restore_env=mesh.restore_env,
+            journal_lines=journal_lines,
         )
         on_runner(runner)
         try:

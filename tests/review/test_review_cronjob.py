@@ -107,8 +107,16 @@ def test_cronjob_runs_the_plan_in_the_pod(tmp_path: Path) -> None:
     assert pod["serviceAccountName"] == "demo" and pod["restartPolicy"] == "Never"
     (container,) = pod["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env == {"CHAOSTOOLKIT_IN_POD": "true", "MESH_TARGET": "kubernetes"}
-    assert container["command"] == ["chaosmesh", "gameday", "run", "/experiments/plan.yaml"]
+    assert env == {"CHAOSTOOLKIT_IN_POD": "true", "MESH_TARGET": "kubernetes", "HOME": "/work"}
+    assert container["command"] == [
+        "chaosmesh",
+        "gameday",
+        "run",
+        "/experiments/plan.yaml",
+        "--journals",
+        "/journals/demo",
+        "--journal-lines",
+    ]
     # The ConfigMap holds the experiments and a plan that points at them: it is a valid plan.
     (configmap,) = by_kind(docs, "ConfigMap")
     assert pod["volumes"][0]["configMap"]["name"] == configmap["metadata"]["name"]
@@ -120,7 +128,6 @@ def test_cronjob_runs_the_plan_in_the_pod(tmp_path: Path) -> None:
     plan = load_plan(mounted / "plan.yaml")
     assert [p.name for p in plan.experiments] == ["delay.json", "plain.json"]
     assert plan.target == "kubernetes" and plan.schedule is None
-    assert str(plan.journals_root) == "/journals/demo"
 
 
 def test_role_has_only_the_verbs_the_plan_needs(tmp_path: Path) -> None:
@@ -192,10 +199,12 @@ def test_role_goes_where_the_project_experiments_act(tmp_path: Path) -> None:
         "canary": _project_experiment("canary-shift"),
         "rollout": _project_experiment("progressive-canary"),
     }
-    (role,) = by_kind(emit(tmp_path, experiments, variables={"ns": "shop"}), "Role")
+    gateway = {"MESH_GATEWAY_URL": "http://istio-ingressgateway.istio-system"}
+    docs = emit(tmp_path, experiments, variables={"ns": "shop"}, env=gateway)
+    (role,) = by_kind(docs, "Role")
     assert role["metadata"]["namespace"] == "shop"
     # Without the variable each experiment's own default applies (env MESH_NAMESPACE's default).
-    docs = emit(tmp_path / "defaults", experiments)
+    docs = emit(tmp_path / "defaults", experiments, env=gateway)
     assert {r["metadata"]["namespace"] for r in by_kind(docs, "Role")} == {
         "istio-test",  # canary-shift.json
         "default",  # progressive-canary.json
