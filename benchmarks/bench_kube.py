@@ -1,6 +1,6 @@
 """Benchmark: what the safety of an action costs (ledger fsync + read-edit-replace), per call.
 
-Against the kube layer's test API emulator on loopback (tests/kube/kapi.py), with a real
+Against the kube layer's test API emulator on loopback (tests/support/kapi.py), with a real
 ledger directory under /tmp, it times:
 
 - ``raw replace``: GET + PUT of the VirtualService through the official client — the floor;
@@ -44,14 +44,12 @@ def _time(fn: Callable[[], Any], n: int) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     n = int(argv[0]) if argv else 50
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "kube"))
-    from kapi import RunningEmulator  # type: ignore[import-not-found]
-    from kubefix import REVIEWS  # type: ignore[import-not-found]
-
     from chaosmesh_ext import actions
     from chaosmesh_ext.kube import ledger as ledger_module
     from chaosmesh_ext.kube.client import api_client
     from chaosmesh_ext.kube.objects import IstioObjects, ObjectRef
+    from tests.support.kapi import RunningEmulator
+    from tests.support.kubefix import REVIEWS
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-kube-") as tmp,

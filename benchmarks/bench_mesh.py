@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-SEED = Path(__file__).resolve().parent.parent / "tests" / "mesh_e2e" / "seed"
+SEED = Path(__file__).resolve().parent.parent / "tests" / "mesh" / "daemon" / "seed"
 UP_TARGET_S = 2.0
 CHANGE_TARGET_P95_MS = 20.0
 RSS_TARGET_MB = 250.0

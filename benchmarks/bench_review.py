@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "review" / "fixtures"
+FIXTURES = ROOT / "tests" / "journal" / "fixtures"
 REPORT_TARGET_S = 1.0
 OVERHEAD_TARGET_S = 0.5
 
@@ -41,8 +41,7 @@ def _median(fn: Callable[[], Any], n: int) -> float:
 
 
 def _long_journal(results: int) -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT / "tests" / "review"))
-    from ctk_helpers import load_result  # type: ignore[import-not-found]
+    from tests.support.ctk_helpers import load_result
 
     raw = json.loads((FIXTURES / "mesh-ok-121.json").read_text())
     probe = raw["run"][1]

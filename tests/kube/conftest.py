@@ -1,5 +1,6 @@
-"""Fixtures for the kube layer's tests (defined in kubefix.py, shared with tests/e2e)."""
+"""Fixtures for the kube layer's tests (defined in tests/support/kubefix.py, shared with
+tests/control)."""
 
-from kubefix import emulator_options, kapi, seeded
+from tests.support.kubefix import emulator_options, kapi, seeded
 
 __all__ = ["emulator_options", "kapi", "seeded"]

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from kapi import Key, RunningEmulator
-from kubefix import REVIEWS, REVIEWS_DR, seed, state
 
 from chaosmesh_ext import actions
 from chaosmesh_ext.kube.ledger import LEDGER_ANNOTATION, Ledger
+from tests.support.kapi import Key, RunningEmulator
+from tests.support.kubefix import REVIEWS, REVIEWS_DR, seed, state
 
 VS = "virtualservices"
 

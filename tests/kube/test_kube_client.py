@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kapi import RunningEmulator
 
 from chaosmesh_ext.kube.client import (
     KubeSettingsError,
@@ -15,6 +14,7 @@ from chaosmesh_ext.kube.client import (
     parse_bool,
 )
 from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, ObjectRef
+from tests.support.kapi import RunningEmulator
 
 
 @pytest.mark.parametrize("text", ["false", "False", "0", "no", "off", " FALSE "])

@@ -8,9 +8,10 @@ from typing import Any
 
 import kubernetes
 import pytest
-from kapi import RunningEmulator
-from kubefix import REVIEWS, seed
 from kubernetes.client.rest import ApiException
+
+from tests.support.kapi import RunningEmulator
+from tests.support.kubefix import REVIEWS, seed
 
 G, V, NS, P = "networking.istio.io", "v1", "default", "virtualservices"
 

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kapi import Key, RunningEmulator, wait_until
-from kubefix import REVIEWS, seed, state
 
 from chaosmesh_ext.kube import ledger as ledger_module
 from chaosmesh_ext.kube.changes import apply_change
@@ -16,6 +14,8 @@ from chaosmesh_ext.kube.client import api_client
 from chaosmesh_ext.kube.ledger import LEDGER_ANNOTATION, Ledger, current_run_id, write_atomic
 from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, ObjectRef
 from chaosmesh_ext.kube.restore import restore_ledger
+from tests.support.kapi import Key, RunningEmulator, wait_until
+from tests.support.kubefix import REVIEWS, seed, state
 
 REF = ObjectRef("VirtualService", "default", "reviews")
 VS = "virtualservices"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kapi import RunningEmulator
-from kubefix import REVIEWS, seed
 from kubernetes import client as k8s
 
 from chaosmesh_ext.kube.client import api_client
 from chaosmesh_ext.kube.objects import Conflict, IstioObjects, KubeApiError, NotFound, ObjectRef
+from tests.support.kapi import RunningEmulator
+from tests.support.kubefix import REVIEWS, seed
 
 REF = ObjectRef("VirtualService", "default", "reviews")
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from kubefix import REVIEWS, REVIEWS_DR
 
 from chaosmesh_ext import actions
 from chaosmesh_ext.kube import ledger as ledger_module
 from chaosmesh_ext.kube.client import api_client
 from chaosmesh_ext.kube.ledger import content
 from chaosmesh_ext.kube.objects import IstioObjects, ObjectRef
+from tests.support.kubefix import REVIEWS, REVIEWS_DR
 
 mesh_api = pytest.importorskip("chaosmesh_ext.mesh.api")
 validate = pytest.importorskip("chaosmesh_ext.istio.validate")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from kapi import RunningEmulator
-from kubefix import REVIEWS, state
 
 from chaosmesh_ext import actions
 from chaosmesh_ext.cli import main
+from tests.support.kapi import RunningEmulator
+from tests.support.kubefix import REVIEWS, state
 
 VS = "virtualservices"
 

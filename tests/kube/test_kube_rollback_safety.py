@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
-from kapi import RunningEmulator
-from kubefix import REVIEWS, REVIEWS_DR, seed, state
 
 from chaosmesh_ext import actions, control
+from tests.support.kapi import RunningEmulator
+from tests.support.kubefix import REVIEWS, REVIEWS_DR, seed, state
 
 VS = "virtualservices"
 CHAOSMESH = str(Path(sys.executable).parent / "chaosmesh")

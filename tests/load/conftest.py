@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ._target import Behaviour, Target, ok
+from tests.support.load_target import Behaviour, Target, ok
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ._target import Reply, Target
+from tests.support.load_target import Reply, Target
 
 CHAOSMESH = [sys.executable, "-m", "chaosmesh_ext.cli"]
 ROOT = Path(__file__).resolve().parents[2]

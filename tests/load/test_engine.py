@@ -10,8 +10,7 @@ from chaosmesh_ext._sidecar import Sidecar
 from chaosmesh_ext.load.engine import LoadTargetError, run
 from chaosmesh_ext.load.options import LoadOptionError, LoadOptions
 from chaosmesh_ext.load.stats import percentile_value
-
-from ._target import Reply, Target
+from tests.support.load_target import Reply, Target
 
 
 def _opts(url: str, **kw: object) -> LoadOptions:

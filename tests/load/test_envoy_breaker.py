@@ -24,8 +24,7 @@ from chaosmesh_ext.load.engine import run
 from chaosmesh_ext.load.envoy_stats import breaker_summary
 from chaosmesh_ext.load.options import LoadOptions
 from chaosmesh_ext.load.report import text_report
-
-from ._target import Reply, Target
+from tests.support.load_target import Reply, Target
 
 pytestmark = pytest.mark.envoy
 

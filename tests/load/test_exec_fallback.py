@@ -21,9 +21,8 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_ext import probes
 from chaosmesh_ext.load import remote
-
-from ._kube_exec import Cluster, KubeExecEmulator
-from ._target import Reply, Target
+from tests.support.kube_exec import Cluster, KubeExecEmulator
+from tests.support.load_target import Reply, Target
 
 POD = "fortio-deploy-7c9d8b6f4-x2x7k"
 HTTPBIN = "outbound|8000||httpbin.default.svc.cluster.local"

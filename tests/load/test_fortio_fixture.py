@@ -18,8 +18,7 @@ from chaosmesh_ext.load.report import text_report
 from chaosmesh_ext.load.results import flat_summary
 from chaosmesh_ext.load.stats import calc_percentile
 from chaosmesh_ext.tolerances import slo
-
-from ._target import Reply, Target
+from tests.support.load_target import Reply, Target
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fortio_seed_breaker.json"
 

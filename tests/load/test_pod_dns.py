@@ -16,8 +16,7 @@ import pytest
 from chaosmesh_ext._sidecar import Sidecar
 from chaosmesh_ext.load.engine import LoadTargetError, run
 from chaosmesh_ext.load.options import LoadOptions
-
-from ._target import Target
+from tests.support.load_target import Target
 
 
 def _sidecar(tmp_path: Path, listener: Target, namespace: str = "default") -> Sidecar:

@@ -24,8 +24,7 @@ from chaosmesh_ext.load import remote
 from chaosmesh_ext.load.envoy_stats import breaker_summary, parse_cluster_stats
 from chaosmesh_ext.load.rest import serve
 from chaosmesh_ext.tolerances import slo
-
-from ._target import Reply, Target
+from tests.support.load_target import Reply, Target
 
 HTTPBIN = "outbound|8000||httpbin.default.svc.cluster.local"
 REVIEWS_V1 = "outbound|9080|v1|reviews.default.svc.cluster.local"

@@ -13,8 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from chaosmesh_ext.load.rest import RestServer, serve
-
-from ._target import Reply, Target
+from tests.support.load_target import Reply, Target
 
 
 @pytest.fixture

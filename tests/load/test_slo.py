@@ -21,8 +21,7 @@ import pytest
 
 from chaosmesh_ext.journal.outputs import load_result
 from chaosmesh_ext.tolerances import slo
-
-from ._target import Reply, Target
+from tests.support.load_target import Reply, Target
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fortio_seed_breaker.json"
 
