@@ -205,8 +205,13 @@ class CronExpression:
         zone = self.zone
         after = (when if when.tzinfo else when.replace(tzinfo=zone)).astimezone(UTC)
         local = after.astimezone(zone).replace(tzinfo=None)
-        earliest = local - _DST_SLACK
+        earliest = local - _DST_SLACK if _dst_near(after, zone) else local
         first_day = earliest.date()
+        # Wall-clock order is not time order around a repeated hour (01:30 EDT comes before
+        # 01:00 EST): keep the earliest instant found until the wall clock is past any DST
+        # shift from it.
+        best: datetime | None = None
+        best_wall = earliest
         for offset in range(_HORIZON_DAYS):
             day = first_day + timedelta(days=offset)
             if not self.day_matches(day):
@@ -216,9 +221,15 @@ class CronExpression:
                     wall = datetime(day.year, day.month, day.day, hour, minute)
                     if wall < earliest:
                         continue
+                    if best is not None and wall > best_wall + _DST_SLACK:
+                        return best.astimezone(zone)
                     for instant in _instants(wall, zone):
-                        if instant > after:
-                            return instant.astimezone(zone)
+                        if instant > after and (best is None or instant < best):
+                            best, best_wall = instant, wall
+                            if not _dst_near(instant, zone):
+                                return instant.astimezone(zone)
+        if best is not None:
+            return best.astimezone(zone)
         raise CronError(f"cron expression {self.text!r}: never fires")
 
     def between(self, after: datetime, until: datetime) -> Iterator[datetime]:
@@ -228,6 +239,12 @@ class CronExpression:
         while t.astimezone(UTC) <= until.astimezone(UTC):
             yield t
             t = self.next_after(t)
+
+
+def _dst_near(instant: datetime, zone: tzinfo) -> bool:
+    """Whether the zone's clocks change within the DST slack of ``instant``."""
+    before = (instant - _DST_SLACK).astimezone(zone).utcoffset()
+    return before != (instant + _DST_SLACK).astimezone(zone).utcoffset()
 
 
 def _instants(wall: datetime, zone: tzinfo) -> list[datetime]:

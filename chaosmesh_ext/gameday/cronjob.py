@@ -68,9 +68,16 @@ def _manifest_files(experiments: dict[Path, dict[str, Any]]) -> dict[str, Path]:
         for item in items if isinstance(items, list) else []:
             name = str(item).strip()
             if not name or Path(name).is_absolute() or ".." in Path(name).parts:
-                continue
-            if (path.parent / name).is_file():
-                files.setdefault(name, path.parent / name)
+                raise PlanError(
+                    f"experiment {path.name}: mesh_manifests: {name!r}: in a pod only paths "
+                    "below the experiment's directory can be carried along"
+                )
+            if not (path.parent / name).is_file():
+                raise PlanError(
+                    f"experiment {path.name}: mesh_manifests: {name} does not exist "
+                    f"beside it ({path.parent / name})"
+                )
+            files.setdefault(name, path.parent / name)
     return files
 
 
