@@ -5,9 +5,9 @@ in the experiment's directory. Left alone, each experiment's safety-net control 
 and stop a mesh of its own in ``.chaosmesh/`` *of that directory*. Instead the set gets one
 mesh, in the state directory of the directory the command was started in (``--state-dir``,
 ``CHAOSMESH_STATE_DIR``, default ``./.chaosmesh`` — where ``make run`` and ``chaosmesh mesh``
-look): started before the first experiment when any of them runs on the embedded target,
-and stopped after the last if this started it. Each experiment's control loads its own
-manifests into it.
+look): started before the first experiment when any of them runs on the embedded target
+with the safety-net control (the part that uses the mesh), and stopped after the last if
+this started it. Each experiment's control loads its own manifests into it.
 """
 
 from __future__ import annotations
@@ -34,13 +34,30 @@ class SharedMesh:
     started: mesh_target.DaemonId | None = None
 
 
-def _configuration(experiment: Path) -> dict[str, Any]:
+CONTROL_MODULE = "chaosmesh_ext.control"
+
+
+def _document(experiment: Path) -> dict[str, Any]:
     try:
         document = json.loads(experiment.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}  # chaos run reports an unreadable experiment itself
-    configuration = document.get("configuration") if isinstance(document, dict) else None
+    return document if isinstance(document, dict) else {}
+
+
+def _configuration(experiment: Path) -> dict[str, Any]:
+    configuration = _document(experiment).get("configuration")
     return configuration if isinstance(configuration, dict) else {}
+
+
+def uses_embedded_mesh(experiment: Path, environ: Mapping[str, str]) -> bool:
+    """Whether the experiment's safety-net control will want the embedded mesh."""
+    controls = _document(experiment).get("controls")
+    declared = any(
+        isinstance(c, dict) and (c.get("provider") or {}).get("module") == CONTROL_MODULE
+        for c in (controls if isinstance(controls, list) else [])
+    )
+    return declared and experiment_target(experiment, environ) == mesh_target.EMBEDDED
 
 
 def experiment_target(experiment: Path, environ: Mapping[str, str]) -> str:
@@ -69,7 +86,7 @@ def shared_mesh(
     """The set's mesh while the block runs (raises ``mesh.target.TargetError`` when it cannot
     start). With no experiment on the embedded target, nothing is started or set."""
     state_dir = state_dir.resolve()
-    embedded = [p for p in experiments if experiment_target(p, environ) == mesh_target.EMBEDDED]
+    embedded = [p for p in experiments if uses_embedded_mesh(p, environ)]
     if not embedded:
         yield SharedMesh(state_dir)
         return
