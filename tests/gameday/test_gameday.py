@@ -17,7 +17,7 @@ import pytest
 
 from chaosmesh_ext.gameday.cron import CronExpression
 from chaosmesh_ext.gameday.lock import PlanLock
-from chaosmesh_ext.gameday.plan import KEYS, load_plan
+from chaosmesh_ext.gameday.plan import KEYS, PLAN_FORMAT, load_plan
 from chaosmesh_ext.gameday.runner import GameDayRunner, new_run_directory
 from tests.support.cli import chaosmesh
 from tests.support.gameday_plans import deviating, healthy, holding, run_dirs, write_plan
@@ -471,3 +471,13 @@ def test_experiments_without_the_safety_net_start_no_mesh(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
     assert "starting the embedded mesh" not in done.stdout
     assert not state.exists()
+
+
+def test_readme_game_days_section_shows_the_plan_format_and_the_seed_plan() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Game days") :]
+    assert PLAN_FORMAT in section  # the same text as `gameday --help`
+    for command in ("gameday run", "gameday schedule", "--next", "gameday cronjob"):
+        assert command in section
+    assert "gamedays/seed-nightly.yaml" in section and "kubectl -n chaos cp" in section
+    assert "chaosmesh journal report" in section and "kubectl -n chaos logs" in section
