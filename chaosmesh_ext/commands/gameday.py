@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from chaosmesh_ext.commands.options import state_dir_option
 from chaosmesh_ext.gameday import cronjob
 from chaosmesh_ext.gameday.lock import Locked
 from chaosmesh_ext.gameday.plan import (
@@ -29,15 +30,6 @@ from chaosmesh_ext.gameday.stopping import Stopper, stop_on_signals
 from chaosmesh_ext.mesh import target as mesh_target
 
 EXIT_INTERRUPTED = 130
-
-STATE_DIR_OPTION = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar=mesh_target.STATE_DIR_ENV,
-    default=mesh_target.DEFAULT_STATE_DIR,
-    show_default=True,
-    help="The embedded mesh's state directory (the one `make run` and `chaosmesh mesh` use).",
-)
 
 
 def _plan(path: str, journals: Path | None = None) -> Plan:
@@ -102,7 +94,7 @@ def command() -> None:
     is_flag=True,
     help="Also print each journal as one JSON line on standard output (for a pod's log).",
 )
-@STATE_DIR_OPTION
+@state_dir_option
 def run(
     plan_file: str, grace: float, journals: Path | None, journal_lines: bool, state_dir: Path
 ) -> None:
@@ -144,7 +136,7 @@ def run(
 @click.option("--once", is_flag=True, help="Stop after one run (same as --max-runs 1).")
 @click.option("--max-runs", type=click.IntRange(min=1), default=None, help="Stop after N runs.")
 @click.option("--run-now", is_flag=True, help="Run once right away, then follow the schedule.")
-@STATE_DIR_OPTION
+@state_dir_option
 def schedule(
     plan_file: str,
     show_next: int | None,
@@ -252,11 +244,13 @@ def cronjob_command(
     try:
         text = cronjob.render(
             plan,
-            namespace=namespace,
-            image=image,
-            journals_claim=journals_claim,
-            claim_size=journals_claim_size,
-            allow_embedded=allow_embedded,
+            cronjob.Options(
+                namespace=namespace,
+                image=image,
+                journals_claim=journals_claim,
+                claim_size=journals_claim_size,
+                allow_embedded=allow_embedded,
+            ),
         )
     except PlanError as exc:
         raise click.ClickException(str(exc)) from None

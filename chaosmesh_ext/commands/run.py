@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from chaosmesh_ext.commands.options import state_dir_option
 from chaosmesh_ext.gameday.embedded import shared_mesh
 from chaosmesh_ext.gameday.plan import Plan, PlanError, parse_duration
 from chaosmesh_ext.gameday.runner import TARGET_ENV, ExperimentOutcome, GameDayRunner
@@ -105,14 +106,7 @@ def _say(line: str) -> None:
     show_default=True,
     help="Where the experiments run (also from MESH_TARGET).",
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar=mesh_target.STATE_DIR_ENV,
-    default=mesh_target.DEFAULT_STATE_DIR,
-    show_default=True,
-    help="The embedded mesh's state directory.",
-)
+@state_dir_option
 @click.option(
     "--time-limit",
     default="300s",

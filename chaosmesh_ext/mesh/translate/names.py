@@ -14,7 +14,6 @@ from chaosmesh_ext.istio import durations
 MAX_UINT32 = 4294967295
 
 
-
 class TranslationError(ValueError):
     """Input the translator cannot map; the message names the object and the field."""
 
