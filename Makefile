@@ -45,6 +45,7 @@ run: install
 lint: install
 	$(BIN)/ruff check chaosmesh_ext tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m benchmarks

@@ -5,6 +5,7 @@ a cluster (``cronjob``)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from pathlib import Path
 import click
 
 from chaosmesh_ext.commands.options import state_dir_option
+from chaosmesh_ext.commands.shared_mesh import shared_mesh
 from chaosmesh_ext.gameday import cronjob
 from chaosmesh_ext.gameday.lock import Locked
 from chaosmesh_ext.gameday.plan import (
@@ -23,7 +25,7 @@ from chaosmesh_ext.gameday.plan import (
     load_plan,
     read_experiment,
 )
-from chaosmesh_ext.gameday.runner import GameDayResult, default_chaos, run_plan
+from chaosmesh_ext.gameday.runner import GameDayResult, Surround, default_chaos, run_plan
 from chaosmesh_ext.gameday.scheduler import Scheduler
 from chaosmesh_ext.gameday.settings import empty_settings
 from chaosmesh_ext.gameday.stopping import Stopper, stop_on_signals
@@ -58,6 +60,11 @@ def _check_settings(plan: Plan) -> None:
             f"plan {plan.path}: against the cluster these settings would be empty:\n  "
             + "\n  ".join(problems)
         )
+
+
+def _shared_mesh(plan: Plan, state_dir: Path) -> Surround:
+    """One embedded mesh in ``state_dir`` for the plan's experiments that want one."""
+    return functools.partial(shared_mesh, state_dir, plan.experiments, echo=lambda m: click.echo(m))
 
 
 def _print_result(result: GameDayResult) -> None:
@@ -111,7 +118,7 @@ def run(
                 on_runner=stopper.attach,
                 grace=grace,
                 log=lambda m: click.echo(m),
-                state_dir=state_dir,
+                surround=_shared_mesh(plan, state_dir),
                 journal_lines=(lambda line: click.echo(line)) if journal_lines else None,
             )
         except (Locked, mesh_target.TargetError) as exc:
@@ -163,7 +170,10 @@ def schedule(
     def run_once(scheduled: object) -> bool:
         try:
             result = run_plan(
-                plan, on_runner=stopper.attach, log=lambda m: click.echo(m), state_dir=state_dir
+                plan,
+                on_runner=stopper.attach,
+                log=lambda m: click.echo(m),
+                surround=_shared_mesh(plan, state_dir),
             )
         except mesh_target.TargetError as exc:
             click.echo(f"game day {plan.name}: NOT RUN — {exc}", err=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from chaosmesh_ext.commands.options import state_dir_option
-from chaosmesh_ext.gameday.embedded import shared_mesh
+from chaosmesh_ext.commands.shared_mesh import shared_mesh
 from chaosmesh_ext.gameday.plan import Plan, PlanError, parse_duration
 from chaosmesh_ext.gameday.runner import TARGET_ENV, ExperimentOutcome, GameDayRunner
 from chaosmesh_ext.gameday.stopping import Stopper, stop_on_signals

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from chaosmesh_ext.errors import GameDayError
+
 MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 # robfig's parseDescriptor, spelt exactly as it matches them (case-sensitive).
@@ -72,7 +74,7 @@ _HORIZON_DAYS = 366 * 8 + 2
 _DST_SLACK = timedelta(hours=3)
 
 
-class CronError(ValueError):
+class CronError(GameDayError, ValueError):
     """A bad cron expression or time zone; the message names the field and the problem."""
 
 

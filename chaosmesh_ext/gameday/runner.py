@@ -23,19 +23,38 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from chaosmesh_ext.gameday.plan import Plan
 from chaosmesh_ext.journal import Journal, JournalError, digest, load_journal
 from chaosmesh_ext.journal import text as jtext
 from chaosmesh_ext.journal.lines import journal_line
 from chaosmesh_ext.journal.report import render_html
+from chaosmesh_ext.kube.ledger import RUN_ID_ENV
 
-RUN_ID_ENV = "CHAOSMESH_RUN_ID"
 TARGET_ENV = "MESH_TARGET"
 RESTORE_TIMEOUT = 120.0
+
+
+class Surroundings(Protocol):
+    """What a whole set of runs shares while it runs (the command's embedded mesh)."""
+
+    env: dict[str, str]  # added to every experiment's environment
+    restore_env: dict[str, str]  # added to `chaosmesh restore`'s only
+
+
+@dataclass
+class _Nothing:
+    env: dict[str, str] = field(default_factory=dict)
+    restore_env: dict[str, str] = field(default_factory=dict)
+
+
+# Given the environment the experiments will run in, the surroundings for the whole set.
+Surround = Callable[[Mapping[str, str]], AbstractContextManager[Surroundings]]
 
 
 @dataclass
@@ -409,29 +428,25 @@ def run_plan(
     log: Callable[[str], None] = print,
     on_runner: Callable[[GameDayRunner | None], None] = lambda runner: None,
     grace: float = 30.0,
-    state_dir: Path | None = None,
+    surround: Surround | None = None,
     journal_lines: Callable[[str], None] | None = None,
 ) -> GameDayResult:
-    """Run ``plan`` once under its lock (raises ``lock.Locked`` if a run is in progress), on
-    one embedded mesh in ``state_dir`` when its experiments want one (``embedded``; raises
-    ``mesh.target.TargetError`` when it cannot start).
+    """Run ``plan`` once under its lock (raises ``lock.Locked`` if a run is in progress),
+    inside ``surround`` (e.g. one embedded mesh for the set; what it raises propagates).
 
     ``on_runner`` is told the runner while it runs (and None after), so a signal handler
     can stop it.
     """
-    from chaosmesh_ext.gameday.embedded import shared_mesh
     from chaosmesh_ext.gameday.lock import PlanLock
-    from chaosmesh_ext.mesh.target import DEFAULT_STATE_DIR, STATE_DIR_ENV
 
     environ = dict(os.environ)
     target = plan.target_in(environ)
     run_env = {**environ, **plan.settings(target)[1]}
     if plan.target is not None:
         run_env[TARGET_ENV] = plan.target
-    where = state_dir or Path(environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
     with (
         PlanLock(plan.journals_root / ".lock"),
-        shared_mesh(where, plan.experiments, run_env, echo=log) as mesh,
+        surround(run_env) if surround else nullcontext(_Nothing()) as around,
     ):
         runner = GameDayRunner(
             plan,
@@ -440,8 +455,8 @@ def run_plan(
             restore=restore,
             log=log,
             grace=grace,
-            env={**environ, **mesh.env},
-            restore_env=mesh.restore_env,
+            env={**environ, **around.env},
+            restore_env=around.restore_env,
             journal_lines=journal_lines,
         )
         on_runner(runner)

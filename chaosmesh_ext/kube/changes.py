@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.kube.ledger import (
     APPLIED,
     LEDGER_ANNOTATION,
@@ -76,8 +77,7 @@ def _mark(obj: dict[str, Any], entry_id: str) -> dict[str, Any]:
 
 
 def _marker(obj: dict[str, Any]) -> str | None:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    marker = annotations.get(LEDGER_ANNOTATION)
+    marker = KObject(obj).annotations.get(LEDGER_ANNOTATION)
     return marker if isinstance(marker, str) else None
 
 
@@ -186,7 +186,7 @@ def apply_change(
         if live is not None and _ignoring_mark(content(desired)) == _ignoring_mark(content(live)):
             if entry_id:
                 ledger.not_applied(entry_id, "nothing left to change after re-reading")
-            rv = (live.get("metadata") or {}).get("resourceVersion")
+            rv = KObject(live).resource_version
             return ChangeResult(ref, False, False, rv, attempt, None, live)
         if entry_id is None:
             entry = ledger.begin(
@@ -229,7 +229,7 @@ def apply_change(
                 ledger.update(
                     done["id"], state=RESTORED, restore=f"back as before the run ({action})"
                 )
-        rv = (written.get("metadata") or {}).get("resourceVersion")
+        rv = KObject(written).resource_version
         return ChangeResult(ref, True, live is None, rv, attempt, entry_id, written)
     if entry_id:
         ledger.not_applied(entry_id, f"gave up after {max_attempts} conflicting writes")

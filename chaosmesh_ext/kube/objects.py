@@ -20,6 +20,7 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext.errors import KubeError
 
 GROUP = "networking.istio.io"
 # Newest first: what we pick when the server serves several.
@@ -54,7 +55,7 @@ class ObjectRef:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-class KubeApiError(Exception):
+class KubeApiError(KubeError):
     """An API call failed; ``str()`` says which object, what happened and what to do."""
 
     def __init__(

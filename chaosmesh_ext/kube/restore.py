@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.kube.client import same_host
 from chaosmesh_ext.kube.ledger import (
     APPLIED,
@@ -103,8 +104,7 @@ def _expected_now(
     entries: list[dict[str, Any]], live: dict[str, Any] | None
 ) -> dict[str, Any] | None:
     """What the object holds if nobody else touched it since our last write, or None if unknown."""
-    marker = ((live or {}).get("metadata") or {}).get("annotations", {}) or {}
-    landed = marker.get(LEDGER_ANNOTATION)
+    landed = KObject(live).annotations.get(LEDGER_ANNOTATION)
     for entry in reversed(entries):
         if entry["id"] == landed:
             if entry["state"] == PENDING:
@@ -129,8 +129,7 @@ def _restore_object(
             live is not None and not origin_absent and content(live) == origin
         ):
             return "already-restored", "already as before the run"
-        marker = ((live or {}).get("metadata") or {}).get("annotations", {}) or {}
-        landed = marker.get(LEDGER_ANNOTATION) in {e["id"] for e in entries}
+        landed = KObject(live).annotations.get(LEDGER_ANNOTATION) in {e["id"] for e in entries}
         if not landed and all(e["state"] == PENDING for e in entries):
             # We died (or timed out) before any write of ours landed: nothing of ours is there.
             return "never-applied", "this run's change never reached the object; left as it is"

@@ -90,6 +90,9 @@ class Mesh:
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self.replicas: dict[tuple[str, str], list[Replica]] = {}
         self.listener_ports: dict[str, int] = {}
+        # The Istio objects Envoy serves now (the last accepted push): what mesh.json, `mesh
+        # status` and `mesh url` list, so they agree with the API once a write returns.
+        self.served: dict[str, list[dict[str, Any]]] = {}
         self.envoy = EnvoyProcess(state.root, concurrency=concurrency)
         self.envoy_started = False
         self.store = Store(validate=validate, apply=self.push)
@@ -155,6 +158,9 @@ class Mesh:
                 version = self.envoy.apply(envoy_resources, timeout=ENVOY_APPLY_TIMEOUT)
             # Only now do the listeners exist: tell running workloads about new ones.
             self._write_outbound()
+            self.served = istio
+            # A Gateway created or deleted with kubectl changes the URLs mesh.json lists.
+            self.write_state(ready=self.ready)
             return version
         except EnvoyRejected as exc:
             raise ApplyRejected(str(getattr(exc, "reason", exc))) from None
@@ -488,7 +494,7 @@ class Mesh:
                     }
                 )
         gateways = []
-        for gateway in self.store.all_istio()["gateways"]:
+        for gateway in self.served.get("gateways", []):
             ns, name = _key(gateway)
             for server in (gateway.get("spec") or {}).get("servers") or []:
                 number = (server.get("port") or {}).get("number")

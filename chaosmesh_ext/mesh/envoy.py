@@ -26,6 +26,8 @@ from typing import Any
 
 import envoy as envoy_wheel
 
+from chaosmesh_ext.errors import MeshError
+
 from .bootstrap import dynamic_bootstrap, static_bootstrap, write_json
 from .translate.model import EnvoyResources
 from .xds_files import XdsFiles
@@ -40,7 +42,7 @@ _REJECTION_COUNTERS = (".update_rejected", ".update_failure")
 _POLL = 0.0005  # between stats reads while waiting for a push: a rename lands in ~0.5 ms
 
 
-class EnvoyError(RuntimeError):
+class EnvoyError(MeshError, RuntimeError):
     """Envoy could not be started, reached or stopped."""
 
 

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_ext.canary import declared_split, progressive_rollout, split_follows_weights
+from chaosmesh_ext.actions import progressive_rollout
+from chaosmesh_ext.istio.traffic import declared_split
+from chaosmesh_ext.probes import split_follows_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "experiments" / "manifests"
@@ -56,7 +58,7 @@ def test_declared_split_skips_inserted_fault_routes_and_finds_named_routes() -> 
 
 @pytest.mark.parametrize("route", ["nope", 5])
 def test_declared_split_names_the_missing_route(route: Any) -> None:
-    with pytest.raises(ValueError, match="VirtualService shop"):
+    with pytest.raises(ValueError, match="VirtualService default/shop"):
         declared_split(_vs({"route": [_dest("v1", 100)]}), route)
 
 
@@ -88,9 +90,11 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def _shop_weights(configuration: dict[str, Any]) -> dict[str, float]:
-    from chaosmesh_ext.canary import _read_vs
+    from chaosmesh_ext._activity import istio_objects
+    from chaosmesh_ext.kube.objects import ObjectRef
 
-    return declared_split(_read_vs("shop", "default", configuration, None))
+    with istio_objects(configuration, None) as objects:
+        return declared_split(objects.get(ObjectRef("VirtualService", "default", "shop")))
 
 
 @pytest.mark.envoy

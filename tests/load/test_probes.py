@@ -20,6 +20,7 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_ext import probes
 from chaosmesh_ext._sidecar import Sidecar
+from chaosmesh_ext.kube.client import api_client
 from chaosmesh_ext.load import remote
 from chaosmesh_ext.load.envoy_stats import breaker_summary, parse_cluster_stats
 from chaosmesh_ext.load.rest import serve
@@ -294,7 +295,7 @@ def test_a_silent_api_server_is_bounded(tmp_path: Path) -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        api = remote.api_client({"kubeconfig_path": str(_kubeconfig(tmp_path, url))})
+        api = api_client({"kubeconfig_path": str(_kubeconfig(tmp_path, url))})
         try:
             with pytest.raises(remote.RemoteError, match="did not answer in time"):
                 remote.run_via_service_proxy(api, {"url": "http://httpbin:8000/"}, timeout=0.5)

@@ -23,12 +23,12 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_ext.prometheus import (
-    flatten,
     prometheus_query,
     request_duration_ms,
     request_rate,
     request_success_rate,
 )
+from chaosmesh_ext.prometheus.results import flatten
 
 
 def vector(value: str) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """One embedded mesh for a whole set of experiments, in the state directory ``make run`` uses.
 
+The surroundings ``chaosmesh run`` and ``chaosmesh gameday run|schedule`` give the game-day
+runner (``gameday.runner.Surround``); the runner itself knows nothing of meshes.
+
 ``chaosmesh run`` and ``chaosmesh gameday run`` run each experiment in its own ``chaos run``,
 in the experiment's directory. Left alone, each experiment's safety-net control would start
 and stop a mesh of its own in ``.chaosmesh/`` *of that directory*. Instead the set gets one
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_ext._parse import parse_bool
 from chaosmesh_ext.mesh import target as mesh_target
 
 
@@ -72,7 +76,7 @@ def experiment_target(experiment: Path, environ: Mapping[str, str]) -> str:
 
 def wants_prometheus(experiment: Path) -> bool:
     """Whether an experiment asks the embedded mesh for Prometheus (``mesh_prometheus``)."""
-    return mesh_target.truthy(_configuration(experiment).get("mesh_prometheus"))
+    return parse_bool(_configuration(experiment).get("mesh_prometheus"), default=False)
 
 
 @contextmanager
