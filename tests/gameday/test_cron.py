@@ -27,6 +27,8 @@ AGREE = [
     # Both day fields restricted (*/2 counts) -> odd days of the month OR Mondays.
     ("0 0 */2 * 1", "UTC"),
     ("0 0 1/2 * 1", "UTC"),
+    ("0 3 1 * */2", "UTC"),  # the 1st, or Sun/Tue/Thu/Sat
+    ("0 3 2-30/2 * mon", "UTC"),
     ("0 0 */10 * sun", "UTC"),
     ("0 12 1 * mon", "UTC"),
     ("15 10 1-7 * 2", "UTC"),

@@ -200,7 +200,9 @@ def run_like_the_pod(
     env["PATH"] = f"{venv / 'bin'}:/usr/bin:/bin"  # the image's PATH, its venv first
     env["TMPDIR"] = str(mapped(cronjob.TMP_DIR))
     command = [str(mapped(a)) if a.startswith("/") else a for a in container["command"]]
-    assert shutil.which(command[0], path=env["PATH"]) == str(venv / "bin" / command[0])
+    # The command is found first on the image's PATH: the venv's.
+    first = Path(env["PATH"].split(":")[0]) / command[0]
+    assert first == venv / "bin" / command[0] and os.access(first, os.X_OK)
     return subprocess.run(
         command,
         cwd=mapped(container["workingDir"]),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from chaosmesh_ext.gameday.plan import load_plan
 from chaosmesh_ext.mesh.target import read_mesh_state
+from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = ROOT / "gamedays" / "seed-nightly.yaml"
@@ -32,11 +32,8 @@ def test_plan_runs_every_experiment_of_the_repository() -> None:
     assert plan.target is None  # each experiment's own here; the CronJob sets kubernetes
 
 
-@pytest.mark.skipif(
-    shutil.which("prometheus") is None,
-    reason="the prometheus binary is not installed (make install puts it there as root)",
-)
 def test_gameday_run_is_green_on_one_embedded_mesh_in_the_usual_state_dir(tmp_path: Path) -> None:
+    require_tool("prometheus")  # the timeout experiment reads Istio's metrics from it
     env = {
         k: v
         for k, v in os.environ.items()

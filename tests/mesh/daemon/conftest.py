@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from chaosmesh_ext.mesh import kubeconfig
 from chaosmesh_ext.mesh.api import tls
 from chaosmesh_ext.mesh.state import alive
+from tests.support.tools import require_tool
 
 SEED = Path(__file__).parent / "seed"
 CLI = [sys.executable, "-m", "chaosmesh_ext.cli"]
@@ -59,9 +61,7 @@ class Mesh:
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        binary = shutil.which("kubectl")
-        if binary is None:
-            pytest.skip("kubectl is not installed")
+        binary = require_tool("kubectl")
         proc = subprocess.run(
             [binary, "--kubeconfig", self.state["kubeconfig"], *args],
             input=stdin,
@@ -130,6 +130,18 @@ def request(
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         conn.close()
+
+
+def envoy_listener_port(mesh: Mesh, name: str) -> int:
+    """The local port of Envoy's listener ``name`` (``gateway_443``...) as its admin reports
+    it: a Gateway applied with kubectl after ``mesh up`` included."""
+    url = f"{mesh.state['admin_url']}/listeners?format=json"
+    with urllib.request.urlopen(url, timeout=T) as answer:
+        listeners = json.load(answer)["listener_statuses"]
+    for listener in listeners:
+        if listener["name"] == name:
+            return int(listener["local_address"]["socket_address"]["port_value"])
+    raise AssertionError(f"Envoy has no listener {name}: {[x['name'] for x in listeners]}")
 
 
 @pytest.fixture
