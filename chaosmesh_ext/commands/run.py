@@ -89,6 +89,16 @@ def render_table(outcomes: Sequence[ExperimentOutcome], journals: Mapping[str, J
     return "\n".join(lines + (["", "why:", *reasons] if reasons else []))
 
 
+def next_step(outcomes: Sequence[ExperimentOutcome]) -> str | None:
+    """``chaosmesh journal show <journal>`` for a journal this run wrote: the first that did
+    not pass, else the first; None when no experiment wrote one."""
+    written = [o for o in outcomes if o.journal and Path(o.journal).exists()]
+    if not written:
+        return None
+    first = next((o for o in written if not o.ok), written[0])
+    return f"chaosmesh journal show {first.journal}"
+
+
 @click.command("run")
 @click.argument(
     "experiments",
@@ -209,7 +219,8 @@ def command(
                 click.echo(f"warning: {exc}", err=True)
 
     click.echo(render_table(result.outcomes, runner.journals))
-    click.echo(f"\njournals: {journals}  (chaosmesh journal show {journals}/<experiment>.json)")
+    hint = next_step(result.outcomes)
+    click.echo(f"\njournals: {journals}" + (f"  (next: {hint})" if hint else ""))
     if result.interrupted:
         sys.exit(130)
     if not result.ok:

@@ -199,8 +199,8 @@ def _journal(journal: Journal, index: int) -> str:
     out.append(f'<p>{" · ".join(facts)}<br><span class="muted">{escape(journal.source)}</span></p>')
     if journal.description:
         out.append(f"<p>{escape(journal.description)}</p>")
-    if journal.interruption:
-        out.append(f"<p>{_badge('interrupted')} {escape(journal.interruption)}</p>")
+    if not journal.ok and journal.reason:
+        out.append(f'<p class="why">{_badge(journal.outcome)} {escape(journal.reason)}</p>')
 
     timeline = _timeline(journal)
     if timeline:

@@ -70,8 +70,9 @@ def render(journal: Journal, colour: bool = False) -> str:
     if journal.chaoslib_version:
         head.append(f"chaoslib {journal.chaoslib_version}")
     out.append("  " + " · ".join(head))
-    if journal.interruption:
-        out.append("  " + paint(f"interrupted: {journal.interruption}", "bad"))
+    if not journal.ok and journal.reason:
+        # Why this is not a pass, first: a run that tested nothing must not read as one.
+        out.append("  " + paint(journal.reason, "bad"))
 
     # One name column for every section, as wide as the longest name (within reason).
     names = [r.name for r in _records(journal)]
