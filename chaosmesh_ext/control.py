@@ -16,6 +16,9 @@ SIGTERM, a tripped safeguard), but still calls the experiment-level
   the run id in the journal;
 - ``after_experiment_control``: restores every object the run left changed and records what
   it restored in the journal (``experiment.extensions``, entry ``chaosmesh``);
+- ``after_activity_control``: stops the run (``InterruptExecution``) when one of this
+  extension's method activities failed — a fault that was not injected must not let the run
+  pass for a test of it (``stop_on_failure``; ``chaosmesh_stop_on_failure: false`` plays on);
 - ``cleanup_control``: the same, for runs that never reached ``after_experiment_control``;
   then stops the embedded mesh if this run started it.
 
@@ -39,8 +42,10 @@ from chaosmesh_ext.kube.client import TARGET_ERROR_KEY
 from chaosmesh_ext.kube.ledger import RUN_ID_KEY, Ledger, choose_run_id, set_run_id
 from chaosmesh_ext.kube.restore import Outcome, objects_for, restore_ledger
 from chaosmesh_ext.mesh import target as mesh_target
+from chaosmesh_ext.stop_on_failure import STOP_KEY, stop_reason
 
 __all__ = [
+    "after_activity_control",
     "after_experiment_control",
     "before_experiment_control",
     "cleanup_control",
@@ -57,6 +62,7 @@ _state: dict[str, Any] = {
     "secrets": None,
     "prepared": None,
     "error": None,
+    "stopped": None,  # {"activity", "reason"} when after_activity_control stopped the run
 }
 
 
@@ -81,7 +87,12 @@ def configure_control(
     if configuration is not None:
         configuration[RUN_ID_KEY] = str(run_id)
     _state.update(
-        run_id=str(run_id), configuration=configuration, secrets=secrets, prepared=None, error=None
+        run_id=str(run_id),
+        configuration=configuration,
+        secrets=secrets,
+        prepared=None,
+        error=None,
+        stopped=None,
     )
     logger.info(
         f"chaosmesh: run id {run_id} (restore leftovers with: chaosmesh restore --run {run_id})"
@@ -126,6 +137,26 @@ def before_experiment_control(context: Any = None, state: Any = None, **kwargs: 
         extensions = context.setdefault("extensions", [])
         if not any(isinstance(e, dict) and e.get("name") == EXTENSION_NAME for e in extensions):
             extensions.append({"name": EXTENSION_NAME, "run_id": _state["run_id"]})
+
+
+def after_activity_control(
+    context: Any = None,
+    state: Any = None,
+    experiment: dict[str, Any] | None = None,
+    configuration: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Stop the run when one of this extension's method activities failed (see
+    ``chaosmesh_ext.stop_on_failure``); the safety net then restores what ran before it."""
+    reason = stop_reason(context, state, experiment, configuration)
+    if reason is None:
+        return
+    name = context.get("name") if isinstance(context, dict) else None
+    _state["stopped"] = {"activity": name, "reason": reason}
+    raise InterruptExecution(
+        f"chaosmesh: stopping the run: {reason} (the experiment did not run as declared; "
+        f"'{STOP_KEY}: false' in the configuration plays on)"
+    )
 
 
 def restore_run(
@@ -180,6 +211,10 @@ def after_experiment_control(
     **kwargs: Any,
 ) -> None:
     """Restore what the run left changed, even when rollbacks were skipped; journal it."""
+    if _state.get("stopped"):
+        ext = _extension(state)
+        if ext is not None:
+            ext["stopped"] = dict(_state["stopped"])
     _restore_and_record(
         state,
         configuration or _state["configuration"],

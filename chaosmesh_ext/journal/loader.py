@@ -83,6 +83,7 @@ def parse_journal(raw: Any, source: str = "<journal>") -> Journal:
     states: dict[str, Any] = raw_states if isinstance(raw_states, dict) else {}
     hyp_def = experiment.get("steady-state-hypothesis")
     restored, safety_net = _restored(raw, experiment)
+    stopped = _stopped(raw, experiment)
     interruption = raw.get("interruption")
     return Journal(
         source=source,
@@ -104,6 +105,7 @@ def parse_journal(raw: Any, source: str = "<journal>") -> Journal:
         restored=restored,
         safety_net=safety_net,
         interruption=_interruption(interruption),
+        stopped=stopped,
     )
 
 
@@ -221,11 +223,7 @@ def _restored(raw: dict[str, Any], experiment: dict[str, Any]) -> tuple[list[Res
     journal's experiment ``extensions``; a flat ``"restored": [{"kind", "namespace", "name",
     "action", "detail"} | "text"]`` is read too, and so is a top-level ``extensions`` list.
     """
-    sections = [
-        s
-        for s in _list(experiment.get("extensions")) + _list(raw.get("extensions"))
-        if isinstance(s, dict) and s.get("name") == EXTENSION_NAME
-    ]
+    sections = _sections(raw, experiment)
     items: list[Restored] = []
     for section in sections:
         batches = [section] + [b for b in _list(section.get("safety_net")) if isinstance(b, dict)]
@@ -242,6 +240,23 @@ def _restored(raw: dict[str, Any], experiment: dict[str, Any]) -> tuple[list[Res
                 )
             items += [r for r in map(_restored_item, _list(batch.get("restored"))) if r]
     return items, bool(sections)
+
+
+def _sections(raw: dict[str, Any], experiment: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in _list(experiment.get("extensions")) + _list(raw.get("extensions"))
+        if isinstance(s, dict) and s.get("name") == EXTENSION_NAME
+    ]
+
+
+def _stopped(raw: dict[str, Any], experiment: dict[str, Any]) -> str | None:
+    """Why the safety-net control stopped the run (``"stopped": {"activity", "reason"}``)."""
+    for section in _sections(raw, experiment):
+        stopped = section.get("stopped")
+        if isinstance(stopped, dict) and stopped.get("reason"):
+            return str(stopped["reason"])
+    return None
 
 
 def _restored_item(item: Any) -> Restored | None:

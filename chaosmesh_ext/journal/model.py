@@ -99,6 +99,8 @@ class Journal:
     restored: list[Restored] = field(default_factory=list)
     safety_net: bool = False  # the chaosmesh control left a section in the journal
     interruption: str | None = None
+    # Why the safety-net control stopped the run after a failed method activity, if it did.
+    stopped: str | None = None
 
     @property
     def outcome(self) -> str:

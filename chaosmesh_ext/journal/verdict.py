@@ -83,6 +83,9 @@ def verdict(journal: Journal) -> Verdict:
                     + _failing(hyp.probes),
                 )
         return Verdict("deviated", "steady state not met")
+    if journal.stopped:
+        # The safety-net control stopped the run after a failed method activity.
+        return Verdict("failed", journal.stopped)
     if journal.status == "interrupted":
         return Verdict(
             "interrupted", f"interrupted: {journal.interruption or 'no reason recorded'}"
