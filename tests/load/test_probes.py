@@ -248,6 +248,20 @@ def test_breaker_stats_via_the_pod_proxy(mesh_api: dict[str, Any]) -> None:
         probes.breaker_stats("nosuch", **mesh_api)
 
 
+def test_breaker_stats_expect_says_whether_the_breaker_showed(mesh_api: dict[str, Any]) -> None:
+    seen = probes.breaker_stats(
+        "httpbin", port=8000, expect={"min_pending_overflow": 1}, **mesh_api
+    )
+    assert seen["pending_overflow"] == 3
+    with pytest.raises(
+        ActivityFailed,
+        match=r"breaker_stats httpbin: the fault did not show: pending_overflow 3 < 5 \(short",
+    ):
+        probes.breaker_stats("httpbin", port=8000, expect={"min_pending_overflow": 5}, **mesh_api)
+    with pytest.raises(ActivityFailed, match=r"no counter 'pendng_overflow' in the reading"):
+        probes.breaker_stats("httpbin", port=8000, expect={"min_pendng_overflow": 1}, **mesh_api)
+
+
 def test_unreachable_target_via_the_mesh_names_the_url(mesh_api: dict[str, Any]) -> None:
     with pytest.raises(ActivityFailed, match=r"http://127\.0\.0\.1:1/x.*cannot reach"):
         probes.fortio_load("http://127.0.0.1:1/x", n=2, **mesh_api)

@@ -158,4 +158,5 @@ def test_require_codes_in_a_real_chaos_run_and_its_journal(
     _, journal, log = _chaos_run(tmp_path, _experiment(t.url + "/get", [200, 504]))
     assert journal["steady_states"]["before"]["steady_state_met"] is False
     assert journal["run"] == [] and t.count == 3 * 20 + 20  # before, method, after; before
-    assert "slo not met: codes [504] never seen (seen: [200, 503])" in log
+    # ... and which URL the load called, as it was called.
+    assert f"slo not met for {t.url}/get: codes [504] never seen (seen: [200, 503])" in log
