@@ -43,6 +43,7 @@ from chaosmesh_ext.kube.ledger import RUN_ID_KEY, Ledger, choose_run_id, set_run
 from chaosmesh_ext.kube.restore import Outcome, objects_for, restore_ledger
 from chaosmesh_ext.mesh import target as mesh_target
 from chaosmesh_ext.stop_on_failure import STOP_KEY, stop_reason
+from chaosmesh_ext.substitutions import used_values
 
 __all__ = [
     "after_activity_control",
@@ -211,10 +212,14 @@ def after_experiment_control(
     **kwargs: Any,
 ) -> None:
     """Restore what the run left changed, even when rollbacks were skipped; journal it."""
-    if _state.get("stopped"):
-        ext = _extension(state)
-        if ext is not None:
+    ext = _extension(state)
+    if ext is not None:
+        if _state.get("stopped"):
             ext["stopped"] = dict(_state["stopped"])
+        # The values the run's ${name} forms stood for, so a review shows them, not ${ns}.
+        values = used_values(state.get("experiment"), configuration or _state["configuration"])
+        if values:
+            ext["values"] = values
     _restore_and_record(
         state,
         configuration or _state["configuration"],

@@ -5,7 +5,7 @@ counters are cumulative, a rollout nests its steps. Each reader here recognises 
 (by its keys, never by the probe's name, so other extensions' look-alikes work too) and says
 what a person wants from it in one line:
 
-- load run: ``20 calls · p99 4.7 ms · errors 0.0% · 200:20``
+- load run: ``http://nginx-svc/: 20 calls · p99 4.7 ms · errors 0.0% · 200:20``
 - ``breaker_stats``: the counters that matter, with the change since the previous reading of
   the same host and, when load ran in between, per call (``rq_retry 60 (+60, 3.0 per call)``)
 - ``progressive_rollout``: verdict, the weight the canary reached, one line per step
@@ -321,7 +321,9 @@ def lines(record: RunRecord, breaker: BreakerReading | None = None) -> list[str]
         return [split_check_line(check)]
     load = load_line(record)
     if load is not None:
-        return [load]
+        # The URL as the load called it (after substitution): "${base}/x" mistakes show here.
+        url = record.load.url if record.load else None
+        return [f"{url}: {load}" if url else load]
     restored = restored_objects(output)
     if restored is not None:
         if not restored:

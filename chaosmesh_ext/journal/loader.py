@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,14 @@ def parse_journal(raw: Any, source: str = "<journal>") -> Journal:
     hyp_def = experiment.get("steady-state-hypothesis")
     restored, safety_net = _restored(raw, experiment)
     stopped = _stopped(raw, experiment)
+    values = _values(raw, experiment)
+
+    def record(item: Any) -> RunRecord:
+        return _record(item, values)
+
+    def hypothesis(item: Any) -> Hypothesis | None:
+        return _hypothesis(item, values)
+
     interruption = raw.get("interruption")
     return Journal(
         source=source,
@@ -96,11 +105,11 @@ def parse_journal(raw: Any, source: str = "<journal>") -> Journal:
         duration=_float(raw.get("duration")),
         chaoslib_version=_str(raw.get("chaoslib-version")),
         hypothesis_title=_str(hyp_def.get("title")) if isinstance(hyp_def, dict) else None,
-        before=_hypothesis(states.get("before")),
-        after=_hypothesis(states.get("after")),
-        during=[h for h in map(_hypothesis, _list(states.get("during"))) if h],
-        method=[_record(r) for r in _list(raw.get("run"))],
-        rollbacks=[_record(r) for r in _list(raw.get("rollbacks"))],
+        before=hypothesis(states.get("before")),
+        after=hypothesis(states.get("after")),
+        during=[h for h in map(hypothesis, _list(states.get("during"))) if h],
+        method=[record(r) for r in _list(raw.get("run"))],
+        rollbacks=[record(r) for r in _list(raw.get("rollbacks"))],
         has_method=bool(_list(experiment.get("method"))),
         restored=restored,
         safety_net=safety_net,
@@ -139,14 +148,48 @@ def _interruption(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _hypothesis(raw: Any) -> Hypothesis | None:
+def _hypothesis(raw: Any, values: dict[str, Any]) -> Hypothesis | None:
     if not isinstance(raw, dict):
         return None
     met = raw.get("steady_state_met")
     return Hypothesis(
         met=met if isinstance(met, bool) else None,
-        probes=[_record(p) for p in _list(raw.get("probes"))],
+        probes=[_record(p, values) for p in _list(raw.get("probes"))],
     )
+
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+
+
+def substitute(data: Any, values: dict[str, Any]) -> Any:
+    """``data`` with each ``${name}`` known in ``values`` replaced, as chaoslib did for the
+    run: a string that is only ``${name}`` becomes the value itself, others get its text."""
+    if not values:
+        return data
+    if isinstance(data, str):
+        whole = _PLACEHOLDER.fullmatch(data)
+        if whole and whole.group(1) in values:
+            return values[whole.group(1)]
+
+        def text(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return str(values[name]) if name in values else match.group(0)
+
+        return _PLACEHOLDER.sub(text, data)
+    if isinstance(data, dict):
+        return {k: substitute(v, values) for k, v in data.items()}
+    if isinstance(data, list):
+        return [substitute(v, values) for v in data]
+    return data
+
+
+def _values(raw: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]:
+    """The values the run's ``${name}`` forms stood for (the control's ``values`` record)."""
+    found: dict[str, Any] = {}
+    for section in _sections(raw, experiment):
+        if isinstance(section.get("values"), dict):
+            found.update(section["values"])
+    return found
 
 
 def _provider(provider: Any) -> str:
@@ -182,13 +225,13 @@ def _error(exception: Any) -> str | None:
     return last
 
 
-def _record(raw: Any) -> RunRecord:
+def _record(raw: Any, values: dict[str, Any] | None = None) -> RunRecord:
     raw = raw if isinstance(raw, dict) else {}
     activity: dict[str, Any] = raw["activity"] if isinstance(raw.get("activity"), dict) else {}
     provider: dict[str, Any] = (
         activity["provider"] if isinstance(activity.get("provider"), dict) else {}
     )
-    args = provider.get("arguments")
+    args = substitute(provider.get("arguments"), values or {})
     if not isinstance(args, dict):
         args = {} if args is None else {"arguments": args}
     status = raw.get("status")

@@ -188,6 +188,9 @@ def _hypothesis(label: str, hyp: Hypothesis, paint: Paint, width: int) -> list[s
         tone = "bad" if mark == "✗" else ("warn" if mark == "!" else "good")
         name = text.short(probe.name, width)
         lines.append(f"    {paint(mark, tone)} {name:<{width}} {digest.tolerance(probe)}")
+        if mark == "✗" and probe.load and probe.load.url:
+            # Which URL the load really called: a wrong path shows as 404s here.
+            lines.append(f"      {' ' * width} {paint('url ' + probe.load.url, 'dim')}")
     return lines
 
 
