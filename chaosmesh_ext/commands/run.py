@@ -24,7 +24,7 @@ from chaosmesh_ext._parse import parse_bool
 from chaosmesh_ext.gameday.plan import Plan, PlanError, parse_duration
 from chaosmesh_ext.gameday.runner import ExperimentOutcome, GameDayRunner
 from chaosmesh_ext.gameday.stopping import Stopper, stop_on_signals
-from chaosmesh_ext.journal import Journal
+from chaosmesh_ext.journal import Journal, digest
 from chaosmesh_ext.mesh import target as mesh_target
 
 
@@ -38,8 +38,9 @@ def _wants_prometheus(experiment: Path) -> bool:
 
 
 def key_numbers(journal: Journal) -> dict[str, str]:
-    """The worst p99 and error rate any load probe saw, and the last traffic split."""
-    loads = [record.load for _, record in journal.load_results() if record.load]
+    """The worst p99 and error rate of any load the run made (a rollout's guard loads too),
+    and the last traffic split."""
+    loads = digest.all_loads(journal)
     p99s = [load.p99_ms for load in loads if load.p99_ms is not None]
     errors = [load.error_rate for load in loads if load.error_rate is not None]
     splits = journal.splits()

@@ -137,6 +137,43 @@ def restored_objects(output: Any) -> list[tuple[str, str, str]] | None:
     return rows
 
 
+# --- every load a run made -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadNumbers:
+    """The headline numbers of one load the run made: a probe's, or a rollout step's guard."""
+
+    source: str  # the activity's name (with the step for a rollout)
+    p99_ms: float | None
+    error_rate: float | None
+
+
+def all_loads(journal: Journal) -> list[LoadNumbers]:
+    """Every load of the run — hypothesis, method, rollbacks, and each guard load of a
+    ``progressive_rollout`` — so "worst errors" never leaves one out."""
+    found = [
+        LoadNumbers(r.name, r.load.p99_ms, r.load.error_rate)
+        for _, r in journal.load_results()
+        if r.load
+    ]
+    found += [
+        LoadNumbers(r.name, r.load.p99_ms, r.load.error_rate) for r in journal.rollbacks if r.load
+    ]
+    for record in journal.method + journal.rollbacks:
+        steps = rollout(record.output)
+        for step in (steps or {}).get("steps") or []:
+            if isinstance(step, dict):
+                found.append(
+                    LoadNumbers(
+                        f"{record.name} at {number(step.get('canary_weight'))}%",
+                        _num(step.get("p99_ms")),
+                        _num(step.get("error_rate")),
+                    )
+                )
+    return found
+
+
 # --- breaker readings across a journal -----------------------------------------------------
 
 

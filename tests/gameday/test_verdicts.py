@@ -90,3 +90,46 @@ def test_chaosmesh_run_gives_no_journal_hint_when_it_wrote_no_journal(tmp_path: 
     )
     assert done.returncode == 1
     assert "journal show" not in done.stdout
+
+
+def test_worst_errors_counts_every_load_a_rollout_guard_made_too(tmp_path: Path) -> None:
+    """A rollout that halted at 10 % saw 12 % errors in its guard load: the summary says so."""
+    rollout = {
+        "promoted": False,
+        "halted_at": 10,
+        "max_canary_weight": 10,
+        "rolled_back_to": "v1",
+        "steps": [
+            {"canary_weight": 10, "error_rate": 0.12, "p99_ms": 45.0,
+             "codes": {"200": 88, "503": 12}, "passed": False,
+             "failures": ["error rate 0.120 > 0.01"]},
+        ],
+    }  # fmt: skip
+    helper = {"type": "python", "module": "ctk_helpers"}
+    experiment = {
+        "title": "a canary that fails its guard",
+        "description": "the rollout's own loads are the only ones with errors",
+        "steady-state-hypothesis": {
+            "title": "calm",
+            "probes": [
+                {"type": "probe", "name": "calm-load", "tolerance": {"type": "range",
+                 "range": [0, 0.01], "target": "error_rate"},
+                 "provider": {**helper, "func": "load_result", "arguments": {"p99": 8.0}}},
+            ],
+        },
+        "method": [
+            {"type": "action", "name": "rollout",
+             "provider": {**helper, "func": "returns", "arguments": {"value": rollout}}},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "canary.json"
+    path.write_text(json.dumps(experiment))
+    support = Path(__file__).resolve().parents[1] / "support"
+    done = chaosmesh(
+        "run", "--target", "kubernetes", "--journals", str(tmp_path / "j"), str(path),
+        cwd=tmp_path, env={"PYTHONPATH": str(support)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = done.stdout.splitlines()[2].split()
+    assert row[0] == "canary" and row[1] == "completed"
+    assert row[5:] == ["45.0", "ms", "12.0%", "-"]  # worst p99, worst errors, split
