@@ -368,7 +368,9 @@ def lines(record: RunRecord, breaker: BreakerReading | None = None) -> list[str]
         return [f"{res} {obj}" + (f": {detail}" if detail else "") for res, obj, detail in restored]
     change = _change(output)
     if change is not None:
-        return [change]
+        # What the action warned about the object it wrote (istio.advice).
+        warnings = output.get("warnings") if isinstance(output.get("warnings"), list) else []
+        return [change] + [f"warning: {w}" for w in warnings]
     process = _process(output)
     if process is not None:
         return [process]
