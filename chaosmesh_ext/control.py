@@ -38,6 +38,7 @@ from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
+from chaosmesh_ext import log_noise
 from chaosmesh_ext.kube.client import TARGET_ERROR_KEY
 from chaosmesh_ext.kube.ledger import RUN_ID_KEY, Ledger, choose_run_id, set_run_id
 from chaosmesh_ext.kube.restore import Outcome, objects_for, restore_ledger
@@ -83,6 +84,7 @@ def configure_control(
     **kwargs: Any,
 ) -> None:
     """Choose this run's id and share it with every activity through the configuration."""
+    log_noise.quiet(logger)
     run_id = choose_run_id(configuration, new=True)
     set_run_id(run_id)
     if configuration is not None:

@@ -181,8 +181,14 @@ def _load_locally(options: LoadOptions) -> dict[str, Any]:
         )
     result["Via"] = "local"
     result["Note"] = engine.LOCAL_NOTE
-    logger.info(engine.LOCAL_NOTE)
+    if not _noted_local:
+        # Once per run is enough: every local load's result carries the note too.
+        _noted_local.append(True)
+        logger.info(engine.LOCAL_NOTE)
     return result
+
+
+_noted_local: list[bool] = []
 
 
 def _load_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -308,7 +314,8 @@ def traffic_split(
 
     ``classify``: a regex on the body (its named group, else its first group, else the whole
     match) or ``"header:<name>"`` to use a response header. Responses that match nothing count
-    as ``unclassified``, socket errors as ``error``. fortio's REST API returns no bodies, so
+    by their status when it is not 2xx (``"503"``: an abort or a shed call), else as
+    ``unclassified``; socket errors as ``error``. fortio's REST API returns no bodies, so
     this uses this project's load server (the embedded mesh's fortio workload, or that server
     deployed as the cluster's fortio); against real fortio it says so.
     """

@@ -29,9 +29,15 @@ started=$SECONDS
 while kill -0 "$pip_pid" 2>/dev/null; do
     sleep 5
     kill -0 "$pip_pid" 2>/dev/null || break
-    # The last thing pip said it was doing: Collecting x, Downloading y, Installing ...
+    # The last thing pip said it was doing, shortened: collecting x, installing N packages.
     doing=$(grep -E '^(Collecting|Downloading|Building|Installing|Obtaining|Preparing)' "$log" \
-        | tail -n 1 | cut -c 1-70 || true)
+        | tail -n 1 || true)
+    case $doing in
+        "Installing collected packages: pip") doing="upgrading pip" ;;
+        "Installing collected packages: "*)
+            doing="installing $(($(tr -cd , <<<"$doing" | wc -c) + 1)) packages" ;;
+        *) doing=$(sed -e 's/ (from .*//' <<<"$doing" | cut -c 1-60) ;;
+    esac
     say "  $((SECONDS - started)) s: ${doing:-starting pip}"
 done
 if ! wait "$pip_pid"; then

@@ -134,6 +134,18 @@ def test_traffic_split_by_body_regex_and_by_header(make_target: Callable[..., Ta
         probes.traffic_split(t.url, classify="(", via="local")
 
 
+def test_traffic_split_counts_error_answers_by_status(make_target: Callable[..., Target]) -> None:
+    def aborting(i: int, *_: Any) -> Reply:
+        if i % 5 == 0:
+            return Reply(503, body=b"fault filter abort")  # what Envoy's abort answers
+        return Reply(body=b"v1" if i % 5 != 1 else b"no version here")
+
+    target = make_target(aborting)
+    split = probes.traffic_split(target.url, n=50, via="local")
+    assert target.count == 50
+    assert split == {"503": 0.2, "unclassified": 0.2, "v1": 0.6}
+
+
 # --- via="mesh": the Kubernetes API's service proxy and pod proxy ---------------------------
 
 
