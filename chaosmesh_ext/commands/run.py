@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from chaosmesh_ext._parse import parse_bool
+from chaosmesh_ext.experiment_check import check_file
 from chaosmesh_ext.gameday.plan import Plan, PlanError, parse_duration
 from chaosmesh_ext.gameday.runner import ExperimentOutcome, GameDayRunner
 from chaosmesh_ext.gameday.stopping import Stopper, stop_on_signals
@@ -88,6 +89,20 @@ def render_table(outcomes: Sequence[ExperimentOutcome], journals: Mapping[str, J
         f"  {Path(o.experiment).stem}: {o.reason}" for o in outcomes if not o.ok and o.reason
     ]
     return "\n".join(lines + (["", "why:", *reasons] if reasons else []))
+
+
+def _check_arguments(experiments: Sequence[Path]) -> None:
+    """Refuse to run anything when a step's arguments do not fit its function (a typo in a
+    step that runs late would cost the whole run); print warnings and go on otherwise."""
+    errors = 0
+    for path in experiments:
+        for problem in check_file(path) or []:
+            errors += problem.severity == "error"
+            click.echo(f"{path}: {problem.severity}: {problem}", err=True)
+    if errors:
+        raise click.ClickException(
+            f"{errors} argument problem(s): nothing was run (chaosmesh lint -f FILE checks them)"
+        )
 
 
 def next_step(outcomes: Sequence[ExperimentOutcome]) -> str | None:
@@ -158,6 +173,7 @@ def command(
     for path in experiments:
         if path.suffix.lower() not in (".json", ".yaml", ".yml"):
             raise click.BadParameter(f"{path}: not an experiment file (.json, .yaml)")
+    _check_arguments(experiments)
 
     journals = journals.resolve()
     state_dir = state_dir.resolve()
