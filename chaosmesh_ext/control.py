@@ -34,6 +34,7 @@ After a kill -9 nothing in the process runs: use ``chaosmesh restore``.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
@@ -65,7 +66,15 @@ _state: dict[str, Any] = {
     "prepared": None,
     "error": None,
     "stopped": None,  # {"activity", "reason"} when after_activity_control stopped the run
+    # What the control itself spent time on, for the report's timeline: [{what, start, end}].
+    "phases": [],
 }
+
+
+def _phase(what: str, started: datetime) -> None:
+    _state["phases"].append(
+        {"what": what, "start": started.isoformat(), "end": datetime.now(UTC).isoformat()}
+    )
 
 
 def _flat_secrets(secrets: Any) -> dict[str, Any]:
@@ -96,10 +105,12 @@ def configure_control(
         prepared=None,
         error=None,
         stopped=None,
+        phases=[],
     )
     logger.info(
         f"chaosmesh: run id {run_id} (restore leftovers with: chaosmesh restore --run {run_id})"
     )
+    started = datetime.now(UTC)
     try:
         prepared = mesh_target.prepare(configuration)
     except mesh_target.TargetError as exc:
@@ -114,6 +125,7 @@ def configure_control(
         raise InterruptExecution(message) from exc
     _state["prepared"] = prepared
     if prepared.target == mesh_target.EMBEDDED:
+        _phase("mesh start-up" if prepared.daemon else "mesh manifests", started)
         logger.info(f"chaosmesh: embedded mesh ready ({prepared.settings.get('kubeconfig_path')})")
 
 
@@ -222,12 +234,17 @@ def after_experiment_control(
         values = used_values(state.get("experiment"), configuration or _state["configuration"])
         if values:
             ext["values"] = values
+    started = datetime.now(UTC)
     _restore_and_record(
         state,
         configuration or _state["configuration"],
         secrets or _state["secrets"],
         "after_experiment",
     )
+    _phase("safety net", started)
+    if ext is not None:
+        # The same list: cleanup_control's "mesh stop" lands in it before the journal is saved.
+        ext["phases"] = _state["phases"]
 
 
 def cleanup_control() -> None:
@@ -237,7 +254,10 @@ def cleanup_control() -> None:
     if prepared is None:
         return
     _state["prepared"] = None
+    started = datetime.now(UTC)
     try:
         mesh_target.release(prepared)
     except mesh_target.TargetError as exc:
         logger.error(f"chaosmesh: {exc}")
+    if prepared.daemon is not None:
+        _phase("mesh stop", started)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from chaosmesh_ext.errors import ChaosMeshError
-from chaosmesh_ext.journal.model import Hypothesis, Journal, Restored, RunRecord
+from chaosmesh_ext.journal.model import Hypothesis, Journal, Phase, Restored, RunRecord
 from chaosmesh_ext.journal.outputs import load_result, traffic_split
 
 # The name under which the safety-net control records what it restored, in the
@@ -115,6 +115,7 @@ def parse_journal(raw: Any, source: str = "<journal>") -> Journal:
         safety_net=safety_net,
         interruption=_interruption(interruption),
         stopped=stopped,
+        phases=_phases(raw, experiment),
     )
 
 
@@ -136,10 +137,12 @@ def _time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        # chaoslib 1.44 writes naive ISO times (UTC); 1.45 adds +00:00.
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        # chaoslib 1.44 writes naive ISO times (UTC); 1.45 adds +00:00. Always aware, so the
+        # control's phases (aware) and a 1.44 journal's activities share one time line.
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _interruption(value: Any) -> str | None:
@@ -181,6 +184,19 @@ def substitute(data: Any, values: dict[str, Any]) -> Any:
     if isinstance(data, list):
         return [substitute(v, values) for v in data]
     return data
+
+
+def _phases(raw: dict[str, Any], experiment: dict[str, Any]) -> list[Phase]:
+    """The control's own time (``"phases": [{"what", "start", "end"}]``), in order."""
+    found = []
+    for section in _sections(raw, experiment):
+        for item in _list(section.get("phases")):
+            if not isinstance(item, dict):
+                continue
+            start, end = _time(item.get("start")), _time(item.get("end"))
+            if start is not None and end is not None:
+                found.append(Phase(str(item.get("what") or "control"), start, end))
+    return sorted(found, key=lambda p: p.start)
 
 
 def _values(raw: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]:

@@ -61,6 +61,19 @@ class Hypothesis:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """Time the safety-net control spent outside any activity (e.g. starting the mesh)."""
+
+    what: str
+    start: datetime
+    end: datetime
+
+    @property
+    def duration(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+@dataclass(frozen=True)
 class Restored:
     """One object the safety-net control put back (or could not) after the run."""
 
@@ -101,6 +114,8 @@ class Journal:
     interruption: str | None = None
     # Why the safety-net control stopped the run after a failed method activity, if it did.
     stopped: str | None = None
+    # What the control spent time on (mesh start-up, safety net, mesh stop), in order.
+    phases: list[Phase] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:

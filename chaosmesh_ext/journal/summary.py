@@ -73,6 +73,10 @@ def render(journal: Journal, colour: bool = False) -> str:
     if not journal.ok and journal.reason:
         # Why this is not a pass, first: a run that tested nothing must not read as one.
         out.append("  " + paint(journal.reason, "bad"))
+    if journal.phases:
+        # Where the time outside the activities went (starting the mesh is most of it).
+        spent = " · ".join(f"{p.what} {text.seconds(p.duration)}" for p in journal.phases)
+        out.append("  " + paint(f"control: {spent}", "dim"))
 
     # One name column for every section, as wide as the longest name (within reason).
     names = [r.name for r in _records(journal)]
