@@ -1,8 +1,8 @@
 """``chaosmesh lint``: check Istio and Kubernetes YAML — and experiments — before a run.
 
-Like ``istioctl analyze`` on files: ``chaosmesh lint -f DIR -f FILE [--format json]``. A
-Chaos Toolkit experiment among the files gets its activity arguments checked against the
-real functions (``experiment_check``), with the closest name for a typo.
+Like ``istioctl analyze`` on files: ``chaosmesh lint -f DIR -f FILE [--target cluster]
+[--format json]``. A Chaos Toolkit experiment among the files gets its activity arguments
+checked against the real functions (``experiment_check``), with the closest name for a typo.
 Exit code 1 when there is an error finding (malformed YAML included), 0 otherwise.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from ..experiment_check import Problem, check_file
-from ..istio.lint import Finding, has_errors, lint_paths, summary
+from ..istio.lint import EMBEDDED, TARGETS, Finding, has_errors, lint_paths, summary
 
 
 def _text(findings: list[Finding]) -> str:
@@ -89,15 +89,23 @@ def experiment_findings(paths: tuple[str, ...]) -> list[Finding]:
     help="Namespace of objects that name none (as kubectl -n).",
 )
 @click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    default=EMBEDDED,
+    show_default=True,
+    help="Where the files will run: fields the embedded mesh does not support "
+    "(docs/FIDELITY.md) are errors for 'embedded', info notes for 'cluster'.",
+)
+@click.option(
     "--format",
     "output_format",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
 )
-def command(paths: tuple[str, ...], namespace: str, output_format: str) -> None:
+def command(paths: tuple[str, ...], namespace: str, target: str, output_format: str) -> None:
     """Check Istio and Kubernetes YAML (like istioctl analyze) and experiments' arguments."""
-    findings = lint_paths(paths, namespace=namespace) + experiment_findings(paths)
+    findings = lint_paths(paths, namespace=namespace, target=target) + experiment_findings(paths)
     if output_format == "json":
         click.echo(
             json.dumps(
