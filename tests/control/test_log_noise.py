@@ -7,10 +7,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,18 +14,14 @@ from typing import Any
 import pytest
 
 from chaosmesh_ext.load.engine import LOCAL_NOTE
+from tests.support.chaos_run import SAFETY_NET, chaos_run, running_target
 from tests.support.load_target import Target
-
-CHAOS = str(Path(sys.executable).with_name("chaos"))
 
 
 @pytest.fixture
 def target() -> Iterator[Target]:
-    started = Target().start()
-    try:
+    with running_target() as started:
         yield started
-    finally:
-        started.stop()
 
 
 def _load(name: str, url: str) -> dict[str, Any]:
@@ -50,26 +42,14 @@ def test_a_normal_run_logs_no_warning(target: Target, tmp_path: Path) -> None:
         "title": "three local loads",
         "description": "nothing goes wrong",
         "configuration": {"mesh_target": "kubernetes"},
-        "controls": [
-            {
-                "name": "chaosmesh-safety-net",
-                "provider": {"type": "python", "module": "chaosmesh_ext.control"},
-            }
-        ],
+        "controls": [SAFETY_NET],
         "method": [_load(f"load-{i}", target.url) for i in range(3)],
         "rollbacks": [_load("load-after", target.url)],
         "runtime": {"rollbacks": {"strategy": "always"}},
     }
-    path = tmp_path / "experiment.json"
-    path.write_text(json.dumps(experiment))
-    env = dict(os.environ, HOME=str(tmp_path), CHAOSMESH_LEDGER_DIR=str(tmp_path / "ledger"))
-    env.pop("MESH_TARGET", None)
-    proc = subprocess.run(
-        [CHAOS, "run", "--journal-path", str(tmp_path / "journal.json"), str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    console = proc.stdout + proc.stderr
-    assert proc.returncode == 0, console
+    run = chaos_run(experiment, tmp_path)
+    console = run.output
+    assert run.proc.returncode == 0, console
     assert target.count == 12
     warnings = [line for line in console.splitlines() if "WARNING" in line]
     assert warnings == []

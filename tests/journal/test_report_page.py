@@ -5,31 +5,24 @@ from a real ``chaos run`` with the safety-net control, through ``chaosmesh journ
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chaosmesh_ext.journal import svg
+from tests.support.chaos_run import SAFETY_NET, chaos_run, running_target
 from tests.support.cli import chaosmesh
 from tests.support.load_target import Target
 
-CHAOS = str(Path(sys.executable).with_name("chaos"))
 LONG = "productpage-keeps-answering-while-ratings-is-slow"  # was cut at 36 characters
 
 
 @pytest.fixture
 def target() -> Iterator[Target]:
-    started = Target().start()
-    try:
+    with running_target() as started:
         yield started
-    finally:
-        started.stop()
 
 
 def test_report_page_of_a_real_run(target: Target, tmp_path: Path) -> None:
@@ -37,12 +30,7 @@ def test_report_page_of_a_real_run(target: Target, tmp_path: Path) -> None:
         "title": "金丝雀发布：90/10 分流",  # the runbook's language
         "description": "Checks **productpage** with `fortio`.\n\n- one\n- two <b>not html</b>",
         "configuration": {"mesh_target": "kubernetes", "base": target.url, "ns": "istio-test"},
-        "controls": [
-            {
-                "name": "chaosmesh-safety-net",
-                "provider": {"type": "python", "module": "chaosmesh_ext.control"},
-            }
-        ],
+        "controls": [SAFETY_NET],
         "method": [
             {
                 "type": "probe",
@@ -56,15 +44,7 @@ def test_report_page_of_a_real_run(target: Target, tmp_path: Path) -> None:
             }
         ],
     }
-    path = tmp_path / "experiment.json"
-    path.write_text(json.dumps(experiment, ensure_ascii=False), encoding="utf-8")
-    journal = tmp_path / "journal.json"
-    env = dict(os.environ, HOME=str(tmp_path), CHAOSMESH_LEDGER_DIR=str(tmp_path / "ledger"))
-    env.pop("MESH_TARGET", None)
-    subprocess.run(
-        [CHAOS, "--no-log-file", "run", "--journal-path", str(journal), str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    journal = chaos_run(experiment, tmp_path).journal_path
     page_path = tmp_path / "report.html"
     done = chaosmesh("journal", "report", str(journal), "-o", str(page_path))
     assert done.returncode == 0, done.stderr

@@ -8,10 +8,6 @@ used to call ``//productpage`` (a 404) while the journal showed only ``${base}``
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,20 +15,16 @@ from typing import Any
 import pytest
 
 from chaosmesh_ext.journal import load_journal
+from tests.support.chaos_run import SAFETY_NET, chaos_run, running_target
 from tests.support.cli import chaosmesh
 from tests.support.load_target import Reply, Target
-
-CHAOS = str(Path(sys.executable).with_name("chaos"))
 
 
 @pytest.fixture
 def flaky() -> Iterator[Target]:
     """200 for the first ten calls (hypothesis before, method), 503 after."""
-    target = Target(lambda i, *_: Reply(200 if i < 10 else 503)).start()
-    try:
+    with running_target(lambda i, *_: Reply(200 if i < 10 else 503)) as target:
         yield target
-    finally:
-        target.stop()
 
 
 def _load(name: str, **arguments: Any) -> dict[str, Any]:
@@ -66,31 +58,19 @@ def test_journal_shows_the_values_and_the_url_the_run_used(flaky: Target, tmp_pa
             "ns": "shop",
             "api_token": {"type": "env", "key": "TEST_TOKEN"},  # never copied into the journal
         },
-        "controls": [
-            {
-                "name": "chaosmesh-safety-net",
-                "provider": {"type": "python", "module": "chaosmesh_ext.control"},
-            }
-        ],
+        "controls": [SAFETY_NET],
         "steady-state-hypothesis": {"title": "200s", "probes": [checked]},
         "method": [_load("productpage-under-fault", headers={"x-token": "${api_token}"})],
     }
-    path = tmp_path / "experiment.json"
-    path.write_text(json.dumps(experiment))
-    journal = tmp_path / "journal.json"
-    log = tmp_path / "chaostoolkit.log"
-    env = dict(os.environ, HOME=str(tmp_path), TEST_BASE_URL=flaky.url + "/", TEST_TOKEN="s3cr3t")
-    env.pop("MESH_TARGET", None)
-    subprocess.run(
-        [CHAOS, "--log-file", str(log), "run", "--journal-path", str(journal), str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    run = chaos_run(
+        experiment, tmp_path, env={"TEST_BASE_URL": flaky.url + "/", "TEST_TOKEN": "s3cr3t"}
+    )
+    journal = run.journal_path
     assert {s.path for s in flaky.seen} == {"/productpage"}  # not //productpage
-    raw = json.loads(journal.read_text())
-    assert raw["deviated"] is True
+    assert run.journal["deviated"] is True
     assert "s3cr3t" not in journal.read_text()
     url = f"{flaky.url}/productpage"
-    assert f"slo not met for {url}: unexpected codes 503 x5" in log.read_text()
+    assert f"slo not met for {url}: unexpected codes 503 x5" in run.log
 
     out = chaosmesh("journal", "show", str(journal)).stdout
     after = out.split("after: not met", 1)[1]

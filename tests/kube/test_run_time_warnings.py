@@ -7,17 +7,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from tests.support.chaos_run import chaos_run
 from tests.support.cli import chaosmesh
 from tests.support.kapi import RunningEmulator
-
-CHAOS = str(Path(sys.executable).with_name("chaos"))
 
 
 def _action(name: str, func: str, **arguments: Any) -> dict[str, Any]:
@@ -51,21 +46,9 @@ def test_retries_on_an_aborting_route_and_a_tiny_percentage_are_warned_about(
         ],
         "rollbacks": [_action("restore", "restore")],
     }  # fmt: skip
-    path = tmp_path / "experiment.json"
-    path.write_text(json.dumps(experiment))
-    journal = tmp_path / "journal.json"
-    log = tmp_path / "chaostoolkit.log"
-    env = dict(
-        os.environ,
-        KUBECONFIG=str(seeded.kubeconfig),
-        CHAOSMESH_LEDGER_DIR=str(tmp_path / "ledger"),
-        HOME=str(tmp_path),
-    )
-    subprocess.run(
-        [CHAOS, "--log-file", str(log), "run", "--journal-path", str(journal), str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    runs = {r["activity"]["name"]: r for r in json.loads(journal.read_text())["run"]}
+    run = chaos_run(experiment, tmp_path, env={"KUBECONFIG": str(seeded.kubeconfig)})
+    journal = run.journal_path
+    runs = {r["activity"]["name"]: r for r in run.journal["run"]}
     assert all(r["status"] == "succeeded" for r in runs.values())
     retry = runs["retry-reviews"]["output"]["warnings"]
     assert retry == [
@@ -80,7 +63,7 @@ def test_retries_on_an_aborting_route_and_a_tiny_percentage_are_warned_about(
     # A delay does not stop retries, and the abort's own percentage is fine: no warning.
     assert "warnings" not in runs["retry-jason"]["output"]
     assert "warnings" not in runs["abort-reviews"]["output"]
-    text = log.read_text()
+    text = run.log
     assert "set_retries: VirtualService default/reviews: spec.http[1] aborts and retries" in text
     assert "inject_delay: percentage 0.3 means 0.3 % of requests, not 30 %" in text
     out = chaosmesh("journal", "show", str(journal)).stdout

@@ -7,11 +7,7 @@ nothing, or a breaker that never shed, would otherwise pass silently.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,10 +17,9 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_ext import probes
 from chaosmesh_ext.tolerances import slo
+from tests.support.chaos_run import SAFETY_NET, chaos_run
 from tests.support.cli import chaosmesh
 from tests.support.load_target import Reply, Target
-
-CHAOS = str(Path(sys.executable).with_name("chaos"))
 
 
 def _value(**numbers: Any) -> dict[str, Any]:
@@ -94,29 +89,16 @@ def _experiment(url: str, **configuration: Any) -> dict[str, Any]:
         "title": "the abort must show",
         "description": "the method probe expects aborts the target never gives",
         "configuration": {"mesh_target": "kubernetes", **configuration},
-        "controls": [
-            {
-                "name": "chaosmesh-safety-net",
-                "provider": {"type": "python", "module": "chaosmesh_ext.control"},
-            }
-        ],
+        "controls": [SAFETY_NET],
         "method": [load, after],
     }
 
 
 @pytest.mark.parametrize("stop", [True, False], ids=["stops", "plays on"])
 def test_a_run_whose_fault_did_not_show_fails(tmp_path: Path, target: Target, stop: bool) -> None:
-    path = tmp_path / "experiment.json"
     config = {} if stop else {"chaosmesh_stop_on_failure": "false"}
-    path.write_text(json.dumps(_experiment(target.url + "/get", **config)))
-    journal = tmp_path / "journal.json"
-    env = dict(os.environ, HOME=str(tmp_path), CHAOSMESH_LEDGER_DIR=str(tmp_path / "ledger"))
-    env.pop("MESH_TARGET", None)
-    proc = subprocess.run(
-        [CHAOS, "--no-log-file", "run", "--journal-path", str(journal), str(path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    raw = json.loads(journal.read_text())
+    run = chaos_run(_experiment(target.url + "/get", **config), tmp_path)
+    proc, raw, journal = run.proc, run.journal, run.journal_path
     ran = [r["activity"]["name"] for r in raw["run"]]
     if stop:
         assert proc.returncode == 1 and raw["status"] == "interrupted", proc.stderr
