@@ -17,6 +17,7 @@ WRITTEN = [
     "experiments/journal.json",
     "experiments/chaostoolkit.log",
     "experiments/report.html",
+    "experiments/journals/timeout.json",  # `chaosmesh run` from experiments/
     "experiments/.chaosmesh/mesh.json",
     ".chaosmesh/kubeconfig",
     "chaostoolkit.log",
