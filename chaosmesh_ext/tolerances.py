@@ -44,6 +44,8 @@ def slo(
     min_qps: float | None = None,
     expect_codes: Iterable[int | str] | None = None,
     require_codes: Iterable[int | str] | None = None,
+    max_ok_p99_ms: float | None = None,
+    max_error_p99_ms: float | None = None,
     min_error_rate: float | None = None,
     min_p50_ms: float | None = None,
     min_p90_ms: float | None = None,
@@ -57,13 +59,17 @@ def slo(
 
     ``max_*`` bounds say what must hold despite a fault; ``min_*`` bounds (``min_error_rate``,
     ``min_p50_ms``, ``min_p90_ms``, ``min_p99_ms``, ``min_qps``, ``min_count``) say the fault
-    showed. ``expect_codes``: the only HTTP codes allowed (e.g. ``[200]``, or ``[200, 503]``
-    for a breaker test); any other code seen fails the check. ``require_codes``: codes that
-    must each be seen at least once (``[200, 503]``: the breaker shed some calls and served
-    some — which a ``c=2, n=20`` run against a one-connection breaker does only some of the
-    time: load it with ``c=3`` or more, see ``probes.fortio_load``). Codes may be ints or
-    strings, in the arguments and in ``value`` (a probe returns int keys; the same output read
-    back from a journal has string keys).
+    showed. ``max_ok_p99_ms`` bounds the p99 of the successful calls alone (the requests a
+    circuit breaker admitted), ``max_error_p99_ms`` that of the failed ones (a breaker sheds
+    at once: its 503s come back fast).
+
+    ``expect_codes``: the only HTTP codes allowed (e.g. ``[200]``, or ``[200, 503]`` for a
+    breaker test); any other code seen fails the check. ``require_codes``: codes that must
+    each be seen at least once (``[200, 503]``: the breaker shed some calls and served some —
+    which a ``c=2, n=20`` run against a one-connection breaker does only some of the time:
+    load it with ``c=3`` or more, see ``probes.fortio_load``). Codes may be ints or strings, in
+    the arguments and in ``value`` (a probe returns int keys; the same output read back from a
+    journal has string keys).
     """
     flat = _flat(value)
     bounds = {
@@ -71,6 +77,8 @@ def slo(
         "max_p50_ms": max_p50_ms,
         "max_p90_ms": max_p90_ms,
         "max_p99_ms": max_p99_ms,
+        "max_ok_p99_ms": max_ok_p99_ms,
+        "max_error_p99_ms": max_error_p99_ms,
         "min_error_rate": min_error_rate,
         "min_p50_ms": min_p50_ms,
         "min_p90_ms": min_p90_ms,
@@ -80,6 +88,12 @@ def slo(
         "expect_codes": expect_codes,
         "require_codes": require_codes,
     }
+    for key, limit in (("ok_p99_ms", max_ok_p99_ms), ("error_p99_ms", max_error_p99_ms)):
+        if limit is not None and key not in flat:
+            # Flat keys from an older run: recompute from the fortio histograms if present.
+            if "DurationHistogram" not in value:
+                raise TypeError(f"slo: max_{key}: the load result has no {key}")
+            flat[key] = flat_summary(dict(value))[key]
     try:
         failures = check_load(flat, bounds)
     except ValueError as exc:

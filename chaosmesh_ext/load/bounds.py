@@ -25,6 +25,9 @@ _NUMBERS: dict[str, tuple[str, str, str]] = {
     "min_p90_ms": ("p90_ms", "min", " ms"),
     "max_p99_ms": ("p99_ms", "max", " ms"),
     "min_p99_ms": ("p99_ms", "min", " ms"),
+    # The successful calls alone / the failed ones (``flat_summary``'s ok_/error_ keys).
+    "max_ok_p99_ms": ("ok_p99_ms", "max", " ms"),
+    "max_error_p99_ms": ("error_p99_ms", "max", " ms"),
     "min_qps": ("qps", "min", ""),
     "min_count": ("count", "min", ""),
 }
