@@ -20,16 +20,18 @@ import click
 
 from chaosmesh_ext.commands.options import state_dir_option
 from chaosmesh_ext.commands.shared_mesh import shared_mesh
+from chaosmesh_ext.experiment_check import check_file
 from chaosmesh_ext.gameday.plan import Plan, PlanError, parse_duration
 from chaosmesh_ext.gameday.runner import TARGET_ENV, ExperimentOutcome, GameDayRunner
 from chaosmesh_ext.gameday.stopping import Stopper, stop_on_signals
-from chaosmesh_ext.journal import Journal
+from chaosmesh_ext.journal import Journal, digest
 from chaosmesh_ext.mesh import target as mesh_target
 
 
 def key_numbers(journal: Journal) -> dict[str, str]:
-    """The worst p99 and error rate any load probe saw, and the last traffic split."""
-    loads = [record.load for _, record in journal.load_results() if record.load]
+    """The worst p99 and error rate of any load the run made (a rollout's guard loads too),
+    and the last traffic split."""
+    loads = digest.all_loads(journal)
     p99s = [load.p99_ms for load in loads if load.p99_ms is not None]
     errors = [load.error_rate for load in loads if load.error_rate is not None]
     splits = journal.splits()
@@ -83,6 +85,30 @@ def _say(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _check_arguments(experiments: Sequence[Path]) -> None:
+    """Refuse to run anything when a step's arguments do not fit its function (a typo in a
+    step that runs late would cost the whole run); print warnings and go on otherwise."""
+    errors = 0
+    for path in experiments:
+        for problem in check_file(path) or []:
+            errors += problem.severity == "error"
+            click.echo(f"{path}: {problem.severity}: {problem}", err=True)
+    if errors:
+        raise click.ClickException(
+            f"{errors} argument problem(s): nothing was run (chaosmesh lint -f FILE checks them)"
+        )
+
+
+def next_step(outcomes: Sequence[ExperimentOutcome]) -> str | None:
+    """``chaosmesh journal show <journal>`` for a journal this run wrote: the first that did
+    not pass, else the first; None when no experiment wrote one."""
+    written = [o for o in outcomes if o.journal and Path(o.journal).exists()]
+    if not written:
+        return None
+    first = next((o for o in written if not o.ok), written[0])
+    return f"chaosmesh journal show {first.journal}"
+
+
 @click.command("run")
 @click.argument(
     "experiments",
@@ -134,6 +160,7 @@ def command(
     for path in experiments:
         if path.suffix.lower() not in (".json", ".yaml", ".yml"):
             raise click.BadParameter(f"{path}: not an experiment file (.json, .yaml)")
+    _check_arguments(experiments)
 
     journals = journals.resolve()
     state_dir = state_dir.resolve()
@@ -168,7 +195,8 @@ def command(
         raise click.ClickException(str(exc)) from None
 
     click.echo(render_table(result.outcomes, runner.journals))
-    click.echo(f"\njournals: {journals}  (chaosmesh journal show {journals}/<experiment>.json)")
+    hint = next_step(result.outcomes)
+    click.echo(f"\njournals: {journals}" + (f"  (next: {hint})" if hint else ""))
     if result.interrupted:
         sys.exit(130)
     if not result.ok:

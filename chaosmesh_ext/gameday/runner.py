@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chaosmesh_ext.gameday.plan import Plan
-from chaosmesh_ext.journal import Journal, JournalError, digest, load_journal
+from chaosmesh_ext.journal import Journal, JournalError, load_journal
 from chaosmesh_ext.journal import text as jtext
 from chaosmesh_ext.journal.lines import journal_line
 from chaosmesh_ext.journal.report import render_html
@@ -373,8 +373,10 @@ class GameDayRunner:
             return outcome
         self.journals[outcome.journal] = journal
         outcome.deviated = journal.deviated
-        outcome.status = journal.outcome
-        outcome.reason = why(journal)
+        # The verdict, not chaoslib's status: a run whose steady state was not met before
+        # the fault, or whose fault action failed, tested nothing and is not a pass.
+        found = journal.verdict
+        outcome.status, outcome.reason = found.word, found.reason
         return outcome
 
     def _write_summary(self, result: GameDayResult) -> None:
@@ -386,31 +388,6 @@ class GameDayRunner:
             outcomes=[(Path(o.experiment).name, o.status, o.reason) for o in result.outcomes],
         )
         (self.directory / "report.html").write_text(page, encoding="utf-8")
-
-
-def why(journal: Journal) -> str:
-    """One sentence on why a run did not end cleanly ("" when it did)."""
-
-    def failing(hyp_label: str, probes: list) -> str:  # type: ignore[type-arg]
-        bad = [p for p in probes if p.tolerance_met is False or p.status != "succeeded"]
-        return f"steady state not met {hyp_label}: " + "; ".join(
-            f"{p.name} ({digest.tolerance(p)})" for p in bad
-        )
-
-    if journal.deviated and journal.after is not None:
-        return failing("after the method", journal.after.probes)
-    if journal.deviated:
-        for i, hyp in enumerate(journal.during):
-            if hyp.met is False:
-                return failing(f"during the method (check {i + 1})", hyp.probes)
-    if journal.before is not None and journal.before.met is False:
-        return failing("before the method", journal.before.probes)
-    if journal.status == "interrupted":
-        return f"interrupted: {journal.interruption or 'no reason recorded'}"
-    if journal.status != "completed":
-        errors = [f"{r.name}: {r.error}" for r in journal.method + journal.rollbacks if r.error]
-        return f"{journal.status}" + (f": {'; '.join(errors)}" if errors else "")
-    return ""
 
 
 def _last_line(path: Path) -> str:
