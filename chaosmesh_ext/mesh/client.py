@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 from chaosmesh_ext.errors import MeshError
 
-from . import kubeconfig, manifests
+from . import kubeconfig, manifests, requirements
 from .api import tls
 from .daemon_api import DAEMON_MODULE, MANIFESTS_PATH, STATUS_PATH
 from .state import AlreadyRunning, DaemonId, StateDir, alive, start_time, stop_pid
@@ -74,6 +74,10 @@ class MeshBusy(MeshError, RuntimeError):
 
 class MeshStartFailed(MeshError, RuntimeError):
     """The daemon exited before it served, or did not serve in time (then it was stopped)."""
+
+
+class MeshNotInstalled(MeshError, RuntimeError):
+    """The embedded mesh's parts (the ``embedded`` extra) are not installed here."""
 
 
 class DaemonError(MeshError, RuntimeError):
@@ -392,11 +396,18 @@ class MeshClient:
         return UpResult(False, after or info, len(manifests_.found))
 
     def check_for_start(self, manifests_: Manifests) -> None:
-        """Check manifests as a new mesh would (``ManifestsRefused``: nothing started)."""
+        """Check manifests as a new mesh would (``ManifestsRefused``: nothing started), and
+        that the mesh's parts are installed (``MeshNotInstalled``: a cluster-only install)."""
         try:
             manifests.check(manifests_.loaded, manifests_.namespace)
         except manifests.ManifestError as exc:
             raise ManifestsRefused(f"nothing started:\n{exc}") from None
+        absent = requirements.missing()
+        if absent:
+            raise MeshNotInstalled(
+                f"the embedded mesh needs {', '.join(absent)}, not installed here (a "
+                f"cluster-only install): {requirements.INSTALL_HINT}"
+            )
 
     def clear_dead(self) -> list[str]:
         """Stop what a daemon killed without cleaning up (kill -9) left behind, by recorded
