@@ -122,7 +122,13 @@ def down(state_dir: str) -> None:
         return
     if result.daemon_survived:
         click.echo(f"warning: daemon pid {result.daemon_pid} did not stop", err=True)
-    click.echo(f"mesh down: stopped {result.processes} process(es) from {result.state_dir}")
+    if result.daemon_was_dead:
+        click.echo(
+            f"mesh down: its daemon (pid {result.daemon_pid}) had died already; removed what "
+            f"it left in {result.state_dir}"
+        )
+    else:
+        click.echo(f"mesh down: stopped {result.processes} process(es) from {result.state_dir}")
     if result.leftovers:
         click.echo("  had to stop left-over: " + ", ".join(result.leftovers))
 

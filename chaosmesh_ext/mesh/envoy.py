@@ -28,6 +28,7 @@ import envoy as envoy_wheel
 
 from chaosmesh_ext.errors import MeshError
 
+from . import spawn
 from .bootstrap import dynamic_bootstrap, static_bootstrap, write_json
 from .paths import StatePaths
 from .translate.model import EnvoyResources
@@ -35,7 +36,9 @@ from .xds_files import XdsFiles
 
 JSON = dict[str, Any]
 
-START_TIMEOUT = 15.0
+# Envoy's admin port, then its first configuration served: a cold Envoy on a loaded 2-core
+# machine has taken over 15 s. mesh.client.UP_TIMEOUT leaves room for it.
+START_TIMEOUT = 45.0
 STOP_TIMEOUT = 5.0
 ADMIN_TIMEOUT = 2.0
 FLUSH_INTERVAL_MS = 50
@@ -252,7 +255,8 @@ class EnvoyProcess:
         # Envoy logs to envoy.log itself; stdout/stderr (early start-up failures) go to a
         # file as well, never to a pipe nobody reads.
         with open(self.out_path, "ab") as out:
-            self._proc = subprocess.Popen(
+            # Dies with the daemon (spawn.popen): a daemon killed outright leaves no Envoy.
+            self._proc = spawn.popen(
                 [
                     envoy_binary(),
                     "-c", str(self.bootstrap_path),

@@ -25,6 +25,8 @@ import sys
 import threading
 import time
 
+from ..ports import reusable_listener
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 MB)
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -528,7 +530,8 @@ def run(handler: Handler, host: str, port: int, name: str) -> None:
     Connection threads are daemons: returning from here (and exiting) drops what is in
     flight, as a pod's container does on SIGTERM without a preStop hook.
     """
-    listener = socket.create_server((host, port), backlog=1024)
+    # The daemon keeps the port reserved (mesh.ports) until this binds it too.
+    listener = reusable_listener(host, port)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     try:

@@ -10,38 +10,20 @@ container restarts. SIGTERM stops it (its whole process group) and then this sup
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from types import FrameType
 
+from ..spawn import die_with_parent
 from ._http import say
 
 MIN_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 HEALTHY_RUN = 10.0  # a run this long resets the backoff
 STOP_GRACE = 5.0  # SIGTERM, then SIGKILL after this long
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """Linux: have the kernel SIGTERM the program if this supervisor is killed outright."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return preexec
 
 
 def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
@@ -75,7 +57,8 @@ def supervise(argv: list[str], name: str) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     backoff = MIN_BACKOFF
-    preexec = _die_with_parent()
+    # The kernel SIGTERMs the program if this supervisor is killed outright.
+    preexec = die_with_parent(signal.SIGTERM)
     while not stopping.is_set():
         started = time.monotonic()
         try:
