@@ -104,6 +104,12 @@ def options_from_params(params: Params, sidecar: Sidecar | None) -> LoadOptions:
     return normalize(given, REST)
 
 
+class _Server(ThreadingHTTPServer):
+    # On the embedded mesh the daemon keeps the port reserved (SO_REUSEPORT, never listening)
+    # until this server binds it too, so no other program takes it meanwhile.
+    allow_reuse_port = True
+
+
 class RestServer:
     """A running fortio REST server; ``url`` is its base, ``shutdown()`` stops it."""
 
@@ -122,7 +128,7 @@ class RestServer:
         self._next_id = 0
         server = self
         handler = type("Handler", (_Handler,), {"rest": server})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _Server((host, port), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}/fortio/"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import subprocess
 import threading
 from collections.abc import Callable
@@ -32,23 +31,18 @@ from .api import ApplyRejected, Store, resources, tls
 from .api.warnings import warn
 from .envoy import EnvoyError, EnvoyProcess, EnvoyRejected
 from .paths import GATEWAY_FALLBACK_CERT, StatePaths
+from .ports import PortReservations
 from .readiness import Replica, log_size, wait_all_ready
 from .state import start_time
 from .translate import Endpoint, MeshSnapshot, translate
 from .translate.gateways import needs_fallback_certificate
 from .translate.names import OUTBOUND, ListenerName
 from .views import Key, key_of
+from .workloads.kinds import COMMAND_KIND
 from .xds_files import atomic_write
 
 WORKLOAD_READY_TIMEOUT = 30.0
 ENVOY_APPLY_TIMEOUT = 5.0
-
-
-def free_port() -> int:
-    """A loopback port the OS hands out now (other programs hold fixed ports here)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((views.LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def stop_replicas(replicas: list[Replica]) -> None:
@@ -88,6 +82,9 @@ class Applier:
         self.deployments: dict[Key, dict[str, Any]] = {}
         self.replicas: dict[Key, list[Replica]] = {}
         self.listener_ports: dict[ListenerName, int] = {}
+        # Every listener's and replica's port stays reserved while the mesh may bind it, so
+        # no other program takes it between our choice and Envoy's (or a replica's) bind.
+        self.ports = PortReservations(views.LOOPBACK)
         # The Istio objects Envoy serves now (the last accepted push): what mesh.json, `mesh
         # status` and `mesh url` list, so they agree with the API once a write returns.
         self.served: dict[str, list[dict[str, Any]]] = {}
@@ -125,7 +122,8 @@ class Applier:
     def _reserve_listener_ports(self, istio: dict[str, list[dict[str, Any]]]) -> None:
         """A fixed local port for every Service port and Gateway server port, kept for life."""
         for name in views.listener_names(self.services.values(), istio.get("gateways", [])):
-            self.listener_ports.setdefault(name, free_port())
+            if name not in self.listener_ports:
+                self.listener_ports[name] = self.ports.reserve()
 
     def _fallback_certificate(
         self, gateways: list[dict[str, Any]], secrets: list[dict[str, Any]]
@@ -196,12 +194,12 @@ class Applier:
         # The workloads layer reads kind, pod names, labels, version and annotations from the
         # manifest (a canary may label its pods `app: v1` and no `version`); this adds ports
         # and the sidecar that follows the mesh's outbound listeners.
-        ports = [free_port() for _ in range(replica_count(deployment))]
-        specs = replica_specs(
-            deployment, ports, self.outbound(), self.paths.workload_logs, self.namespace
-        )
+        ports = [self.ports.reserve() for _ in range(replica_count(deployment))]
         started: list[Replica] = []
         try:
+            specs = replica_specs(
+                deployment, ports, self.outbound(), self.paths.workload_logs, self.namespace
+            )
             for wspec in specs:
                 sidecar = Sidecar(
                     outbound=self.outbound(),
@@ -211,6 +209,9 @@ class Applier:
                     outbound_file=str(self.paths.outbound_file),
                 )
                 offset = log_size(wspec.log_path)
+                if wspec.kind == COMMAND_KIND:
+                    # The user's program binds its port without SO_REUSEPORT: hand it over.
+                    self.ports.release(wspec.port)
                 process = launch(dataclasses.replace(wspec, sidecar=sidecar))
                 started.append(
                     Replica(
@@ -227,9 +228,15 @@ class Applier:
                     )
                 )
         except BaseException:
-            stop_replicas(started)
+            self._retire(started)
+            self.ports.release(*ports)
             raise
         return started
+
+    def _retire(self, replicas: list[Replica]) -> None:
+        """Stop replicas for good and give their ports back."""
+        stop_replicas(replicas)
+        self.ports.release(*(r.port for r in replicas))
 
     def apply(
         self,
@@ -257,8 +264,10 @@ class Applier:
                 for service in services:
                     self.services[key_of(service)] = service
                 changed = [d for d in deployments if self.deployments.get(key_of(d)) != d]
-                # Listener ports first: new workloads learn every outbound listener from env.
+                # Listener ports first: new workloads learn every outbound listener from env,
+                # and from the file, written before any of them starts.
                 self._reserve_listener_ports(self.store.all_istio())
+                self._write_outbound()
                 for deployment in changed:
                     fresh[key_of(deployment)] = self._start_replicas(deployment)
                     self.starting = [r for reps in fresh.values() for r in reps]
@@ -276,22 +285,29 @@ class Applier:
                     self.push(self.store.all_istio())
             except BaseException:
                 self.services, self.deployments, self.replicas = saved
+                self.ports.release(
+                    *(p for name, p in self.listener_ports.items() if name not in saved_ports)
+                )
                 self.listener_ports = saved_ports
                 self.secrets = saved_secrets
                 for reps in fresh.values():
-                    stop_replicas(reps)
+                    self._retire(reps)
+                self._write_outbound()
                 raise
             finally:
                 self.starting = []
                 if fresh:
                     self.on_change()  # what runs now, after a commit or a rollback
             for key in fresh:
-                stop_replicas(saved[2].get(key, []))
+                self._retire(saved[2].get(key, []))
             self.publish()
 
     def stop(self) -> None:
         for reps in self.replicas.values():
             stop_replicas(reps)
+        self.ports.close()
+        # This mesh's ports die with it: the next mesh's workloads must never read them.
+        self.paths.outbound_file.unlink(missing_ok=True)
 
     # ---- the read-only kinds the API shows -------------------------------------------------
     def publish(self) -> None:
