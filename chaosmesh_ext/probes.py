@@ -22,6 +22,7 @@ from chaosmesh_ext._activity import (
     Configuration,
     Secrets,
     check_name,
+    check_target,
     failures_as_activity_failed,
     istio_objects,
     kube_client,
@@ -168,6 +169,7 @@ def _load(
     with failures_as_activity_failed(doing):
         options = normalize(given, ACTIVITY)
     if via == "local":
+        check_target(configuration, doing)
         return _load_locally(options)
     if via != "mesh":
         raise ActivityFailed(f"{doing}: via must be 'mesh' or 'local', got {via!r}")

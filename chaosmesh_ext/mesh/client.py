@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -48,10 +49,15 @@ from chaosmesh_ext.errors import MeshError
 
 from . import kubeconfig, manifests, requirements
 from .api import tls
-from .daemon_api import DAEMON_MODULE, MANIFESTS_PATH, STATUS_PATH
+from .daemon_api import DAEMON_MODULE, JOIN, MANIFESTS_PATH, REAPPLY, REPLACE, STATUS_PATH
+from .joining import Difference
 from .state import AlreadyRunning, DaemonId, StateDir, alive, start_time, stop_pid
 
-UP_TIMEOUT = 90.0  # workloads + Envoy on a loaded 2-core machine
+# Waiting for a new daemon to serve: the sum of its own start-up bounds, one after the other
+# (every replica serving, apply.WORKLOAD_READY_TIMEOUT; Envoy's admin port and first
+# configuration, envoy.START_TIMEOUT; Prometheus ready, prometheus_server.READY_TIMEOUT)
+# with room to spare on a loaded 2-core machine.
+UP_TIMEOUT = 120.0
 APPLY_TIMEOUT = 120.0
 CALL_TIMEOUT = 10.0
 DAEMON_STOP_TIMEOUT = 45.0  # a daemon still waiting for workloads finishes that wait first
@@ -82,6 +88,19 @@ class MeshNotInstalled(MeshError, RuntimeError):
 
 class DaemonError(MeshError, RuntimeError):
     """The daemon refused a request (its reason) or did not answer."""
+
+
+class StartInterrupted(MeshError, RuntimeError):
+    """``up`` was cancelled (the run got a signal) while the daemon started; it was stopped."""
+
+
+class ObjectsDiffer(MeshError, RuntimeError):
+    """Joining a running mesh: some of its objects differ from the manifests (nothing was
+    applied). ``differences`` name them, with a diff and the run that changed each."""
+
+    def __init__(self, message: str, differences: Sequence[Difference]) -> None:
+        super().__init__(message)
+        self.differences = tuple(differences)
 
 
 @dataclass(frozen=True)
@@ -154,7 +173,6 @@ class MeshInfo:
             if port is None or gateway.port == port:
                 return gateway.url or None
         return None
-
 
 
 def find_address(
@@ -234,6 +252,7 @@ class DownResult:
     processes: int = 0  # processes mesh.json recorded
     leftovers: tuple[str, ...] = ()  # recorded processes still running after the daemon
     daemon_survived: bool = False  # the daemon did not stop (SIGKILL did not end it either)
+    daemon_was_dead: bool = False  # it had died already (kill -9): only its state was left
 
 
 @dataclass(frozen=True)
@@ -360,28 +379,90 @@ class MeshClient:
         prometheus: bool = False,
         timeout: float = UP_TIMEOUT,
         apply_timeout: float = APPLY_TIMEOUT,
+        cancel: threading.Event | None = None,
     ) -> UpResult:
         """Apply to the mesh running here, or start one with these manifests.
 
         ``timeout`` bounds the wait for a new daemon to serve (it is then stopped);
         ``apply_timeout`` the running daemon's answer. ``prometheus`` and ``concurrency``
-        apply to a new mesh only (a running mesh keeps what it has).
+        apply to a new mesh only (a running mesh keeps what it has). Once ``cancel`` is set
+        the wait ends: the new daemon is stopped with whatever it started
+        (``StartInterrupted``).
         """
         running = self.running()
         if running is not None:
             return self._apply_to(running, manifests_, apply_timeout)
+        return self.start(
+            manifests_,
+            concurrency=concurrency,
+            prometheus=prometheus,
+            timeout=timeout,
+            cancel=cancel,
+        )
+
+    def start(
+        self,
+        manifests_: Manifests,
+        *,
+        concurrency: int = 2,
+        prometheus: bool = False,
+        timeout: float = UP_TIMEOUT,
+        cancel: threading.Event | None = None,
+    ) -> UpResult:
+        """Start a new mesh with these manifests (``up`` without a running mesh)."""
         self.check_for_start(manifests_)
         leftovers = self.clear_dead()
+        if cancel is not None and cancel.is_set():
+            raise StartInterrupted(f"nothing started in {self.state.root}: interrupted")
         process, log_start = self._spawn(self._daemon_args(manifests_, concurrency, prometheus))
-        info = self._wait_ready(process, log_start, timeout)
+        info = self._wait_ready(process, log_start, timeout, cancel)
         return UpResult(True, info, len(manifests_.found), tuple(leftovers))
+
+    def join(
+        self,
+        info: MeshInfo,
+        manifests_: Manifests,
+        *,
+        timeout: float = APPLY_TIMEOUT,
+        reapply: bool = False,
+    ) -> UpResult:
+        """Hand the running mesh ``info`` only the objects it does not have; ``ObjectsDiffer``
+        (nothing applied) when it holds one of them in another form. With ``reapply``,
+        differing Services, Deployments and Secrets are replaced instead and differing
+        Istio objects left as they are (the caller writes those itself)."""
+        return self._apply_to(info, manifests_, timeout, mode=REAPPLY if reapply else JOIN)
+
+    def wait_started(
+        self, timeout: float, cancel: threading.Event | None = None
+    ) -> MeshInfo | None:
+        """The mesh here once it serves, waiting while its daemon is still starting (another
+        ``mesh up``); None when no daemon runs. ``MeshBusy`` if it is still starting after
+        ``timeout``; ``StartInterrupted`` once ``cancel`` is set."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.running()
+            if info is not None:
+                return info
+            if not self.state.is_locked():
+                return None
+            if cancel is not None and cancel.is_set():
+                raise StartInterrupted(f"stopped waiting for the mesh in {self.state.root}")
+            if time.monotonic() > deadline:
+                raise MeshBusy(
+                    f"the other mesh in {self.state.root} is still starting after "
+                    f"{timeout:.0f}s; try again, or run 'chaosmesh mesh down'"
+                )
+            time.sleep(READY_POLL_S * 5)
 
     def apply(self, manifests_: Manifests, *, timeout: float = APPLY_TIMEOUT) -> UpResult:
         """Hand the manifests to the running mesh (all or nothing, on the daemon's side)."""
         return self._apply_to(self._require_running(), manifests_, timeout)
 
-    def _apply_to(self, info: MeshInfo, manifests_: Manifests, timeout: float) -> UpResult:
+    def _apply_to(
+        self, info: MeshInfo, manifests_: Manifests, timeout: float, mode: str = REPLACE
+    ) -> UpResult:
         payload = {
+            "mode": mode,
             "namespace": manifests_.namespace,
             "manifests": [
                 {"obj": m.obj, "file": m.file, "document": m.document, "line": m.line}
@@ -390,6 +471,8 @@ class MeshClient:
         }
         try:
             answer = self.request(info, MANIFESTS_PATH, "POST", payload, timeout=timeout)
+        except ObjectsDiffer:
+            raise
         except DaemonError as exc:
             raise DaemonError(f"the running mesh keeps what it had:\n{exc}") from None
         after = MeshInfo.from_json(answer, self.state.root) if isinstance(answer, dict) else None
@@ -479,13 +562,21 @@ class MeshClient:
         return process, log_start
 
     def _wait_ready(
-        self, process: subprocess.Popen[bytes], log_start: int, timeout: float
+        self,
+        process: subprocess.Popen[bytes],
+        log_start: int,
+        timeout: float,
+        cancel: threading.Event | None = None,
     ) -> MeshInfo:
         """Wait until the daemon ``process`` says ``ready`` in mesh.json; stop it otherwise."""
         daemon = DaemonId(process.pid, start_time(process.pid))
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
+                if cancel is not None and cancel.is_set():
+                    raise StartInterrupted(
+                        f"interrupted while the mesh in {self.state.root} started; stopped it"
+                    )
                 if process.poll() is not None:
                     raise MeshStartFailed(
                         f"the mesh did not start (exit {process.returncode}):\n"
@@ -553,14 +644,19 @@ class MeshClient:
         records = document.get("pids") or []
         started = next((p.get("started") for p in records if p.get("pid") == daemon_pid), None)
         # The daemon stops its own children in order; the pids below are the safety net.
-        survived = alive(daemon_pid, started) and not stop_pid(
-            daemon_pid, started, timeout=stop_timeout
-        )
+        was_dead = not alive(daemon_pid, started)
+        survived = not was_dead and not stop_pid(daemon_pid, started, timeout=stop_timeout)
         leftovers = _stop_recorded(records)
         self.state.clear()
         _reap()
         return DownResult(
-            "stopped", root, daemon_pid, len(records), tuple(leftovers), daemon_survived=survived
+            "stopped",
+            root,
+            daemon_pid,
+            len(records),
+            tuple(leftovers),
+            daemon_survived=survived,
+            daemon_was_dead=was_dead,
         )
 
     def _starting_daemon(self) -> int | None:
@@ -600,8 +696,11 @@ class MeshClient:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             payload = json.loads(exc.read() or b"{}")
-            raise DaemonError(
-                str(payload.get("error") or payload.get("message") or payload)
-            ) from None
+            message = str(payload.get("error") or payload.get("message") or payload)
+            if exc.code == 409 and isinstance(payload.get("differences"), list):
+                raise ObjectsDiffer(
+                    message, [Difference.from_json(d) for d in payload["differences"]]
+                ) from None
+            raise DaemonError(message) from None
         except (OSError, ValueError) as exc:
             raise DaemonError(f"the mesh daemon at {url} does not answer: {exc}") from None

@@ -17,6 +17,8 @@ import secrets
 import threading
 from typing import Any
 
+from chaosmesh_ext._fingerprint import ca_fingerprint
+
 from . import daemon_api, kubeconfig, manifests, views
 from .api import ApiServer, resources, tls
 from .apply import Applier
@@ -54,10 +56,14 @@ class Mesh:
         # so an older snapshot never replaces a newer one.
         self._state_lock = threading.Lock()
         self.ready = False  # set once everything serves; mesh.json says so
+        # This mesh instance's identity: its API certificate's fingerprint (_fingerprint).
+        self.api_ca_sha256: str | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
     def up(self, loaded: Loaded) -> None:
         ns = self.namespace
+        # A previous mesh's sidecar table (a crash leaves it): its ports are not ours.
+        self.state.outbound_file.unlink(missing_ok=True)
         self.applier.apply(
             [manifests.with_namespace(m.obj, ns) for m in loaded.services],
             [manifests.with_namespace(m.obj, ns) for m in loaded.deployments],
@@ -71,6 +77,7 @@ class Mesh:
         # Over TLS, because Kubernetes clients send no token to an http:// server.
         token = secrets.token_urlsafe(32)
         cert = tls.make_in_child(self.state.root)
+        self.api_ca_sha256 = ca_fingerprint(cert.cert_pem)
         self.api = ApiServer(
             self.store,
             admin_url=self.admin_url,
@@ -182,6 +189,7 @@ class Mesh:
                     "state_dir": str(self.state.root.resolve()),
                     "namespace": self.namespace,
                     "api_url": self.api.url if self.api is not None else None,
+                    "api_ca_sha256": self.api_ca_sha256,
                     "kubeconfig": str(self.state.kubeconfig.resolve()),
                     "admin_url": self.admin_url(),
                     "listeners": self.applier.listeners(),

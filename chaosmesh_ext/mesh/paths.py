@@ -129,3 +129,8 @@ class StatePaths:
     @property
     def prometheus(self) -> Path:
         return self.root / PROMETHEUS_DIR
+
+    def is_state_dir(self) -> bool:
+        """Whether a mesh ever ran here (its daemon's log is there), so a kubeconfig in it is
+        an embedded mesh's."""
+        return self.daemon_log.is_file()

@@ -31,7 +31,12 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_ext._activity import Configuration, Secrets, failures_as_activity_failed
+from chaosmesh_ext._activity import (
+    Configuration,
+    Secrets,
+    check_target,
+    failures_as_activity_failed,
+)
 
 from .client import query as run_query
 from .results import is_empty
@@ -206,6 +211,8 @@ def _run(
     configuration: Configuration | None,
     secrets: Secrets | None,
 ) -> Any:
+    # On the embedded target the mesh (and its Prometheus) must be the run's, still running.
+    check_target(configuration, f"Prometheus query {query!r}")
     with failures_as_activity_failed():
         value = run_query(prometheus_settings(configuration, secrets), query, at=at)
     if is_empty(value):
