@@ -136,12 +136,15 @@ def _timeout(configuration: Any) -> float:
 
 
 # ---- joining a running mesh ------------------------------------------------------------------
-def _restore_leftovers(mesh: MeshInfo) -> None:
-    """Before joining a running mesh: put back what runs that are no longer running left
+def _restore_leftovers(mesh: MeshInfo, fresh: bool) -> None:
+    """Before using a running mesh: put back what runs that are no longer running left
     changed on it (killed mid-method), recorded in this run's journal; refuse to start on
-    top of changes that cannot be put back."""
+    top of changes that cannot be put back. On a new mesh (``fresh``) what earlier meshes
+    in the directory held is gone: such entries are cleared as moot."""
     server = Server(mesh.kubeconfig, mesh.document.get("api_ca_sha256"))
     for left in left_on(server, exclude_run=_state["run_id"]):
+        if fresh:
+            left.moot, left.restorable = left.moot + left.restorable, []
         outcomes: list[Outcome] = []
         if left.moot:
             ids = {e["id"] for e in left.moot}
@@ -265,7 +268,7 @@ def configure_control(
             prepared = mesh_target.prepare(
                 configuration,
                 cancel=cancel,
-                hooks=mesh_target.JoinHooks(before_join=_restore_leftovers, reapply=_reapply),
+                hooks=mesh_target.JoinHooks(before_use=_restore_leftovers, reapply=_reapply),
                 notify=logger.info,
                 run_id=str(run_id),
             )

@@ -32,9 +32,9 @@ from chaosmesh_ext._parse import parse_bool
 from chaosmesh_ext.kube.environment import OVERRIDES
 from chaosmesh_ext.mesh import paths
 from chaosmesh_ext.mesh import target as mesh_target
-from chaosmesh_ext.mesh.client import MeshClient
 from chaosmesh_ext.mesh.sharing import Sharing
 from chaosmesh_ext.mesh.state import DaemonId
+from chaosmesh_ext.signal_shield import shielded
 
 
 @dataclass
@@ -124,25 +124,27 @@ def shared_mesh(
         paths.CONFIG_KEY: str(state_dir),
         "mesh_prometheus": prometheus,
     }
-    if MeshClient(state_dir).current() is None:
-        echo(
-            f"starting the embedded mesh in {state_dir}"
-            + (" with Prometheus" if prometheus else "")
-            + " ..."
-        )
     prepared = mesh_target.prepare(configuration, notify=echo, run_id=run_id)
     shared.started = prepared.daemon if prepared.started_mesh else None
     try:
         yield shared
     finally:
-        say = echo
-        if keep and prepared.daemon is not None:
-            sharing = Sharing(paths.StatePaths(state_dir))
-            with sharing.turn(mesh_target.MESH_DOWN_TIMEOUT_S):
-                sharing.keep(prepared.daemon)
-            echo(f"leaving the embedded mesh in {state_dir} running (--keep-mesh)")
-            say = lambda line: None  # noqa: E731 - nothing more to say about it
-        try:
-            mesh_target.release(prepared, notify=say)
-        except mesh_target.TargetError as exc:
-            echo(f"warning: {exc}")
+        # A second Ctrl-C must not cut the mesh's stop short (it is bounded).
+        with shielded(lambda signum: echo("stopping the embedded mesh first ...")):
+            _release(prepared, state_dir, keep, echo)
+
+
+def _release(
+    prepared: mesh_target.PreparedTarget, state_dir: Path, keep: bool, echo: Callable[[str], None]
+) -> None:
+    say = echo
+    if keep and prepared.daemon is not None:
+        sharing = Sharing(paths.StatePaths(state_dir))
+        with sharing.turn(mesh_target.MESH_DOWN_TIMEOUT_S):
+            sharing.keep(prepared.daemon)
+        echo(f"leaving the embedded mesh in {state_dir} running (--keep-mesh)")
+        say = lambda line: None  # noqa: E731 - nothing more to say about it
+    try:
+        mesh_target.release(prepared, notify=say)
+    except mesh_target.TargetError as exc:
+        echo(f"warning: {exc}")

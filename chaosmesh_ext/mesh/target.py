@@ -177,15 +177,17 @@ def _as_target_error(state_dir: Path) -> Iterator[None]:
 
 @dataclass
 class JoinHooks:
-    """What the caller does when a run joins a mesh that is already running.
+    """What the caller does with the mesh a run is about to use.
 
-    ``before_join(mesh)``: before anything is applied (the control restores what runs that
-    are no longer running left changed on it). ``reapply(mesh, differences)``: the run asked
-    to replace objects that differ (``mesh_reapply``); the caller writes the Istio ones
-    through its change ledger so the run's safety net puts the previous state back.
+    ``before_use(mesh, fresh)``: before the run's manifests are applied to a running mesh
+    (``fresh=False``; the control restores what runs that are no longer running left changed
+    on it), or once a new mesh is up (``fresh=True``: changes recorded on earlier meshes in
+    the directory are moot). ``reapply(mesh, manifests, differences)``: the run asked to
+    replace objects that differ (``mesh_reapply``); the caller writes the Istio ones through
+    its change ledger so the run's safety net puts the previous state back.
     """
 
-    before_join: Callable[[MeshInfo], None] = lambda mesh: None
+    before_use: Callable[[MeshInfo, bool], None] = lambda mesh, fresh: None
     reapply: Callable[[MeshInfo, Manifests, Sequence[Difference]], None] | None = None
 
 
@@ -260,7 +262,8 @@ def prepare(
         found = client.load(manifest_files, str(namespace) if namespace else "default")
         running = client.wait_started(MESH_UP_TIMEOUT_S, cancel)
         if running is None:
-            notify(f"chaosmesh: starting the embedded mesh in {state_dir} ...")
+            with_prometheus = " with Prometheus" if wants_prometheus else ""
+            notify(f"chaosmesh: starting the embedded mesh in {state_dir}{with_prometheus} ...")
             result = client.start(
                 found,
                 prometheus=wants_prometheus,
@@ -270,8 +273,10 @@ def prepare(
             daemon = result.daemon
             try:
                 membership = sharing.join(daemon, user, started=True)
+                hooks.before_use(result.mesh, True)
             except BaseException:
                 stop_daemon(state_dir, daemon)
+                sharing.forget(daemon)
                 raise
             notify(f"chaosmesh: started the embedded mesh in {state_dir} (pid {daemon.pid})")
         else:
@@ -282,7 +287,7 @@ def prepare(
                     f"{state_dir}', then 'chaosmesh mesh up --prometheus', or let the "
                     "experiment start its own mesh"
                 )
-            hooks.before_join(running)
+            hooks.before_use(running, False)
             try:
                 result = client.join(running, found)
             except ObjectsDiffer as exc:

@@ -13,23 +13,20 @@ from pathlib import Path
 import pytest
 
 from chaosmesh_ext.journal import load_journal
-from tests.support.lifecycle import MANIFESTS, delay_tomcat, load_nginx, mesh_experiment, run_env
+from tests.support.lifecycle import (
+    MANIFESTS,
+    delay_tomcat,
+    load_nginx,
+    mesh_experiment,
+    remove_delay,
+    run_env,
+)
 from tests.support.processes import kill_all_mentioning
 from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-m", "chaosmesh_ext.cli"]
-REMOVE_DELAY = {
-    "type": "action",
-    "name": "remove-the-delay",
-    "provider": {
-        "type": "python",
-        "module": "chaosmesh_ext.actions",
-        "func": "remove_faults",
-        "arguments": {"virtual_service": "tomcat-vs"},
-    },
-}
 
 
 def _cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -56,7 +53,7 @@ def test_chaosmesh_run_on_a_users_changed_mesh_refuses_or_reapplies_and_puts_it_
     experiment = mesh_experiment(
         state_dir,
         hypothesis=[load_nginx("nginx-answers", slo={"max_error_rate": 0})],
-        method=[delay_tomcat(), load_nginx("under-the-delay"), REMOVE_DELAY],
+        method=[delay_tomcat(), load_nginx("under-the-delay"), remove_delay()],
     )
     del experiment["configuration"]["mesh_state_dir"]  # the command's --state-dir
     work = tmp_path / "work"

@@ -16,23 +16,13 @@ from tests.support.lifecycle import (
     delay_tomcat,
     load_nginx,
     mesh_experiment,
+    remove_delay,
     run_env,
     start_chaos_run,
 )
 from tests.support.processes import kill_all_mentioning, pids_mentioning, wait_until
 
 pytestmark = pytest.mark.slow
-
-REMOVE_DELAY = {
-    "type": "action",
-    "name": "remove-the-delay",
-    "provider": {
-        "type": "python",
-        "module": "chaosmesh_ext.actions",
-        "func": "remove_faults",
-        "arguments": {"virtual_service": "tomcat-vs"},
-    },
-}
 
 
 def _entries(ledger: Path, run_id: str) -> list[dict[str, object]]:
@@ -65,7 +55,7 @@ def test_a_rerun_after_kill_9_mid_method_restores_the_leftover_fault_first(tmp_p
             method=[
                 delay_tomcat(),
                 load_nginx("slow-under-the-delay", expect={"min_p99_ms": 150}),
-                REMOVE_DELAY,
+                remove_delay(),
             ],
         )
         second, journal_path = start_chaos_run(

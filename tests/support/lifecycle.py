@@ -41,6 +41,20 @@ def delay_tomcat(name: str = "delay-tomcat", delay: str = "200ms") -> dict[str, 
     }
 
 
+def remove_delay(name: str = "remove-the-delay") -> dict[str, Any]:
+    """The method's own undo of ``delay_tomcat`` (so its after-hypothesis sees no fault)."""
+    return {
+        "type": "action",
+        "name": name,
+        "provider": {
+            "type": "python",
+            "module": "chaosmesh_ext.actions",
+            "func": "remove_faults",
+            "arguments": {"virtual_service": "tomcat-vs"},
+        },
+    }
+
+
 def load_nginx(
     name: str,
     t: str = "2s",

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from chaosmesh_ext.mesh.state import alive
-from tests.support.processes import wait_until
+from tests.support.processes import pids_mentioning, wait_until
 
 from .conftest import CLI, Mesh, chaosmesh, request
 
@@ -44,21 +44,6 @@ spec:
 def _sleeper(token: str) -> str:
     """A program that runs but never opens its port (``token`` marks its command line)."""
     return f"python3 -c 'import time; time.sleep(600)' {token}"
-
-
-def _processes_mentioning(token: str) -> list[int]:
-    """Pids whose command line holds ``token`` (the unique name a test gave its workloads)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if token.encode() in cmdline and alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
 
 
 def _listening(pids: list[int]) -> list[str]:
@@ -144,9 +129,9 @@ def test_a_crashing_workload_fails_mesh_up_with_its_log_and_leaves_nothing(
     assert f"{token}: address-in-use" in proc.stderr
     assert not (tmp_path / ".chaosmesh" / "mesh.json").exists()
     deadline = time.monotonic() + 10
-    while _processes_mentioning(token) and time.monotonic() < deadline:
+    while pids_mentioning(token) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _processes_mentioning(token)
+    assert not pids_mentioning(token)
 
 
 def test_kill_9_of_the_daemon_leaves_nothing_running(mesh_up) -> None:
@@ -191,9 +176,9 @@ def test_mesh_down_while_mesh_up_still_waits_stops_the_starting_daemon(tmp_path:
     )
     try:
         deadline = time.monotonic() + 30
-        while not _processes_mentioning(token) and time.monotonic() < deadline:
+        while not pids_mentioning(token) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _processes_mentioning(token), "the workload never started"
+        assert pids_mentioning(token), "the workload never started"
         status = chaosmesh("mesh", "status", cwd=tmp_path, check=False)
         assert status.returncode != 0 and "still starting" in status.stderr
 
@@ -206,9 +191,9 @@ def test_mesh_down_while_mesh_up_still_waits_stops_the_starting_daemon(tmp_path:
             up.kill()
             up.wait(timeout=10)
     deadline = time.monotonic() + 10
-    while _processes_mentioning(token) and time.monotonic() < deadline:
+    while pids_mentioning(token) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _processes_mentioning(token)
+    assert not pids_mentioning(token)
     assert not (tmp_path / ".chaosmesh" / "mesh.lock").exists()
 
 
@@ -229,9 +214,9 @@ def test_a_crashing_workload_added_to_a_running_mesh_changes_nothing(mesh_up) ->
     assert mesh.kubectl("get", "service", token, check=False).returncode != 0
     assert request(mesh.gateway()["url"])[0] == 200
     deadline = time.monotonic() + 10
-    while _processes_mentioning(token) and time.monotonic() < deadline:
+    while pids_mentioning(token) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _processes_mentioning(token)
+    assert not pids_mentioning(token)
 
 
 def test_kill_9_of_a_starting_daemon_takes_its_workloads_with_it(tmp_path: Path) -> None:
@@ -266,8 +251,7 @@ def test_kill_9_of_a_starting_daemon_takes_its_workloads_with_it(tmp_path: Path)
         os.kill(state["pid"], signal.SIGKILL)
         # The workload (and its user program) die with the daemon: no orphan to stop.
         wait_until(
-            lambda: not alive(workload["pid"], workload["started"])
-            and not _processes_mentioning(token),
+            lambda: not alive(workload["pid"], workload["started"]) and not pids_mentioning(token),
             timeout=15,
             what="the starting daemon's workload gone with it",
         )
@@ -279,9 +263,9 @@ def test_kill_9_of_a_starting_daemon_takes_its_workloads_with_it(tmp_path: Path)
             up.wait(timeout=10)
     assert not alive(workload["pid"], workload["started"])
     deadline = time.monotonic() + 10
-    while _processes_mentioning(token) and time.monotonic() < deadline:
+    while pids_mentioning(token) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _processes_mentioning(token)
+    assert not pids_mentioning(token)
 
 
 FLAKY_PROGRAM = """\
