@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .api.server import LOCAL_PORT_ANNOTATION
-from .translate.names import ListenerName
+from .listener_name import ListenerName
 
 DOMAIN = "cluster.local"
 LOOPBACK = "127.0.0.1"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from chaosmesh_ext.mesh import views
 from chaosmesh_ext.mesh.api.server import LOCAL_PORT_ANNOTATION
-from chaosmesh_ext.mesh.translate.names import ListenerName
+from chaosmesh_ext.mesh.listener_name import ListenerName
 
 
 @dataclass(frozen=True)
