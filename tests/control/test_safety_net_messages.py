@@ -45,3 +45,29 @@ def test_the_safety_nets_error_is_printed_once_and_journaled(
     (section,) = journal["experiment"]["extensions"]  # type: ignore[index]
     assert section["safety_net"][0]["when"] == "after_experiment"
     assert "gone" in section["safety_net"][0]["error"]
+
+
+def test_a_failed_embedded_start_still_points_kubernetes_clients_at_the_mesh_until_cleanup(
+    fresh_control: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from chaoslib.exceptions import InterruptExecution
+
+    monkeypatch.setenv("KUBECONFIG", "/home/user/.kube/production")
+    monkeypatch.setenv("KUBERNETES_CONTEXT", "production")
+    not_a_directory = tmp_path / "state"
+    not_a_directory.write_text("a file where the state directory should be")
+    configuration = {"mesh_target": "embedded", "mesh_state_dir": str(not_a_directory)}
+    # chaoslib swallows what configure_control raises and plays on: the environment must
+    # still name no other cluster, and the run must stop before its method.
+    with pytest.raises(InterruptExecution, match=str(not_a_directory)):
+        control.configure_control(configuration=configuration, secrets={})
+    # chaosk8s activities read the environment: during the run it names no other cluster.
+    assert os.environ["KUBECONFIG"] == str(not_a_directory / "kubeconfig")
+    assert "KUBERNETES_CONTEXT" not in os.environ
+    with pytest.raises(InterruptExecution, match=str(not_a_directory)):
+        control.before_experiment_control(context={})
+    control.cleanup_control()
+    assert os.environ["KUBECONFIG"] == "/home/user/.kube/production"
+    assert os.environ["KUBERNETES_CONTEXT"] == "production"
