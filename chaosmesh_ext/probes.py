@@ -30,6 +30,7 @@ from chaosmesh_ext.istio.traffic import declared_split
 from chaosmesh_ext.kube.cluster_lint import lint_cluster
 from chaosmesh_ext.kube.objects import ObjectRef
 from chaosmesh_ext.load import engine, in_mesh
+from chaosmesh_ext.load.fortio_flags import load_input
 from chaosmesh_ext.load.options import ACTIVITY, LoadInput, LoadOptions, normalize
 from chaosmesh_ext.load.results import flat_summary
 from chaosmesh_ext.load.stats import percentile_value
@@ -67,8 +68,14 @@ def fortio_load(
     fortio_selector: str = "app=fortio",
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
+    **fortio_flags: Any,
 ) -> dict[str, Any]:
     """Run fortio load against ``url`` and return fortio's result plus flat keys.
+
+    Any other ``fortio load`` flag may be given by its name (``"abort-on": 503``,
+    ``"allow_initial_errors": true``, ``"p": "50,99"``): the same flags and meanings as
+    ``chaosmesh load`` (docs/FORTIO-FLAGS.md); one that would have no effect is logged, one
+    this engine refuses fails the probe with the reason.
 
     Flat keys: ``count``, ``qps``, ``error_rate``, ``p50_ms``, ``p90_ms``, ``p99_ms``,
     ``max_ms``, ``codes`` (``{200: 17, 503: 3}``). ``qps=0`` is max speed; give ``n`` calls
@@ -94,6 +101,8 @@ def fortio_load(
         method=method,
         open_loop=open_loop,
     )
+    if fortio_flags:
+        given = _with_fortio_flags(given, fortio_flags)
     fortio = in_mesh.Fortio(
         namespace=ns,
         service=fortio_service,
@@ -103,6 +112,20 @@ def fortio_load(
     )
     result = _load(given, via=via, fortio=fortio, configuration=configuration, secrets=secrets)
     return {**result, **flat_summary(result)}
+
+
+def _with_fortio_flags(given: LoadInput, flags: Mapping[str, Any]) -> LoadInput:
+    """``given`` with fortio flags from the probe's extra arguments (the CLI's table)."""
+    doing = f"fortio_load {given.url}"
+    with failures_as_activity_failed(doing):
+        parsed = load_input(given.url, flags, prefix="", base=given)
+    for note in parsed.ignored:
+        logger.warning("%s: %s", doing, note)
+    for name in parsed.output:
+        logger.warning(
+            "%s: %s: no effect in a probe (the result is the probe's output)", doing, name
+        )
+    return parsed.given
 
 
 def _load(
