@@ -15,6 +15,7 @@ first) and ``kubernetes_request_timeout`` (seconds, default 10) are also read.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,8 @@ __all__ = [
 ]
 
 Edit = Callable[[dict[str, Any] | None], dict[str, Any]]
+
+logger = logging.getLogger("chaostoolkit")
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,14 @@ class _Target:
                 run_id_for(self.configuration),
                 api=api_identity(objects.api_client, self.configuration),
             )
+            logger.info(
+                "chaosmesh: %s on %s (%s), run %s, API %s",
+                action,
+                ref,
+                ", ".join(f"{k}={v}" for k, v in details.items()) or "no arguments",
+                ledger.run_id,
+                objects.api_client.configuration.host,
+            )
             try:
                 result = apply_change(
                     objects, ledger, ref, edit, action, create_if_absent=create_if_absent
@@ -119,7 +130,16 @@ class _Target:
                 # The entry is made durable before the write, so a failure here usually means
                 # nothing was changed; restore checks the object's ledger annotation either way.
                 raise ActivityFailed(f"{ref}: {exc}") from exc
-        return result.summary(action=action, **details)
+        summary = result.summary(action=action, **details)
+        logger.info(
+            "chaosmesh: %s on %s: %s (resourceVersion %s, ledger entry %s)",
+            action,
+            ref,
+            "created" if result.created else "changed" if result.changed else "already so",
+            result.resource_version,
+            result.ledger_entry,
+        )
+        return summary
 
 
 def _present(obj: dict[str, Any] | None) -> dict[str, Any]:
@@ -408,6 +428,11 @@ def restore(
             )
         except LedgerError as exc:
             raise ActivityFailed(f"restore of run {ledger.run_id}: {exc}") from exc
+    for outcome in outcomes:
+        log = logger.info if outcome.ok else logger.error
+        log("chaosmesh: restore %s: %s %s", outcome.ref, outcome.result, outcome.detail or "")
+    if not outcomes:
+        logger.info("chaosmesh: restore: run %s changed nothing", ledger.run_id)
     failed = [o for o in outcomes if not o.ok]
     if failed:
         text = "\n".join(f"{o.ref}: {o.result}: {o.detail}" for o in failed)
