@@ -57,6 +57,8 @@ clean:
 # chaostoolkit 1.19 / chaostoolkit-lib 1.44 (3.12+ gets the newest), in its own .venv311.
 # ensurepip: Debian's python3.11 without python3.11-venv cannot make a venv.
 VENV311 ?= .venv311
+# The oldest kubernetes client pyproject.toml allows: the 3.11 job tests it, the other the newest.
+KUBERNETES_OLDEST ?= 37.0.0
 PYTHON311 ?= $(shell for p in python3.11 $$(ls -d $$HOME/.pyenv/versions/3.11*/bin/python3 2>/dev/null | sort -r); do \
             if $$p -c 'import sys, ensurepip; assert sys.version_info[:2] == (3, 11)' >/dev/null 2>&1; then echo $$p; break; fi; done)
 STAMP311 := $(VENV311)/.install.stamp
@@ -70,7 +72,7 @@ $(STAMP311): pyproject.toml
 	@test -n "$(PYTHON311)" || { echo "no Python 3.11 found (pass PYTHON311=/path/to/python3.11)" >&2; exit 1; }
 	@test -x $(VENV311)/bin/python || $(PYTHON311) -m venv $(VENV311)
 	$(VENV311)/bin/python -m pip install -q --upgrade pip
-	$(VENV311)/bin/python -m pip install -q -e '.[dev]'
+	$(VENV311)/bin/python -m pip install -q -e '.[dev]' 'kubernetes==$(KUBERNETES_OLDEST)'
 	@$(VENV311)/bin/python -c 'from importlib.metadata import version as v; \
-		print("python 3.11: chaostoolkit", v("chaostoolkit"), "/ chaostoolkit-lib", v("chaostoolkit-lib"))'
+		print("python 3.11: chaostoolkit", v("chaostoolkit"), "/ chaostoolkit-lib", v("chaostoolkit-lib"), "/ kubernetes", v("kubernetes"))'
 	@touch $(STAMP311)

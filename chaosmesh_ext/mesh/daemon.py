@@ -42,6 +42,7 @@ from chaosmesh_ext._sidecar import Sidecar, format_outbound
 from . import kubeconfig, manifests
 from .api import ApiServer, ApplyRejected, Store, resources, tls
 from .api.server import LOCAL_PORT_ANNOTATION
+from .linux import UnsupportedPlatform, require_linux
 from .manifests import Loaded, ManifestError
 from .readiness import Replica, log_size, wait_all_ready
 from .state import AlreadyRunning, StateDir, acquire_lock, start_time
@@ -770,7 +771,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(parser().parse_args(argv))
+    args = parser().parse_args(argv)
+    try:
+        require_linux()
+    except UnsupportedPlatform as exc:
+        print(f"chaosmesh mesh: {exc}", file=sys.stderr)
+        return 2
+    return run(args)
 
 
 if __name__ == "__main__":

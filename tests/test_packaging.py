@@ -1,0 +1,102 @@
+"""What the distribution declares: every imported package, its licence, where it runs.
+
+A package imported by ``chaosmesh_ext`` but missing from ``dependencies`` installs fine here
+(something else pulled it in) and breaks on a user's machine the day that something drops it.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata as metadata
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _normalized(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _declared() -> dict[str, Requirement]:
+    requirements = [Requirement(r) for r in PYPROJECT["project"]["dependencies"]]
+    return {_normalized(r.name): r for r in requirements}
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level module -> files, for every absolute import of a non-stdlib module."""
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "chaosmesh_ext").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "chaosmesh_ext":
+                    found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_imported_package_is_declared() -> None:
+    declared = _declared()
+    distributions = metadata.packages_distributions()
+    missing = []
+    for module, files in sorted(_third_party_imports().items()):
+        dists = {_normalized(d) for d in distributions.get(module, [module])}
+        if not dists & set(declared):
+            missing.append(f"{module} ({', '.join(sorted(dists))}) imported by {sorted(files)[0]}")
+    assert missing == [], "imported but not in pyproject dependencies: " + "; ".join(missing)
+    # the two that came in only through other packages until now
+    assert {"requests", "urllib3"} <= set(declared)
+
+
+def test_installed_versions_satisfy_the_declared_ranges() -> None:
+    """The CI jobs install the oldest (3.11) and the newest (3.12+) kubernetes allowed."""
+    for name, requirement in _declared().items():
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        version = metadata.version(name)
+        assert requirement.specifier.contains(version, prereleases=True), (name, version)
+    makefile = (ROOT / "Makefile").read_text()
+    oldest = makefile.split("KUBERNETES_OLDEST ?= ", 1)[1].split()[0]
+    kubernetes = _declared()["kubernetes"].specifier
+    assert kubernetes.contains(oldest) and f">={oldest}" in str(kubernetes)
+
+
+def test_license_and_metadata() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    assert "END OF TERMS AND CONDITIONS" in text and len(text.splitlines()) > 190
+    project = PYPROJECT["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    installed = metadata.metadata("chaostoolkit-mesh")
+    assert installed["License-Expression"] == "Apache-2.0"
+    assert "Operating System :: POSIX :: Linux" in installed.get_all("Classifier")
+    urls = dict(u.split(", ", 1) for u in installed.get_all("Project-URL"))
+    assert {"Homepage", "Source", "Issues"} <= set(urls)
+
+
+def test_the_embedded_mesh_refuses_other_systems_with_a_clear_message(tmp_path: Path) -> None:
+    # A real process that believes it runs on macOS, starting the daemon as `mesh up` does.
+    code = (
+        "import sys\n"
+        "from chaosmesh_ext.mesh import daemon\n"
+        "sys.platform = 'darwin'  # after the imports: the stdlib imports per platform\n"
+        f"sys.exit(daemon.main(['--state-dir', {str(tmp_path / 'state')!r}]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert "the embedded mesh needs Linux (it uses /proc and prctl), not darwin" in proc.stderr
+    assert "MESH_TARGET=kubernetes" in proc.stderr
+    assert not (tmp_path / "state").exists()  # nothing started, nothing written
