@@ -386,7 +386,7 @@ class Mesh:
             [manifests.with_namespace(m.obj, ns) for m in loaded.deployments],
         )
         # The first push starts Envoy with the whole configuration.
-        self.store.load_istio([manifests.with_namespace(m.obj, ns) for m in loaded.istio], ns)
+        self.store.load_istio([manifests.as_applied(m.obj, ns) for m in loaded.istio], ns)
         self.record_pids()
         self.publish()
         # A fresh secret per mesh: only who can read the kubeconfig (0600) can use the API.
@@ -593,7 +593,7 @@ class Mesh:
             self.apply_workloads(
                 [manifests.with_namespace(m.obj, ns) for m in loaded.services],
                 [manifests.with_namespace(m.obj, ns) for m in loaded.deployments],
-                [manifests.with_namespace(m.obj, ns) for m in loaded.istio],
+                [manifests.as_applied(m.obj, ns) for m in loaded.istio],
             )  # publishes the read-only kinds itself
             self.write_state(ready=True)
         except ManifestError as exc:

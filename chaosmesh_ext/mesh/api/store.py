@@ -8,7 +8,10 @@ the daemon's "translate and push to Envoy". Only when ``apply`` returns is the w
 and answered, so the API never reports a state the data plane does not enforce; if it
 raises ``ApplyRejected`` the store is left as it was and the client gets 422 with the reason.
 
-Writes are serialised (one Envoy push at a time); reads never wait for a push.
+Writes are serialised (one Envoy push at a time); reads never wait for a push. A dry run
+(``dry_run=True``, the API's ``?dryRun=All``) goes through every check — validation,
+conflicts, patching — and answers the object as it would be, but neither pushes to Envoy nor
+stores anything, so ``kubectl diff`` and ``kubectl apply --dry-run=server`` work.
 """
 
 from __future__ import annotations
@@ -154,7 +157,13 @@ class Store:
 
     # ---- writes ----------------------------------------------------------------------------
     def create(
-        self, rt: ResourceType, namespace: str, body: Any, version: str | None = None
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         self._writable(rt)
         obj = self._check_body(rt, body, namespace, version)
@@ -186,10 +195,19 @@ class Store:
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = _now()
             meta["generation"] = 1
+            if dry_run:
+                return self._render(rt, obj, version)  # no resourceVersion: never stored
             return self._commit(rt, key, obj, version)
 
     def replace(
-        self, rt: ResourceType, namespace: str, name: str, body: Any, version: str | None = None
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         self._writable(rt)
         obj = self._check_body(rt, body, namespace, version)
@@ -224,7 +242,7 @@ class Store:
                     "the object has been modified; "
                     "please apply your changes to the latest version and try again",
                 )
-            return self._update(rt, namespace, name, current, obj, version)
+            return self._update(rt, namespace, name, current, obj, version, dry_run)
 
     def patch(
         self,
@@ -234,6 +252,8 @@ class Store:
         content_type: str,
         raw: bytes,
         version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         self._writable(rt)
         media = content_type.split(";", 1)[0].strip().lower()
@@ -305,7 +325,7 @@ class Store:
                     f"{meta.get('uid')}, UID in object meta: {current['metadata']['uid']}",
                 )
             obj = self._check_body(rt, patched, namespace, version)
-            return self._update(rt, namespace, name, current, obj, version)
+            return self._update(rt, namespace, name, current, obj, version, dry_run)
 
     def delete(
         self,
@@ -314,6 +334,8 @@ class Store:
         name: str,
         options: Any = None,
         version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         self._writable(rt)
         with self._write_lock:
@@ -339,6 +361,8 @@ class Store:
                     "Precondition failed: UID in precondition: "
                     f"{pre['uid']}, UID in object meta: {current['metadata']['uid']}",
                 )
+            if dry_run:
+                return self._render(rt, current, version)
             key = self._key(rt, namespace, name)
             self._push(rt, key, None)
             with self._data_lock:
@@ -550,6 +574,7 @@ class Store:
         current: dict[str, Any],
         obj: dict[str, Any],
         version: str | None,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         meta = obj["metadata"]
         cm = current["metadata"]
@@ -559,6 +584,10 @@ class Store:
         meta["creationTimestamp"] = cm["creationTimestamp"]
         changed = _spec_part(current) != _spec_part(obj)
         meta["generation"] = cm.get("generation", 1) + (1 if changed else 0)
+        if dry_run:
+            # As kube-apiserver's dry run: the object as it would be, the stored version kept.
+            meta["resourceVersion"] = cm["resourceVersion"]
+            return self._render(rt, obj, version)
         return self._commit(rt, self._key(rt, namespace, name), obj, version)
 
     def _push(self, rt: ResourceType, key: Key, obj: dict[str, Any] | None) -> str:
