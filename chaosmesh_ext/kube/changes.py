@@ -5,7 +5,8 @@ in the ``chaosmesh.io/ledger`` annotation in the same write, so after a crash ``
 tell whether a pending write landed. A 409 (someone wrote between our read and our write) is
 answered by reading again and re-running the edit on the fresh state — never by overwriting.
 If the edit rejects its input nothing is recorded; if the write fails the entry is marked
-``not-applied``: a failed change leaves the cluster as it was.
+``not-applied``: a failed change leaves the cluster as it was. An object being deleted (its
+``deletionTimestamp`` set, finalizers pending) is not changed at all.
 
 Two rules keep ``restore`` exact and polite:
 
@@ -35,7 +36,14 @@ from chaosmesh_ext.kube.ledger import (
     content,
     with_content,
 )
-from chaosmesh_ext.kube.objects import Conflict, IstioObjects, KubeApiError, NotFound, ObjectRef
+from chaosmesh_ext.kube.objects import (
+    Conflict,
+    IstioObjects,
+    KubeApiError,
+    NotFound,
+    ObjectRef,
+    being_deleted,
+)
 from chaosmesh_ext.kube.restore import diff
 
 Edit = Callable[[dict[str, Any] | None], dict[str, Any]]
@@ -162,6 +170,13 @@ def apply_change(
             raise NotFound(
                 ref, 404, "NotFound", "not found: it must exist before this action can change it"
             )
+        going = being_deleted(live)
+        if going:
+            # Changing an object on its way out would record a change restore cannot undo
+            # (the object is gone by then) and make a fault look injected when it is not.
+            if entry_id:
+                ledger.not_applied(entry_id, f"object {going}")
+            raise KubeApiError(ref, 409, "BeingDeleted", f"{going}; not changed")
         if entry_id and live is not None and _marker(live) == entry_id:
             # Our write landed although we saw an error (a lost response): it is done.
             ledger.applied(entry_id, live)

@@ -16,6 +16,7 @@ from chaoslib.exceptions import ActivityFailed
 from chaosmesh_ext.actions import progressive_rollout
 from chaosmesh_ext.istio.traffic import declared_split
 from chaosmesh_ext.probes import split_follows_weights
+from tests.support.kapi import RunningEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "experiments" / "manifests"
@@ -132,3 +133,39 @@ def test_a_guard_that_cannot_run_sends_all_traffic_back_to_stable(mesh: dict[str
         assert _shop_weights(configuration) == {"v1": 1.0, "v2": 0.0}
     finally:
         actions.restore(ns="default", configuration=configuration)
+
+
+# Each bound of progressive_rollout's arguments at, just inside and just outside its limit.
+# Accepted arguments get as far as the first shift, which meets an empty API ("not found");
+# refused ones stop before any API call with the exact reason.
+CANARY_BOUNDS = [
+    ("steps <= 100", "steps", [100], [99], [101],
+     "steps must be increasing percentages in (0, 100], got [101]"),
+    ("steps > 0", "steps", [1], [2], [0],
+     "steps must be increasing percentages in (0, 100], got [0]"),
+    ("max_error_rate <= 1", "max_error_rate", 1, 0.999, 1.001,
+     "max_error_rate must be within [0, 1], got 1.001"),
+    ("max_error_rate >= 0", "max_error_rate", 0, 0.001, -0.001,
+     "max_error_rate must be within [0, 1], got -0.001"),
+    ("interval >= 0", "interval", 0, 0.001, -0.001, "interval must be >= 0 seconds, got -0.001"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argument", "at", "inside", "outside", "reason"),
+    [b[1:] for b in CANARY_BOUNDS],
+    ids=[b[0] for b in CANARY_BOUNDS],
+)
+def test_rollout_arguments_at_inside_and_outside_their_bounds(
+    kapi: RunningEmulator, argument: str, at: Any, inside: Any, outside: Any, reason: str
+) -> None:
+    def rollout(value: Any) -> None:
+        progressive_rollout("shop", "v1", "v2", "http://shop/", **{argument: value})
+
+    for accepted in (at, inside):
+        with pytest.raises(ActivityFailed, match=r"^VirtualService default/shop: not found"):
+            rollout(accepted)
+    with pytest.raises(ActivityFailed) as refused:
+        rollout(outside)
+    assert str(refused.value).endswith(reason)
+    assert kapi.api is not None and kapi.api.store == {}  # nothing was written

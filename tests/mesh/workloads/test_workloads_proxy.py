@@ -12,7 +12,6 @@ import re
 import socket
 import socketserver
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -330,12 +329,40 @@ def test_caller_hanging_up_closes_the_upstream_request(start_workload: StartWork
 
 
 def test_sigterm_exits_promptly_with_a_request_in_flight(start_workload: StartWorkload) -> None:
-    tomcat = start_workload("echo", deployment="tomcat")
-    nginx = start_workload(
-        "proxy", deployment="nginx", annotations=UPSTREAM, sidecar=nginx_sidecar(tomcat.port)
-    )
-    with socket.create_connection((HOST, nginx.port), timeout=10) as caller:
-        caller.sendall(b"GET /delay/10 HTTP/1.1\r\nHost: nginx-svc\r\n\r\n")
-        time.sleep(0.2)
-        nginx.process.terminate()
-        assert nginx.process.wait(5) == 0  # not after the upstream's 10 s
+    # An upstream that takes the request and never answers: the request is in flight for as
+    # long as the test wants, and the upstream says when it has it.
+    listener = socket.create_server((HOST, 0))
+    listener.settimeout(20)
+    received = threading.Event()
+
+    def hold() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(20)
+            try:
+                if conn.recv(65536).startswith(b"GET /slow "):
+                    received.set()
+                conn.recv(65536)  # until the proxy hangs up (or 20 s)
+            except OSError:
+                return
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        nginx = start_workload(
+            "proxy",
+            deployment="nginx",
+            annotations=UPSTREAM,
+            sidecar=nginx_sidecar(listener.getsockname()[1]),
+        )
+        with socket.create_connection((HOST, nginx.port), timeout=10) as caller:
+            caller.sendall(b"GET /slow HTTP/1.1\r\nHost: nginx-svc\r\n\r\n")
+            assert received.wait(15)  # the request is out, waiting upstream
+            nginx.process.terminate()
+            assert nginx.process.wait(5) == 0  # not when (if ever) the upstream answers
+    finally:
+        listener.close()
+        thread.join(25)
