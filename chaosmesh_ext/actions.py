@@ -355,6 +355,7 @@ def apply_circuit_breaker(
     base_ejection_time: str | None = None,
     max_ejection_percent: int | None = None,
     min_health_percent: int | None = None,
+    port: int | None = None,
     ns: str = "default",
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
@@ -363,6 +364,9 @@ def apply_circuit_breaker(
 
     Patches the rule's ``trafficPolicy`` (or that of ``subset``), keeping fields not given.
     When the DestinationRule does not exist, ``host`` creates it (``restore`` deletes it again).
+    A policy with ``portLevelSettings`` needs ``port``: Istio uses a port's port-level policy
+    instead of the rest for that port, so the breaker goes there (the action refuses to write
+    one Istio would ignore).
     Connection pool: ``max_connections``, ``http1_max_pending_requests``, ``http2_max_requests``,
     ``max_requests_per_connection``, ``max_retries``. Outlier detection:
     ``consecutive_gateway_errors``, ``consecutive_5xx_errors``, ``interval`` ("1s"),
@@ -385,9 +389,9 @@ def apply_circuit_breaker(
     return target.change(
         "apply_circuit_breaker",
         lambda dr: breaker.apply_circuit_breaker(
-            dr, destination_rule, ns, host=host, subset=subset, **fields
+            dr, destination_rule, ns, host=host, subset=subset, port=port, **fields
         ),
-        _given(host=host, subset=subset, **fields),
+        _given(host=host, subset=subset, port=port, **fields),
         create_if_absent=True,
     )
 
@@ -395,16 +399,18 @@ def apply_circuit_breaker(
 def remove_circuit_breaker(
     destination_rule: str,
     subset: str | None = None,
+    port: int | None = None,
     ns: str = "default",
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
-    """Remove the connection pool and outlier detection of a DestinationRule (or of ``subset``)."""
+    """Remove the connection pool and outlier detection of a DestinationRule (or of ``subset``,
+    or of the port-level policy of ``port``)."""
     target = _Target.of("DestinationRule", destination_rule, ns, configuration, secrets)
     return target.change(
         "remove_circuit_breaker",
-        lambda dr: breaker.remove_circuit_breaker(_present(dr), subset=subset),
-        _given(subset=subset),
+        lambda dr: breaker.remove_circuit_breaker(_present(dr), subset=subset, port=port),
+        _given(subset=subset, port=port),
     )
 
 

@@ -1,11 +1,11 @@
 """``chaosmesh lint``: check Istio and Kubernetes YAML for mistakes before a run.
 
-Like ``istioctl analyze``: ``chaosmesh lint -f DIR -f FILE [--format json]``. With a cluster
-— ``--kubeconfig``, else ``KUBECONFIG``, else the embedded mesh running for this project —
-the files are checked together with what that API server already holds, so a VirtualService
-file alone is checked against the Services and DestinationRules there; ``--use-kube=false``
-checks the files alone. Exit code 1 when there is an error finding (malformed YAML included),
-2 when the cluster cannot be read, 0 otherwise.
+Like ``istioctl analyze``: ``chaosmesh lint -f DIR -f FILE [--target cluster]
+[--format json]``. With a cluster — ``--kubeconfig``, else ``KUBECONFIG``, else the embedded
+mesh running for this project — the files are checked together with what that API server
+already holds, so a VirtualService file alone is checked against the Services and
+DestinationRules there; ``--use-kube=false`` checks the files alone. Exit code 1 when there
+is an error finding (malformed YAML included) or the cluster cannot be read, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from ..errors import KubeError
-from ..istio.lint import Finding, has_errors, lint_files, read_files, summary
+from ..istio.lint import EMBEDDED, TARGETS, Finding, has_errors, lint_files, read_files, summary
 from ..kube.client import api_client
 from ..kube.cluster_lint import objects_for_files
 from ..kube.objects import IstioObjects
@@ -106,6 +106,14 @@ def _existing(
     help="--use-kube=false: check the files alone, as istioctl analyze --use-kube=false.",
 )
 @click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    default=EMBEDDED,
+    show_default=True,
+    help="Where the files will run: fields the embedded mesh does not support "
+    "(docs/FIDELITY.md) are errors for 'embedded', info notes for 'cluster'.",
+)
+@click.option(
     "--format",
     "output_format",
     type=click.Choice(["text", "json"]),
@@ -117,6 +125,7 @@ def command(
     namespace: str,
     kubeconfig: str | None,
     use_kube: bool,
+    target: str,
     output_format: str,
 ) -> None:
     """Check Istio and Kubernetes YAML for mistakes before a run (like istioctl analyze)."""
@@ -127,7 +136,7 @@ def command(
     if source:
         existing, notes = _existing(source, where, files.objects, namespace)
         notes.insert(0, f"checked with {len(existing)} object(s) from the cluster of {where}")
-    findings = lint_files(files, namespace, existing=existing)
+    findings = lint_files(files, namespace, existing=existing, target=target)
     if output_format == "json":
         click.echo(
             json.dumps(

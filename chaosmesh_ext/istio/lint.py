@@ -10,6 +10,9 @@ everything else is ignored. Reports, each naming file, line, object and field:
   DestinationRule defines, DestinationRule hosts with no Service, gateways that do not
   exist (errors); subsets whose labels select no workload (warning);
 - two VirtualServices for one host on the mesh gateway (error: sidecars use only one);
+- istiod's validation warnings (an abort without an error type, rules no request reaches...);
+- fields the embedded mesh does not support (``docs/FIDELITY.md``): an error for
+  ``target="embedded"`` (the default), an info note for ``target="cluster"``;
 - faults that never fire (no percentage: Istio injects them for 0 % of requests);
 - retries that will not retry an injected 503 (info: since Istio 1.24 a 503 is retried only
   when ``retryOn`` names ``5xx``, ``gateway-error`` or ``503``).
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from chaosmesh_ext.istio.hosts import DEFAULT_DOMAIN
-from chaosmesh_ext.istio.lint_checks import analyze
+from chaosmesh_ext.istio.lint_checks import CLUSTER, EMBEDDED, TARGETS, analyze
 from chaosmesh_ext.istio.lint_findings import (
     ERROR,
     INFO,
@@ -41,9 +44,12 @@ from chaosmesh_ext.istio.lint_findings import (
 from chaosmesh_ext.istio.lint_source import Doc, docs_from_objects, read_paths
 
 __all__ = [
+    "CLUSTER",
+    "EMBEDDED",
     "ERROR",
     "INFO",
     "SEVERITIES",
+    "TARGETS",
     "WARNING",
     "Files",
     "Finding",
@@ -57,14 +63,17 @@ __all__ = [
 
 
 def lint_paths(
-    paths: Iterable[str | Path], namespace: str = "default", domain: str = DEFAULT_DOMAIN
+    paths: Iterable[str | Path],
+    namespace: str = "default",
+    domain: str = DEFAULT_DOMAIN,
+    target: str = EMBEDDED,
 ) -> list[Finding]:
     """Lint YAML/JSON files and directories (searched recursively for *.yaml, *.yml, *.json).
 
     Objects that name no namespace are taken to be in ``namespace`` (as ``kubectl -n``);
     ``-`` reads standard input.
     """
-    return lint_files(read_files(paths, namespace), namespace, domain)
+    return lint_files(read_files(paths, namespace), namespace, domain, target=target)
 
 
 @dataclass
@@ -92,6 +101,7 @@ def lint_files(
     namespace: str = "default",
     domain: str = DEFAULT_DOMAIN,
     existing: Iterable[Mapping[str, Any]] = (),
+    target: str = EMBEDDED,
 ) -> list[Finding]:
     """Lint the files' objects together with ``existing`` ones (what a cluster already holds),
     as ``istioctl analyze`` does with a kubeconfig: a VirtualService is checked against the
@@ -103,10 +113,10 @@ def lint_files(
     in_files = {_identity(doc) for doc in files.docs}
     context = [d for d in docs_from_objects(existing, namespace) if _identity(d) not in in_files]
     if not context:
-        findings.extend(analyze(files.docs, domain))
+        findings.extend(analyze(files.docs, domain, target))
         return sort_findings(findings)
-    already = {_key(f) for f in analyze(context, domain)}
-    for finding in analyze([*files.docs, *context], domain):
+    already = {_key(f) for f in analyze(context, domain, target)}
+    for finding in analyze([*files.docs, *context], domain, target):
         if finding.file or _key(finding) not in already:
             findings.append(finding)
     return sort_findings(findings)
@@ -129,11 +139,14 @@ def _key(finding: Finding) -> tuple[str, ...]:
 
 
 def lint_objects(
-    objs: Iterable[Mapping[str, Any]], namespace: str = "default", domain: str = DEFAULT_DOMAIN
+    objs: Iterable[Mapping[str, Any]],
+    namespace: str = "default",
+    domain: str = DEFAULT_DOMAIN,
+    target: str = EMBEDDED,
 ) -> list[Finding]:
     """Lint resource dicts (e.g. listed from a cluster); findings carry no file.
 
     Each object needs its ``kind`` (and ``apiVersion`` for Gateways): items of a list the
     Kubernetes API returns lack them, so set them before calling.
     """
-    return sort_findings(analyze(docs_from_objects(objs, namespace), domain))
+    return sort_findings(analyze(docs_from_objects(objs, namespace), domain, target))

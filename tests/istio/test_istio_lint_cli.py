@@ -275,3 +275,26 @@ def test_bookinfo_networking_files_linted_alone_against_the_cluster(tmp_path: Pa
         assert "--use-kube=false" in proc.stderr
     finally:
         server.stop()
+
+
+def test_target_decides_whether_an_unsupported_field_fails_the_lint(tmp_path: Path) -> None:
+    """--target embedded (default): fields the embedded mesh refuses are errors (exit 1);
+    --target cluster: the same files pass, with an info note."""
+    path = tmp_path / "dr.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec:\n"
+        "  ports: [{port: 9080}]\n  selector: {app: reviews}\n---\n"
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+        "metadata: {name: reviews}\nspec:\n  host: reviews\n"
+        "  workloadSelector: {matchLabels: {app: productpage}}\n"
+    )
+    embedded = CliRunner().invoke(command, ["-f", str(path)])
+    assert embedded.exit_code == 1
+    assert "error: DestinationRule default/reviews: spec.workloadSelector: not supported" in (
+        embedded.output
+    )
+    cluster = CliRunner().invoke(command, ["-f", str(path), "--target", "cluster"])
+    assert cluster.exit_code == 0
+    assert "info: DestinationRule default/reviews: spec.workloadSelector: runs on a cluster" in (
+        cluster.output
+    )
