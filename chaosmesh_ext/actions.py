@@ -404,7 +404,7 @@ def apply_advised_breaker(
     host: str | None = None,
     subset: str | None = None,
     measure: Mapping[str, Any] | None = None,
-    from_knee: Any = None,
+    from_knee: Mapping[str, Any] | str | None = None,  # a knee probe output, or its file
     pods: int | None = None,
     p99_slo: str | float | None = None,
     service_time: str | float | None = None,
