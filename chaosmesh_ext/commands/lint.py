@@ -1,11 +1,13 @@
-"""``chaosmesh lint``: check Istio and Kubernetes YAML for mistakes before a run.
+"""``chaosmesh lint``: check Istio and Kubernetes YAML — and experiments — before a run.
 
 Like ``istioctl analyze``: ``chaosmesh lint -f DIR -f FILE [--target cluster]
 [--format json]``. With a cluster — ``--kubeconfig``, else ``KUBECONFIG``, else the embedded
 mesh running for this project — the files are checked together with what that API server
 already holds, so a VirtualService file alone is checked against the Services and
-DestinationRules there; ``--use-kube=false`` checks the files alone. Exit code 1 when there
-is an error finding (malformed YAML included) or the cluster cannot be read, 0 otherwise.
+DestinationRules there; ``--use-kube=false`` checks the files alone. A Chaos Toolkit
+experiment among the files gets its activity arguments checked against the real functions
+(``experiment_check``), with the closest name for a typo. Exit code 1 when there is an error
+finding (malformed YAML included) or the cluster cannot be read, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import click
 
 from ..errors import KubeError
+from ..experiment_check import Problem, check_file
 from ..istio.lint import EMBEDDED, TARGETS, Finding, has_errors, lint_files, read_files, summary
 from ..kube.client import api_client
 from ..kube.cluster_lint import objects_for_files
@@ -69,6 +72,48 @@ def _existing(
         ) from None
     finally:
         client.close()  # type: ignore[no-untyped-call]
+
+
+def _files(paths: tuple[str, ...]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix in (".json", ".yaml", ".yml"))
+        elif path.is_file():
+            found.append(path)
+    return found
+
+
+def _line(text: str, problem: Problem) -> int | None:
+    """Where the problem is in the file: the argument's line after its step's name."""
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if f'"{problem.step}"' in ln), None)
+    if start is None:
+        start = next((i for i, ln in enumerate(lines) if problem.step in ln), 0)
+    needle = problem.key or ("func" if problem.field.endswith(".func") else "arguments")
+    for i in range(start, len(lines)):
+        if needle in lines[i]:
+            return i + 1
+    return start + 1
+
+
+def experiment_findings(paths: tuple[str, ...]) -> list[Finding]:
+    """Argument problems of the Chaos Toolkit experiments among ``paths`` (``experiment_check``)."""
+    findings = []
+    for path in _files(paths):
+        problems = check_file(path)
+        if not problems:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for problem in problems:
+            findings.append(
+                Finding(
+                    problem.severity, str(path), "", "", "", problem.field,
+                    f"'{problem.step}' ({problem.func}): {problem.message}", _line(text, problem),
+                )
+            )  # fmt: skip
+    return findings
 
 
 @click.command("lint")
@@ -128,7 +173,7 @@ def command(
     target: str,
     output_format: str,
 ) -> None:
-    """Check Istio and Kubernetes YAML for mistakes before a run (like istioctl analyze)."""
+    """Check Istio and Kubernetes YAML (like istioctl analyze) and experiments' arguments."""
     files = read_files(paths, namespace)
     existing: list[Any] = []
     notes: list[str] = []
@@ -137,6 +182,7 @@ def command(
         existing, notes = _existing(source, where, files.objects, namespace)
         notes.insert(0, f"checked with {len(existing)} object(s) from the cluster of {where}")
     findings = lint_files(files, namespace, existing=existing, target=target)
+    findings += experiment_findings(paths)
     if output_format == "json":
         click.echo(
             json.dumps(
