@@ -27,7 +27,7 @@ def _declared(extra: str | None = None) -> dict[str, Requirement]:
     """The core dependencies, plus those of ``extra``."""
     listed = list(PYPROJECT["project"]["dependencies"])
     if extra:
-        listed += PYPROJECT["project"]["optional-dependencies"][extra]
+        listed += PYPROJECT["project"].get("optional-dependencies", {}).get(extra, [])
     requirements = [Requirement(r) for r in listed]
     return {_normalized(r.name): r for r in requirements}
 
