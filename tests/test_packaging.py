@@ -97,17 +97,30 @@ def test_license_and_metadata() -> None:
 
 
 def test_the_embedded_mesh_refuses_other_systems_with_a_clear_message(tmp_path: Path) -> None:
-    # A real process that believes it runs on macOS, starting the daemon as `mesh up` does.
-    code = (
-        "import sys\n"
-        "from chaosmesh_ext.mesh import daemon\n"
-        "sys.platform = 'darwin'  # after the imports: the stdlib imports per platform\n"
-        f"sys.exit(daemon.main(['--state-dir', {str(tmp_path / 'state')!r}]))\n"
+    """`chaosmesh mesh up` (and the daemon itself) in a real process that believes it runs on
+    macOS: a clear message, nothing started, nothing written."""
+    manifest = tmp_path / "svc.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
-    )
-    assert proc.returncode == 2
-    assert "the embedded mesh needs Linux (it uses /proc and prctl), not darwin" in proc.stderr
-    assert "MESH_TARGET=kubernetes" in proc.stderr
-    assert not (tmp_path / "state").exists()  # nothing started, nothing written
+    state = tmp_path / "state"
+    cli = f"['mesh', 'up', '-f', {str(manifest)!r}, '--state-dir', {str(state)!r}]"
+    daemon = f"['--state-dir', {str(state)!r}]"
+    for entry in (
+        # the command's modules imported first, as the real platform would have them
+        f"import chaosmesh_ext.commands.mesh\nfrom chaosmesh_ext.cli import main as entry\n"
+        f"args = {cli}",
+        f"from chaosmesh_ext.mesh.daemon import main as entry\nargs = {daemon}",
+    ):
+        code = (
+            f"import sys\n{entry}\n"
+            "sys.platform = 'darwin'  # after the imports: the stdlib imports per platform\n"
+            "sys.exit(entry(args))\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+        assert proc.returncode in (1, 2), proc.stderr
+        assert "the embedded mesh needs Linux (it uses /proc and prctl), not darwin" in proc.stderr
+        assert "MESH_TARGET=kubernetes" in proc.stderr
+        assert not state.exists()  # nothing started, nothing written

@@ -25,9 +25,8 @@ from ..istio.lint import EMBEDDED, TARGETS, Finding, has_errors, lint_files, rea
 from ..kube.client import api_client
 from ..kube.cluster_lint import objects_for_files
 from ..kube.objects import IstioObjects
-from ..mesh.state import DEFAULT_STATE_DIR, StateDir, alive
-
-STATE_DIR_ENV = "CHAOSMESH_STATE_DIR"
+from ..mesh.paths import default_state_dir
+from ..mesh.state import StateDir, alive
 
 
 def _text(findings: list[Finding]) -> str:
@@ -48,7 +47,7 @@ def cluster_kubeconfig(flag: str | None) -> tuple[str | None, str]:
         return flag, "--kubeconfig"
     if os.environ.get("KUBECONFIG"):
         return os.environ["KUBECONFIG"], "KUBECONFIG"
-    state = StateDir(Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR))
+    state = StateDir(Path(default_state_dir()))  # as every command finds the project's mesh
     current = state.read() or {}
     if current.get("ready") and alive(int(current.get("pid") or 0)) and current.get("kubeconfig"):
         return str(current["kubeconfig"]), f"the embedded mesh in {state.root}"
