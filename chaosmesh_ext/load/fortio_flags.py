@@ -11,9 +11,9 @@ scli's and the logger's), each one of:
   field it fills, or ``None`` for output flags the command line handles: ``-json``, ``-a``,
   ``-loglevel`` ...);
 - **no effect**: accepted, because a fortio command line carrying it must still run, and
-  ``why`` says why it changes nothing here (server-mode flags are ignored by ``fortio load``
+  ``text`` says why it changes nothing here (server-mode flags are ignored by ``fortio load``
   too);
-- **refused**: the run would silently differ from fortio's, so it is refused and ``why``
+- **refused**: the run would silently differ from fortio's, so it is refused and ``text``
   says what to do instead.
 
 :func:`load_input` turns flag values — from the command line, fortio's REST parameters or a
