@@ -1,15 +1,18 @@
-"""``chaosmesh mesh up/down/status/url``: run the embedded mesh and find your way into it.
+"""``chaosmesh mesh up/down/status/url/kubeconfig/env``: run the embedded mesh and find
+your way into it.
 
 Flags and printing only; everything else is ``chaosmesh_ext.mesh.client.MeshClient``. ``up``
 checks the manifests first (bad input never starts anything), then starts the daemon in the
 background and waits until it serves, or, when a mesh already runs in the state directory,
 hands the manifests to it. ``down`` stops every process the mesh recorded, by pid.
-``status`` and ``url`` read the daemon and ``mesh.json``.
+``status`` and ``url`` read the daemon and ``mesh.json``; ``kubeconfig`` and ``env`` print
+the running mesh's kubeconfig path and shell exports.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +21,7 @@ from pathlib import Path
 import click
 
 from chaosmesh_ext.mesh.client import UP_TIMEOUT, MeshClient, MeshError
-from chaosmesh_ext.mesh.paths import DEFAULT_STATE_DIR, default_state_dir
+from chaosmesh_ext.mesh.paths import default_state_dir
 from chaosmesh_ext.mesh.views import describe
 
 __all__ = ["command"]
@@ -26,7 +29,7 @@ __all__ = ["command"]
 _state_option = click.option(
     "--state-dir",
     default=default_state_dir,
-    show_default=DEFAULT_STATE_DIR,
+    show_default="CHAOSMESH_STATE_DIR, else the nearest .chaosmesh/ from here up",
     type=click.Path(file_okay=False),
     help="Where the mesh keeps kubeconfig, mesh.json, logs and xDS files.",
 )
@@ -56,8 +59,9 @@ def command() -> None:
     "--filename",
     "files",
     multiple=True,
-    type=click.Path(exists=True),
-    help="Manifest file or directory (repeatable): Services, Deployments, Istio kinds.",
+    type=click.Path(exists=True, allow_dash=True),
+    help="Manifest file or directory (repeatable), or - for standard input: Services,"
+    " Deployments, Istio kinds.",
 )
 @click.option(
     "-n",
@@ -192,3 +196,34 @@ def url(target: str, state_dir: str, namespace: str | None, plain: bool) -> None
         click.echo(f"curl -H 'Host: {entry.host_header}' {entry.url}")
     else:
         click.echo(f"curl {entry.url}")
+
+
+@command.command("kubeconfig")
+@_state_option
+def kubeconfig_path(state_dir: str) -> None:
+    """Print the path of the running mesh's kubeconfig (for --kubeconfig or KUBECONFIG)."""
+    with _as_click_errors():
+        info = _client(state_dir).require_running()
+    click.echo(str(info.kubeconfig.absolute()))
+
+
+@command.command("env")
+@_state_option
+def env(state_dir: str) -> None:
+    """Shell exports for the running mesh: eval "$(chaosmesh mesh env)".
+
+    KUBECONFIG (kubectl, the activities and chaosmesh load -via mesh reach the mesh),
+    MESH_GATEWAY_URL (its ingress gateway, as the experiments read it) and
+    CHAOSMESH_STATE_DIR (every chaosmesh command finds this mesh from anywhere).
+    """
+    with _as_click_errors():
+        info = _client(state_dir).require_running()
+    exports = {
+        "KUBECONFIG": str(info.kubeconfig.absolute()),
+        "CHAOSMESH_STATE_DIR": str(info.state_dir.absolute()),
+    }
+    gateway = info.gateway_url()
+    if gateway:
+        exports["MESH_GATEWAY_URL"] = gateway
+    for name, value in exports.items():
+        click.echo(f"export {name}={shlex.quote(value)}")

@@ -51,6 +51,7 @@ from . import kubeconfig, manifests, requirements
 from .api import tls
 from .daemon_api import DAEMON_MODULE, JOIN, MANIFESTS_PATH, REAPPLY, REPLACE, STATUS_PATH
 from .joining import Difference
+from .linux import require_linux
 from .state import AlreadyRunning, DaemonId, StateDir, alive, start_time, stop_pid
 
 # Waiting for a new daemon to serve: the sum of its own start-up bounds, one after the other
@@ -64,6 +65,7 @@ DAEMON_STOP_TIMEOUT = 45.0  # a daemon still waiting for workloads finishes that
 ABANDON_STOP_TIMEOUT = 5.0  # a daemon that did not serve in time: SIGTERM, SIGKILL after this
 READY_POLL_S = 0.02
 LOG_TAIL_LINES = 20
+STDIN_MANIFESTS = "stdin.yaml"  # `mesh up -f -`: standard input, kept for the daemon to read
 
 
 class ManifestsRefused(MeshError, ValueError):
@@ -351,25 +353,38 @@ class MeshClient:
             return f"the mesh in {self.state.root} is still starting; try again in a moment"
         return f"no mesh running in {self.state.root} (start one: chaosmesh mesh up -f ...)"
 
-    def _require_running(self) -> MeshInfo:
+    def require_running(self) -> MeshInfo:
+        """The mesh here that serves; ``MeshNotRunning`` saying why there is none."""
         info = self.running()
         if info is None:
             raise MeshNotRunning(self.not_running_reason())
         return info
 
     def status(self) -> MeshStatus:
-        info = self._require_running()
+        info = self.require_running()
         return MeshStatus(info, self.request(info, STATUS_PATH))
 
     # ---- changing ------------------------------------------------------------------------
     def load(self, files: Sequence[str | Path], namespace: str = "default") -> Manifests:
-        """Read and classify manifest files or directories; raises ``ManifestsRefused``."""
+        """Read and classify manifest files or directories (``-``: standard input, as
+        ``kubectl apply -f -``); raises ``ManifestsRefused``."""
+        files = self._spool_stdin(files)
         try:
             found = manifests.load(files)
             loaded = manifests.classify(found, namespace)
         except manifests.ManifestError as exc:
             raise ManifestsRefused(f"nothing changed:\n{exc}") from None
         return Manifests(namespace, tuple(Path(f).resolve() for f in files), tuple(found), loaded)
+
+    def _spool_stdin(self, files: Sequence[str | Path]) -> list[str | Path]:
+        """``-`` replaced by a copy of standard input in the state directory: a new daemon
+        reads its manifests from files, after this process has gone."""
+        if not any(str(f) == "-" for f in files):
+            return list(files)
+        self.state.root.mkdir(parents=True, exist_ok=True)
+        copy = self.state.root / STDIN_MANIFESTS
+        copy.write_text(sys.stdin.read(), encoding="utf-8")
+        return [copy if str(f) == "-" else f for f in files]
 
     def up(
         self,
@@ -456,7 +471,7 @@ class MeshClient:
 
     def apply(self, manifests_: Manifests, *, timeout: float = APPLY_TIMEOUT) -> UpResult:
         """Hand the manifests to the running mesh (all or nothing, on the daemon's side)."""
-        return self._apply_to(self._require_running(), manifests_, timeout)
+        return self._apply_to(self.require_running(), manifests_, timeout)
 
     def _apply_to(
         self, info: MeshInfo, manifests_: Manifests, timeout: float, mode: str = REPLACE
@@ -480,7 +495,9 @@ class MeshClient:
 
     def check_for_start(self, manifests_: Manifests) -> None:
         """Check manifests as a new mesh would (``ManifestsRefused``: nothing started), and
-        that the mesh's parts are installed (``MeshNotInstalled``: a cluster-only install)."""
+        that the mesh's parts are installed (``MeshNotInstalled``: a cluster-only install) on
+        a system that can run them (``UnsupportedPlatform`` elsewhere than Linux)."""
+        require_linux()
         try:
             manifests.check(manifests_.loaded, manifests_.namespace)
         except manifests.ManifestError as exc:

@@ -27,6 +27,7 @@ from typing import Any
 from . import manifests
 from .daemon_api import DAEMON_MODULE
 from .lifecycle import Mesh
+from .linux import UnsupportedPlatform, require_linux
 from .paths import DEFAULT_STATE_DIR
 from .state import AlreadyRunning, StateDir, acquire_lock
 from .views import describe
@@ -85,7 +86,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(parser().parse_args(argv))
+    args = parser().parse_args(argv)
+    try:
+        require_linux()
+    except UnsupportedPlatform as exc:
+        print(f"chaosmesh mesh: {exc}", file=sys.stderr)
+        return 2
+    return run(args)
 
 
 if __name__ == "__main__":

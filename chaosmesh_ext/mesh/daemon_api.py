@@ -108,7 +108,7 @@ def handlers(mesh: Mesh) -> dict[str, Handler]:
                 mesh.applier.apply(
                     [manifests.with_namespace(m.obj, ns) for m in loaded.services],
                     [manifests.with_namespace(m.obj, ns) for m in loaded.deployments],
-                    [manifests.with_namespace(m.obj, ns) for m in loaded.istio],
+                    [manifests.as_applied(m.obj, ns) for m in loaded.istio],
                     [manifests.with_namespace(m.obj, ns) for m in loaded.secrets],
                 )  # publishes the read-only kinds itself
             mesh.write_state(ready=True)

@@ -70,7 +70,7 @@ class Mesh:
             secrets=[manifests.with_namespace(m.obj, ns) for m in loaded.secrets],
         )
         # The first push starts Envoy with the whole configuration.
-        self.store.load_istio([manifests.with_namespace(m.obj, ns) for m in loaded.istio], ns)
+        self.store.load_istio([manifests.as_applied(m.obj, ns) for m in loaded.istio], ns)
         self.record_pids()
         self.applier.publish()
         # A fresh secret per mesh: only who can read the kubeconfig (0600) can use the API.

@@ -424,8 +424,7 @@ class _Handler(BaseHTTPRequestHandler):
         if rt.namespaced and route.kind == "object" and not route.namespace:
             raise path_not_found(self.path)
         one = {k: v[-1] for k, v in query.items()}
-        if one.get("dryRun"):
-            raise bad_request("dryRun is not supported by the embedded mesh's API")
+        dry_run = _dry_run(query.get("dryRun") or [])
         accept = self.headers.get("Accept") or ""
         if route.kind == "collection":
             if method == "GET":
@@ -456,7 +455,9 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST":
                 if not route.namespace and rt.namespaced:
                     raise method_not_allowed("create needs a namespace in the path")
-                return 201, store.create(rt, namespace, _decode(body), route.version)
+                return 201, store.create(
+                    rt, namespace, _decode(body), route.version, dry_run=dry_run
+                )
             raise method_not_allowed(
                 f"the server does not allow {method} on {rt.plural} collections"
             )
@@ -473,14 +474,19 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             return 200, obj
         if method == "PUT":
-            return 200, store.replace(rt, namespace, name, _decode(body), route.version)
+            return 200, store.replace(
+                rt, namespace, name, _decode(body), route.version, dry_run=dry_run
+            )
         if method == "PATCH":
+            content_type = self.headers.get("Content-Type") or ""
             return 200, store.patch(
-                rt, namespace, name, self.headers.get("Content-Type") or "", body, route.version
+                rt, namespace, name, content_type, body, route.version, dry_run=dry_run
             )
         if method == "DELETE":
             options = _decode(body) if body.strip() else None
-            return 200, store.delete(rt, namespace, name, options, route.version)
+            if isinstance(options, dict) and options.get("dryRun"):
+                dry_run = _dry_run(options["dryRun"])  # DeleteOptions may carry it too
+            return 200, store.delete(rt, namespace, name, options, route.version, dry_run=dry_run)
         raise method_not_allowed(f"the server does not allow {method} on {rt.plural}")
 
     def _proxy(self, route: Route, raw_query: str, body: bytes) -> None:
@@ -574,6 +580,15 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         self.close_connection = True
+
+
+def _dry_run(values: list[str] | Any) -> bool:
+    """kube-apiserver's ``dryRun``: absent, or ``All`` (the only stage there is)."""
+    given = [values] if isinstance(values, str) else list(values or [])
+    for value in given:
+        if value != "All":
+            raise bad_request(f'Invalid dryRun value: "{value}": supported values: "All"')
+    return bool(given)
 
 
 def _subject(route: Route, doc: Any) -> api_warnings.Subject | None:

@@ -8,7 +8,10 @@ the daemon's "translate and push to Envoy". Only when ``apply`` returns is the w
 and answered, so the API never reports a state the data plane does not enforce; if it
 raises ``ApplyRejected`` the store is left as it was and the client gets 422 with the reason.
 
-Writes are serialised (one Envoy push at a time); reads never wait for a push.
+Writes are serialised (one Envoy push at a time); reads never wait for a push. A dry run
+(``dry_run=True``, the API's ``?dryRun=All``) goes through every check — validation,
+conflicts, patching — and answers the object as it would be, but neither pushes to Envoy nor
+stores anything, so ``kubectl diff`` and ``kubectl apply --dry-run=server`` work.
 """
 
 from __future__ import annotations
@@ -226,7 +229,13 @@ class Store:
 
     # ---- writes ----------------------------------------------------------------------------
     def create(
-        self, rt: ResourceType, namespace: str, body: Any, version: str | None = None
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         self._writable(rt)
         obj = self._check_body(rt, body, namespace, version)
@@ -254,10 +263,19 @@ class Store:
                 if key in self._objects[rt.key]:
                     raise already_exists(rt.group, rt.plural, meta["name"])
             _stamp(obj, None)
+            if dry_run:
+                return self._render(rt, obj, version)  # no resourceVersion: never stored
             return self._commit(rt, key, obj, version)
 
     def replace(
-        self, rt: ResourceType, namespace: str, name: str, body: Any, version: str | None = None
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         self._writable(rt)
         obj = self._check_body(rt, body, namespace, version)
@@ -286,7 +304,7 @@ class Store:
                 )
             if str(wanted_rv) != current["metadata"]["resourceVersion"]:
                 raise _modified(rt, name)
-            return self._update(rt, namespace, name, current, obj, version)
+            return self._update(rt, namespace, name, current, obj, version, dry_run)
 
     def patch(
         self,
@@ -296,6 +314,8 @@ class Store:
         content_type: str,
         raw: bytes,
         version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         self._writable(rt)
         media = content_type.split(";", 1)[0].strip().lower()
@@ -354,7 +374,7 @@ class Store:
                 raise _modified(rt, name)
             _check_uid(rt, name, meta.get("uid"), current)
             obj = self._check_body(rt, patched, namespace, version)
-            return self._update(rt, namespace, name, current, obj, version)
+            return self._update(rt, namespace, name, current, obj, version, dry_run)
 
     def delete(
         self,
@@ -363,6 +383,8 @@ class Store:
         name: str,
         options: Any = None,
         version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         self._writable(rt)
         with self._write_lock:
@@ -381,6 +403,8 @@ class Store:
                     f"meta: {current['metadata']['resourceVersion']}",
                 )
             _check_uid(rt, name, pre.get("uid"), current)
+            if dry_run:
+                return self._render(rt, current, version)
             key = self._key(rt, namespace, name)
             self._push(rt, key, None)
             with self._data_lock:
@@ -569,8 +593,13 @@ class Store:
         current: dict[str, Any],
         obj: dict[str, Any],
         version: str | None,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         _stamp(obj, current)
+        if dry_run:
+            # As kube-apiserver's dry run: the object as it would be, the stored version kept.
+            obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return self._render(rt, obj, version)
         return self._commit(rt, self._key(rt, namespace, name), obj, version)
 
     def _apply_candidate(
