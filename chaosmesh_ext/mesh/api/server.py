@@ -201,9 +201,15 @@ class ApiServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def admit(self, origin: str | None, authorization: str | None) -> None:
-        """Raise 403 for a browser's request (any ``Origin``), 401 without the token."""
-        if origin is not None:
+    def admit(
+        self, origin: str | None, authorization: str | None, websocket: bool = False
+    ) -> None:
+        """Raise 403 for a browser's request (any ``Origin``), 401 without the token.
+
+        One exception: a WebSocket handshake naming this server itself as its origin, which
+        is what WebSocket client libraries send (the official client's ``stream`` for exec);
+        it still needs the token, which no web page can add to a WebSocket."""
+        if origin is not None and not (websocket and origin.rstrip("/") == self.url):
             raise forbidden("requests from a web page (with an Origin header) are not allowed")
         if self.token is None:
             return
@@ -390,7 +396,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._responded = False
         try:
             try:
-                api.admit(self.headers.get("Origin"), self.headers.get("Authorization"))
+                api.admit(
+                    self.headers.get("Origin"),
+                    self.headers.get("Authorization"),
+                    websocket=(self.headers.get("Upgrade") or "").lower() == "websocket",
+                )
             except ApiError:
                 # The body of a refused request is never read: drop the connection after.
                 self.close_connection = True

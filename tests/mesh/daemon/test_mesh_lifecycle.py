@@ -295,6 +295,11 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 """
 
 
+def _ready(pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod's Ready condition."""
+    return next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+
+
 def test_a_command_program_that_exits_is_restarted_and_counted_like_a_container(
     mesh_up, tmp_path: Path
 ) -> None:
@@ -313,12 +318,12 @@ def test_a_command_program_that_exits_is_restarted_and_counted_like_a_container(
         status = pod["status"]
         if (
             status["containerStatuses"][0]["restartCount"] >= 1
-            and status["conditions"][0]["status"] == "True"
+            and _ready(pod)["status"] == "True"
         ):
             break
         time.sleep(0.1)
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 1
-    assert pod["status"]["conditions"][0] == {"type": "Ready", "status": "True"}
+    assert _ready(pod)["status"] == "True"
     report = json.loads(chaosmesh("mesh", "status", "--json", cwd=mesh.workdir).stdout)
     endpoint = report["services"][0]["endpoints"][0]
     assert endpoint["process"] == "running (1 restarts)"
@@ -342,5 +347,5 @@ def test_a_command_program_that_exits_is_restarted_and_counted_like_a_container(
             break
         time.sleep(0.1)
     assert pod["status"]["phase"] == "Failed"
-    assert pod["status"]["conditions"][0] == {"type": "Ready", "status": "False"}
+    assert _ready(pod)["status"] == "False"
     assert "0/1" in mesh.kubectl("get", "deployment", "flaky").stdout

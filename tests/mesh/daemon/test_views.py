@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 
 from chaosmesh_ext.mesh import views
 from chaosmesh_ext.mesh.api.server import LOCAL_PORT_ANNOTATION
+from chaosmesh_ext.mesh.pods.model import Deletion
 from chaosmesh_ext.mesh.translate.names import ListenerName
+
+T0 = 1_800_000_000.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,18 @@ class Running:
     ready: bool = True
     restarts: int = 0
     program_running: bool = True
+    created_at: float = T0
+    serving_since: float | None = T0 + 1
+    ended_at: float | None = None
+    deletion: Deletion | None = None
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.alive else 1
+
+
+def _ready(pod: dict) -> str:
+    return next(c["status"] for c in pod["status"]["conditions"] if c["type"] == "Ready")
 
 
 SERVICE = {
@@ -54,11 +69,15 @@ def test_pods_and_deployments_follow_their_replicas() -> None:
         "chaosmesh.io/workload": "echo",
         "chaosmesh.io/pid": "502",
     }
-    assert [p["status"]["conditions"][0]["status"] for p in pods] == ["True", "False"]
+    assert [_ready(p) for p in pods] == ["True", "False"]
     assert pods[0]["status"]["containerStatuses"][0]["image"] == "reviews:1"
 
-    (deployment,) = views.deployment_objects({KEY: DEPLOYMENT}, replicas)
+    (deployment,) = views.deployment_objects({KEY: DEPLOYMENT}, replicas, {KEY: 3}, T0 + 5)
     assert deployment["status"]["replicas"] == 2 and deployment["status"]["readyReplicas"] == 1
+    # The API server's defaults and the controller's bookkeeping, as on a cluster.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["metadata"]["generation"] == 3
+    assert deployment["status"]["observedGeneration"] == 3
 
 
 def test_entries_name_the_local_url_of_each_listener_and_the_host_to_send() -> None:
