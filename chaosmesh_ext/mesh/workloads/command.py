@@ -5,7 +5,10 @@ its port in ``PORT``, its pod's environment (``HOSTNAME``, ``POD_NAME``, ``POD_N
 ``SERVICE_VERSION``, the container's resolved ``env``) and the sidecar's (``spec``,
 ``container_env``, ``chaosmesh_ext._sidecar``). If it exits it is started again after a
 backoff (0.5 s doubling to 30 s, back to 0.5 s after a run of 10 s or more), like a pod's
-container restarts. SIGTERM stops it (its whole process group) and then this supervisor.
+container restarts. SIGTERM stops it (its whole process group: SIGTERM, then SIGKILL after
+the pod's grace period) and then this supervisor. If this supervisor is killed outright (a
+pod deleted with grace period 0, or whose grace period ran out) the kernel kills the program
+with it, as a container's processes die with the container.
 """
 
 from __future__ import annotations
@@ -25,12 +28,12 @@ from ._http import say
 MIN_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 HEALTHY_RUN = 10.0  # a run this long resets the backoff
-STOP_GRACE = 5.0  # SIGTERM, then SIGKILL after this long
+STOP_GRACE = 5.0  # SIGTERM, then SIGKILL after this long (unless the pod's grace says more)
 _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> Callable[[], None] | None:
-    """Linux: have the kernel SIGTERM the program if this supervisor is killed outright."""
+    """Linux: have the kernel SIGKILL the program if this supervisor is killed outright."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -39,7 +42,7 @@ def _die_with_parent() -> Callable[[], None] | None:
         return None
 
     def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
     return preexec
 
@@ -51,19 +54,20 @@ def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
         pass
 
 
-def _stop(child: subprocess.Popen[bytes]) -> None:
+def _stop(child: subprocess.Popen[bytes], grace: float) -> None:
     if child.poll() is not None:
         return
     _signal_group(child, signal.SIGTERM)
     try:
-        child.wait(STOP_GRACE)
+        child.wait(grace)
     except subprocess.TimeoutExpired:
         _signal_group(child, signal.SIGKILL)
         child.wait(STOP_GRACE)
 
 
-def supervise(argv: list[str], name: str) -> int:
-    """Run ``argv`` until SIGTERM/SIGINT, restarting it with backoff; the exit code."""
+def supervise(argv: list[str], name: str, grace: float = STOP_GRACE) -> int:
+    """Run ``argv`` until SIGTERM/SIGINT, restarting it with backoff; the exit code.
+    ``grace``: how long a stopping program has between SIGTERM and SIGKILL."""
     stopping = threading.Event()
     child: subprocess.Popen[bytes] | None = None
 
@@ -97,6 +101,6 @@ def supervise(argv: list[str], name: str) -> int:
         stopping.wait(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF)
     if child is not None:
-        _stop(child)
+        _stop(child, grace)
     say(name, "stopped")
     return 0

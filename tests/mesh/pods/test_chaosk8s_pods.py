@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import threading
 import time
 from typing import Any
@@ -44,6 +45,14 @@ def _ports(pods: list[client.V1Pod]) -> set[int]:
 
 def _pid(pod: client.V1Pod) -> int:
     return int(pod.metadata.annotations["chaosmesh.io/pid"])
+
+
+def _program_pid(core: client.CoreV1Api, pod: client.V1Pod) -> int:
+    """The pid of a command pod's own program, from its supervisor's line in the pod log."""
+    log = core.read_namespaced_pod_log(pod.metadata.name, "default", _request_timeout=T)
+    found = re.search(r": started pid (\d+)", log)
+    assert found, log
+    return int(found.group(1))
 
 
 def _ready(pod: client.V1Pod) -> str:
@@ -180,7 +189,7 @@ def test_the_grace_period_decides_when_a_replica_that_ignores_sigterm_is_killed(
 ) -> None:
     (pod,) = _settled(core, "app=stubborn", 1)
     assert pod.spec.termination_grace_period_seconds == 2
-    pid = _pid(pod)
+    pid, program = _pid(pod), _program_pid(core, pod)
     asked = time.time()
     assert terminate_pods(label_selector="app=stubborn") == [pod.metadata.name]
     terminating = core.read_namespaced_pod(pod.metadata.name, "default", _request_timeout=T)
@@ -188,17 +197,17 @@ def test_the_grace_period_decides_when_a_replica_that_ignores_sigterm_is_killed(
     assert asked + 1 <= deadline <= asked + 4  # now plus the template's 2 s
     assert terminating.metadata.deletion_grace_period_seconds == 2
     time.sleep(1)
-    assert alive(pid), "SIGTERM is ignored: the replica runs until its grace period ends"
-    _wait_for(lambda: not alive(pid), "SIGKILL after the grace period", 10)
+    assert alive(program), "SIGTERM is ignored: the program runs until its grace period ends"
+    _wait_for(lambda: not alive(pid) and not alive(program), "SIGKILL after the grace", 10)
     assert time.time() - asked >= 1.9
 
     # Grace period 0: the Pod is gone from the API at once, the process killed at once.
     (pod,) = _settled(core, "app=stubborn", 1)
-    pid = _pid(pod)
+    pid, program = _pid(pod), _program_pid(core, pod)
     asked = time.time()
     assert terminate_pods(label_selector="app=stubborn", grace_period=0) == [pod.metadata.name]
     assert pod.metadata.name not in {p.metadata.name for p in _pods(core, "app=stubborn")}
-    _wait_for(lambda: not alive(pid), "SIGKILL at once", 5)
+    _wait_for(lambda: not alive(pid) and not alive(program), "SIGKILL at once", 5)
     assert time.time() - asked < 1.5
     _settled(core, "app=stubborn", 1)
 
