@@ -5,7 +5,9 @@ The mesh runs three Deployments:
 - ``catalog``: three echo replicas behind Service ``catalog:8000``;
 - ``web``: two echo replicas behind ``web:80`` (scaled by the tests);
 - ``stubborn``: a ``command`` workload whose program ignores SIGTERM, with a 2 s grace
-  period and no ``spec.replicas`` (the API server's default, 1) — how a slow shutdown looks.
+  period and no ``spec.replicas`` (the API server's default, 1) — how a slow shutdown looks;
+- ``slow``: three echo replicas behind ``slow:8000`` whose every request takes 200 ms, so a
+  replica always has requests in flight when it dies.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def _service(name: str, port: int) -> str:
     )
 
 
-def _echo(name: str, replicas: int) -> str:
+def _echo(name: str, replicas: int, capacity: str = "") -> str:
+    annotations = f", annotations: {{chaosmesh.io/capacity: '{capacity}'}}" if capacity else ""
     return f"""apiVersion: apps/v1
 kind: Deployment
 metadata: {{name: {name}, labels: {{app: {name}}}}}
@@ -58,7 +61,7 @@ spec:
   replicas: {replicas}
   selector: {{matchLabels: {{app: {name}}}}}
   template:
-    metadata: {{labels: {{app: {name}, version: v1}}}}
+    metadata: {{labels: {{app: {name}, version: v1}}{annotations}}}
     spec:
       containers:
       - {{name: {name}, image: example.com/{name}:1.0, ports: [{{containerPort: 8080}}]}}
@@ -92,6 +95,9 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
         "catalog.yaml": _service("catalog", 8000) + "---\n" + _echo("catalog", 3),
         "web.yaml": _service("web", 80) + "---\n" + _echo("web", 2),
         "stubborn.yaml": _service("stubborn", 7000) + "---\n" + _stubborn(program),
+        "slow.yaml": _service("slow", 8000)
+        + "---\n"
+        + _echo("slow", 3, "workers=16,service=200ms"),
     }
     with running_mesh(workdir, manifests) as running:
         yield running
