@@ -44,6 +44,7 @@ from .status import (
     path_not_found,
     service_unavailable,
     unauthorized,
+    unsupported_media_type,
 )
 from .store import Store
 
@@ -52,6 +53,7 @@ PILOT_AGENT_PORT = 15020
 LOCAL_PORT_ANNOTATION = "chaosmesh.io/local-port"
 WORKLOAD_ANNOTATION = "chaosmesh.io/workload"
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 # An extra endpoint (the daemon's): (method, query, body) -> (status code, JSON body).
 ExtraHandler = Callable[[str, dict[str, list[str]], bytes], tuple[int, Any]]
@@ -201,9 +203,7 @@ class ApiServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def admit(
-        self, origin: str | None, authorization: str | None, websocket: bool = False
-    ) -> None:
+    def admit(self, origin: str | None, authorization: str | None, websocket: bool = False) -> None:
         """Raise 403 for a browser's request (any ``Origin``), 401 without the token.
 
         One exception: a WebSocket handshake naming this server itself as its origin, which
@@ -380,6 +380,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._headers_buffer.append(payload)
         self.flush_headers()
 
+    def _decoded(self, body: bytes) -> Any:
+        """The request's JSON body (None when empty)."""
+        if not body.strip():
+            return None
+        return _decode(body, self.headers.get("Content-Type"))
+
     def _json(self, code: int, document: Any) -> None:
         self._send(code, json.dumps(document, separators=(",", ":")).encode())
 
@@ -495,12 +501,14 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST":
                 if not route.namespace and rt.namespaced:
                     raise method_not_allowed("create needs a namespace in the path")
-                return 201, store.create(rt, namespace, _decode(body), route.version)
+                # Before the body: kubectl sends built-in kinds as protobuf, which is not read.
+                store.check_writable(rt, "create")
+                return 201, store.create(rt, namespace, self._decoded(body), route.version)
             if method == "DELETE" and route.namespace:
                 deleted = store.delete_collection(
                     rt,
                     namespace,
-                    _delete_options(body, one),
+                    _delete_options(self._decoded(body), one),
                     route.version,
                     one.get("labelSelector"),
                     one.get("fieldSelector"),
@@ -527,13 +535,16 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             return 200, obj
         if method == "PUT":
-            return 200, store.replace(rt, namespace, name, _decode(body), route.version)
+            store.check_writable(rt, "update")
+            return 200, store.replace(rt, namespace, name, self._decoded(body), route.version)
         if method == "PATCH":
             return 200, store.patch(
                 rt, namespace, name, self.headers.get("Content-Type") or "", body, route.version
             )
         if method == "DELETE":
-            return 200, store.delete(rt, namespace, name, _delete_options(body, one), route.version)
+            return 200, store.delete(
+                rt, namespace, name, _delete_options(self._decoded(body), one), route.version
+            )
         raise method_not_allowed(f"the server does not allow {method} on {rt.plural}")
 
     def _proxy(self, route: Route, raw_query: str, body: bytes) -> None:
@@ -573,7 +584,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 self._json(200, scale.read(store, namespace, name))
             elif method == "PUT":
-                self._json(200, scale.replace(store, namespace, name, _decode(body)))
+                self._json(200, scale.replace(store, namespace, name, self._decoded(body)))
             elif method == "PATCH":
                 content_type = self.headers.get("Content-Type") or ""
                 self._json(200, scale.patch(store, namespace, name, content_type, body))
@@ -709,10 +720,9 @@ def _client_left(sock: Any) -> bool:
     return bool(readable)
 
 
-def _delete_options(body: bytes, one: dict[str, str]) -> dict[str, Any] | None:
-    """DeleteOptions from the body, with the query's ``gracePeriodSeconds`` (kubectl sends
-    it there too) when the body has none."""
-    options = _decode(body) if body.strip() else None
+def _delete_options(options: Any, one: dict[str, str]) -> dict[str, Any] | None:
+    """DeleteOptions (the decoded body, None without one), with the query's
+    ``gracePeriodSeconds`` (kubectl sends it there too) when the body has none."""
     if options is not None and not isinstance(options, dict):
         raise bad_request("DeleteOptions must be a JSON object")
     if "gracePeriodSeconds" in one and (options or {}).get("gracePeriodSeconds") is None:
@@ -730,7 +740,10 @@ def _subject(route: Route, doc: Any) -> api_warnings.Subject | None:
     return (route.rt.kind, route.namespace or "", name) if name else None
 
 
-def _decode(body: bytes) -> Any:
+def _decode(body: bytes, content_type: str | None = None) -> Any:
+    """A JSON request body; 415 for protobuf (kubectl's choice for built-in kinds)."""
+    if body and (content_type or "").split(";", 1)[0].strip().lower() == PROTOBUF:
+        raise unsupported_media_type(PROTOBUF, ["application/json"])
     try:
         return json.loads(body or b"null")
     except ValueError as exc:

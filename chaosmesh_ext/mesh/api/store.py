@@ -378,7 +378,7 @@ class Store:
     def create(
         self, rt: ResourceType, namespace: str, body: Any, version: str | None = None
     ) -> dict[str, Any]:
-        self._writable(rt, "create")
+        self.check_writable(rt, "create")
         obj = self._check_body(rt, body, namespace, version)
         meta = obj["metadata"]
         if not meta.get("name"):
@@ -409,7 +409,7 @@ class Store:
     def replace(
         self, rt: ResourceType, namespace: str, name: str, body: Any, version: str | None = None
     ) -> dict[str, Any]:
-        self._writable(rt, "update")
+        self.check_writable(rt, "update")
         obj = self._check_body(rt, body, namespace, version)
         meta = obj["metadata"]
         if meta.get("name") and meta["name"] != name:
@@ -450,7 +450,7 @@ class Store:
         raw: bytes,
         version: str | None = None,
     ) -> dict[str, Any]:
-        self._writable(rt, "patch")
+        self.check_writable(rt, "patch")
         media, patch_doc = read_patch(
             content_type, raw, SUPPORTED_PATCHES if rt.writable else BUILTIN_PATCHES
         )
@@ -486,7 +486,7 @@ class Store:
         options: Any = None,
         version: str | None = None,
     ) -> dict[str, Any]:
-        self._writable(rt, "delete")
+        self.check_writable(rt, "delete")
         grace = _grace_seconds(options)
         with self._write_lock:
             current = self._current(rt, namespace, name)
@@ -529,7 +529,7 @@ class Store:
         fields: str | None = None,
     ) -> list[dict[str, Any]]:
         """Delete every object the selectors match in ``namespace`` (``deletecollection``)."""
-        self._writable(rt, "deletecollection")
+        self.check_writable(rt, "deletecollection")
         items, _ = self.list_objects(rt, namespace, version, labels, fields)
         deleted = []
         for item in items:
@@ -635,7 +635,8 @@ class Store:
     def _key(self, rt: ResourceType, namespace: str, name: str) -> Key:
         return (namespace if rt.namespaced else "", name)
 
-    def _writable(self, rt: ResourceType, verb: str) -> None:
+    def check_writable(self, rt: ResourceType, verb: str) -> None:
+        """405 unless ``verb`` is served for ``rt`` (an Istio kind, or an owned write)."""
         if rt.writable:
             return
         if verb in rt.owned_writes and rt.key in self._owners:

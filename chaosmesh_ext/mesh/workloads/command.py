@@ -91,7 +91,10 @@ def supervise(argv: list[str], name: str, grace: float = STOP_GRACE) -> int:
             say(name, f"cannot start {argv[0]!r}: {exc.strerror or exc}")
             return 127 if isinstance(exc, FileNotFoundError) else 126
         say(name, f"started pid {child.pid}: {' '.join(argv)}")
-        code = child.wait()
+        # Until it exits, or we are told to stop: a program that ignores SIGTERM must not
+        # keep this loop from its SIGKILL after the grace period.
+        while (code := child.poll()) is None and not stopping.wait(0.1):
+            pass
         if stopping.is_set():
             break
         ran = time.monotonic() - started

@@ -316,10 +316,7 @@ def test_a_command_program_that_exits_is_restarted_and_counted_like_a_container(
     while time.monotonic() < deadline:
         pod = json.loads(mesh.kubectl("get", "pod", "flaky-0", "-o", "json").stdout)
         status = pod["status"]
-        if (
-            status["containerStatuses"][0]["restartCount"] >= 1
-            and _ready(pod)["status"] == "True"
-        ):
+        if status["containerStatuses"][0]["restartCount"] >= 1 and _ready(pod)["status"] == "True":
             break
         time.sleep(0.1)
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 1

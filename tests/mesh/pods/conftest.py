@@ -1,10 +1,11 @@
-"""One embedded mesh per test module, and chaostoolkit-kubernetes pointed at it as a user
-points it (``KUBECONFIG``), never at the developer's own cluster.
+"""One embedded mesh for these tests (each leaves its Deployments as it found them), and
+chaostoolkit-kubernetes pointed at it as a user points it (``KUBECONFIG``), never at the
+developer's own cluster.
 
 The mesh runs three Deployments:
 - ``catalog``: three echo replicas behind Service ``catalog:8000``;
 - ``web``: two echo replicas behind ``web:80`` (scaled by the tests);
-- ``stubborn``: a ``command`` workload whose program ignores SIGTERM, with a 2 s grace
+- ``stubborn``: a ``command`` workload whose program ignores SIGTERM, with a 60 s grace
   period and no ``spec.replicas`` (the API server's default, 1) — how a slow shutdown looks;
 - ``slow``: three echo replicas behind ``slow:8000`` whose every request takes 200 ms, so a
   replica always has requests in flight when it dies.
@@ -81,12 +82,12 @@ spec:
         chaosmesh.io/workload: command
         chaosmesh.io/command: "{sys.executable} {program}"
     spec:
-      terminationGracePeriodSeconds: 2
+      terminationGracePeriodSeconds: 60
       containers: [{{name: stubborn, image: example.com/stubborn:1.0}}]
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMesh]:
     workdir = tmp_path_factory.mktemp("pods")
     program = workdir / "stubborn.py"
