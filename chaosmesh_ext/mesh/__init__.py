@@ -6,7 +6,8 @@ the experiments' target use), ``daemon`` (the daemon process and its signals), `
 runs, and the push to Envoy), ``views`` (the read-only kinds, ``mesh.json`` entries, status,
 pure), ``daemon_api`` (the daemon's own endpoints), ``api`` (the Kubernetes-style API server
 and its store), ``translate`` (istiod's mapping, pure), ``envoy`` (the supervised data plane),
-``workloads`` (local stand-ins for pods), ``manifests`` (loading ``-f`` files), ``paths``
+``workloads`` (local stand-ins for pods), ``manifests`` (loading ``-f`` files),
+``listener_name`` (listener names as values), ``paths``
 (the state directory's settings and files), ``state`` (``mesh.json``, lock, pids) and
 ``kubeconfig``. Users drive it with ``chaosmesh mesh up/down/status/url``; experiments reach
 it through the kubeconfig it writes.

@@ -37,13 +37,13 @@ from . import admission, views
 from .api import ApplyRejected, Store, resources, tls
 from .api.warnings import warn
 from .envoy import EnvoyError, EnvoyProcess, EnvoyRejected
+from .listener_name import OUTBOUND, ListenerName
 from .paths import GATEWAY_FALLBACK_CERT, StatePaths
 from .pods.runtime import Launcher
 from .readiness import Replica, log_size, wait_all_ready
 from .state import start_time
 from .translate import Endpoint, MeshSnapshot, translate
 from .translate.gateways import needs_fallback_certificate
-from .translate.names import OUTBOUND, ListenerName
 from .views import Key, key_of
 from .xds_files import atomic_write
 

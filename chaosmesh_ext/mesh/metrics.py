@@ -33,8 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from .listener_name import GATEWAY, ListenerName
 from .paths import StatePaths, default_state_dir
-from .translate.names import GATEWAY, ListenerName
 
 log = logging.getLogger(__name__)
 

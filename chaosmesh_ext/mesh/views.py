@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .api.server import LOCAL_PORT_ANNOTATION
+from .listener_name import ListenerName
 from .pods import defaults, model
 from .pods.model import PodLike
-from .translate.names import ListenerName
 
 DOMAIN = "cluster.local"
 LOOPBACK = "127.0.0.1"

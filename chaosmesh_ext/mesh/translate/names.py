@@ -6,11 +6,17 @@ own), so the translator accepts exactly what validation accepted (``"1m30s"`` in
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.errors import MeshError
 from chaosmesh_ext.istio import durations
+
+# Listener names are istiod's too; the value lives in a leaf module so that code outside the
+# translator (the CLI, mesh.json views) reads it without loading the translator.
+from ..listener_name import GATEWAY as GATEWAY
+from ..listener_name import OUTBOUND as OUTBOUND
+from ..listener_name import ListenerName as ListenerName
 
 # Envoy's "unlimited" for circuit-breaker thresholds: istiod sets 2^32-1 when a field is unset.
 MAX_UINT32 = 4294967295
@@ -18,59 +24,6 @@ MAX_UINT32 = 4294967295
 
 class TranslationError(MeshError, ValueError):
     """Input the translator cannot map; the message names the object and the field."""
-
-
-OUTBOUND: Literal["outbound"] = "outbound"
-GATEWAY: Literal["gateway"] = "gateway"
-_OUTBOUND_PREFIX = "0.0.0.0_"
-_GATEWAY_PREFIX = "gateway_"
-_GATEWAY_ROUTES_PREFIX = "http."  # plain-HTTP servers (HTTPS ones get a route each)
-
-
-class ListenerName(NamedTuple):
-    """One listener as istiod names it: the sidecar's outbound listener for a Service port
-    (``0.0.0.0_<port>``, route configuration ``"<port>"``) or the ingress gateway's for a
-    Gateway server port (``gateway_<port>``; route configuration ``http.<port>`` for plain
-    HTTP servers, one per server for HTTPS ones).
-
-    The text forms are what Envoy, its stats, the access log and ``mesh.json`` carry; code
-    keeps the value and spells it with ``str()``.
-    """
-
-    kind: Literal["outbound", "gateway"]
-    port: int
-
-    @classmethod
-    def outbound(cls, port: int) -> ListenerName:
-        return cls(OUTBOUND, int(port))
-
-    @classmethod
-    def gateway(cls, port: int) -> ListenerName:
-        return cls(GATEWAY, int(port))
-
-    @classmethod
-    def parse(cls, text: str) -> ListenerName | None:
-        """The listener an Envoy listener name stands for (None for any other name)."""
-        for kind, prefix in ((OUTBOUND, _OUTBOUND_PREFIX), (GATEWAY, _GATEWAY_PREFIX)):
-            number = text.removeprefix(prefix)
-            if number != text and number.isdigit():
-                return cls(kind, int(number))
-        return None
-
-    def __str__(self) -> str:
-        prefix = _GATEWAY_PREFIX if self.kind == GATEWAY else _OUTBOUND_PREFIX
-        return f"{prefix}{self.port}"
-
-    @property
-    def route_config(self) -> str:
-        """The RouteConfiguration this listener's HTTP connection manager reads over RDS
-        (for a gateway port, that of its plain-HTTP servers)."""
-        return f"{_GATEWAY_ROUTES_PREFIX}{self.port}" if self.kind == GATEWAY else str(self.port)
-
-    @property
-    def stat_prefix(self) -> str:
-        """The HCM's stat prefix (istiod's ``outbound_0.0.0.0_<port>``; the gateway's name)."""
-        return str(self) if self.kind == GATEWAY else f"outbound_{self}"
 
 
 def namespace_of(obj: dict[str, Any]) -> str:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from chaosmesh_ext.mesh import views
 from chaosmesh_ext.mesh.api.server import LOCAL_PORT_ANNOTATION
+from chaosmesh_ext.mesh.listener_name import ListenerName
 from chaosmesh_ext.mesh.pods.model import Deletion
-from chaosmesh_ext.mesh.translate.names import ListenerName
 
 T0 = 1_800_000_000.0
 

@@ -32,27 +32,6 @@ def test_a_bad_duration_names_the_field() -> None:
         duration("ten seconds", "spec.http[0].timeout")
 
 
-@pytest.mark.parametrize(
-    ("listener", "text", "route_config", "stat_prefix"),
-    [
-        (ListenerName.outbound(9080), "0.0.0.0_9080", "9080", "outbound_0.0.0.0_9080"),
-        (ListenerName.gateway(80), "gateway_80", "http.80", "gateway_80"),
-    ],
-)
-def test_listener_names_are_values_spelt_as_istiod_does(
-    listener: ListenerName, text: str, route_config: str, stat_prefix: str
-) -> None:
-    assert str(listener) == text
-    assert ListenerName.parse(text) == listener
-    assert listener.route_config == route_config
-    assert listener.stat_prefix == stat_prefix
-
-
-def test_other_listener_names_are_not_mistaken_for_the_mesh_s() -> None:
-    for text in ("virtualInbound", "0.0.0.0_", "gateway_http", "0.0.0.0_80_x", ""):
-        assert ListenerName.parse(text) is None
-
-
 def test_the_translator_names_listeners_and_their_route_configs_alike() -> None:
     from chaosmesh_ext.mesh.translate import translate
     from tests.support import mesh_seed as seed
