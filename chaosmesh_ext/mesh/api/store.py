@@ -59,8 +59,9 @@ APPLY_PATCH = "application/apply-patch+yaml"
 SUPPORTED_PATCHES = [JSON_PATCH, MERGE_PATCH]
 # Built-in kinds (Deployments) also take a strategic merge patch, the client's default there.
 BUILTIN_PATCHES = [JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH]
-# Events kept for watches (etcd keeps minutes of history; this is thousands of changes).
-EVENT_LOG_SIZE = 10_000
+# Events kept for watches, all kinds together (kube-apiserver's watch cache keeps 100 per
+# kind by default; a watcher that falls further behind gets 410 and lists again).
+EVENT_LOG_SIZE = 1_000
 
 _DNS1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

@@ -146,3 +146,10 @@ def test_describe_prints_one_line_per_way_in() -> None:
         "  gateway shop/ingress:80  http://127.0.0.1:42000/  (Host: www.example.com)",
         "warning: Gateway shop/ingress: spec.servers[0].tls: not served",
     ]
+
+
+def test_mesh_status_names_a_replica_starting_or_being_deleted() -> None:
+    assert views.process_state(Running("reviews-0", 1, 1, serving_since=None)) == "starting"
+    deleted = Running("reviews-0", 1, 1, deletion=Deletion(T0 + 5, 30))
+    assert views.process_state(deleted) == "terminating"
+    assert views.process_state(Running("reviews-0", 1, 1, alive=False)) == "exited"
