@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,33 @@ class RecordingOwner:
         return current
 
 
+def _label(kube: client.ApiClient, **labels: str) -> None:
+    """Merge-patch labels onto the VirtualService ``canary``."""
+    objects(kube).patch_namespaced_custom_object(
+        "networking.istio.io",
+        "v1",
+        "default",
+        "virtualservices",
+        "canary",
+        {"metadata": {"labels": labels}},
+        _content_type="application/merge-patch+json",
+        _request_timeout=T,
+    )
+
+
+def _watch_vs(kube: client.ApiClient, w: watch.Watch, **options: Any) -> Iterator[Any]:
+    """The events of a watch of default's VirtualServices."""
+    return w.stream(
+        objects(kube).list_namespaced_custom_object,
+        "networking.istio.io",
+        "v1",
+        "default",
+        "virtualservices",
+        _request_timeout=T,
+        **options,
+    )
+
+
 @pytest.fixture
 def owned(api: Api) -> RecordingOwner:
     owner = RecordingOwner(api.store)
@@ -99,31 +127,13 @@ def test_a_watch_from_a_resource_version_sees_every_later_change_in_order(
     start = listed["metadata"]["resourceVersion"]
     # Three changes land before the watch starts: a watch from `start` still sees them all.
     created = create(kube, canary_vs())
-    objects(kube).patch_namespaced_custom_object(
-        "networking.istio.io",
-        "v1",
-        "default",
-        "virtualservices",
-        "canary",
-        {"metadata": {"labels": {"tier": "edge"}}},
-        _content_type="application/merge-patch+json",
-        _request_timeout=T,
-    )
+    _label(kube, tier="edge")
     objects(kube).delete_namespaced_custom_object(
         "networking.istio.io", "v1", "default", "virtualservices", "canary", _request_timeout=T
     )
     seen = []
     w = watch.Watch()
-    for event in w.stream(
-        objects(kube).list_namespaced_custom_object,
-        "networking.istio.io",
-        "v1",
-        "default",
-        "virtualservices",
-        resource_version=start,
-        timeout_seconds=2,
-        _request_timeout=T,
-    ):
+    for event in _watch_vs(kube, w, resource_version=start, timeout_seconds=2):
         seen.append((event["type"], event["object"]["metadata"].get("labels", {}).get("tier")))
         if len(seen) == 3:
             w.stop()
@@ -164,16 +174,8 @@ def test_an_object_leaving_a_label_selection_is_deleted_from_that_watch(
 
     def watch_it() -> None:
         w = watch.Watch()
-        for event in w.stream(
-            objects(kube).list_namespaced_custom_object,
-            "networking.istio.io",
-            "v1",
-            "default",
-            "virtualservices",
-            label_selector="app=canary",
-            resource_version=rv,
-            timeout_seconds=3,
-            _request_timeout=T,
+        for event in _watch_vs(
+            kube, w, label_selector="app=canary", resource_version=rv, timeout_seconds=3
         ):
             events.append(event["type"])
             w.stop()
@@ -181,16 +183,7 @@ def test_an_object_leaving_a_label_selection_is_deleted_from_that_watch(
 
     thread = threading.Thread(target=watch_it, daemon=True)
     thread.start()
-    objects(kube).patch_namespaced_custom_object(
-        "networking.istio.io",
-        "v1",
-        "default",
-        "virtualservices",
-        "canary",
-        {"metadata": {"labels": {"app": "other"}}},
-        _content_type="application/merge-patch+json",
-        _request_timeout=T,
-    )
+    _label(kube, app="other")
     assert done.wait(T)
     assert events == ["DELETED"]
 

@@ -3,39 +3,18 @@ the ``mesh status`` report and what ``mesh up`` prints — from the state the da
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Any
 
 from chaosmesh_ext.mesh import views
 from chaosmesh_ext.mesh.api.server import LOCAL_PORT_ANNOTATION
 from chaosmesh_ext.mesh.listener_name import ListenerName
 from chaosmesh_ext.mesh.pods.model import Deletion
+from tests.support.replicas import T0, FakeReplica
 
-T0 = 1_800_000_000.0
 
-
-@dataclass(frozen=True)
-class Running:
-    """A replica as the views read it (``readiness.Replica`` has the same attributes)."""
-
-    pod: str
-    port: int
-    pid: int
-    namespace: str = "shop"
-    deployment: str = "reviews"
-    kind: str = "echo"
-    labels: dict[str, str] = field(default_factory=lambda: {"app": "reviews"})
-    alive: bool = True
-    ready: bool = True
-    restarts: int = 0
-    program_running: bool = True
-    created_at: float = T0
-    serving_since: float | None = T0 + 1
-    ended_at: float | None = None
-    deletion: Deletion | None = None
-
-    @property
-    def exit_code(self) -> int | None:
-        return None if self.alive else 1
+def Running(pod: str, port: int, pid: int, **fields: Any) -> FakeReplica:
+    """A replica of the reviews Deployment in namespace shop."""
+    return FakeReplica(pod, port, pid, **fields)
 
 
 def _ready(pod: dict) -> str:
@@ -59,7 +38,10 @@ KEY = ("shop", "reviews")
 
 def test_pods_and_deployments_follow_their_replicas() -> None:
     replicas = {
-        KEY: [Running("reviews-0", 31001, 501), Running("reviews-1", 31002, 502, ready=False)]
+        KEY: [
+            Running("reviews-0", 31001, 501),
+            Running("reviews-1", 31002, 502, serving_since=None),
+        ]
     }
 
     pods = views.pod_objects({KEY: DEPLOYMENT}, replicas)
@@ -152,4 +134,4 @@ def test_mesh_status_names_a_replica_starting_or_being_deleted() -> None:
     assert views.process_state(Running("reviews-0", 1, 1, serving_since=None)) == "starting"
     deleted = Running("reviews-0", 1, 1, deletion=Deletion(T0 + 5, 30))
     assert views.process_state(deleted) == "terminating"
-    assert views.process_state(Running("reviews-0", 1, 1, alive=False)) == "exited"
+    assert views.process_state(Running("reviews-0", 1, 1, exit_code=1)) == "exited"

@@ -13,14 +13,19 @@ The mesh runs three Deployments:
 
 from __future__ import annotations
 
+import re
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
 
 from tests.support.embedded_mesh import RunningMesh, running_mesh
+
+T = 30
 
 STUBBORN_PROGRAM = """
 import os, signal
@@ -138,3 +143,56 @@ def core(k8s: RunningMesh) -> Iterator[client.CoreV1Api]:
         yield client.CoreV1Api(api_client)
     finally:
         api_client.close()
+
+
+# ---- looking at the pods (the official client, as the tests' independent eyes) ----------
+def list_pods(core: client.CoreV1Api, selector: str) -> list[client.V1Pod]:
+    return list(
+        core.list_namespaced_pod("default", label_selector=selector, _request_timeout=T).items
+    )
+
+
+def local_ports(pods: list[client.V1Pod]) -> set[int]:
+    return {int(p.metadata.annotations["chaosmesh.io/local-port"]) for p in pods}
+
+
+def pod_pid(pod: client.V1Pod) -> int:
+    return int(pod.metadata.annotations["chaosmesh.io/pid"])
+
+
+def program_pid(core: client.CoreV1Api, pod: client.V1Pod) -> int:
+    """The pid of a command pod's own program, from its supervisor's line in the pod log."""
+    log = core.read_namespaced_pod_log(pod.metadata.name, "default", _request_timeout=T)
+    found = re.search(r": started pid (\d+)", log)
+    assert found, log
+    return int(found.group(1))
+
+
+def ready_status(pod: client.V1Pod) -> str:
+    return next(c.status for c in pod.status.conditions if c.type == "Ready")
+
+
+def settled(core: client.CoreV1Api, selector: str, count: int) -> list[client.V1Pod]:
+    """Wait until exactly ``count`` pods match, all Running and Ready, none being deleted."""
+    deadline = time.monotonic() + T
+    pods: list[client.V1Pod] = []
+    while time.monotonic() < deadline:
+        pods = list_pods(core, selector)
+        if len(pods) == count and all(
+            p.status.phase == "Running"
+            and ready_status(p) == "True"
+            and not p.metadata.deletion_timestamp
+            for p in pods
+        ):
+            return pods
+        time.sleep(0.05)
+    raise AssertionError(f"{selector}: not {count} ready pods: {[p.metadata.name for p in pods]}")
+
+
+def wait_for(check: Any, what: str, timeout: float = T) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

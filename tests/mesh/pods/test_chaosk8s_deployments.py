@@ -33,7 +33,7 @@ from tests.support.embedded_mesh import RunningMesh
 from tests.support.kubefix import canonical
 from tests.support.tools import require_tool
 
-from .test_chaosk8s_pods import _ports, _settled, _wait_for
+from .conftest import local_ports, settled, wait_for
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 T = 30
@@ -48,7 +48,7 @@ def test_scale_deployment_adds_and_removes_replicas_and_envoy_follows(
     k8s: RunningMesh, core: client.CoreV1Api
 ) -> None:
     apps = _apps(core)
-    first = _settled(core, "app=web", 2)
+    first = settled(core, "app=web", 2)
     generation = apps.read_namespaced_deployment(
         "web", "default", _request_timeout=T
     ).metadata.generation
@@ -58,9 +58,9 @@ def test_scale_deployment_adds_and_removes_replicas_and_envoy_follows(
     assert deployment_not_fully_available("web", timeout=20) is True
     assert deployment_partially_available("web") is True
     assert deployment_fully_available("web", timeout=20) is True
-    grown = _settled(core, "app=web", 4)
+    grown = settled(core, "app=web", 4)
     assert {p.metadata.name for p in first} <= {p.metadata.name for p in grown}
-    _wait_for(lambda: k8s.envoy_endpoints(WEB) == _ports(grown), "4 endpoints in Envoy")
+    wait_for(lambda: k8s.envoy_endpoints(WEB) == local_ports(grown), "4 endpoints in Envoy")
     assert count_pods("app=web", phase="Running") == 4
     shown = apps.read_namespaced_deployment("web", "default", _request_timeout=T)
     assert shown.spec.replicas == 4
@@ -70,11 +70,11 @@ def test_scale_deployment_adds_and_removes_replicas_and_envoy_follows(
     assert deployment_available_and_healthy("web") is True
 
     scale_deployment("web", 1)
-    (kept,) = _settled(core, "app=web", 1)
+    (kept,) = settled(core, "app=web", 1)
     assert kept.metadata.name in {p.metadata.name for p in first}  # the newest went first
-    _wait_for(lambda: k8s.envoy_endpoints(WEB) == _ports([kept]), "1 endpoint in Envoy")
+    wait_for(lambda: k8s.envoy_endpoints(WEB) == local_ports([kept]), "1 endpoint in Envoy")
     scale_deployment("web", 2)
-    _settled(core, "app=web", 2)
+    settled(core, "app=web", 2)
 
 
 def test_deployments_carry_the_api_servers_defaults(
@@ -93,7 +93,7 @@ def test_deployments_carry_the_api_servers_defaults(
 def test_changes_the_mesh_cannot_make_are_refused_and_change_nothing(
     k8s: RunningMesh, core: client.CoreV1Api
 ) -> None:
-    _settled(core, "app=web", 2)
+    settled(core, "app=web", 2)
     apps = _apps(core)
     before = canonical(
         apps.api_client.sanitize_for_serialization(
@@ -127,7 +127,7 @@ def test_kubectl_scales_and_its_watch_shows_pods_come_and_go(
     k8s: RunningMesh, core: client.CoreV1Api
 ) -> None:
     kubectl = require_tool("kubectl")
-    _settled(core, "app=web", 2)
+    settled(core, "app=web", 2)
     env = {"HOME": str(k8s.workdir), "PATH": "/usr/bin:/bin"}
     watcher = subprocess.Popen(
         [kubectl, "--kubeconfig", k8s.kubeconfig, "get", "pods", "-l", "app=web", "-w",
@@ -148,9 +148,9 @@ def test_kubectl_scales_and_its_watch_shows_pods_come_and_go(
         )  # fmt: skip
         assert scaled.returncode == 0, scaled.stderr
         assert "deployment.apps/web scaled" in scaled.stdout
-        new = {p.metadata.name for p in _settled(core, "app=web", 3)}
+        new = {p.metadata.name for p in settled(core, "app=web", 3)}
         terminate_pods(label_selector="app=web", qty=1)
-        _settled(core, "app=web", 3)
+        settled(core, "app=web", 3)
         seen: list[list[str]] = []
         deadline = time.monotonic() + T
         while time.monotonic() < deadline and not any(row[0] == "DELETED" for row in seen):
@@ -169,18 +169,18 @@ def test_kubectl_scales_and_its_watch_shows_pods_come_and_go(
     assert any(row[0] == "DELETED" for row in seen)
     assert any(row[1] in new for row in seen)
     scale_deployment("web", 2)
-    _settled(core, "app=web", 2)
+    settled(core, "app=web", 2)
 
 
 def test_the_deployment_watch_chaosk8s_waits_on_ends_when_the_replicas_are_back(
     k8s: RunningMesh, core: client.CoreV1Api
 ) -> None:
-    _settled(core, "app=catalog", 3)
+    settled(core, "app=catalog", 3)
     scale_deployment("catalog", 0)
-    _wait_for(lambda: count_pods("app=catalog") == 0, "no catalog pods")
+    wait_for(lambda: count_pods("app=catalog") == 0, "no catalog pods")
     shown = _apps(core).read_namespaced_deployment("catalog", "default", _request_timeout=T)
     assert shown.status.ready_replicas is None  # left out at 0, as the API does
     assert json.loads(json.dumps(shown.status.to_dict(), default=str))["replicas"] is None
     scale_deployment("catalog", 3)
     assert deployment_fully_available("catalog", timeout=20) is True
-    _settled(core, "app=catalog", 3)
+    settled(core, "app=catalog", 3)

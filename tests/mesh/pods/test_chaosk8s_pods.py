@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import threading
 import time
-from typing import Any
 
 import pytest
 from chaosk8s.deployment.probes import deployment_available_and_healthy, deployment_fully_available
@@ -31,66 +29,24 @@ from kubernetes import client, watch
 from chaosmesh_ext.mesh.state import alive
 from tests.support.embedded_mesh import RunningMesh
 
+from .conftest import (
+    list_pods,
+    local_ports,
+    pod_pid,
+    program_pid,
+    ready_status,
+    settled,
+    wait_for,
+)
+
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 T = 30
 CATALOG = "|8000||catalog."
 READY = [{"type": "Ready", "status": "True"}]
 
 
-def _pods(core: client.CoreV1Api, selector: str) -> list[client.V1Pod]:
-    return list(
-        core.list_namespaced_pod("default", label_selector=selector, _request_timeout=T).items
-    )
-
-
-def _ports(pods: list[client.V1Pod]) -> set[int]:
-    return {int(p.metadata.annotations["chaosmesh.io/local-port"]) for p in pods}
-
-
-def _pid(pod: client.V1Pod) -> int:
-    return int(pod.metadata.annotations["chaosmesh.io/pid"])
-
-
-def _program_pid(core: client.CoreV1Api, pod: client.V1Pod) -> int:
-    """The pid of a command pod's own program, from its supervisor's line in the pod log."""
-    log = core.read_namespaced_pod_log(pod.metadata.name, "default", _request_timeout=T)
-    found = re.search(r": started pid (\d+)", log)
-    assert found, log
-    return int(found.group(1))
-
-
-def _ready(pod: client.V1Pod) -> str:
-    return next(c.status for c in pod.status.conditions if c.type == "Ready")
-
-
-def _settled(core: client.CoreV1Api, selector: str, count: int) -> list[client.V1Pod]:
-    """Wait until exactly ``count`` pods match, all Running and Ready, none being deleted."""
-    deadline = time.monotonic() + T
-    pods: list[client.V1Pod] = []
-    while time.monotonic() < deadline:
-        pods = _pods(core, selector)
-        if len(pods) == count and all(
-            p.status.phase == "Running"
-            and _ready(p) == "True"
-            and not p.metadata.deletion_timestamp
-            for p in pods
-        ):
-            return pods
-        time.sleep(0.05)
-    raise AssertionError(f"{selector}: not {count} ready pods: {[p.metadata.name for p in pods]}")
-
-
-def _wait_for(check: Any, what: str, timeout: float = T) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_the_pod_probes_see_the_replicas(k8s: RunningMesh, core: client.CoreV1Api) -> None:
-    _settled(core, "app=catalog", 3)
+    settled(core, "app=catalog", 3)
     assert count_pods("app=catalog") == 3
     assert count_pods("app=catalog", phase="Running") == 3
     assert count_pods("app=nothing") == 0
@@ -104,8 +60,8 @@ def test_the_pod_probes_see_the_replicas(k8s: RunningMesh, core: client.CoreV1Ap
         pods_in_conditions("app=nothing", READY)
     assert count_min_pods("app=catalog", min_count=3) is True
     assert count_min_pods("app=catalog", min_count=4) is False
-    _settled(core, "app=stubborn", 1)
-    _settled(core, "app=web", 2)
+    settled(core, "app=stubborn", 1)
+    settled(core, "app=web", 2)
     assert all_pods_healthy() is True
     # pod_is_not_available selects by a `name` label: the pods have none, so none runs.
     assert pod_is_not_available("catalog") is True
@@ -116,8 +72,8 @@ def test_the_pod_probes_see_the_replicas(k8s: RunningMesh, core: client.CoreV1Ap
 def test_terminate_pods_stops_the_replica_and_a_new_pod_replaces_it_in_envoy(
     k8s: RunningMesh, core: client.CoreV1Api
 ) -> None:
-    before = _settled(core, "app=catalog", 3)
-    assert k8s.envoy_endpoints(CATALOG) == _ports(before)
+    before = settled(core, "app=catalog", 3)
+    assert k8s.envoy_endpoints(CATALOG) == local_ports(before)
     rv = core.list_namespaced_pod("default", _request_timeout=T).metadata.resource_version
     events: queue.Queue[tuple[str, client.V1Pod]] = queue.Queue()
     stop = threading.Event()
@@ -141,18 +97,18 @@ def test_terminate_pods_stops_the_replica_and_a_new_pod_replaces_it_in_envoy(
 
     killed = terminate_pods(label_selector="app=catalog", qty=1)
     assert killed == [before[0].metadata.name]  # alphabetic order, the first
-    old_pid = _pid(before[0])
-    _wait_for(lambda: not alive(old_pid), "the killed replica's process to end", 10)
+    old_pid = pod_pid(before[0])
+    wait_for(lambda: not alive(old_pid), "the killed replica's process to end", 10)
 
-    after = _settled(core, "app=catalog", 3)
+    after = settled(core, "app=catalog", 3)
     names = {p.metadata.name for p in after}
     assert killed[0] not in names
     (new,) = [p for p in after if p.metadata.name not in {b.metadata.name for b in before}]
     assert (
         new.metadata.name.startswith("catalog-") and len(new.metadata.name) == len("catalog-") + 5
     )
-    _wait_for(lambda: k8s.envoy_endpoints(CATALOG) == _ports(after), "Envoy's endpoints")
-    assert _ports(before[:1]).isdisjoint(k8s.envoy_endpoints(CATALOG))
+    wait_for(lambda: k8s.envoy_endpoints(CATALOG) == local_ports(after), "Envoy's endpoints")
+    assert local_ports(before[:1]).isdisjoint(k8s.envoy_endpoints(CATALOG))
     assert deployment_available_and_healthy("catalog") is True
 
     stop.set()
@@ -166,7 +122,7 @@ def test_terminate_pods_stops_the_replica_and_a_new_pod_replaces_it_in_envoy(
                 pod.metadata.name,
                 pod.status.phase,
                 bool(pod.metadata.deletion_timestamp),
-                _ready(pod),
+                ready_status(pod),
             )
         )
     old = [s for s in seen if s[1] == killed[0]]
@@ -181,25 +137,25 @@ def test_terminate_pods_stops_the_replica_and_a_new_pod_replaces_it_in_envoy(
 def test_terminate_pods_honours_its_selection_options(
     k8s: RunningMesh, core: client.CoreV1Api
 ) -> None:
-    before = {p.metadata.name for p in _settled(core, "app=catalog", 3)}
+    before = {p.metadata.name for p in settled(core, "app=catalog", 3)}
     picked = terminate_pods(label_selector="app=catalog", name_pattern="^catalog-", rand=True)
     assert len(picked) == 1 and picked[0] in before
-    _settled(core, "app=catalog", 3)
+    settled(core, "app=catalog", 3)
     half = terminate_pods(label_selector="app=catalog", mode="percentage", qty=50)
     assert len(half) == 2  # ceil(50 % of 3)
-    _settled(core, "app=catalog", 3)
-    oldest = sorted(_pods(core, "app=catalog"), key=lambda p: p.metadata.creation_timestamp)[0]
+    settled(core, "app=catalog", 3)
+    oldest = sorted(list_pods(core, "app=catalog"), key=lambda p: p.metadata.creation_timestamp)[0]
     assert terminate_pods(label_selector="app=catalog", order="oldest") == [oldest.metadata.name]
-    _settled(core, "app=catalog", 3)
+    settled(core, "app=catalog", 3)
     everything = terminate_pods(label_selector="app=web", all=True)
     assert len(everything) == 2
-    after = _settled(core, "app=web", 2)
+    after = settled(core, "app=web", 2)
     assert not {p.metadata.name for p in after} & set(everything)
     # The deprecated delete_pods is terminate_pods by name pattern.
     assert delete_pods(name=after[0].metadata.name, label_selector="app=web") == [
         after[0].metadata.name
     ]
-    _settled(core, "app=web", 2)
+    settled(core, "app=web", 2)
 
 
 def test_the_grace_period_decides_when_a_replica_that_ignores_sigterm_is_killed(
@@ -208,9 +164,9 @@ def test_the_grace_period_decides_when_a_replica_that_ignores_sigterm_is_killed(
     """The template's 60 s, then a second delete asking 2 s (a shorter grace period wins, as
     on a cluster), then 0: gone from the API at once. Each kill is waited for well under 60 s,
     so it can only have come from the grace period asked."""
-    (pod,) = _settled(core, "app=stubborn", 1)
+    (pod,) = settled(core, "app=stubborn", 1)
     assert pod.spec.termination_grace_period_seconds == 60
-    pid, program = _pid(pod), _program_pid(core, pod)
+    pid, program = pod_pid(pod), program_pid(core, pod)
     asked = time.time()
     assert terminate_pods(label_selector="app=stubborn") == [pod.metadata.name]
     terminating = core.read_namespaced_pod(pod.metadata.name, "default", _request_timeout=T)
@@ -220,19 +176,19 @@ def test_the_grace_period_decides_when_a_replica_that_ignores_sigterm_is_killed(
     time.sleep(1)
     assert alive(program), "SIGTERM is ignored: the program runs until its grace period ends"
     assert terminate_pods(name_pattern=pod.metadata.name, grace_period=2) == [pod.metadata.name]
-    _wait_for(lambda: not alive(pid) and not alive(program), "SIGKILL after 2 s", 20)
+    wait_for(lambda: not alive(pid) and not alive(program), "SIGKILL after 2 s", 20)
 
     # Grace period 0: the Pod is gone from the API at once, the process killed at once.
-    (pod,) = _settled(core, "app=stubborn", 1)
-    pid, program = _pid(pod), _program_pid(core, pod)
+    (pod,) = settled(core, "app=stubborn", 1)
+    pid, program = pod_pid(pod), program_pid(core, pod)
     assert terminate_pods(label_selector="app=stubborn", grace_period=0) == [pod.metadata.name]
-    assert pod.metadata.name not in {p.metadata.name for p in _pods(core, "app=stubborn")}
-    _wait_for(lambda: not alive(pid) and not alive(program), "SIGKILL at once", 20)
-    _settled(core, "app=stubborn", 1)
+    assert pod.metadata.name not in {p.metadata.name for p in list_pods(core, "app=stubborn")}
+    wait_for(lambda: not alive(pid) and not alive(program), "SIGKILL at once", 20)
+    settled(core, "app=stubborn", 1)
 
 
 def test_read_pod_logs_serves_each_replicas_log(k8s: RunningMesh, core: client.CoreV1Api) -> None:
-    pods = _settled(core, "app=catalog", 3)
+    pods = settled(core, "app=catalog", 3)
     logs = read_pod_logs(label_selector="app=catalog")
     assert set(logs) == {p.metadata.name for p in pods}
     for pod in pods:
@@ -251,7 +207,7 @@ def test_read_pod_logs_serves_each_replicas_log(k8s: RunningMesh, core: client.C
 
 
 def test_exec_in_pods_is_refused_with_the_reason(k8s: RunningMesh, core: client.CoreV1Api) -> None:
-    _settled(core, "app=catalog", 3)
+    settled(core, "app=catalog", 3)
     with pytest.raises(Exception) as refused:
         exec_in_pods("echo hi", label_selector="app=catalog", container_name="catalog")
     message = str(refused.value)
@@ -263,15 +219,16 @@ def test_exec_in_pods_is_refused_with_the_reason(k8s: RunningMesh, core: client.
 def test_a_replica_killed_outside_the_api_leaves_envoys_endpoints(
     k8s: RunningMesh, core: client.CoreV1Api
 ) -> None:
-    pods = _settled(core, "app=web", 2)
+    pods = settled(core, "app=web", 2)
     victim = pods[0]
-    os.kill(_pid(victim), 9)  # an OOM kill, say: no API call at all
-    _wait_for(
-        lambda: k8s.envoy_endpoints("|80||web.") == _ports(pods[1:]), "Envoy to drop the endpoint"
+    os.kill(pod_pid(victim), 9)  # an OOM kill, say: no API call at all
+    wait_for(
+        lambda: k8s.envoy_endpoints("|80||web.") == local_ports(pods[1:]),
+        "Envoy to drop the endpoint",
     )
     shown = core.read_namespaced_pod(victim.metadata.name, "default", _request_timeout=T)
-    assert shown.status.phase == "Failed" and _ready(shown) == "False"
+    assert shown.status.phase == "Failed" and ready_status(shown) == "False"
     assert deployment_fully_available("web", timeout=1, raise_on_not_fully_available=False) is False
     # Deleting it (as an operator would) brings the Deployment back to two.
     terminate_pods(name_pattern=f"^{victim.metadata.name}$", label_selector="app=web")
-    _settled(core, "app=web", 2)
+    settled(core, "app=web", 2)

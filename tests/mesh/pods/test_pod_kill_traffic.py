@@ -22,7 +22,7 @@ from kubernetes import client
 
 from tests.support.embedded_mesh import RunningMesh
 
-from .test_chaosk8s_pods import _settled
+from .conftest import settled
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 T = 30
@@ -93,7 +93,7 @@ def _kill_one_under_load(mesh: RunningMesh) -> tuple[Counter[int], list[dict[str
 def test_calls_cut_off_by_a_deleted_replica_fail_unless_retried_on_reset(
     k8s: RunningMesh, core: client.CoreV1Api
 ) -> None:
-    _settled(core, "app=slow", 3)
+    settled(core, "app=slow", 3)
     codes, records = _kill_one_under_load(k8s)
     failed = [r for r in records if r["response_code"] == 503]
     assert codes[503] >= 1 and codes[503] == len(failed)  # what callers saw, as Envoy logged
@@ -106,7 +106,7 @@ def test_calls_cut_off_by_a_deleted_replica_fail_unless_retried_on_reset(
         "networking.istio.io", "v1", "default", "virtualservices", RETRY_RESETS, _request_timeout=T
     )
     try:
-        _settled(core, "app=slow", 3)
+        settled(core, "app=slow", 3)
         codes, records = _kill_one_under_load(k8s)
         assert set(codes) == {200}, codes  # every cut-off call was tried again elsewhere
         retried = [r for r in records if r["attempts"] > 1]

@@ -4,40 +4,25 @@ them; the API server's defaults; the scale-down ranking (pure)."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from typing import Any
 
 from chaosmesh_ext.mesh.pods import defaults, model
 from chaosmesh_ext.mesh.pods.model import Deletion
+from tests.support.replicas import T0, FakeReplica
 
-T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 TEMPLATE = {
     "metadata": {"labels": {"app": "catalog"}},
     "spec": {"containers": [{"name": "catalog", "image": "example.com/catalog:1.0"}]},
 }
 
 
-@dataclass
-class Pod:
-    """A replica's state as rendering reads it (``readiness.Replica`` has these)."""
-
-    pod: str = "catalog-0"
-    namespace: str = "default"
-    deployment: str = "catalog"
-    labels: dict[str, str] = field(default_factory=lambda: {"app": "catalog"})
-    exit_code: int | None = None
-    restarts: int = 0
-    program_running: bool = True
-    created_at: float = T0
-    serving_since: float | None = T0 + 0.2
-    ended_at: float | None = None
-    deletion: Deletion | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.exit_code is None and self.serving_since is not None and self.program_running
+def Pod(pod: str = "catalog-0", **fields: Any) -> FakeReplica:
+    """A replica of the catalog Deployment."""
+    fields.setdefault("labels", {"app": "catalog"})
+    return FakeReplica(pod, namespace="default", deployment="catalog", **fields)
 
 
-def _render(pod: Pod) -> dict:
+def _render(pod: FakeReplica) -> dict:
     return model.pod_object(pod, TEMPLATE, {"chaosmesh.io/workload": "echo"}, "x")
 
 
