@@ -111,11 +111,17 @@ def test_terminate_pods_stops_the_replica_and_a_new_pod_replaces_it_in_envoy(
     assert local_ports(before[:1]).isdisjoint(k8s.envoy_endpoints(CATALOG))
     assert deployment_available_and_healthy("catalog") is True
 
-    stop.set()
-    core.delete_namespaced_pod  # noqa: B018 - keep the watch loop turning until it sees `stop`
+    # The watch's events, until the old pod's deletion and the new one's readiness arrived.
     seen: list[tuple[str, str, str, bool, str]] = []
-    while not events.empty():
-        kind, pod = events.get()
+    deadline = time.monotonic() + T
+    while time.monotonic() < deadline and not (
+        (("DELETED", killed[0]) in {s[:2] for s in seen})
+        and any(s[1] == new.metadata.name and s[4] == "True" for s in seen)
+    ):
+        try:
+            kind, pod = events.get(timeout=1)
+        except queue.Empty:
+            continue
         seen.append(
             (
                 kind,
@@ -125,6 +131,7 @@ def test_terminate_pods_stops_the_replica_and_a_new_pod_replaces_it_in_envoy(
                 ready_status(pod),
             )
         )
+    stop.set()
     old = [s for s in seen if s[1] == killed[0]]
     assert old[0][0] == "MODIFIED" and old[0][3]  # deletionTimestamp set first
     assert any(s[4] == "False" for s in old)  # then not ready, once its process ended
