@@ -12,7 +12,12 @@ lock:
 - ``push(istio)``, the store's apply hook for every Istio write through the API: translate
   the candidate state and return only once Envoy serves it (the store commits after).
 
-After each change the read-only kinds the API shows are republished (``publish``).
+A third, the pod controller (``pods.controller``), deletes, replaces and scales replicas
+through the same lock (``start_replicas``, ``scale``, ``push``, ``publish``).
+
+After each change the kinds the API shows for what runs are republished (``publish``):
+Deployments with their defaults and status, one Pod per replica. Envoy balances load over
+the replicas that serve and are not being deleted (``Replica.in_endpoints``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import dataclasses
 import json
 import subprocess
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from chaosmesh_ext._sidecar import Sidecar, format_outbound
@@ -32,6 +38,7 @@ from .api.warnings import warn
 from .envoy import EnvoyError, EnvoyProcess, EnvoyRejected
 from .listener_name import OUTBOUND, ListenerName
 from .paths import GATEWAY_FALLBACK_CERT, StatePaths
+from .pods.runtime import Launcher
 from .ports import PortReservations
 from .readiness import Replica, log_size, wait_all_ready
 from .state import start_time
@@ -45,7 +52,7 @@ WORKLOAD_READY_TIMEOUT = 30.0
 ENVOY_APPLY_TIMEOUT = 5.0
 
 
-def stop_replicas(replicas: list[Replica]) -> None:
+def stop_replicas(replicas: Sequence[Replica]) -> None:
     """SIGTERM every replica (each kind exits at once), SIGKILL any still there after 5 s."""
     for replica in replicas:
         if replica.alive:
@@ -68,10 +75,12 @@ class Applier:
         envoy: EnvoyProcess,
         cancel: threading.Event,
         on_change: Callable[[], None] = lambda: None,
+        launcher: Launcher | None = None,
     ) -> None:
         """``cancel`` gives up waiting for replicas (the daemon is stopping); ``on_change`` is
         called whenever what ``mesh.json`` describes changed: processes started or stopped,
-        or Envoy accepted a push."""
+        or Envoy accepted a push. ``launcher`` starts a replica (default: a process of its
+        own, ``workloads.launch``)."""
         self.paths = paths
         self.namespace = namespace
         self.envoy = envoy
@@ -96,11 +105,42 @@ class Applier:
         # Replicas started but not yet committed (waiting to accept): recorded in mesh.json
         # too, so `mesh down` finds them even if the daemon is killed meanwhile.
         self.starting: list[Replica] = []
+        # Force-deleted replicas (grace period 0): gone from the API, their process not yet
+        # reaped; mesh.json keeps listing them so `mesh down` finds them.
+        self.reaping: list[Replica] = []
+        # spec.replicas set through the API (a scale), over the manifest's, until a new
+        # manifest for that Deployment is applied; and each Deployment's generation.
+        self.scaled: dict[Key, int] = {}
+        self.generations: dict[Key, int] = {}
+        self.launcher = launcher
         self.store = Store(validate=admission.validate, apply=self.push, advise=admission.warnings)
 
     # ---- reads ---------------------------------------------------------------------------
     def all_replicas(self) -> list[Replica]:
         return [r for reps in self.replicas.values() for r in reps]
+
+    def desired_replicas(self, key: Key) -> int:
+        """How many replicas the Deployment ``key`` should have now."""
+        from .workloads import replica_count
+
+        if key in self.scaled:
+            return self.scaled[key]
+        return replica_count(self.deployments[key])
+
+    def live_deployments(self) -> dict[Key, dict[str, Any]]:
+        """The Deployments as the API shows them: the manifest, with the replicas wanted now."""
+        return {
+            key: {
+                **deployment,
+                "spec": {**(deployment.get("spec") or {}), "replicas": self.desired_replicas(key)},
+            }
+            for key, deployment in self.deployments.items()
+        }
+
+    def scale(self, key: Key, replicas: int) -> None:
+        """Want ``replicas`` of ``key`` from now on (the pod controller adds or removes them)."""
+        self.scaled[key] = replicas
+        self.generations[key] = self.generations.get(key, 1) + 1
 
     def served_gateways(self) -> list[dict[str, Any]]:
         """The Gateways Envoy serves now (a write the store is still pushing is not one yet)."""
@@ -149,6 +189,7 @@ class Applier:
             endpoints=[
                 Endpoint(r.pod, r.namespace, dict(r.labels), views.LOOPBACK, r.port)
                 for r in self.all_replicas()
+                if r.in_endpoints
             ],
             listener_ports=self.listeners(),
             domain=views.DOMAIN,
@@ -188,17 +229,24 @@ class Applier:
         """The sidecars' outbound table, replaced atomically (workloads re-read it on change)."""
         atomic_write(self.paths.outbound_file, json.dumps(format_outbound(self.outbound())))
 
-    def _start_replicas(self, deployment: dict[str, Any]) -> list[Replica]:
+    def start_replicas(
+        self, deployment: dict[str, Any], pods: Sequence[str] | None = None
+    ) -> list[Replica]:
+        """Start the replicas of ``deployment`` (its ``spec.replicas``, or one per name in
+        ``pods``); they are starting until their port accepts. Nothing is left running on a
+        failure."""
         from .workloads import launch, replica_count, replica_specs
 
+        launcher = self.launcher or launch
         # The workloads layer reads kind, pod names, labels, version and annotations from the
         # manifest (a canary may label its pods `app: v1` and no `version`); this adds ports
         # and the sidecar that follows the mesh's outbound listeners.
-        ports = [self.ports.reserve() for _ in range(replica_count(deployment))]
+        count = replica_count(deployment) if pods is None else len(pods)
+        ports = [self.ports.reserve() for _ in range(count)]
         started: list[Replica] = []
         try:
             specs = replica_specs(
-                deployment, ports, self.outbound(), self.paths.workload_logs, self.namespace
+                deployment, ports, self.outbound(), self.paths.workload_logs, self.namespace, pods
             )
             for wspec in specs:
                 sidecar = Sidecar(
@@ -212,7 +260,8 @@ class Applier:
                 if wspec.kind == COMMAND_KIND:
                     # The user's program binds its port without SO_REUSEPORT: hand it over.
                     self.ports.release(wspec.port)
-                process = launch(dataclasses.replace(wspec, sidecar=sidecar))
+                created = time.time()
+                process = launcher(dataclasses.replace(wspec, sidecar=sidecar))
                 started.append(
                     Replica(
                         wspec.pod,
@@ -225,6 +274,7 @@ class Applier:
                         start_time(process.pid),
                         wspec.log_path,
                         offset,
+                        created_at=created,
                     )
                 )
         except BaseException:
@@ -233,7 +283,7 @@ class Applier:
             raise
         return started
 
-    def _retire(self, replicas: list[Replica]) -> None:
+    def _retire(self, replicas: Sequence[Replica]) -> None:
         """Stop replicas for good and give their ports back."""
         stop_replicas(replicas)
         self.ports.release(*(r.port for r in replicas))
@@ -257,6 +307,7 @@ class Applier:
             saved = (dict(self.services), dict(self.deployments), dict(self.replicas))
             saved_ports = dict(self.listener_ports)
             saved_secrets = dict(self.secrets)
+            saved_scale = (dict(self.scaled), dict(self.generations))
             fresh: dict[Key, list[Replica]] = {}
             try:
                 for secret in secrets or []:
@@ -269,12 +320,16 @@ class Applier:
                 self._reserve_listener_ports(self.store.all_istio())
                 self._write_outbound()
                 for deployment in changed:
-                    fresh[key_of(deployment)] = self._start_replicas(deployment)
+                    fresh[key_of(deployment)] = self.start_replicas(deployment)
                     self.starting = [r for reps in fresh.values() for r in reps]
                     self.on_change()
                 wait_all_ready(self.starting, WORKLOAD_READY_TIMEOUT, cancel=self.cancel)
                 for deployment in changed:
-                    self.deployments[key_of(deployment)] = deployment
+                    key = key_of(deployment)
+                    self.deployments[key] = deployment
+                    # A new manifest: its spec.replicas again, a new generation.
+                    self.scaled.pop(key, None)
+                    self.generations[key] = self.generations.get(key, 0) + 1
                 self.replicas.update(fresh)
                 if istio:
                     # One push for workloads and Istio objects: a refusal leaves both as
@@ -290,6 +345,7 @@ class Applier:
                 )
                 self.listener_ports = saved_ports
                 self.secrets = saved_secrets
+                self.scaled, self.generations = saved_scale
                 for reps in fresh.values():
                     self._retire(reps)
                 self._write_outbound()
@@ -305,13 +361,14 @@ class Applier:
     def stop(self) -> None:
         for reps in self.replicas.values():
             stop_replicas(reps)
+        stop_replicas(self.reaping)
         self.ports.close()
         # This mesh's ports die with it: the next mesh's workloads must never read them.
         self.paths.outbound_file.unlink(missing_ok=True)
 
-    # ---- the read-only kinds the API shows -------------------------------------------------
+    # ---- the kinds the API shows for what runs ---------------------------------------------
     def publish(self) -> None:
-        """Show Namespaces, Services, Deployments and Pods as they run now (read-only kinds)."""
+        """Show Namespaces, Services, Deployments and Pods as they run now."""
         with self.store.writing():
             namespaces = {self.namespace, "default"}
             namespaces |= {ns for ns, _ in self.services} | {ns for ns, _ in self.deployments}
@@ -322,7 +379,10 @@ class Applier:
                 resources.SERVICES, views.service_objects(self.services.values())
             )
             self.store.set_readonly(
-                resources.DEPLOYMENTS, views.deployment_objects(self.deployments, self.replicas)
+                resources.DEPLOYMENTS,
+                views.deployment_objects(
+                    self.live_deployments(), self.replicas, self.generations, time.time()
+                ),
             )
             self.store.set_readonly(
                 resources.PODS, views.pod_objects(self.deployments, self.replicas)

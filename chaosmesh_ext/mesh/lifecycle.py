@@ -4,8 +4,10 @@
 (``apply.Applier``), stores the Istio objects, then starts the API server (HTTPS with a fresh
 self-signed certificate and a fresh random bearer token), writes the kubeconfig (mode 0600)
 that carries both, starts the metrics exporter (and Prometheus when asked) and rewrites
-``mesh.json`` with ``ready: true`` last. While it runs, a monitor thread keeps the Pods the
-API shows true to the processes, and ``mesh.json``'s pids true when Envoy is restarted.
+``mesh.json`` with ``ready: true`` last. While it runs, the pod controller
+(``pods.controller``) answers deletes of Pods and scales of Deployments and keeps Envoy's
+endpoints to the serving replicas, and a monitor thread keeps the Pods the API shows true to
+the processes, and ``mesh.json``'s pids true when Envoy is restarted.
 ``Mesh.stop()`` stops everything it started, by pid.
 """
 
@@ -24,6 +26,7 @@ from .api import ApiServer, resources, tls
 from .apply import Applier
 from .envoy import EnvoyProcess
 from .manifests import Loaded
+from .pods.controller import PodController
 from .state import StateDir, start_time
 
 MONITOR_INTERVAL_S = 0.5
@@ -48,6 +51,9 @@ class Mesh:
             state, namespace, self.envoy, cancel=self.stopping, on_change=self.record_pids
         )
         self.store = self.applier.store
+        self.pods = PodController(self.applier)
+        self.store.set_owner(resources.PODS, self.pods)
+        self.store.set_owner(resources.DEPLOYMENTS, self.pods)
         self.api: ApiServer | None = None
         self.exporter: Any = None
         self.prometheus: Any = None
@@ -84,6 +90,7 @@ class Mesh:
             token=token,
             tls=cert.server_context(),
             extra=daemon_api.handlers(self),
+            pod_logs=self.pods.pod_logs,
         ).start()
         kubeconfig.write(self.state.kubeconfig, self.api.url, ns, token, cert.cert_pem)
         self.write_state(ready=False)
@@ -105,6 +112,7 @@ class Mesh:
                 if u
             ]
             self.prometheus = start_prometheus(self.state.root, urls)
+        self.pods.start()
         self.ready = True
         self.write_state(ready=True)
         self._monitor = threading.Thread(
@@ -116,6 +124,7 @@ class Mesh:
         self.stopping.set()
         if self.api is not None:
             self.api.stop()
+        self.pods.stop()
         for part in (self.prometheus, self.exporter):
             if part is not None:
                 with contextlib.suppress(Exception):
@@ -145,6 +154,7 @@ class Mesh:
             if now != seen:
                 with contextlib.suppress(Exception):
                     self.applier.publish()
+                self.pods.wake()  # a replica ended or its program restarts: endpoints follow
                 seen = now
             if self.envoy.pid != envoy_pid and self.envoy.pid is not None:
                 envoy_pid = self.envoy.pid
@@ -159,7 +169,7 @@ class Mesh:
             out.append(
                 {"pid": self.envoy.pid, "role": "envoy", "started": start_time(self.envoy.pid)}
             )
-        replicas = self.applier.all_replicas() + self.applier.starting
+        replicas = self.applier.all_replicas() + self.applier.starting + self.applier.reaping
         out.extend(
             {"pid": r.pid, "role": f"workload {r.namespace}/{r.pod}", "started": r.started}
             for r in replicas

@@ -111,6 +111,11 @@ def unsupported_media_type(content_type: str, accepted: list[str]) -> ApiError:
     return ApiError(415, "UnsupportedMediaType", message)
 
 
+def gone(message: str) -> ApiError:
+    """410 ``Expired``: a watch from a resourceVersion older than the server keeps."""
+    return ApiError(410, "Expired", message)
+
+
 def service_unavailable(message: str) -> ApiError:
     return ApiError(503, "ServiceUnavailable", message)
 

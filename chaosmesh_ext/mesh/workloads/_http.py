@@ -123,10 +123,17 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+def log_time(now: float) -> str:
+    """A log line's time as a container runtime records it: RFC 3339 in UTC, to the
+    microsecond (``kubectl logs --timestamps`` shows it; ``pods.logs`` reads it back)."""
+    whole = int(now)
+    micros = min(int((now - whole) * 1_000_000), 999_999)  # floor: never the next second
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
+
+
 def say(name: str, message: str) -> None:
-    """One line on stderr (the replica's log file), timestamped."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    sys.stderr.write(f"{stamp} {name}: {message}\n")
+    """One line on stderr (the replica's log file), starting with its time."""
+    sys.stderr.write(f"{log_time(time.time())} {name}: {message}\n")
     sys.stderr.flush()
 
 

@@ -288,6 +288,11 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 """
 
 
+def _ready(pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod's Ready condition."""
+    return next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+
+
 def test_a_command_program_that_exits_is_restarted_and_counted_like_a_container(
     mesh_up, tmp_path: Path
 ) -> None:
@@ -304,14 +309,11 @@ def test_a_command_program_that_exits_is_restarted_and_counted_like_a_container(
     while time.monotonic() < deadline:
         pod = json.loads(mesh.kubectl("get", "pod", "flaky-0", "-o", "json").stdout)
         status = pod["status"]
-        if (
-            status["containerStatuses"][0]["restartCount"] >= 1
-            and status["conditions"][0]["status"] == "True"
-        ):
+        if status["containerStatuses"][0]["restartCount"] >= 1 and _ready(pod)["status"] == "True":
             break
         time.sleep(0.1)
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 1
-    assert pod["status"]["conditions"][0] == {"type": "Ready", "status": "True"}
+    assert _ready(pod)["status"] == "True"
     report = json.loads(chaosmesh("mesh", "status", "--json", cwd=mesh.workdir).stdout)
     endpoint = report["services"][0]["endpoints"][0]
     assert endpoint["process"] == "running (1 restarts)"
@@ -335,5 +337,5 @@ def test_a_command_program_that_exits_is_restarted_and_counted_like_a_container(
             break
         time.sleep(0.1)
     assert pod["status"]["phase"] == "Failed"
-    assert pod["status"]["conditions"][0] == {"type": "Ready", "status": "False"}
+    assert _ready(pod)["status"] == "False"
     assert "0/1" in mesh.kubectl("get", "deployment", "flaky").stdout
