@@ -42,6 +42,7 @@ from chaosmesh_ext._sidecar import Sidecar, format_outbound
 from . import kubeconfig, manifests
 from .api import ApiServer, ApplyRejected, Store, resources, tls
 from .api.server import LOCAL_PORT_ANNOTATION
+from .logs import ACCESS_JSONL, DEFAULT_LOG_CAP, LogKeeper, parse_size
 from .manifests import Loaded, ManifestError
 from .readiness import Replica, log_size, wait_all_ready
 from .state import AlreadyRunning, StateDir, acquire_lock, start_time
@@ -78,6 +79,7 @@ class Mesh:
         namespace: str = "default",
         concurrency: int = 2,
         prometheus: bool = False,
+        log_cap: int = DEFAULT_LOG_CAP,
     ) -> None:
         from chaosmesh_ext.istio.validate import validate
 
@@ -96,6 +98,8 @@ class Mesh:
         self.api: ApiServer | None = None
         self.exporter: Any = None
         self.prometheus: Any = None
+        self.log_cap = log_cap
+        self.logs: LogKeeper | None = None
         self.stopping = threading.Event()
         self._monitor: threading.Thread | None = None
         # mesh.json is written from the API's handlers and the monitor thread: one at a time,
@@ -417,12 +421,27 @@ class Mesh:
                 if u
             ]
             self.prometheus = start_prometheus(self.state.root, urls)
+        self.logs = self._keep_logs()
         self.ready = True
         self.write_state(ready=True)
         self._monitor = threading.Thread(
             target=self._watch_workloads, name="workload-monitor", daemon=True
         )
         self._monitor.start()
+
+    def _keep_logs(self) -> LogKeeper:
+        """Rotate every log of the state directory within the cap (see ``logs``)."""
+        follower = getattr(getattr(self.exporter, "pipeline", None), "follower", None)
+        return LogKeeper(
+            self.state.root,
+            self.log_cap,
+            reopen=self.envoy.reopen_logs,
+            # The exporter reads access.jsonl to its end before it may be renamed again.
+            hold={ACCESS_JSONL: follower.behind} if follower is not None else None,
+            live_logs=lambda: [
+                r.log_path for reps in self.replicas.values() for r in reps if r.log_path
+            ],
+        ).start()
 
     def admin_url(self) -> str | None:
         """Envoy's admin URL now (None while the supervisor restarts it)."""
@@ -545,11 +564,14 @@ class Mesh:
                 "metrics_url": getattr(self.exporter, "url", None),
                 "prometheus_url": getattr(self.prometheus, "url", None),
                 "access_log": str((self.state.root / "access.log").resolve()),
+                "log_cap": self.log_cap,
             }
         )
 
     def stop(self) -> None:
         self.stopping.set()
+        if self.logs is not None:
+            self.logs.stop()
         if self.api is not None:
             self.api.stop()
         for part in (self.prometheus, self.exporter):
@@ -669,6 +691,7 @@ class Mesh:
                     }
                 )
         proc = getattr(self.envoy, "_proc", None)
+        logs = self.logs.usage().to_json() if self.logs is not None else None
         return {
             "services": services,
             "gateways": gateways,
@@ -676,10 +699,11 @@ class Mesh:
             "envoy": {
                 "pid": self.envoy.pid,
                 "running": proc is not None and proc.poll() is None,
-                "restarts": self.envoy.restarts,
+                **self.envoy.supervision(),
                 "config_version": self.envoy.version,
                 "admin_url": self.admin_url(),
             },
+            "logs": logs,
             "api_url": self.api.url if self.api else None,
         }
 
@@ -737,7 +761,7 @@ def run(args: argparse.Namespace) -> int:
             manifests.check(loaded, args.namespace)
             for note in loaded.notes:
                 print(f"note: {note}", flush=True)
-            mesh = Mesh(state, args.namespace, args.concurrency, args.prometheus)
+            mesh = Mesh(state, args.namespace, args.concurrency, args.prometheus, args.log_cap)
             mesh.up(loaded)
         except Exception as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -760,6 +784,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", default=".chaosmesh")
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--prometheus", action="store_true")
+    p.add_argument("--log-cap", type=parse_size, default=DEFAULT_LOG_CAP)
     return p
 
 

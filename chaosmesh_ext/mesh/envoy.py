@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import tempfile
@@ -36,8 +37,26 @@ START_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
 ADMIN_TIMEOUT = 2.0
 FLUSH_INTERVAL_MS = 50
+WATCH_INTERVAL = 0.5  # the watchdog wakes at once on a death; this only bounds a stop
 _REJECTION_COUNTERS = (".update_rejected", ".update_failure")
 _POLL = 0.0005  # between stats reads while waiting for a push: a rename lands in ~0.5 ms
+
+
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether ``proc`` has exited, waiting up to ``timeout`` s and returning as soon as it
+    does (a pidfd becomes readable when the process ends; without pidfds, a short poll)."""
+    if proc.poll() is not None:
+        return True
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        time.sleep(min(timeout, 0.01))
+        return proc.poll() is not None
+    try:
+        readable, _, _ = select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    return bool(readable) or proc.poll() is not None
 
 
 class EnvoyError(RuntimeError):
@@ -95,12 +114,15 @@ class _Admin:
         self._lock = threading.Lock()
 
     def get(self, path: str, timeout: float = ADMIN_TIMEOUT) -> bytes:
+        return self.request("GET", path, timeout)
+
+    def request(self, method: str, path: str, timeout: float = ADMIN_TIMEOUT) -> bytes:
         with self._lock:
             for attempt in (1, 2):
                 if self._conn is None:
                     self._conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
                 try:
-                    self._conn.request("GET", path)
+                    self._conn.request(method, path)
                     response = self._conn.getresponse()
                     body = response.read()
                     if response.status != 200:
@@ -150,6 +172,11 @@ class EnvoyProcess:
         self.admin_path = self.state_dir / "envoy-admin-address"
         self.log_path = self.state_dir / "envoy.log"
         self.restarts = 0
+        # Supervision: when Envoy last died and how long until it served again (seconds).
+        self.last_outage: float | None = None
+        self.last_restart_at: float | None = None  # wall clock (time.time()) of that death
+        self.total_outage = 0.0
+        self._down_since: float | None = None  # monotonic time of a death not yet recovered
         self.version = "0"
         self.applied: EnvoyResources | None = None  # last configuration Envoy accepted
         self._proc: subprocess.Popen[bytes] | None = None
@@ -199,11 +226,11 @@ class EnvoyProcess:
     def stop(self) -> None:
         """Stop the watchdog and Envoy (SIGTERM by pid, then SIGKILL)."""
         self._stopping.set()
+        with self._lock:
+            self._terminate()  # wakes the watchdog, which sees it is stopping
         if self._watchdog is not None:
             self._watchdog.join(timeout=STOP_TIMEOUT)
             self._watchdog = None
-        with self._lock:
-            self._terminate()
 
     def __enter__(self) -> EnvoyProcess:
         return self
@@ -270,14 +297,24 @@ class EnvoyProcess:
             proc.wait(timeout=STOP_TIMEOUT)
 
     def _watch(self) -> None:
-        """Restart Envoy with the files on disk (the last good config) when it dies."""
-        while not self._stopping.wait(0.1):
+        """Restart Envoy with the files on disk (the last good config) as soon as it dies.
+
+        The outage is measured from the moment the death is seen (at once: the watchdog
+        sleeps on the process, not on a timer) to the moment the new Envoy serves every
+        listener of that configuration again. Hot restart (``--restart-epoch``) cannot
+        shorten it: it hands the listening sockets over from a parent that is still alive,
+        and here the parent is dead.
+        """
+        while not self._stopping.is_set():
             proc = self._proc
-            if proc is not None and proc.poll() is None:
+            if proc is not None and not _exited(proc, WATCH_INTERVAL):
                 continue
             with self._lock:
                 if self._stopping.is_set() or self._proc is not proc:
                     continue
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                    self.last_restart_at = time.time()
                 self._terminate()  # reaps it and closes the admin connection
                 try:
                     if self.applied is not None:
@@ -288,10 +325,31 @@ class EnvoyProcess:
                     if self.applied is not None:
                         self._wait_all(self.applied, self.version, START_TIMEOUT, {})
                     self.restarts += 1
+                    self.last_outage = time.monotonic() - self._down_since
+                    self.total_outage += self.last_outage
+                    self._down_since = None
                 except Exception:
-                    # Leave it to the next tick; a broken binary would loop, so slow down.
+                    # Leave it to the next round; a broken binary would loop, so slow down.
                     self._terminate()
                     self._stopping.wait(1.0)
+
+    def supervision(self) -> dict[str, Any]:
+        """Restarts and outages, for ``mesh status``: seconds, and the last death's time."""
+        down = self._down_since
+        return {
+            "restarts": self.restarts,
+            "last_outage_s": None if self.last_outage is None else round(self.last_outage, 4),
+            "last_restart_at": self.last_restart_at,
+            "total_outage_s": round(self.total_outage, 4),
+            "down_for_s": None if down is None else round(time.monotonic() - down, 4),
+        }
+
+    def reopen_logs(self) -> None:
+        """Make Envoy reopen its log files (access logs and ``--log-path``) by path."""
+        admin = self._admin
+        if admin is None:
+            raise EnvoyError("Envoy is not running")
+        admin.request("POST", "/reopen_logs")
 
     # -- configuration -----------------------------------------------------------------
 

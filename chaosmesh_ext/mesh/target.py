@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_ext.mesh.logs import CONFIG_KEY as LOG_CAP_KEY
+from chaosmesh_ext.mesh.logs import log_cap_of
 from chaosmesh_ext.mesh.state import alive
 
 EMBEDDED = "embedded"
@@ -171,15 +173,19 @@ def mesh_up(
     namespace: str | None,
     prometheus: bool = False,
     timeout: float = MESH_UP_TIMEOUT_S,
+    log_cap: int | None = None,
 ) -> DaemonId | None:
     """Start the embedded mesh (or update the running one) with these manifests.
 
-    ``prometheus`` starts a real Prometheus with a new mesh (a running mesh keeps what it has).
+    ``prometheus`` starts a real Prometheus with a new mesh, ``log_cap`` (bytes) bounds a new
+    mesh's logs (a running mesh keeps what it has).
     Returns the daemon this call started, or None when it updated a mesh that was running.
     """
     args = ["mesh", "up", "--state-dir", str(state_dir), "--timeout", f"{timeout - UP_SLACK_S:g}"]
     if prometheus:
         args.append("--prometheus")
+    if log_cap is not None:
+        args += ["--log-cap", str(log_cap)]
     for manifest in manifests:
         args += ["-f", str(manifest)]
     if namespace:
@@ -250,11 +256,17 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
             "'chaosmesh mesh up --prometheus', or let the experiment start its own mesh"
         )
     namespace = config.get("mesh_namespace") or config.get("ns")
+    try:
+        # Only an experiment that sets it overrides the command's own default (env or 64 MiB).
+        log_cap = log_cap_of(config) if config.get(LOG_CAP_KEY) not in (None, "") else None
+    except ValueError as exc:
+        raise TargetError(str(exc)) from None
     daemon = mesh_up(
         state_dir,
         manifests_of(config),
         str(namespace) if namespace else None,
         prometheus=wants_prometheus and running is None,
+        log_cap=log_cap,
     )
     state = read_mesh_state(state_dir)
     if state is None:
