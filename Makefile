@@ -14,7 +14,7 @@ STAMP := $(VENV)/.install.stamp
 # hypothesis), Chromium (the report's screenshot test), hey and wrk (benchmark references).
 SYSTEM_TOOLS := prometheus chromium hey wrk
 
-.PHONY: install system-deps test run lint bench clean
+.PHONY: install system-deps test run lint bench soak clean
 
 install: $(STAMP) system-deps
 
@@ -48,6 +48,11 @@ lint: install
 
 bench: install
 	$(BIN)/python -m benchmarks
+
+# Not part of `bench` or `test`: holds the machine for its whole duration (10 min by default;
+# `make soak SOAK_ARGS="--minutes 2"` for a short run).
+soak: install
+	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv311 .chaosmesh .pytest_cache .mypy_cache .ruff_cache *.egg-info
