@@ -40,13 +40,14 @@ from typing import Any
 from chaosmesh_ext._sidecar import Sidecar, format_outbound
 
 from . import kubeconfig, manifests
-from .api import ApiServer, ApplyRejected, Store, resources, tls
+from .api import ApiError, ApiServer, ApplyRejected, Store, resources, tls
 from .api.server import LOCAL_PORT_ANNOTATION
-from .logs import ACCESS_JSONL, DEFAULT_LOG_CAP, LogKeeper, parse_size
+from .api.status import insufficient_storage
+from .logs import ACCESS_JSONL, DEFAULT_LOG_CAP, LogKeeper, format_size, parse_size
 from .manifests import Loaded, ManifestError
 from .readiness import Replica, log_size, wait_all_ready
 from .state import AlreadyRunning, StateDir, acquire_lock, start_time
-from .xds_files import atomic_write
+from .xds_files import Staged, disk_full
 
 WORKLOAD_READY_TIMEOUT = 30.0
 ENVOY_APPLY_TIMEOUT = 5.0
@@ -106,6 +107,7 @@ class Mesh:
         # so an older snapshot never replaces a newer one.
         self._state_lock = threading.Lock()
         self.ready = False  # set once everything serves; mesh.json says so
+        self._outbound_written: dict[int, tuple[str, int]] | None = None
         # Replicas started but not yet committed (waiting to accept): recorded in mesh.json
         # too, so `mesh down` finds them even if this daemon is killed meanwhile.
         self._starting: list[Replica] = []
@@ -143,7 +145,11 @@ class Mesh:
         )
 
     def push(self, istio: dict[str, list[dict[str, Any]]]) -> str:
-        """Translate the candidate state and make Envoy serve it; the store commits after."""
+        """Translate the candidate state and make Envoy serve it; the store commits after.
+
+        A full state directory refuses the write with 507 before Envoy sees any of it: every
+        file the change needs is written aside first (xDS files, the sidecars' table).
+        """
         from .envoy import EnvoyError, EnvoyRejected
         from .translate import translate
 
@@ -151,19 +157,37 @@ class Mesh:
             envoy_resources = translate(self._snapshot(istio))
         except (ValueError, KeyError, TypeError) as exc:
             raise ApplyRejected(f"translation failed: {exc}") from None
+        outbound = Staged()
         try:
+            self._stage_outbound(outbound)
             if not self.envoy_started:
                 version = self.envoy.start(envoy_resources)
                 self.envoy_started = True
             else:
                 version = self.envoy.apply(envoy_resources, timeout=ENVOY_APPLY_TIMEOUT)
             # Only now do the listeners exist: tell running workloads about new ones.
-            self._write_outbound()
+            if outbound.has("outbound"):
+                outbound.commit("outbound")
+                self._outbound_written = self._outbound()
             return version
         except EnvoyRejected as exc:
             raise ApplyRejected(str(getattr(exc, "reason", exc))) from None
         except EnvoyError as exc:
             raise ApplyRejected(f"Envoy did not confirm the change: {exc}") from None
+        except OSError as exc:
+            if disk_full(exc):
+                raise insufficient_storage(self.disk_full_message(exc)) from None
+            raise
+        finally:
+            outbound.discard()
+
+    def disk_full_message(self, exc: OSError) -> str:
+        return (
+            f"the embedded mesh cannot write to its state directory {self.state.root}: "
+            f"{exc.strerror or exc}. Nothing was changed: Envoy keeps serving the previous "
+            "configuration. Free space on that filesystem (the mesh's logs take at most "
+            f"{format_size(self.log_cap)}, 'mesh up --log-cap') and retry"
+        )
 
     # ---- workloads -----------------------------------------------------------------------
     def _outbound(self) -> dict[int, tuple[str, int]]:
@@ -177,9 +201,12 @@ class Mesh:
     def outbound_file(self) -> Path:
         return self.state.root / "outbound.json"
 
-    def _write_outbound(self) -> None:
-        """The sidecars' outbound table, replaced atomically (workloads re-read it on change)."""
-        atomic_write(self.outbound_file, json.dumps(format_outbound(self._outbound())))
+    def _stage_outbound(self, staged: Staged) -> None:
+        """The sidecars' outbound table, written aside when it changes (workloads re-read it
+        when it is renamed in place); Istio writes alone never change it."""
+        table = self._outbound()
+        if table != self._outbound_written:
+            staged.add("outbound", self.outbound_file, json.dumps(format_outbound(table)))
 
     def _sidecar(self, deployment: str, namespace: str, labels: dict[str, str]) -> Sidecar:
         return Sidecar(
@@ -466,9 +493,10 @@ class Mesh:
                     self.publish()
                 seen = now
             if self.envoy.pid != envoy_pid and self.envoy.pid is not None:
-                envoy_pid = self.envoy.pid
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(Exception):  # a full disk: tried again next round
+                    pid = self.envoy.pid
                     self.write_state(ready=True)
+                    envoy_pid = pid
 
     def pids(self) -> list[dict[str, Any]]:
         out = [{"pid": os.getpid(), "role": "daemon", "started": start_time(os.getpid())}]
@@ -613,6 +641,12 @@ class Mesh:
             self.write_state(ready=True)
         except ManifestError as exc:
             return 422, {"error": str(exc)}
+        except ApiError as exc:
+            return exc.code, {"error": exc.message}
+        except OSError as exc:
+            if disk_full(exc):
+                return 507, {"error": self.disk_full_message(exc)}
+            return 422, {"error": f"{type(exc).__name__}: {exc}"}
         except Exception as exc:
             return 422, {"error": f"{type(exc).__name__}: {exc}"}
         return 200, {"notes": loaded.notes, **(self.state.read() or {})}
