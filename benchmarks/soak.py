@@ -120,6 +120,39 @@ def run_load(url: str, qps: float, seconds: float, t0: float, timeline: Timeline
     return {"achieved_qps": count / max(stats.elapsed, 1e-9), "open_loop": stats.open_loop}
 
 
+def load_in_child(
+    url: str, qps: float, seconds: float, t0: float, timeline: Timeline, tmp: str
+) -> dict[str, Any]:
+    """``run_load`` in a process of its own: in this one it would share the interpreter lock
+    with the changes and the probes, and slow the changes it measures. perf_counter is the
+    system's monotonic clock, so the child's send times compare with ``t0`` here."""
+    out = Path(tmp) / "timeline"
+    child = subprocess.run(
+        [sys.executable, "-m", "benchmarks.soak", "--load-only", url, str(qps), str(seconds),
+         repr(t0), str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120, check=False,
+    )  # fmt: skip
+    if child.returncode != 0:
+        raise RuntimeError(f"the load process failed: {child.stderr[-2000:]}")
+    count = int(json.loads(child.stdout)["count"])
+    with open(out, "rb") as handle:
+        timeline.sent.fromfile(handle, count)
+        timeline.codes.fromfile(handle, count)
+        timeline.latency.fromfile(handle, count)
+    return dict(json.loads(child.stdout))
+
+
+def _load_only(url: str, qps: float, seconds: float, t0: float, out: str) -> int:
+    timeline = Timeline()
+    result = run_load(url, qps, seconds, t0, timeline)
+    with open(out, "wb") as handle:
+        timeline.sent.tofile(handle)
+        timeline.codes.tofile(handle)
+        timeline.latency.tofile(handle)
+    print(json.dumps({**result, "count": len(timeline.codes)}))
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
 # The changes: weights every second, a fault every 10 s, through the official client
 
@@ -204,14 +237,16 @@ def drive_changes(
 # Resources: RSS of every mesh process, disk
 
 
-def rss_bytes(pid: int) -> int | None:
+def rss_and_threads(pid: int) -> tuple[int, int] | None:
+    """(RSS bytes, threads) of ``pid``: a thread per connection explains RSS that follows the
+    most connections seen so far (a high-water mark, not a leak)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
+        fields = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
+        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["Threads"])
+    except (OSError, KeyError, ValueError):
         return None
-    return None
 
 
 def dir_bytes(root: Path) -> int:
@@ -226,6 +261,7 @@ def dir_bytes(root: Path) -> int:
 @dataclass
 class Samples:
     rss: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    threads: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     logs_used: list[tuple[float, int]] = field(default_factory=list)
     state_dir: list[tuple[float, int]] = field(default_factory=list)
     log_cap: int = 0
@@ -239,9 +275,10 @@ def sample(
         now = time.perf_counter() - t0
         mesh = json.loads((state_dir / "mesh.json").read_text())
         for record in mesh["pids"]:
-            rss = rss_bytes(int(record["pid"]))
-            if rss is not None:
-                samples.rss.setdefault(record["role"], []).append((now, rss))
+            found = rss_and_threads(int(record["pid"]))
+            if found is not None:
+                samples.rss.setdefault(record["role"], []).append((now, found[0]))
+                samples.threads.setdefault(record["role"], []).append((now, found[1]))
         try:
             status = _status(state_dir)
         except (OSError, ValueError) as exc:
@@ -355,12 +392,16 @@ def per_period(
     ]
 
 
-def rss_growth(series: list[tuple[float, int]], warmup: float) -> tuple[int, int, float] | None:
-    """(RSS after warm-up, RSS at the end, growth) of one process."""
+def rss_growth(
+    series: list[tuple[float, int]], warmup: float
+) -> tuple[int, int, int, float, float] | None:
+    """(RSS after warm-up, half-way, at the end, growth, growth over the second half) of one
+    process: a leak keeps growing in the second half, a high-water mark does not."""
     after = [rss for when, rss in series if when >= warmup]
     if len(after) < 2:
         return None
-    return after[0], after[-1], (after[-1] - after[0]) / after[0]
+    first, middle, last = after[0], after[len(after) // 2], after[-1]
+    return first, middle, last, (last - first) / first, (last - middle) / middle
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,7 +431,7 @@ def soak(minutes: float, qps: float, keep: bool = False) -> int:
             for thread in threads:
                 thread.start()
             try:
-                load = run_load(mesh["gateways"][0]["url"], qps, seconds, t0, timeline)
+                load = load_in_child(mesh["gateways"][0]["url"], qps, seconds, t0, timeline, tmp)
             finally:
                 stop.set()
                 for thread in threads:
@@ -444,11 +485,13 @@ def report(
         growth = rss_growth(series, warmup)
         if growth is None:
             continue
-        first, last, ratio = growth
+        first, _, last, ratio, second_half = growth
         flag = "" if ratio < RSS_GOAL else "  <-- OVER"
         ok &= ratio < RSS_GOAL
-        print(f"  {role:<28} {first / 2**20:7.1f} MiB -> {last / 2**20:7.1f} MiB "
-              f"({ratio:+.1%}){flag}")  # fmt: skip
+        threads = [n for when, n in samples.threads.get(role, []) if when >= warmup]
+        print(f"  {role:<28} {first / 2**20:6.1f} -> {last / 2**20:6.1f} MiB ({ratio:+.1%}; "
+              f"second half {second_half:+.1%}), threads {threads[0]} -> {threads[-1]}"
+              f"{flag}")  # fmt: skip
 
     from chaosmesh_ext.mesh.logs import format_size
 
@@ -485,6 +528,10 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--load-only"]:  # the load's own process (see load_in_child)
+        url, qps, seconds, t0, out = argv[1:6]
+        return _load_only(url, float(qps), float(seconds), float(t0), out)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0, help="duration (default 10)")
     parser.add_argument("--qps", type=float, default=1000.0, help="load rate (default 1000)")
