@@ -18,7 +18,6 @@ a load average of 8, where this one lost 150-200 (0.26-0.34 s).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -31,12 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.soak import Timeline, run_load
+
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = ROOT / "experiments" / "manifests" / "canary.yaml"
 QPS = 500.0
 KILLS = 5
 GAP = 3.0  # seconds between kills (and before the first, after the last)
-TIMEOUT = 5.0
 TARGET_MEAN_OUTAGE_S = 0.5
 PREVIOUS_FAILED_PER_KILL = 80  # at 500 qps, the previous supervisor on a quiet VM
 
@@ -53,30 +53,6 @@ def _status(state_dir: str) -> dict[str, Any]:
     return json.loads(done.stdout) if done.returncode == 0 else {}
 
 
-def _load(url: str, stop: Any, sent: list[tuple[float, int]]) -> None:
-    """Open-loop GETs until ``stop``; (send time on the perf_counter clock, status or -1)."""
-    from chaosmesh_ext.load.http_client import HttpConnection, build_request
-    from chaosmesh_ext.load.options import parse_url
-    from chaosmesh_ext.load.periodic import open_loop_lanes, run_open
-
-    target = parse_url(url)
-    request = build_request(target, "GET", [], None)
-
-    def new_lane() -> Any:
-        conn = HttpConnection(target, request, TIMEOUT)
-
-        async def call() -> bool:
-            started = time.perf_counter()
-            code = await conn.fetch()
-            sent.append((started, code))
-            return code == 200
-
-        return call
-
-    lanes = open_loop_lanes(QPS, TIMEOUT, 16)
-    asyncio.run(run_open(new_lane, int(QPS * 3600), QPS, stop, lanes, 16))
-
-
 def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="chaosmesh-bench-restart-") as tmp:
         state_dir = str(Path(tmp) / "mesh")
@@ -87,9 +63,9 @@ def run() -> dict[str, Any]:
             mesh = json.loads((Path(state_dir) / "mesh.json").read_text())
             from chaosmesh_ext.load.periodic import StopToken
 
-            sent: list[tuple[float, int]] = []
-            stop = StopToken()
-            loader = threading.Thread(target=_load, args=(mesh["gateways"][0]["url"], stop, sent))
+            timeline, stop = Timeline(), StopToken()
+            url = mesh["gateways"][0]["url"]
+            loader = threading.Thread(target=run_load, args=(url, QPS, 3600, 0.0, timeline, stop))
             loader.start()
             kills: list[float] = []
             reported: list[float] = []
@@ -112,6 +88,7 @@ def run() -> dict[str, Any]:
             loader.join(timeout=60)
         finally:
             _cli("mesh", "down", "--state-dir", state_dir)
+    sent = list(zip(timeline.sent, timeline.codes, strict=True))
     failures = sorted(t for t, code in sent if code != 200)
     per_kill = [_outage_seen(failures, killed) for killed in kills]
     other = len(failures) - sum(n for n, _ in per_kill)

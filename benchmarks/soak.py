@@ -84,8 +84,11 @@ class Timeline:
         self.latency.append(latency)
 
 
-def run_load(url: str, qps: float, seconds: float, t0: float, timeline: Timeline) -> dict[str, Any]:
-    """Open-loop GETs of ``url`` for ``seconds``; returns the scheduler's statistics."""
+def run_load(
+    url: str, qps: float, seconds: float, t0: float, timeline: Timeline, stop: Any = None
+) -> dict[str, Any]:
+    """Open-loop GETs of ``url`` for ``seconds`` (or until ``stop``, a ``StopToken``), send
+    times relative to ``t0`` on the perf_counter clock; returns the achieved rate."""
     from chaosmesh_ext.load.http_client import HttpConnection, build_request
     from chaosmesh_ext.load.options import parse_url
     from chaosmesh_ext.load.periodic import StopToken, open_loop_lanes, run_open
@@ -106,7 +109,7 @@ def run_load(url: str, qps: float, seconds: float, t0: float, timeline: Timeline
 
     async def main() -> Any:
         lanes = open_loop_lanes(qps, REQUEST_TIMEOUT, 16)
-        return await run_open(new_lane, int(qps * seconds), qps, StopToken(), lanes, 16)
+        return await run_open(new_lane, int(qps * seconds), qps, stop or StopToken(), lanes, 16)
 
     try:
         import uvloop

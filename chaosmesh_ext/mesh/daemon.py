@@ -43,9 +43,9 @@ from . import kubeconfig, manifests
 from .api import ApiError, ApiServer, ApplyRejected, Store, resources, tls
 from .api.server import LOCAL_PORT_ANNOTATION
 from .api.status import insufficient_storage
-from .logs import ACCESS_JSONL, DEFAULT_LOG_CAP, LogKeeper, format_size, parse_size
+from .logs import ACCESS_JSONL, DEFAULT_LOG_CAP, LogKeeper, format_size, log_size, parse_size
 from .manifests import Loaded, ManifestError
-from .readiness import Replica, log_size, wait_all_ready
+from .readiness import Replica, wait_all_ready
 from .state import AlreadyRunning, StateDir, acquire_lock, start_time
 from .xds_files import Staged, disk_full
 

@@ -173,7 +173,8 @@ def stale_to_remove(stale: Iterable[tuple[Path, int, float]], used: int, part: i
 # Rotating one file (I/O)
 
 
-def _size(path: Path) -> int:
+def log_size(path: Path) -> int:
+    """The size of a log file, 0 when there is none."""
     try:
         return path.stat().st_size
     except OSError:
@@ -302,7 +303,7 @@ class LogKeeper:
         return [p for base in out for p in (base, rotated(base)) if p.exists()]
 
     def usage(self) -> LogUsage:
-        return LogUsage(self.budget.cap, sum(_size(p) for p in self.files()), self.rotations)
+        return LogUsage(self.budget.cap, sum(log_size(p) for p in self.files()), self.rotations)
 
     # -- one round -------------------------------------------------------------------------
 
@@ -317,7 +318,7 @@ class LogKeeper:
         reopen = False
         for name in ENVOY_FILES:
             path = self.root / name
-            size = _size(path)
+            size = log_size(path)
             limit = self.budget.limit_of(name, len(live))
             if size <= limit:
                 continue
@@ -334,15 +335,15 @@ class LogKeeper:
             self._reopen()
         limit = self.budget.other_limit(len(live))
         for path in live:
-            if _size(path) <= limit:
+            if log_size(path) <= limit:
                 continue
             ours = path.name == DAEMON_LOG and rotate_own_output(path)
             if ours or copy_truncate(path):
                 self.rotated_by_name[path.name] += 1
                 moved += 1
         part = self.budget.others_part
-        used = sum(_size(p) + _size(rotated(p)) for p in live + stale)
-        sizes = [(p, _size(p) + _size(rotated(p)), _mtime(p)) for p in stale]
+        used = sum(log_size(p) + log_size(rotated(p)) for p in live + stale)
+        sizes = [(p, log_size(p) + log_size(rotated(p)), _mtime(p)) for p in stale]
         for path in stale_to_remove(sizes, used, part):
             for victim in (path, rotated(path)):
                 with contextlib.suppress(FileNotFoundError):

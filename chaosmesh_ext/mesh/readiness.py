@@ -116,13 +116,6 @@ class Replica:
         return f"{text}\n{tail}" if tail else text
 
 
-def log_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
 def _accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.25):

@@ -20,7 +20,7 @@ from chaosmesh_ext import actions
 from chaosmesh_ext.kube.ledger import Ledger
 from tests.support.full_disk import fill, small_filesystem
 
-from .conftest import Mesh, chaosmesh, request
+from .conftest import Mesh, request
 
 pytestmark = pytest.mark.envoy
 
@@ -92,11 +92,11 @@ def test_a_full_state_directory_refuses_writes_with_507_and_changes_nothing(
 
     # Envoy killed while the disk is full comes back with the files it has (the last good
     # configuration), which it cannot rewrite.
-    envoy = json.loads(chaosmesh("mesh", "status", "--json", cwd=mesh.workdir).stdout)["envoy"]
+    envoy = mesh.status()["envoy"]
     os.kill(envoy["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        report = json.loads(chaosmesh("mesh", "status", "--json", cwd=mesh.workdir).stdout)
+        report = mesh.status()
         if report["envoy"]["restarts"] == 1 and report["envoy"]["running"]:
             break
         time.sleep(0.2)

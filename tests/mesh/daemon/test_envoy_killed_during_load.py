@@ -40,20 +40,13 @@ def _patch(mesh: Mesh, body: bytes) -> None:
     assert status == 200, answer
 
 
-def _status(mesh: Mesh) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads(
-        chaosmesh("mesh", "status", "--json", cwd=mesh.workdir).stdout
-    )
-    return report
-
-
 def test_envoy_killed_during_load_comes_back_with_the_latest_config_and_reports_the_outage(
     mesh_up,
 ) -> None:
     mesh: Mesh = mesh_up(["canary"], "--namespace", "istio-test")
     gateway = mesh.gateway()["url"]
     _patch(mesh, _only("v2"))  # the latest configuration: all traffic to v2 (was 90/10)
-    before = _status(mesh)["envoy"]
+    before = mesh.status()["envoy"]
     assert before["restarts"] == 0 and before["last_outage_s"] is None
 
     result: dict[str, Any] = {}
@@ -72,7 +65,7 @@ def test_envoy_killed_during_load_comes_back_with_the_latest_config_and_reports_
     loader.join(timeout=60)
     assert not loader.is_alive()
 
-    after = _status(mesh)["envoy"]
+    after = mesh.status()["envoy"]
     assert after["running"] and after["pid"] != before["pid"]
     assert after["restarts"] == 1
     assert after["last_outage_s"] > 0 and after["down_for_s"] is None

@@ -5,7 +5,6 @@ request exactly once."""
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from chaosmesh_ext.load.engine import run as run_load
 from chaosmesh_ext.load.options import LoadOptions
 from chaosmesh_ext.mesh import target as mesh_target
-from tests.support.metrics_helpers import wait_for
+from tests.support.metrics_helpers import scrape, total, wait_for
 
 from .conftest import Mesh, chaosmesh
 
@@ -24,21 +23,8 @@ CAP = 1024**2
 REQUESTS = 4000
 
 
-def _source_total(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    return sum(
-        int(float(line.rsplit(" ", 1)[1]))
-        for line in text.splitlines()
-        if line.startswith("istio_requests_total{") and 'reporter="source"' in line
-    )
-
-
-def _status(mesh: Mesh) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads(
-        chaosmesh("mesh", "status", "--json", cwd=mesh.workdir).stdout
-    )
-    return report
+def _source_total(url: str) -> float:
+    return total(scrape(url), reporter="source")
 
 
 def test_logs_under_load_stay_within_the_cap_and_metrics_count_every_request_once(
@@ -53,10 +39,10 @@ def test_logs_under_load_stay_within_the_cap_and_metrics_count_every_request_onc
     assert result["RetCodes"] == {"200": REQUESTS}
     metrics = mesh.state["metrics_url"]
     wait_for(lambda: _source_total(metrics) >= REQUESTS, 30, "every request counted")
-    logs = _status(mesh)["logs"]
+    logs = mesh.status()["logs"]
     assert logs["rotations"] >= 4
     # Once the keeper has had its round after the load (it checks twice a second).
-    wait_for(lambda: _status(mesh)["logs"]["used_bytes"] <= CAP, 10, "the logs within the cap")
+    wait_for(lambda: mesh.status()["logs"]["used_bytes"] <= CAP, 10, "the logs within the cap")
     assert _source_total(metrics) == REQUESTS  # nothing lost or counted twice across rotations
     assert (mesh.state_dir / "access.jsonl.1").exists() and (
         mesh.state_dir / "access.log.1"

@@ -15,21 +15,13 @@ from chaosmesh_ext.mesh.logs import LogKeeper
 from chaosmesh_ext.mesh.metrics import start_exporter
 from chaosmesh_ext.mesh.translate import translate
 from tests.support import mesh_seed as seed
-from tests.support.metrics_helpers import scrape, wait_for
+from tests.support.metrics_helpers import scrape, total, wait_for
 from tests.support.upstream import Upstream
 
 pytestmark = pytest.mark.envoy
 
 REQUESTS = 2500
 CAP = 1024**2  # the smallest cap: access.jsonl rotates every ~430 requests
-
-
-def _total(text: str, reporter: str) -> int:
-    return sum(
-        int(float(line.rsplit(" ", 1)[1]))
-        for line in text.splitlines()
-        if line.startswith("istio_requests_total{") and f'reporter="{reporter}"' in line
-    )
 
 
 def test_rotated_access_logs_stay_in_the_cap_and_every_request_is_counted_once(
@@ -61,7 +53,7 @@ def test_rotated_access_logs_stay_in_the_cap_and_every_request_is_counted_once(
         wait_for(lambda: exporter.records >= REQUESTS, 30, f"{REQUESTS} records counted")
         time.sleep(0.5)  # anything counted twice would show up by now
         assert exporter.records == REQUESTS
-        assert _total(scrape(exporter.url), "source") == REQUESTS
+        assert total(scrape(exporter.url), reporter="source") == REQUESTS
         assert keeper.rotated_by_name["access.jsonl"] >= 3
         assert keeper.rotated_by_name["access.log"] >= 3
         # Within the cap, give or take what Envoy writes between two checks.
