@@ -10,11 +10,14 @@ PYTHON ?= $(shell for p in python3.13 python3.12 $$(ls -d $$HOME/.pyenv/versions
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install.stamp
 
-# Debian packages some tests, experiments and benchmarks use: Prometheus (the metrics
-# hypothesis), Chromium (the report's screenshot test), hey and wrk (benchmark references).
-SYSTEM_TOOLS := prometheus chromium hey wrk
+# Programs the tests run, as program:Debian-package (tests/support/tools.py reads this line,
+# and a test checks it names exactly the programs the tests ask for): kubectl (an independent
+# Kubernetes client), Prometheus (the metrics hypotheses), Chromium (the report's screenshots).
+SYSTEM_TOOLS := kubectl:kubernetes-client prometheus:prometheus chromium:chromium
+# Load generators the benchmarks compare against (`make bench` installs them).
+BENCH_TOOLS := hey:hey wrk:wrk
 
-.PHONY: install system-deps test run lint bench soak clean
+.PHONY: install system-deps bench-deps test run lint bench soak clean
 
 install: $(STAMP) system-deps
 
@@ -26,15 +29,30 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 system-deps:
-	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian packages:$$missing"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) \
-			>/tmp/chaosmesh-apt.log 2>&1 || echo "WARNING: apt-get install failed (see /tmp/chaosmesh-apt.log); tests that need$$missing will be skipped"; \
-	else \
-		echo "note: missing$$missing; install them (e.g. sudo apt-get install$$missing) for every test and experiment"; \
-	fi
+	@$(call install_tools,$(SYSTEM_TOOLS))
+
+bench-deps:
+	@$(call install_tools,$(BENCH_TOOLS))
+
+# Install the Debian packages of the programs in $(1) (program:package pairs) that are not on
+# PATH; exit non-zero, saying what and how, when that cannot be done. NO_SYSTEM_DEPS=1 skips
+# this (the tests that need a missing program then skip, or fail under CI=true).
+define install_tools
+missing=""; for pair in $(1); do command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+if [ -z "$$missing" ] || [ -n "$(NO_SYSTEM_DEPS)" ]; then exit 0; fi; \
+if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	echo "error: missing Debian packages:$$missing. Install them as root (apt-get install -y$$missing)," >&2; \
+	echo "       or run with NO_SYSTEM_DEPS=1 to skip the tests that need them" >&2; exit 1; \
+fi; \
+echo "installing Debian packages:$$missing"; \
+if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) \
+		>/tmp/chaosmesh-apt.log 2>&1; then \
+	tail -n 20 /tmp/chaosmesh-apt.log >&2; \
+	echo "error: apt-get install$$missing failed (full log: /tmp/chaosmesh-apt.log)" >&2; exit 1; \
+fi; \
+for pair in $(1); do command -v "$${pair%%:*}" >/dev/null 2>&1 || { \
+	echo "error: $${pair%%:*} is still not on PATH after installing $${pair#*:}" >&2; exit 1; }; done
+endef
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -45,8 +63,9 @@ run: install
 lint: install
 	$(BIN)/ruff check chaosmesh_ext tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-bench: install
+bench: install bench-deps
 	$(BIN)/python -m benchmarks
 
 # Not part of `bench` or `test`: holds the machine for its whole duration (10 min by default;

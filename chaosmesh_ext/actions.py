@@ -15,19 +15,30 @@ first) and ``kubernetes_request_timeout`` (seconds, default 10) are also read.
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-# The guarded rollout lives with the canary analysis; users call it from here.
-from chaosmesh_ext.canary import progressive_rollout
-from chaosmesh_ext.kube.changes import ChangeResult, apply_change
-from chaosmesh_ext.kube.client import KubeSettingsError, api_client, api_identity
-from chaosmesh_ext.kube.ledger import RUN_ID_ENV, Ledger, LedgerError, current_run_id
-from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, ObjectRef
+from chaosmesh_ext._activity import (
+    Configuration,
+    Secrets,
+    check_name,
+    failures_as_activity_failed,
+    istio_objects,
+    run_id_for,
+)
+from chaosmesh_ext.canary import GuardLimits, check_steps, run_rollout
+from chaosmesh_ext.istio import breaker, faults, traffic
+from chaosmesh_ext.istio.errors import IstioError
+from chaosmesh_ext.istio.hosts import fqdn
+from chaosmesh_ext.kube.changes import apply_change
+from chaosmesh_ext.kube.client import api_identity
+from chaosmesh_ext.kube.ledger import Ledger, LedgerError
+from chaosmesh_ext.kube.objects import KubeApiError, ObjectRef
 from chaosmesh_ext.kube.restore import objects_for, restore_ledger
+from chaosmesh_ext.probes import fortio_load
 
 __all__ = [
     "apply_circuit_breaker",
@@ -42,86 +53,73 @@ __all__ = [
     "shift_traffic",
 ]
 
-Configuration = dict[str, Any]
-Secrets = dict[str, Any]
-RUN_ID_KEY = "chaosmesh_run_id"
+Edit = Callable[[dict[str, Any] | None], dict[str, Any]]
 
 
-def run_id_for(configuration: Configuration | None) -> str:
-    """The run this call belongs to: ``CHAOSMESH_RUN_ID`` (a game day's id, so its
-    ``restore --run`` finds the changes), else the control's id (in the configuration), else
-    the process's."""
-    return str(
-        os.environ.get(RUN_ID_ENV) or (configuration or {}).get(RUN_ID_KEY) or current_run_id()
-    )
+@dataclass(frozen=True)
+class _Target:
+    """The object an action changes, and the experiment settings to reach it."""
 
+    kind: str
+    name: str
+    ns: str
+    configuration: Configuration | None
+    secrets: Secrets | None
 
-@contextlib.contextmanager
-def _objects(
-    configuration: Configuration | None, secrets: Secrets | None
-) -> Iterator[IstioObjects]:
-    try:
-        client = api_client(configuration, secrets)
-    except (KubeSettingsError, ValueError) as exc:
-        raise ActivityFailed(f"Kubernetes configuration: {exc}") from exc
-    try:
-        try:
-            objects = IstioObjects.from_configuration(client, configuration)
-        except ValueError as exc:
-            raise ActivityFailed(f"configuration: {exc}") from exc
-        yield objects
-    finally:
-        client.close()
-
-
-def _check_name(value: Any, argument: str, kind: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ActivityFailed(
-            f"{kind}: argument '{argument}' must be a non-empty name, got {value!r}"
+    @classmethod
+    def of(
+        cls,
+        kind: str,
+        name: Any,
+        ns: Any,
+        configuration: Configuration | None,
+        secrets: Secrets | None,
+    ) -> _Target:
+        argument = "virtual_service" if kind == "VirtualService" else "destination_rule"
+        return cls(
+            kind,
+            check_name(name, argument, kind),
+            check_name(ns, "ns", kind),
+            configuration,
+            secrets,
         )
-    return value
 
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(self.kind, self.ns, self.name)
 
-def _change(
-    action: str,
-    kind: str,
-    name: str,
-    ns: str,
-    edit: Callable[[dict[str, Any] | None], dict[str, Any]],
-    configuration: Configuration | None,
-    secrets: Secrets | None,
-    details: dict[str, Any],
-    create_if_absent: bool = False,
-) -> dict[str, Any]:
-    from chaosmesh_ext.istio.errors import IstioError
-
-    _check_name(name, "virtual_service" if kind == "VirtualService" else "destination_rule", kind)
-    _check_name(ns, "ns", kind)
-    ref = ObjectRef(kind, ns, name)
-    with _objects(configuration, secrets) as objects:
-        try:
-            result: ChangeResult = apply_change(
-                objects,
-                Ledger(
-                    run_id_for(configuration),
-                    api=api_identity(objects.api_client, configuration),
-                ),
-                ref,
-                edit,
-                action,
-                create_if_absent=create_if_absent,
+    def change(
+        self,
+        action: str,
+        edit: Edit,
+        details: Mapping[str, Any],
+        *,
+        create_if_absent: bool = False,
+    ) -> dict[str, Any]:
+        """Apply ``edit`` through the run's ledger; the change's summary, or ActivityFailed."""
+        ref = self.ref
+        with istio_objects(self.configuration, self.secrets) as objects:
+            ledger = Ledger(
+                run_id_for(self.configuration),
+                api=api_identity(objects.api_client, self.configuration),
             )
-        except IstioError as exc:
-            # The edit's message names the object; make sure it also says ns/name we were given.
-            text = str(exc)
-            raise ActivityFailed(text if f"{ns}/{name}" in text else f"{ref}: {text}") from exc
-        except KubeApiError as exc:
-            raise ActivityFailed(str(exc)) from exc
-        except LedgerError as exc:
-            # The entry is made durable before the write, so a failure here usually means
-            # nothing was changed; restore checks the object's ledger annotation either way.
-            raise ActivityFailed(f"{ref}: {exc}") from exc
-    return result.summary(action=action, **{k: v for k, v in details.items() if v is not None})
+            try:
+                result = apply_change(
+                    objects, ledger, ref, edit, action, create_if_absent=create_if_absent
+                )
+            except IstioError as exc:
+                # The edit's message names the object; make sure it says the ns/name we were given.
+                text = str(exc)
+                raise ActivityFailed(
+                    text if f"{self.ns}/{self.name}" in text else f"{ref}: {text}"
+                ) from exc
+            except KubeApiError as exc:
+                raise ActivityFailed(str(exc)) from exc
+            except LedgerError as exc:
+                # The entry is made durable before the write, so a failure here usually means
+                # nothing was changed; restore checks the object's ledger annotation either way.
+                raise ActivityFailed(f"{ref}: {exc}") from exc
+        return result.summary(action=action, **details)
 
 
 def _present(obj: dict[str, Any] | None) -> dict[str, Any]:
@@ -130,7 +128,8 @@ def _present(obj: dict[str, Any] | None) -> dict[str, Any]:
     return obj
 
 
-def _drop_none(**fields: Any) -> dict[str, Any]:
+def _given(**fields: Any) -> dict[str, Any]:
+    """The arguments that were given (not None): passed to the edit and reported back."""
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -160,33 +159,12 @@ def inject_delay(
     An existing fault on the route keeps its other half (an abort stays). Undo with
     ``remove_faults`` or ``restore``. Returns the object, resourceVersion and ledger entry.
     """
-    from chaosmesh_ext.istio import faults
-
-    def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
-        return faults.inject_delay(
-            _present(vs),
-            delay,
-            percentage=percentage,
-            route=route,
-            headers=headers,
-            source_labels=source_labels,
-        )
-
-    return _change(
+    target = _Target.of("VirtualService", virtual_service, ns, configuration, secrets)
+    args = _given(percentage=percentage, route=route, headers=headers, source_labels=source_labels)
+    return target.change(
         "inject_delay",
-        "VirtualService",
-        virtual_service,
-        ns,
-        edit,
-        configuration,
-        secrets,
-        _drop_none(
-            delay=delay,
-            percentage=percentage,
-            route=route,
-            headers=headers,
-            source_labels=source_labels,
-        ),
+        lambda vs: faults.inject_delay(_present(vs), delay, **args),
+        {"delay": delay, **args},
     )
 
 
@@ -214,36 +192,16 @@ def inject_abort(
 
     An existing delay on the route is kept. Undo with ``remove_faults`` or ``restore``.
     """
-    from chaosmesh_ext.istio import faults
-
-    def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
-        return faults.inject_abort(
-            _present(vs),
-            status=status,
-            grpc_status=grpc_status,
-            percentage=percentage,
-            route=route,
-            headers=headers,
-            source_labels=source_labels,
-        )
-
-    return _change(
-        "inject_abort",
-        "VirtualService",
-        virtual_service,
-        ns,
-        edit,
-        configuration,
-        secrets,
-        _drop_none(
-            status=status,
-            grpc_status=grpc_status,
-            percentage=percentage,
-            route=route,
-            headers=headers,
-            source_labels=source_labels,
-        ),
+    target = _Target.of("VirtualService", virtual_service, ns, configuration, secrets)
+    args = _given(
+        status=status,
+        grpc_status=grpc_status,
+        percentage=percentage,
+        route=route,
+        headers=headers,
+        source_labels=source_labels,
     )
+    return target.change("inject_abort", lambda vs: faults.inject_abort(_present(vs), **args), args)
 
 
 def remove_faults(
@@ -258,13 +216,9 @@ def remove_faults(
     ``headers`` / ``source_labels`` targets are removed. A VirtualService with no injected
     fault is left untouched (``changed: false``).
     """
-    from chaosmesh_ext.istio import faults
-
-    def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
-        return faults.remove_injected_faults(_present(vs))
-
-    return _change(
-        "remove_faults", "VirtualService", virtual_service, ns, edit, configuration, secrets, {}
+    target = _Target.of("VirtualService", virtual_service, ns, configuration, secrets)
+    return target.change(
+        "remove_faults", lambda vs: faults.remove_injected_faults(_present(vs)), {}
     )
 
 
@@ -285,44 +239,31 @@ def shift_traffic(
     The route's destinations become exactly the named subsets (one left out gets no traffic).
     ``route``: a route's ``name`` or index; default every HTTP route.
     """
-    from chaosmesh_ext.istio import traffic
-
-    ref = ObjectRef(
-        "VirtualService", ns, _check_name(virtual_service, "virtual_service", "VirtualService")
-    )
-    with _objects(configuration, secrets) as objects:
+    target = _Target.of("VirtualService", virtual_service, ns, configuration, secrets)
+    with istio_objects(configuration, secrets) as objects:
         try:
             rules = objects.list("DestinationRule", ns)
-            vs = objects.get_or_none(ref)
+            vs = objects.get_or_none(target.ref)
         except KubeApiError as exc:
             raise ActivityFailed(
-                f"{ref}: cannot list DestinationRules to check subsets: {exc}"
+                f"{target.ref}: cannot list DestinationRules to check subsets: {exc}"
             ) from exc
         for other in sorted(_destination_namespaces(vs, ns) - {ns}):
             # Istio also applies the DestinationRule of the host's own namespace; without
             # the right to list there, the subsets are checked against what we could read.
             with contextlib.suppress(KubeApiError):
                 rules += objects.list("DestinationRule", other)
-
-    def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
-        return traffic.shift_traffic(_present(vs), weights, route=route, destination_rules=rules)
-
-    return _change(
+    return target.change(
         "shift_traffic",
-        "VirtualService",
-        virtual_service,
-        ns,
-        edit,
-        configuration,
-        secrets,
-        _drop_none(weights=weights, route=route),
+        lambda vs: traffic.shift_traffic(
+            _present(vs), weights, route=route, destination_rules=rules
+        ),
+        _given(weights=weights, route=route),
     )
 
 
 def _destination_namespaces(vs: dict[str, Any] | None, ns: str) -> set[str]:
     """Namespaces of the Kubernetes services a VirtualService routes to (``name.ns.svc...``)."""
-    from chaosmesh_ext.istio.hosts import fqdn
-
     found: set[str] = set()
     for route in ((vs or {}).get("spec") or {}).get("http") or []:
         for dest in (route.get("route") if isinstance(route, dict) else None) or []:
@@ -345,20 +286,11 @@ def set_timeout(
 
     ``route``: a route's ``name`` or index; default every HTTP route.
     """
-    from chaosmesh_ext.istio import traffic
-
-    def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
-        return traffic.set_timeout(_present(vs), timeout, route=route)
-
-    return _change(
+    target = _Target.of("VirtualService", virtual_service, ns, configuration, secrets)
+    return target.change(
         "set_timeout",
-        "VirtualService",
-        virtual_service,
-        ns,
-        edit,
-        configuration,
-        secrets,
-        _drop_none(timeout=timeout, route=route),
+        lambda vs: traffic.set_timeout(_present(vs), timeout, route=route),
+        _given(timeout=timeout, route=route),
     )
 
 
@@ -379,24 +311,12 @@ def set_retries(
     - ``retry_on``: Envoy retry conditions, e.g. ``"5xx,connect-failure"``.
     - ``route``: a route's ``name`` or index; default every HTTP route.
     """
-    from chaosmesh_ext.istio import traffic
-
-    def edit(vs: dict[str, Any] | None) -> dict[str, Any]:
-        return traffic.set_retries(
-            _present(vs), attempts, per_try_timeout=per_try_timeout, retry_on=retry_on, route=route
-        )
-
-    return _change(
+    target = _Target.of("VirtualService", virtual_service, ns, configuration, secrets)
+    args = _given(per_try_timeout=per_try_timeout, retry_on=retry_on, route=route)
+    return target.change(
         "set_retries",
-        "VirtualService",
-        virtual_service,
-        ns,
-        edit,
-        configuration,
-        secrets,
-        _drop_none(
-            attempts=attempts, per_try_timeout=per_try_timeout, retry_on=retry_on, route=route
-        ),
+        lambda vs: traffic.set_retries(_present(vs), attempts, **args),
+        {"attempts": attempts, **args},
     )
 
 
@@ -428,9 +348,8 @@ def apply_circuit_breaker(
     ``consecutive_gateway_errors``, ``consecutive_5xx_errors``, ``interval`` ("1s"),
     ``base_ejection_time`` ("3m"), ``max_ejection_percent``, ``min_health_percent``.
     """
-    from chaosmesh_ext.istio import breaker
-
-    fields = _drop_none(
+    target = _Target.of("DestinationRule", destination_rule, ns, configuration, secrets)
+    fields = _given(
         max_connections=max_connections,
         http1_max_pending_requests=http1_max_pending_requests,
         http2_max_requests=http2_max_requests,
@@ -443,21 +362,12 @@ def apply_circuit_breaker(
         max_ejection_percent=max_ejection_percent,
         min_health_percent=min_health_percent,
     )
-
-    def edit(dr: dict[str, Any] | None) -> dict[str, Any]:
-        return breaker.apply_circuit_breaker(
-            dr, destination_rule, ns, host=host, subset=subset, **fields
-        )
-
-    return _change(
+    return target.change(
         "apply_circuit_breaker",
-        "DestinationRule",
-        destination_rule,
-        ns,
-        edit,
-        configuration,
-        secrets,
-        _drop_none(host=host, subset=subset, **fields),
+        lambda dr: breaker.apply_circuit_breaker(
+            dr, destination_rule, ns, host=host, subset=subset, **fields
+        ),
+        _given(host=host, subset=subset, **fields),
         create_if_absent=True,
     )
 
@@ -470,20 +380,11 @@ def remove_circuit_breaker(
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
     """Remove the connection pool and outlier detection of a DestinationRule (or of ``subset``)."""
-    from chaosmesh_ext.istio import breaker
-
-    def edit(dr: dict[str, Any] | None) -> dict[str, Any]:
-        return breaker.remove_circuit_breaker(_present(dr), subset=subset)
-
-    return _change(
+    target = _Target.of("DestinationRule", destination_rule, ns, configuration, secrets)
+    return target.change(
         "remove_circuit_breaker",
-        "DestinationRule",
-        destination_rule,
-        ns,
-        edit,
-        configuration,
-        secrets,
-        _drop_none(subset=subset),
+        lambda dr: breaker.remove_circuit_breaker(_present(dr), subset=subset),
+        _given(subset=subset),
     )
 
 
@@ -500,7 +401,7 @@ def restore(
     ``ns`` limits it to one namespace.
     """
     ledger = Ledger(run_id_for(configuration))
-    with _objects(configuration, secrets) as objects:
+    with istio_objects(configuration, secrets) as objects:
         try:
             outcomes = restore_ledger(
                 ledger, objects_for(objects.api_client, objects.timeout), namespace=ns
@@ -515,3 +416,74 @@ def restore(
             f"restore of run {ledger.run_id}: {done} object(s) restored, {len(failed)} not:\n{text}"
         )
     return {"run_id": ledger.run_id, "objects": [o.summary() for o in outcomes]}
+
+
+def progressive_rollout(
+    virtual_service: str,
+    stable: str,
+    canary: str,
+    url: str,
+    steps: Sequence[int] = (10, 25, 50, 100),
+    route: str | int | None = None,
+    interval: float = 1.0,
+    n: int = 100,
+    c: int = 2,
+    max_error_rate: float = 0.01,
+    max_p99_ms: float | None = None,
+    via: str = "mesh",
+    headers: Mapping[str, str] | list[str] | None = None,
+    ns: str = "default",
+    fortio_ns: str | None = None,
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Shift traffic from ``stable`` to ``canary`` subset step by step, guarded by an SLO.
+
+    After each step (the canary's weight in percent, increasing, ending at most at 100) it
+    waits ``interval`` seconds, then sends ``n`` requests to ``url`` from inside the mesh and
+    checks the error rate (``max_error_rate``) and, if given, the p99 (``max_p99_ms``). On
+    the first failed check it shifts all traffic back to ``stable`` and stops — like Flagger
+    with a failure threshold of 1. Every shift is recorded in the run's ledger, so
+    ``restore`` afterwards gives back the weights the VirtualService had before.
+
+    Returns ``promoted`` (bool), ``max_canary_weight`` (the largest share the canary ever
+    had), ``halted_at`` (the failing step or null) and each step's numbers.
+    """
+    what = f"VirtualService {ns}/{virtual_service}"
+    with failures_as_activity_failed():
+        step_list = check_steps(steps, what=what)
+        limits = GuardLimits(max_error_rate=max_error_rate, max_p99_ms=max_p99_ms)
+
+    def shift(weight: int) -> object:
+        return shift_traffic(
+            virtual_service,
+            {stable: 100 - weight, canary: weight},
+            route=route,
+            ns=ns,
+            configuration=configuration,
+            secrets=secrets,
+        )
+
+    def guard(weight: int) -> Mapping[str, Any]:
+        return fortio_load(
+            url,
+            c=c,
+            n=n,
+            headers=headers,
+            via=via,
+            ns=fortio_ns or ns,
+            configuration=configuration,
+            secrets=secrets,
+        )
+
+    with failures_as_activity_failed():
+        return run_rollout(
+            step_list,
+            shift=shift,
+            guard=guard,
+            limits=limits,
+            stable=stable,
+            canary=canary,
+            what=what,
+            interval=interval,
+        )

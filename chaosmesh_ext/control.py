@@ -31,13 +31,12 @@ After a kill -9 nothing in the process runs: use ``chaosmesh restore``.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
 from chaosmesh_ext.kube.client import TARGET_ERROR_KEY
-from chaosmesh_ext.kube.ledger import RUN_ID_ENV, Ledger, new_run_id, set_run_id
+from chaosmesh_ext.kube.ledger import RUN_ID_KEY, Ledger, choose_run_id, set_run_id
 from chaosmesh_ext.kube.restore import Outcome, objects_for, restore_ledger
 from chaosmesh_ext.mesh import target as mesh_target
 
@@ -49,7 +48,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("chaostoolkit")
-RUN_ID_KEY = "chaosmesh_run_id"
 EXTENSION_NAME = "chaosmesh"
 
 # cleanup_control gets no arguments: keep what configure_control was given.
@@ -78,9 +76,8 @@ def configure_control(
     **kwargs: Any,
 ) -> None:
     """Choose this run's id and share it with every activity through the configuration."""
-    # The environment wins (docs/CONTRACTS.md): a game day's `restore --run ID` must find it.
-    run_id = os.environ.get(RUN_ID_ENV) or (configuration or {}).get(RUN_ID_KEY) or new_run_id()
-    set_run_id(str(run_id))
+    run_id = choose_run_id(configuration, new=True)
+    set_run_id(run_id)
     if configuration is not None:
         configuration[RUN_ID_KEY] = str(run_id)
     _state.update(

@@ -64,9 +64,10 @@ def slo(
     ``expect_codes``: the only HTTP codes allowed (e.g. ``[200]``, or ``[200, 503]`` for a
     breaker test); any other code seen fails the check. ``require_codes``: codes that must
     each be seen at least once (``[200, 503]``: the breaker shed some calls and served some —
-    which the seed's own ``c=2, n=20`` run does only some of the time, see
-    ``probes.fortio_load``). Codes may be ints or strings, in the arguments and in ``value``
-    (a probe returns int keys; the same output read back from a journal has string keys).
+    which a ``c=2, n=20`` run against a one-connection breaker does only some of the time:
+    load it with ``c=3`` or more, see ``probes.fortio_load``). Codes may be ints or strings, in
+    the arguments and in ``value`` (a probe returns int keys; the same output read back from a
+    journal has string keys).
     """
     flat = _flat(value)
     allowed = _code_list("expect_codes", expect_codes) if expect_codes is not None else None

@@ -15,24 +15,12 @@ from typing import Any
 
 import click
 
-from ..load import engine
-from ..load.options import (
-    DEFAULT_CONNECTIONS,
-    DEFAULT_DURATION,
-    DEFAULT_QPS,
-    DEFAULT_TIMEOUT,
-    LoadOptionError,
-    LoadOptions,
-    parse_duration,
-    parse_header,
-    parse_int,
-    parse_number,
-    parse_url,
-    validate,
-)
+from ..errors import KubeError, LoadError
+from ..kube.client import api_client
+from ..load import engine, in_mesh
+from ..load.options import COMMAND_LINE, LoadInput, LoadOptions, normalize, parse_url
 from ..load.periodic import StopToken
 from ..load.report import text_report
-from ..load.stats import parse_percentiles
 
 
 class _LoadOrServe(click.Group):
@@ -47,59 +35,6 @@ class _LoadOrServe(click.Group):
 @click.group("load", cls=_LoadOrServe, context_settings={"help_option_names": ["-h", "--help"]})
 def command() -> None:
     """fortio-compatible load: `chaosmesh load [flags] URL`, or `chaosmesh load serve`."""
-
-
-def build_options(
-    url: str,
-    c: str | int | None = None,
-    qps: str | float | None = None,
-    n: str | int | None = None,
-    t: str | float | None = None,
-    timeout: str | float | None = None,
-    p: str | None = None,
-    headers: list[str] | tuple[str, ...] = (),
-    payload: str | None = None,
-    method: str | None = None,
-    open_loop: bool = False,
-    **extra: Any,
-) -> LoadOptions:
-    """Options from fortio-style user input (strings or numbers), with fortio's CLI defaults."""
-    if n is not None and t is not None:
-        raise LoadOptionError(
-            "-n/-t", "give either -n (number of calls) or -t (duration), not both"
-        )
-    connections = parse_int(c, "-c") if c is not None else DEFAULT_CONNECTIONS
-    if connections < 1:
-        raise LoadOptionError("-c", f"number of connections must be at least 1, got {c}")
-    rate = parse_number(qps, "-qps") if qps is not None else DEFAULT_QPS
-    exactly = parse_int(n, "-n") if n is not None else 0
-    if n is not None and exactly < 1:
-        raise LoadOptionError("-n", f"must be at least 1 call, got {n}")
-    duration = parse_duration(t, "-t") if t is not None else DEFAULT_DURATION
-    if t is not None and duration < 0:
-        raise LoadOptionError("-t", f"must not be negative, got {t}")
-    if t is not None and duration == 0:
-        duration = -1.0  # fortio: -t 0 runs until interrupted (Ctrl-C)
-    try:
-        percentiles = parse_percentiles(p) if p else None
-    except ValueError as exc:
-        raise LoadOptionError("-p", str(exc)) from None
-    options = LoadOptions(
-        url=url,
-        connections=connections,
-        qps=rate,
-        exactly=exactly,
-        duration=duration,
-        timeout=parse_duration(timeout, "-timeout") if timeout is not None else DEFAULT_TIMEOUT,
-        headers=[parse_header(h) for h in headers],
-        payload=payload.encode() if payload is not None else None,
-        method=method,
-        open_loop=open_loop,
-        **extra,
-    )
-    if percentiles is not None:
-        options.percentiles = percentiles
-    return validate(options)
 
 
 class _RunCommand(click.Command):
@@ -219,27 +154,26 @@ def run_command(
         raise click.UsageError(
             "a URL to load is required, e.g. chaosmesh load -n 20 http://host:8000/get"
         )
+    given = LoadInput(
+        url=url,
+        c=c,
+        qps=qps,
+        n=n,
+        t=t,
+        timeout=timeout,
+        p=p,
+        r=resolution,
+        headers=list(headers),
+        payload=payload,
+        method=method,
+        open_loop=open_loop,
+        allow_initial_errors=allow_initial_errors,
+        nocatchup=nocatchup,
+        labels=labels,
+    )
     try:
-        options = build_options(
-            url,
-            c=c,
-            qps=qps,
-            n=n,
-            t=t,
-            timeout=timeout,
-            p=p,
-            headers=list(headers),
-            payload=payload,
-            method=method,
-            open_loop=open_loop,
-            allow_initial_errors=allow_initial_errors,
-            nocatchup=nocatchup,
-            labels=labels,
-        )
-        if resolution is not None:
-            options.resolution = parse_number(resolution, "-r")
-            validate(options)
-    except LoadOptionError as exc:
+        options = normalize(given, COMMAND_LINE)
+    except LoadError as exc:
         raise click.UsageError(str(exc)) from None
     if via == "mesh":
         result = _run_in_mesh(options, kubeconfig, fortio_ns)
@@ -273,21 +207,23 @@ def _hint(url: str) -> str:
 
 def _run_in_mesh(options: LoadOptions, kubeconfig: str | None, namespace: str) -> dict[str, Any]:
     """The run from the mesh's fortio, exactly as the ``fortio_load`` probe does it."""
-    from chaoslib.exceptions import ActivityFailed
-
-    from .. import probes
-
     path = kubeconfig
     if path is None and not os.environ.get("KUBECONFIG"):
         local = Path(".chaosmesh") / "kubeconfig"
         path = str(local) if local.exists() else None
     configuration = {"kubeconfig_path": path} if path else None
     try:
-        return probes.run_in_mesh(
-            options, "fortio", 8080, namespace, None, "app=fortio", configuration, None
-        )
-    except ActivityFailed as exc:
-        raise click.ClickException(str(exc)) from None
+        api = api_client(configuration)
+    except (KubeError, ValueError) as exc:
+        raise click.ClickException(
+            f"fortio_load {options.url}: no Kubernetes client: {exc}"
+        ) from None
+    try:
+        return in_mesh.run_in_mesh(api, options, fortio=in_mesh.Fortio(namespace=namespace))
+    except LoadError as exc:
+        raise click.ClickException(f"fortio_load {options.url}: {exc}") from None
+    finally:
+        api.close()
 
 
 def _stop_on_interrupt() -> StopToken:

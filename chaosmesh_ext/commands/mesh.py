@@ -413,15 +413,15 @@ def url(target: str, state_dir: str, namespace: str | None, plain: bool) -> None
     running = _running(state)
     if running is None:
         raise click.ClickException(_not_running(state))
+    # Asked of the daemon, as `mesh status` does: a Gateway created or deleted with kubectl
+    # a moment ago is listed (or gone) here too.
+    report = _call(running, "/chaosmesh/v1/status")
+    services, gateways = report.get("services", []), report.get("gateways", [])
     name, _, port = target.partition(":")
     if name == "gateway":
-        candidates = list(running.get("gateways", []))
+        candidates = list(gateways)
     else:
-        candidates = [
-            e
-            for e in running.get("services", []) + running.get("gateways", [])
-            if e["name"] == name
-        ]
+        candidates = [e for e in services + gateways if e["name"] == name]
     candidates = [
         e
         for e in candidates
@@ -430,8 +430,8 @@ def url(target: str, state_dir: str, namespace: str | None, plain: bool) -> None
     ]
     if not candidates:
         known = sorted(
-            {f"{e['name']}:{e['port']}" for e in running.get("services", [])}
-            | {f"gateway:{e['port']}" for e in running.get("gateways", [])}
+            {f"{e['name']}:{e['port']}" for e in services}
+            | {f"gateway:{e['port']}" for e in gateways}
         )
         raise click.ClickException(
             f"no service or gateway {target!r} in the mesh; known: {', '.join(known)}"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from chaosmesh_ext._parse import parse_bool
 from chaosmesh_ext.gameday.plan import Plan, PlanError, parse_duration
 from chaosmesh_ext.gameday.runner import ExperimentOutcome, GameDayRunner
 from chaosmesh_ext.gameday.stopping import Stopper, stop_on_signals
@@ -33,7 +34,7 @@ def _wants_prometheus(experiment: Path) -> bool:
         document = json.loads(experiment.read_text())
     except (OSError, ValueError):
         return False  # chaos run reports an unreadable experiment itself
-    return mesh_target.truthy((document.get("configuration") or {}).get("mesh_prometheus"))
+    return parse_bool((document.get("configuration") or {}).get("mesh_prometheus"), default=False)
 
 
 def key_numbers(journal: Journal) -> dict[str, str]:

@@ -1,8 +1,10 @@
 """A small cron expression parser: 5 fields, lists, ranges, steps, month and day names.
 
-Semantics follow Vixie cron (what Kubernetes CronJobs use): fields are minute, hour,
+Semantics follow robfig/cron v3 (what Kubernetes CronJobs use): fields are minute, hour,
 day of month, month, day of week (0 or 7 = Sunday); when both day fields are restricted a
-time matches if either matches. ``@hourly``/``@daily``/``@weekly``/``@monthly``/``@yearly``
+time matches if either matches. A day field is unrestricted only when it is ``*`` (or
+``*/1``): ``*/2`` is a restriction like any list, as in robfig/cron (which clears the "star"
+bit for a step above 1). ``@hourly``/``@daily``/``@weekly``/``@monthly``/``@yearly``
 are accepted. Pure: no clock of its own, callers pass times in.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from chaosmesh_ext.errors import GameDayError
 
 MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
@@ -36,7 +40,16 @@ FIELDS = [
 _HORIZON_DAYS = 366 * 8 + 2
 
 
-class CronError(ValueError):
+def _is_star(part: str) -> bool:
+    """robfig/cron's star bit: some list item is ``*`` with no step above 1."""
+    for item in part.split(","):
+        base, _, step = item.partition("/")
+        if base == "*" and (not step or step.strip() == "1"):
+            return True
+    return False
+
+
+class CronError(GameDayError, ValueError):
     """A bad cron expression; the message names the field and the problem."""
 
 
@@ -77,8 +90,8 @@ class CronExpression:
             days=sets[2],
             months=sets[3],
             weekdays=weekdays,
-            days_restricted=not parts[2].startswith("*"),
-            weekdays_restricted=not parts[4].startswith("*"),
+            days_restricted=not _is_star(parts[2]),
+            weekdays_restricted=not _is_star(parts[4]),
         )
         expr._check_fires()
         return expr
@@ -115,11 +128,8 @@ class CronExpression:
         dow = (when.isoweekday() % 7) in self.weekdays
         if self.days_restricted and self.weekdays_restricted:
             return dom or dow
-        if self.days_restricted:
-            return dom
-        if self.weekdays_restricted:
-            return dow
-        return True
+        # An unrestricted field holds every day, so this is the other field's own verdict.
+        return dom and dow
 
     def matches(self, when: datetime) -> bool:
         return self.day_matches(when) and when.hour in self.hours and when.minute in self.minutes

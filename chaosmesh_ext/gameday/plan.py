@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from chaosmesh_ext.errors import GameDayError
 from chaosmesh_ext.gameday.cron import CronError, CronExpression
 
 KEYS = {
@@ -47,7 +48,7 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-class PlanError(ValueError):
+class PlanError(GameDayError, ValueError):
     """A bad plan; the message names the plan file, the key and the problem."""
 
 

@@ -28,8 +28,8 @@ from chaosmesh_ext.gameday.plan import Plan
 from chaosmesh_ext.journal import Journal, JournalError, digest, load_journal
 from chaosmesh_ext.journal import text as jtext
 from chaosmesh_ext.journal.report import render_html
+from chaosmesh_ext.kube.ledger import RUN_ID_ENV
 
-RUN_ID_ENV = "CHAOSMESH_RUN_ID"
 TARGET_ENV = "MESH_TARGET"
 RESTORE_TIMEOUT = 120.0
 

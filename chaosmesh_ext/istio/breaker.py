@@ -137,7 +137,7 @@ def remove_circuit_breaker(dr: Mapping[str, Any], subset: str | None = None) -> 
 
 
 def _policy_holder(dr: dict[str, Any], subset: str | None) -> dict[str, Any] | None:
-    spec = dr["spec"]
+    spec: dict[str, Any] = dr["spec"]
     if subset is None:
         return spec
     for entry in spec.get("subsets") or []:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from chaosmesh_ext._kobject import KObject
+from chaosmesh_ext.errors import ChaosMeshError
 
-class IstioError(ValueError):
+
+class IstioError(ChaosMeshError, ValueError):
     """Bad input to an Istio edit or an invalid result.
 
     ``str()`` reads ``VirtualService default/reviews: spec.http[0].fault...: reason`` so a
@@ -45,9 +48,7 @@ def object_kind(obj: Mapping[str, Any] | None, default: str = "") -> str:
 
 def object_name(obj: Mapping[str, Any] | None) -> str:
     """``namespace/name`` of a resource dict (``default`` when it names no namespace)."""
-    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
-    if not isinstance(meta, Mapping):
+    view = KObject(obj)
+    if not view.metadata:
         return ""
-    name = meta.get("name") or ""
-    namespace = meta.get("namespace") or "default"
-    return f"{namespace}/{name}"
+    return f"{view.namespace_or()}/{view.name}"

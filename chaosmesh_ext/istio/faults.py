@@ -22,9 +22,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.istio.durations import duration_text, istio_duration_problem
 from chaosmesh_ext.istio.errors import IstioError
-from chaosmesh_ext.istio.resources import FAULT_ROUTE_PREFIX, INJECTED_ANNOTATION
+from chaosmesh_ext.istio.resources import FAULT_ROUTE_PREFIX, GRPC_STATUS_CODES, INJECTED_ANNOTATION
 from chaosmesh_ext.istio.routes import (
     RouteRef,
     check_result,
@@ -35,7 +36,6 @@ from chaosmesh_ext.istio.routes import (
     route_indexes,
     route_label,
 )
-from chaosmesh_ext.istio.validate import GRPC_STATUS_CODES
 
 KIND = "VirtualService"
 HeaderMatch = str | Mapping[str, str]
@@ -326,15 +326,12 @@ def _label_conditions(
 
 
 def _new_book(vs: Mapping[str, Any]) -> dict[str, Any]:
-    meta = vs.get("metadata")
-    had = isinstance(meta, Mapping) and isinstance(meta.get("annotations"), Mapping)
+    had = isinstance(KObject(vs).metadata.get("annotations"), Mapping)
     return {"annotations": had, "routes": {}, "inserted": []}
 
 
 def _load_book(vs: Mapping[str, Any]) -> dict[str, Any] | None:
-    meta = vs.get("metadata")
-    notes = meta.get("annotations") if isinstance(meta, Mapping) else None
-    raw = notes.get(INJECTED_ANNOTATION) if isinstance(notes, Mapping) else None
+    raw = KObject(vs).annotations.get(INJECTED_ANNOTATION)
     if raw is None:
         return None
     field = f"metadata.annotations[{INJECTED_ANNOTATION}]"

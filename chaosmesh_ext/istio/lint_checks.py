@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.istio._checks import as_list, as_map
 from chaosmesh_ext.istio.hosts import fqdn, host_matches, service_fqdn
 from chaosmesh_ext.istio.lint_findings import ERROR, INFO, WARNING, Finding
@@ -132,9 +133,8 @@ def _build_index(docs: list[Doc], domain: str) -> _Index:
             index.rules.append((fqdn(doc.spec["host"], doc.namespace, domain), doc))
         elif doc.kind in WORKLOAD_KINDS:
             template = doc.spec.get("template")
-            meta = template.get("metadata") if isinstance(template, Mapping) else None
-            labels = meta.get("labels") if isinstance(meta, Mapping) else None
-            if isinstance(labels, Mapping):
+            labels = KObject(template if isinstance(template, Mapping) else None).labels
+            if labels:
                 index.workloads[doc.namespace].append(labels)
         elif doc.kind == "VirtualService":
             gws = [g for g in as_list(doc.spec.get("gateways")) if isinstance(g, str)]
@@ -146,9 +146,7 @@ def _build_index(docs: list[Doc], domain: str) -> _Index:
                             full = fqdn(dest_host, doc.namespace, domain)
                             index.gateway_routes[full].append(f"{doc.namespace}/{doc.name}")
         elif doc.kind == "Pod":
-            meta = doc.obj.get("metadata")
-            labels = meta.get("labels") if isinstance(meta, Mapping) else None
-            index.workloads[doc.namespace].append(labels if isinstance(labels, Mapping) else {})
+            index.workloads[doc.namespace].append(KObject(doc.obj).labels)
     return index
 
 

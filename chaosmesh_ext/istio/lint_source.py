@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.istio.lint_findings import ERROR, Finding
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -33,8 +34,7 @@ class Doc:
 
     @property
     def name(self) -> str:
-        meta = self.obj.get("metadata")
-        return str(meta.get("name") or "") if isinstance(meta, Mapping) else ""
+        return KObject(self.obj).name
 
     @property
     def spec(self) -> Mapping[str, Any]:
@@ -119,18 +119,17 @@ def unwrap(obj: Mapping[str, Any], file: str, node: yaml.Node | None, namespace:
             if isinstance(item, Mapping):
                 out.extend(unwrap(item, file, _child(item_nodes, i), namespace))
         return out
-    meta = obj.get("metadata")
-    ns = meta.get("namespace") if isinstance(meta, Mapping) else None
-    return [Doc(obj, file, node, ns if isinstance(ns, str) and ns else namespace)]
+    return [Doc(obj, file, node, KObject(obj).namespace_or(namespace))]
 
 
 def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode) and isinstance(key, str):
         for k, v in node.value:
             if isinstance(k, yaml.ScalarNode) and k.value == key:
-                return v
+                return v if isinstance(v, yaml.Node) else None
     if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
-        return node.value[key]
+        item = node.value[key]
+        return item if isinstance(item, yaml.Node) else None
     return None
 
 

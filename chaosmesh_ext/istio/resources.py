@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from chaosmesh_ext._kobject import KObject
+
 GROUP = "networking.istio.io"
 VERSIONS: tuple[str, ...] = ("v1", "v1beta1", "v1alpha3")
 DEFAULT_VERSION = "v1"
@@ -20,6 +22,15 @@ KINDS: tuple[str, ...] = ("VirtualService", "DestinationRule", "Gateway")
 
 INJECTED_ANNOTATION = "chaosmesh.io/injected"
 FAULT_ROUTE_PREFIX = "chaosmesh-fault-"
+
+# gRPC status codes by name (google.rpc.Code): a VirtualService's fault.abort.grpcStatus takes
+# the name, Envoy's fault filter the number.
+GRPC_STATUS_CODES: dict[str, int] = {
+    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
+    "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
+}  # fmt: skip
 
 
 def api_version(version: str = DEFAULT_VERSION) -> str:
@@ -55,14 +66,9 @@ def plural(kind: str) -> str:
 
 
 def namespace_of(obj: Mapping[str, Any], default: str = "default") -> str:
-    meta = obj.get("metadata")
-    if isinstance(meta, Mapping) and isinstance(meta.get("namespace"), str) and meta["namespace"]:
-        return str(meta["namespace"])
-    return default
+    """The object's namespace, ``default`` when it names none."""
+    return KObject(obj).namespace_or(default)
 
 
 def name_of(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata")
-    if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
-        return str(meta["name"])
-    return ""
+    return KObject(obj).name

@@ -1,4 +1,5 @@
-"""Traffic edits on a VirtualService: canary weights, route timeouts, retries.
+"""Traffic edits on a VirtualService: canary weights, route timeouts, retries; and the split
+a route declares.
 
 Each returns a new dict. Edits to a route also apply to the copies of it that a targeted
 fault inserted in front of it (``chaosmesh-fault-…``), so faulted traffic keeps going where
@@ -52,6 +53,32 @@ def shift_traffic(
         for p in [position, *_shadows(routes, position)]:
             routes[p]["route"] = copy.deepcopy(new)
     return check_result(KIND, vs, out)
+
+
+def declared_split(vs: Mapping[str, Any], route: RouteRef = None) -> dict[str, float]:
+    """Fraction per subset (or per host, for host-only destinations) of one HTTP route.
+
+    ``route`` is the route's name or index; default the first of the user's own routes (the
+    one a request without special headers takes in the usual canary layout). One destination
+    without a weight takes everything (Istio's rule). Raises :class:`IstioError`.
+    """
+    position = route_indexes(vs, route)[0]
+    chosen = http_routes(vs)[position]
+    raw = chosen.get("route") if isinstance(chosen, Mapping) else None
+    destinations = [d for d in raw or [] if isinstance(d, Mapping)]
+    weights: dict[str, float] = {}
+    for dest in destinations:
+        target = dest.get("destination")
+        target = target if isinstance(target, Mapping) else {}
+        key = str(target.get("subset") or target.get("host") or "?")
+        weight = float(dest.get("weight", 100 if len(destinations) == 1 else 0))
+        weights[key] = weights.get(key, 0.0) + weight
+    total = sum(weights.values())
+    if total <= 0:
+        raise IstioError.for_object(
+            vs, f"spec.http[{position}].route", f"weights add up to {total:g}", KIND
+        )
+    return {key: round(value / total, 4) for key, value in weights.items()}
 
 
 def set_timeout(

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from chaosmesh_ext.istio import schema
 from chaosmesh_ext.istio._checks import (
     GATEWAY_PROTOCOLS,
-    GRPC_STATUS_CODES,
     RETRY_ON_POLICIES,
     Cause,
     check_shape,
@@ -23,7 +22,7 @@ from chaosmesh_ext.istio._checks import (
     host_problem,
     metadata_causes,
 )
-from chaosmesh_ext.istio.resources import GROUP, VERSIONS, is_istio_api_version
+from chaosmesh_ext.istio.resources import GROUP, GRPC_STATUS_CODES, VERSIONS, is_istio_api_version
 from chaosmesh_ext.istio.validate_destination_rule import (
     connection_pool_causes,
     destination_rule_causes,

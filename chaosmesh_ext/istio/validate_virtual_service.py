@@ -7,7 +7,6 @@ from typing import Any
 
 from chaosmesh_ext.istio._checks import (
     DNS_LABEL,
-    GRPC_STATUS_CODES,
     HTTP_STATUS_CODES,
     RETRY_ON_POLICIES,
     Cause,
@@ -23,6 +22,7 @@ from chaosmesh_ext.istio._checks import (
     port_causes,
 )
 from chaosmesh_ext.istio.hosts import host_matches
+from chaosmesh_ext.istio.resources import GRPC_STATUS_CODES
 
 
 def virtual_service_causes(spec: Mapping[str, Any]) -> list[Cause]:

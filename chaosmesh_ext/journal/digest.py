@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from chaosmesh_ext.journal import text
 from chaosmesh_ext.journal.model import Journal, RunRecord
 
-# Breaker counters always shown (the ones the runbook's scenarios are about), then any
+# Breaker counters always shown (retries, totals, 5xx, pending overflow), then any
 # other counter that is not 0.
 CORE_COUNTERS = ("rq_retry", "rq_total", "rq_5xx", "pending_overflow")
 # Gauges: a change since the last reading says nothing about the calls in between.

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_ext.errors import ChaosMeshError
 from chaosmesh_ext.journal.model import Hypothesis, Journal, Restored, RunRecord
 from chaosmesh_ext.journal.outputs import load_result, traffic_split
 
@@ -15,7 +16,7 @@ from chaosmesh_ext.journal.outputs import load_result, traffic_split
 EXTENSION_NAME = "chaosmesh"
 
 
-class JournalError(ValueError):
+class JournalError(ChaosMeshError, ValueError):
     """A file that is not a journal; the message names the file and the problem."""
 
 

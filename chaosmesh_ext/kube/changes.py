@@ -5,7 +5,8 @@ in the ``chaosmesh.io/ledger`` annotation in the same write, so after a crash ``
 tell whether a pending write landed. A 409 (someone wrote between our read and our write) is
 answered by reading again and re-running the edit on the fresh state — never by overwriting.
 If the edit rejects its input nothing is recorded; if the write fails the entry is marked
-``not-applied``: a failed change leaves the cluster as it was.
+``not-applied``: a failed change leaves the cluster as it was. An object being deleted (its
+``deletionTimestamp`` set, finalizers pending) is not changed at all.
 
 Two rules keep ``restore`` exact and polite:
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.kube.ledger import (
     APPLIED,
     LEDGER_ANNOTATION,
@@ -34,7 +36,14 @@ from chaosmesh_ext.kube.ledger import (
     content,
     with_content,
 )
-from chaosmesh_ext.kube.objects import Conflict, IstioObjects, KubeApiError, NotFound, ObjectRef
+from chaosmesh_ext.kube.objects import (
+    Conflict,
+    IstioObjects,
+    KubeApiError,
+    NotFound,
+    ObjectRef,
+    being_deleted,
+)
 from chaosmesh_ext.kube.restore import diff
 
 Edit = Callable[[dict[str, Any] | None], dict[str, Any]]
@@ -76,8 +85,7 @@ def _mark(obj: dict[str, Any], entry_id: str) -> dict[str, Any]:
 
 
 def _marker(obj: dict[str, Any]) -> str | None:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    marker = annotations.get(LEDGER_ANNOTATION)
+    marker = KObject(obj).annotations.get(LEDGER_ANNOTATION)
     return marker if isinstance(marker, str) else None
 
 
@@ -162,6 +170,13 @@ def apply_change(
             raise NotFound(
                 ref, 404, "NotFound", "not found: it must exist before this action can change it"
             )
+        going = being_deleted(live)
+        if going:
+            # Changing an object on its way out would record a change restore cannot undo
+            # (the object is gone by then) and make a fault look injected when it is not.
+            if entry_id:
+                ledger.not_applied(entry_id, f"object {going}")
+            raise KubeApiError(ref, 409, "BeingDeleted", f"{going}; not changed")
         if entry_id and live is not None and _marker(live) == entry_id:
             # Our write landed although we saw an error (a lost response): it is done.
             ledger.applied(entry_id, live)
@@ -186,7 +201,7 @@ def apply_change(
         if live is not None and _ignoring_mark(content(desired)) == _ignoring_mark(content(live)):
             if entry_id:
                 ledger.not_applied(entry_id, "nothing left to change after re-reading")
-            rv = (live.get("metadata") or {}).get("resourceVersion")
+            rv = KObject(live).resource_version
             return ChangeResult(ref, False, False, rv, attempt, None, live)
         if entry_id is None:
             entry = ledger.begin(
@@ -229,7 +244,7 @@ def apply_change(
                 ledger.update(
                     done["id"], state=RESTORED, restore=f"back as before the run ({action})"
                 )
-        rv = (written.get("metadata") or {}).get("resourceVersion")
+        rv = KObject(written).resource_version
         return ChangeResult(ref, True, live is None, rv, attempt, entry_id, written)
     if entry_id:
         ledger.not_applied(entry_id, f"gave up after {max_attempts} conflicting writes")

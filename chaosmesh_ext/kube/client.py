@@ -23,14 +23,16 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from chaosmesh_ext._parse import parse_bool
+from chaosmesh_ext.errors import KubeError
+
 DEFAULT_KUBECONFIG = "~/.kube/config"
 # Set by the safety-net control when the experiment's target (the embedded mesh) could not be
 # prepared: no client may then fall back to KUBECONFIG / ~/.kube/config (maybe production).
 TARGET_ERROR_KEY = "chaosmesh_target_error"
-_FALSE = {"false", "0", "no", "off", "n"}
 
 
-class KubeSettingsError(ValueError):
+class KubeSettingsError(KubeError, ValueError):
     """No usable Kubernetes configuration, or a setting that cannot be used."""
 
 
@@ -48,15 +50,6 @@ class ClientSettings:
     key_file: str | None = None
     ca_cert_file: str | None = None
     verify_ssl: bool = True
-
-
-def parse_bool(value: Any, default: bool = True) -> bool:
-    """``"false"``, ``"0"``, ``"no"``, ``"off"`` (any case) and ``False`` are false."""
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() not in _FALSE
 
 
 def _existing_kubeconfig(spec: str) -> str | None:

@@ -1,11 +1,12 @@
 """``chaosmesh lint`` against a cluster: read the live objects, run the same checks as on files.
 
-The probe :func:`lint_mesh` reads VirtualServices, DestinationRules and Gateways of a namespace
-(or of every namespace), plus what they reference — the Services and Deployments of their
-own namespace and of every namespace their hosts and gateways name — and returns the
-findings of :func:`chaosmesh_ext.istio.lint.lint_objects` as plain JSON (counts with flat
-keys, for a ``range`` tolerance with ``target``). Use it in a steady-state hypothesis so an
-experiment refuses to start on a mesh whose routing is already wrong (a VirtualService for a
+:func:`lint_cluster` (behind the probe ``chaosmesh_ext.probes.lint_mesh``) reads the
+VirtualServices, DestinationRules and Gateways of a namespace (or of every namespace), plus
+what they reference — the Services and Deployments of their own namespace and of every
+namespace their hosts and gateways name — and returns the findings of
+:func:`chaosmesh_ext.istio.lint.lint_objects` as plain JSON (counts with flat keys, for a
+``range`` tolerance with ``target``). Use it in a steady-state hypothesis so an experiment
+refuses to start on a mesh whose routing is already wrong (a VirtualService for a
 host no Service has, a subset no DestinationRule defines...).
 
 A namespace whose Services cannot be listed (403) is named in a warning: references into it
@@ -19,16 +20,15 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chaoslib.exceptions import ActivityFailed
 from kubernetes import client as k8s
 
 from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.istio.hosts import fqdn
 from chaosmesh_ext.istio.lint import Finding, has_errors, lint_objects, summary
-from chaosmesh_ext.kube.client import KubeSettingsError, api_client
-from chaosmesh_ext.kube.objects import GROUP, IstioObjects, KubeApiError, translate
+from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, translate
 
-__all__ = ["cluster_objects", "lint_mesh"]
+__all__ = ["cluster_objects", "lint_cluster"]
 
 ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway")
 Lister = Callable[..., Any]
@@ -83,9 +83,8 @@ def _referenced_namespaces(istio: list[dict[str, Any]]) -> tuple[set[str], set[s
     services: set[str] = set()
     gateways: set[str] = set()
     for obj in istio:
-        own = str((obj.get("metadata") or {}).get("namespace") or "default")
-        raw = obj.get("spec")
-        spec: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        view = KObject(obj)
+        own, spec = view.namespace_or(), view.spec
         hosts = [spec.get("host"), *list(spec.get("hosts") or [])]
         for block in ("http", "tcp", "tls"):
             for route in spec.get(block) or []:
@@ -149,44 +148,20 @@ def _line(finding: Finding) -> str:
     return ": ".join(p for p in parts if p)
 
 
-def lint_mesh(
-    ns: str = "default",
-    all_namespaces: bool = False,
-    configuration: dict[str, Any] | None = None,
-    secrets: dict[str, Any] | None = None,
+def lint_cluster(
+    objects: IstioObjects, namespace: str, *, all_namespaces: bool = False
 ) -> dict[str, Any]:
-    """Lint the Istio objects on the cluster, like ``chaosmesh lint`` on files.
+    """Lint what :func:`cluster_objects` reads; the counts, findings and notes as plain JSON.
 
-    Checks the VirtualServices, DestinationRules and Gateways of ``ns`` (or of every
-    namespace with ``all_namespaces``) against the Services and Deployments they reference:
-    schema, hosts that match no Service, subsets no DestinationRule defines, gateways that do
-    not exist, two VirtualServices for one host, faults without a percentage.
-
-    Returns ``{"errors": n, "warnings": n, "info": n, "ok": bool, "findings": [text...],
-    "notes": [text...]}``; ``ok`` is true when there is no error. In a steady-state
-    hypothesis: ``"tolerance": {"type": "range", "range": [0, 0], "target": "errors"}``.
-    Raises ``ActivityFailed`` when the objects cannot be read (naming which and why).
+    ``{"namespace", "errors", "warnings", "info", "ok", "findings": [text...], "notes":
+    [text...]}``; ``ok`` is true when there is no error. Raises :class:`KubeApiError` when
+    the Istio objects cannot be read.
     """
-    if not isinstance(ns, str) or not ns.strip():
-        raise ActivityFailed(f"lint_mesh: argument 'ns' must be a namespace name, got {ns!r}")
-    try:
-        client = api_client(configuration, secrets)
-    except (KubeSettingsError, ValueError) as exc:
-        raise ActivityFailed(f"Kubernetes configuration: {exc}") from exc
-    try:
-        try:
-            objects = IstioObjects.from_configuration(client, configuration)
-            objs, notes = cluster_objects(objects, None if all_namespaces else ns)
-        except ValueError as exc:
-            raise ActivityFailed(f"configuration: {exc}") from exc
-        except KubeApiError as exc:
-            raise ActivityFailed(f"lint_mesh: cannot read {GROUP} objects: {exc}") from exc
-    finally:
-        client.close()
-    findings = lint_objects(objs, namespace=ns)
+    objs, notes = cluster_objects(objects, None if all_namespaces else namespace)
+    findings = lint_objects(objs, namespace=namespace)
     counts = summary(findings)
     return {
-        "namespace": None if all_namespaces else ns,
+        "namespace": None if all_namespaces else namespace,
         "errors": counts["error"],
         "warnings": counts["warning"],
         "info": counts["info"],

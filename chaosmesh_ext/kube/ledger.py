@@ -27,8 +27,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_ext._kobject import KObject
+from chaosmesh_ext.errors import KubeError
+
 LEDGER_DIR_ENV = "CHAOSMESH_LEDGER_DIR"
 RUN_ID_ENV = "CHAOSMESH_RUN_ID"
+# The configuration key through which the safety-net control shares the run id with activities.
+RUN_ID_KEY = "chaosmesh_run_id"
 DEFAULT_LEDGER_DIR = "~/.chaosmesh/ledger"
 LEDGER_ANNOTATION = "chaosmesh.io/ledger"
 
@@ -44,7 +49,7 @@ FORGOTTEN = "forgotten"
 OUTSTANDING = (PENDING, APPLIED, REFUSED)
 
 
-class LedgerError(RuntimeError):
+class LedgerError(KubeError, RuntimeError):
     """The ledger file cannot be read or written (read-only HOME, corrupt JSON); names the file."""
 
 
@@ -79,6 +84,19 @@ def current_run_id() -> str:
     return _process_run_id
 
 
+def choose_run_id(configuration: Mapping[str, Any] | None = None, *, new: bool = False) -> str:
+    """The run a change belongs to — the one place that decides it.
+
+    ``CHAOSMESH_RUN_ID`` first (a game day's id, so its ``restore --run`` finds the changes),
+    then the configuration's ``chaosmesh_run_id`` (set by the safety-net control), then: with
+    ``new`` a fresh id (the control starting a run), else this process's run id.
+    """
+    chosen = os.environ.get(RUN_ID_ENV) or (configuration or {}).get(RUN_ID_KEY)
+    if chosen:
+        return str(chosen)
+    return new_run_id() if new else current_run_id()
+
+
 def ledger_dir(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(path or os.environ.get(LEDGER_DIR_ENV) or DEFAULT_LEDGER_DIR).expanduser()
 
@@ -94,7 +112,7 @@ def content(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
     state: dict[str, Any] = {}
     if "spec" in obj:
         state["spec"] = copy.deepcopy(obj["spec"])
-    meta = obj.get("metadata") or {}
+    meta = KObject(obj).metadata
     for key in ("labels", "annotations"):
         if key in meta:
             state[key] = copy.deepcopy(meta[key])
@@ -228,7 +246,7 @@ class Ledger:
 
     def applied(self, entry_id: str, written: Mapping[str, Any]) -> None:
         after = content(written) or {}
-        after["resourceVersion"] = (written.get("metadata") or {}).get("resourceVersion")
+        after["resourceVersion"] = KObject(written).resource_version
         self.update(entry_id, state=APPLIED, after=after)
 
     def not_applied(self, entry_id: str, error: str) -> None:

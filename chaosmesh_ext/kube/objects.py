@@ -1,25 +1,32 @@
 """Istio custom objects over the Kubernetes API: CRUD, API-version discovery and clear errors.
 
 Only the client's generated ``CustomObjectsApi`` methods are used (kubernetes 37 changed
-``call_api``); every call carries ``_request_timeout`` and every patch ``_content_type`` (without
-it a JSON-patch list goes out as a merge patch). API errors become :class:`KubeApiError`, whose
-message names the object (``VirtualService default/reviews``) and, for 422, the fields the
-server listed in ``details.causes``.
+``call_api``); every call carries ``_request_timeout``. API errors become :class:`KubeApiError`,
+whose message names the object (``VirtualService default/reviews``) and says what happened in
+a cluster's words: the fields a 422 listed in ``details.causes``, a namespace that does not
+exist, istiod's validation webhook unreachable, throttling. A 429 (API Priority and Fairness)
+is retried after its ``Retry-After`` within the call's own time budget
+(``kubernetes_request_timeout``), since the server rejected the request before doing anything.
 """
 
 from __future__ import annotations
 
 import builtins
 import json
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
 from kubernetes import client as k8s
+from kubernetes import watch as k8s_watch
 from kubernetes.client.rest import ApiException
 
 from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext._kobject import KObject
+from chaosmesh_ext.errors import KubeError
 
 GROUP = "networking.istio.io"
 # Newest first: what we pick when the server serves several.
@@ -30,8 +37,10 @@ PLURALS = {
     "Gateway": "gateways",
 }
 DEFAULT_TIMEOUT = 10.0
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
+# How long to wait before retrying a 429 whose answer names no Retry-After.
+DEFAULT_RETRY_AFTER = 1.0
+# kube-apiserver's words when an admission webhook cannot be called (failurePolicy: Fail).
+_WEBHOOK = re.compile(r'failed calling webhook "(?P<name>[^"]+)"')
 
 
 @dataclass(frozen=True, order=True)
@@ -54,7 +63,7 @@ class ObjectRef:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-class KubeApiError(Exception):
+class KubeApiError(KubeError):
     """An API call failed; ``str()`` says which object, what happened and what to do."""
 
     def __init__(
@@ -80,6 +89,22 @@ class Conflict(KubeApiError):
     """409: someone else wrote first (stale resourceVersion) or the object already exists."""
 
 
+class Throttled(KubeApiError):
+    """429 on every attempt within the call's time budget: the API server is overloaded."""
+
+
+def retry_after(exc: ApiException) -> float:
+    """Seconds a 429 asks to wait: ``Retry-After``, else ``details.retryAfterSeconds``."""
+    header = (exc.headers or {}).get("Retry-After")
+    for value in (header, (_status_body(exc).get("details") or {}).get("retryAfterSeconds")):
+        try:
+            if value is not None and float(value) >= 0:
+                return float(value)
+        except (TypeError, ValueError):
+            continue
+    return DEFAULT_RETRY_AFTER
+
+
 def _status_body(exc: ApiException) -> dict[str, Any]:
     try:
         body = json.loads(exc.body or "{}")
@@ -95,8 +120,34 @@ def translate(exc: BaseException, ref: ObjectRef | str, verb: str, timeout: floa
         status = exc.status or body.get("code")
         server_message = body.get("message") or exc.reason or ""
         causes = (body.get("details") or {}).get("causes") or []
+        details = body.get("details") or {}
+        if status == 404 and details.get("kind") == "namespaces":
+            return NotFound(
+                ref,
+                404,
+                "NotFound",
+                f"namespace {details.get('name')!r} does not exist ({verb}): {server_message}",
+            )
         if status == 404:
             return NotFound(ref, 404, "NotFound", f"not found ({verb}): {server_message}")
+        webhook = _WEBHOOK.search(server_message) if status == 500 else None
+        if webhook and "istio" in webhook["name"]:
+            return KubeApiError(
+                ref,
+                500,
+                "WebhookUnavailable",
+                f"{verb} refused, nothing changed: istiod's validation webhook "
+                f"({webhook['name']}) is unreachable — is istiod running? "
+                f"(kubectl -n istio-system get pods -l app=istiod): {server_message}",
+            )
+        if webhook:
+            return KubeApiError(
+                ref,
+                500,
+                "WebhookUnavailable",
+                f"{verb} refused, nothing changed: the admission webhook {webhook['name']} "
+                f"is unreachable: {server_message}",
+            )
         if status == 409:
             return Conflict(
                 ref, 409, body.get("reason") or "Conflict", f"conflict on {verb}: {server_message}"
@@ -218,12 +269,34 @@ class IstioObjects:
         )
 
     def _call(self, ref: ObjectRef | str, verb: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, _request_timeout=self.timeout, **kwargs)
-        except INTERRUPTS:
-            raise
-        except Exception as exc:
-            raise translate(exc, ref, verb, self.timeout) from exc
+        """``fn`` within ``self.timeout`` seconds in all, 429s retried after their Retry-After."""
+        deadline = time.monotonic() + self.timeout
+        throttled = 0
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return fn(*args, _request_timeout=max(left, 0.001), **kwargs)
+            except INTERRUPTS:
+                raise
+            except ApiException as exc:
+                if exc.status != 429:
+                    raise translate(exc, ref, verb, self.timeout) from exc
+                throttled += 1
+                wait = retry_after(exc)
+                if time.monotonic() + wait >= deadline:
+                    message = _status_body(exc).get("message") or exc.reason
+                    raise Throttled(
+                        ref,
+                        429,
+                        "TooManyRequests",
+                        f"the API server throttled {verb} (429 Too Many Requests) on all "
+                        f"{throttled} attempt(s) within the {self.timeout:g}s request budget "
+                        f"(kubernetes_request_timeout); nothing changed — the cluster's API is "
+                        f"overloaded, try again later: {message}",
+                    ) from exc
+                time.sleep(wait)
+            except Exception as exc:
+                raise translate(exc, ref, verb, self.timeout) from exc
 
     def get(self, ref: ObjectRef) -> dict[str, Any]:
         result: dict[str, Any] = self._call(
@@ -244,11 +317,7 @@ class IstioObjects:
         except NotFound:
             return None
 
-    def list(
-        self, kind: str, namespace: str, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
-        plural = PLURALS[kind]
-        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+    def list(self, kind: str, namespace: str) -> list[dict[str, Any]]:
         result = self._call(
             f"{kind} list in {namespace}",
             "list",
@@ -256,8 +325,7 @@ class IstioObjects:
             GROUP,
             self.version,
             namespace,
-            plural,
-            **kwargs,
+            PLURALS[kind],
         )
         return list(result.get("items") or [])
 
@@ -303,31 +371,19 @@ class IstioObjects:
         )
         return result
 
-    def patch(self, ref: ObjectRef, body: Any, patch_type: str = "merge") -> dict[str, Any]:
-        """Merge patch (a dict, RFC 7386) or JSON patch (a list of ops, RFC 6902)."""
-        content_type = {"merge": MERGE_PATCH, "json": JSON_PATCH}[patch_type]
-        result: dict[str, Any] = self._call(
-            ref,
-            f"{patch_type}-patch",
-            self.custom.patch_namespaced_custom_object,
-            GROUP,
-            self.version,
-            ref.namespace,
-            ref.plural,
-            ref.name,
-            body,
-            _content_type=content_type,
-        )
-        return result
+    def delete(self, ref: ObjectRef, resource_version: str | None = None) -> dict[str, Any]:
+        """Delete; with ``resource_version`` only if nobody changed the object since (else 409).
 
-    def delete(self, ref: ObjectRef, resource_version: str | None = None) -> None:
-        """Delete; with ``resource_version`` only if nobody changed the object since (else 409)."""
+        Returns the server's answer: an object with finalizers is only marked (its
+        ``metadata.deletionTimestamp`` set) and stays until they are done — see
+        :meth:`wait_deleted`.
+        """
         options = k8s.V1DeleteOptions(
             preconditions=k8s.V1Preconditions(resource_version=resource_version)
             if resource_version
             else None
         )
-        self._call(
+        result: dict[str, Any] = self._call(
             ref,
             "delete",
             self.custom.delete_namespaced_custom_object,
@@ -338,3 +394,40 @@ class IstioObjects:
             ref.name,
             body=options,
         )
+        return result if isinstance(result, dict) else {}
+
+    def wait_deleted(self, ref: ObjectRef, resource_version: str, timeout: float) -> bool:
+        """True once the object is gone (a watch from ``resource_version`` sees it deleted),
+        False if it is still there after ``timeout`` seconds (finalizers not done)."""
+        stream = k8s_watch.Watch()
+        try:
+            for event in stream.stream(
+                self.custom.list_namespaced_custom_object,
+                GROUP,
+                self.version,
+                ref.namespace,
+                ref.plural,
+                field_selector=f"metadata.name={ref.name}",
+                resource_version=resource_version,
+                timeout_seconds=max(1, round(timeout)),
+                _request_timeout=timeout + self.timeout,
+            ):
+                if event.get("type") == "DELETED":
+                    return True
+        except INTERRUPTS:
+            raise
+        except Exception as exc:
+            raise translate(exc, ref, "watch", timeout) from exc
+        finally:
+            stream.stop()
+        return self.get_or_none(ref) is None
+
+
+def being_deleted(obj: Mapping[str, Any] | None) -> str | None:
+    """Why ``obj`` is going away (deletionTimestamp and finalizers), or None if it is not."""
+    view = KObject(obj)
+    if not view.deleting:
+        return None
+    finalizers = ", ".join(view.metadata.get("finalizers") or []) or "none"
+    since = view.metadata["deletionTimestamp"]
+    return f"being deleted since {since} (waiting for finalizers: {finalizers})"

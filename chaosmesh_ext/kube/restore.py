@@ -6,6 +6,11 @@ still holds what the run last wrote: same resourceVersion, or the same content (
 annotations) if something bumped the version without changing it. Otherwise the object is
 left alone and reported with a diff. Already-restored objects are a no-op, so restore after
 restore changes nothing. Writes use the live resourceVersion (409 -> read again, re-decide).
+
+Deletion is as a cluster does it: an object with finalizers is only marked for deletion and
+stays until they finish. An object the run created counts as deleted once it is gone (watched
+for up to the request timeout; else reported ``deleting`` and left outstanding, so the next
+restore finishes the job); an object someone else is deleting is not written to.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.kube.client import same_host
 from chaosmesh_ext.kube.ledger import (
     APPLIED,
@@ -29,7 +35,14 @@ from chaosmesh_ext.kube.ledger import (
     content,
     with_content,
 )
-from chaosmesh_ext.kube.objects import Conflict, IstioObjects, KubeApiError, NotFound, ObjectRef
+from chaosmesh_ext.kube.objects import (
+    Conflict,
+    IstioObjects,
+    KubeApiError,
+    NotFound,
+    ObjectRef,
+    being_deleted,
+)
 
 MAX_ATTEMPTS = 3
 
@@ -51,7 +64,8 @@ class Outcome:
 
     ref: ObjectRef
     run_id: str
-    result: str  # restored | deleted | already-restored | never-applied | refused | failed
+    # restored | deleted | already-restored | never-applied | deleting | refused | failed
+    result: str
     detail: str = ""
     entries: list[str] = field(default_factory=list)
 
@@ -103,8 +117,7 @@ def _expected_now(
     entries: list[dict[str, Any]], live: dict[str, Any] | None
 ) -> dict[str, Any] | None:
     """What the object holds if nobody else touched it since our last write, or None if unknown."""
-    marker = ((live or {}).get("metadata") or {}).get("annotations", {}) or {}
-    landed = marker.get(LEDGER_ANNOTATION)
+    landed = KObject(live).annotations.get(LEDGER_ANNOTATION)
     for entry in reversed(entries):
         if entry["id"] == landed:
             if entry["state"] == PENDING:
@@ -129,13 +142,17 @@ def _restore_object(
             live is not None and not origin_absent and content(live) == origin
         ):
             return "already-restored", "already as before the run"
-        marker = ((live or {}).get("metadata") or {}).get("annotations", {}) or {}
-        landed = marker.get(LEDGER_ANNOTATION) in {e["id"] for e in entries}
+        landed = KObject(live).annotations.get(LEDGER_ANNOTATION) in {e["id"] for e in entries}
         if not landed and all(e["state"] == PENDING for e in entries):
             # We died (or timed out) before any write of ours landed: nothing of ours is there.
             return "never-applied", "this run's change never reached the object; left as it is"
         if live is None:
             return "refused", "deleted by someone else since this run changed it; not recreated"
+        going = being_deleted(live)
+        if going and origin_absent:
+            return _deleted(objects, ref, live)  # ours to delete, already on its way out
+        if going:
+            return "refused", f"{going}, by someone else since this run changed it; left alone"
         expected = _expected_now(entries, live)
         live_rv = live["metadata"].get("resourceVersion")
         expected_content = {k: v for k, v in (expected or {}).items() if k != "resourceVersion"}
@@ -149,7 +166,9 @@ def _restore_object(
             )
         try:
             if origin_absent:
-                objects.delete(ref, resource_version=live_rv)
+                answer = objects.delete(ref, resource_version=live_rv)
+                if being_deleted(answer):
+                    return _deleted(objects, ref, answer)
                 return "deleted", "created by this run; deleted"
             assert origin is not None
             objects.replace(ref, with_content(live, origin))
@@ -159,6 +178,17 @@ def _restore_object(
         except Conflict:
             continue  # someone wrote meanwhile: re-decide on fresh state
     return "failed", f"the object kept changing on {MAX_ATTEMPTS} attempts; try again"
+
+
+def _deleted(objects: IstioObjects, ref: ObjectRef, marked: dict[str, Any]) -> tuple[str, str]:
+    """Wait (up to the request timeout) for a created object marked for deletion to be gone."""
+    rv = str((marked.get("metadata") or {}).get("resourceVersion") or "")
+    if objects.wait_deleted(ref, rv, objects.timeout):
+        return "deleted", "created by this run; deleted (once its finalizers were done)"
+    return "deleting", (
+        f"created by this run; deletion requested, but it is still {being_deleted(marked)} "
+        f"after {objects.timeout:g}s; run restore again once they are done"
+    )
 
 
 def _other_server(entries: list[dict[str, Any]], objects: IstioObjects) -> str | None:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from chaosmesh_ext.errors import LoadError
+
 from .._sidecar import Sidecar
 from .http_client import HttpConnection, build_request, code_is_ok
 from .options import LoadOptions, parse_url, validate
@@ -37,7 +39,7 @@ LOCAL_NOTE = (
 )
 
 
-class LoadTargetError(ConnectionError):
+class LoadTargetError(LoadError, ConnectionError):
     """The target cannot be reached at all; nothing was measured."""
 
     def __init__(self, url: str, reason: str) -> None:

@@ -101,6 +101,7 @@ def _matches(cluster: str, fqdn: str, port: int | None, subset: str | None) -> b
 def breaker_summary(
     text: str,
     host: str,
+    *,
     namespace: str = "default",
     port: int | None = None,
     subset: str | None = None,

@@ -1,18 +1,28 @@
-"""Load-run options with fortio's names and defaults, and their validation.
+"""Load-run options with fortio's names and defaults: one way in, as fortio's ``Normalize()``.
 
-Everything a user can get wrong is caught here, before a single byte is sent, with a message
-naming the option (``-c``, ``-qps``, ...) and the bad value. The CLI, the REST server and the
-probes all build a :class:`LoadOptions` and call :func:`validate`.
+The command line (``chaosmesh load``), the REST server (``/fortio/rest/run``) and the probes
+all describe a run the way a user writes it — a :class:`LoadInput` of text or numbers — and
+turn it into :class:`LoadOptions` with :func:`normalize`, under the :class:`InputRules` of
+their front end (how it names options, and which of fortio's rules apply to its input).
+
+Everything a user can get wrong is caught there, before a single byte is sent, with a message
+naming the option (``-c``, ``qps``, ...) and the bad value; :func:`validate` checks a built
+:class:`LoadOptions` once more.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeGuard
 from urllib.parse import urlsplit
 
+from chaosmesh_ext.errors import LoadError
+
 from .._sidecar import Sidecar
+from .stats import parse_percentiles
 
 DEFAULT_PERCENTILES: tuple[float, ...] = (50.0, 75.0, 90.0, 99.0, 99.9)
 DEFAULT_QPS = 8.0
@@ -24,7 +34,7 @@ DEFAULT_RESOLUTION = 0.001
 MAX_OPEN_LOOP_CONNECTIONS = 512
 
 
-class LoadOptionError(ValueError):
+class LoadOptionError(LoadError, ValueError):
     """A load option is invalid; ``.option`` names it as the user wrote it (``-c``, ``-qps``)."""
 
     def __init__(self, option: str, message: str) -> None:
@@ -222,3 +232,148 @@ def validate(options: LoadOptions) -> LoadOptions:
     for name, value in options.headers:
         parse_header(f"{name}: {value}")
     return options
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputRules:
+    """How one front end names the options, and which of fortio's input rules apply to it."""
+
+    prefix: str  # "-" for command-line flags (-qps), "" for REST parameters and arguments
+    # fortio's REST API: a missing or 0 qps means 8 and 0 connections means 4; n and t may
+    # both be given (n wins); t=on runs until stopped. Elsewhere qps <= 0 is max speed.
+    rest: bool
+    # Whether a run may go on until stopped (t=0 on the command line, t=on in REST); an
+    # activity must end on its own, so its t must be > 0.
+    until_stopped: bool
+
+
+COMMAND_LINE = InputRules(prefix="-", rest=False, until_stopped=True)
+REST = InputRules(prefix="", rest=True, until_stopped=True)
+ACTIVITY = InputRules(prefix="", rest=False, until_stopped=False)
+
+Scalar = str | float | int
+
+
+@dataclass(kw_only=True)
+class LoadInput:
+    """A run as a user writes it, with fortio's option names; ``None`` (or "") = not given."""
+
+    url: str
+    c: Scalar | None = None
+    qps: Scalar | None = None
+    n: Scalar | None = None
+    t: Scalar | None = None
+    timeout: Scalar | None = None
+    p: str | None = None  # percentiles, "50,90,99"
+    r: Scalar | None = None  # histogram resolution in seconds
+    headers: Mapping[str, str] | Sequence[str] | None = None
+    payload: str | bytes | None = None
+    method: str | None = None
+    open_loop: bool = False
+    allow_initial_errors: bool = False
+    nocatchup: bool = False
+    jitter: bool = False
+    uniform: bool = False
+    labels: str = ""
+    classify_regex: str | None = None
+    classify_header: str | None = None
+    sidecar: Sidecar | None = None
+
+
+def _given(value: Scalar | None) -> TypeGuard[Scalar]:
+    """Whether an option was given: not None and, for text, not blank."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def header_list(headers: Mapping[str, str] | Sequence[str] | None) -> list[tuple[str, str]]:
+    """``{"Name": "value"}`` or ``["Name: value", ...]`` -> checked ``(name, value)`` pairs."""
+    if not headers:
+        return []
+    if isinstance(headers, Mapping):
+        return [parse_header(f"{k}: {v}") for k, v in headers.items()]
+    if isinstance(headers, str):
+        return [parse_header(headers)]
+    return [parse_header(str(h)) for h in headers]
+
+
+def _duration(given: LoadInput, rules: InputRules) -> float:
+    name = rules.prefix + "t"
+    if not _given(given.t):
+        return DEFAULT_DURATION
+    if rules.rest and str(given.t).strip() == "on":
+        return -1.0
+    duration = parse_duration(given.t, name)
+    if not rules.until_stopped:
+        if duration <= 0:
+            raise LoadOptionError(name, f"must be greater than 0, got {given.t}")
+    elif duration < 0:
+        raise LoadOptionError(name, f"must not be negative, got {given.t}")
+    # t=0 on the command line runs until interrupted (Ctrl-C), as fortio's -t 0.
+    return -1.0 if duration == 0 else duration
+
+
+def normalize(given: LoadInput, rules: InputRules) -> LoadOptions:
+    """The :class:`LoadOptions` for ``given``, with fortio's defaults; raise
+    :class:`LoadOptionError` naming the first bad option as this front end spells it."""
+    pre = rules.prefix
+    url = given.url.strip() if isinstance(given.url, str) else given.url
+    if not url:
+        raise LoadOptionError("url", "URL is required")
+    if _given(given.n) and _given(given.t) and not rules.rest:
+        raise LoadOptionError(
+            f"{pre}n/{pre}t",
+            f"give either {pre}n (number of calls) or {pre}t (duration), not both",
+        )
+    connections = DEFAULT_CONNECTIONS
+    if _given(given.c):
+        connections = parse_int(given.c, pre + "c")
+        if rules.rest and connections == 0:
+            connections = DEFAULT_CONNECTIONS
+        elif connections < 1 and not rules.rest:
+            raise LoadOptionError(
+                pre + "c", f"number of connections must be at least 1, got {given.c}"
+            )
+    qps = DEFAULT_QPS
+    if _given(given.qps):
+        qps = parse_number(given.qps, pre + "qps")
+        if rules.rest and qps == 0:
+            qps = DEFAULT_QPS  # fortio's Normalize(): 0 -> 8 qps; negative -> max
+    exactly = 0
+    if _given(given.n):
+        exactly = parse_int(given.n, pre + "n")
+        if exactly < 1 and not rules.rest:
+            raise LoadOptionError(pre + "n", f"must be at least 1 call, got {given.n}")
+    percentiles = list(DEFAULT_PERCENTILES)
+    if _given(given.p):
+        try:
+            percentiles = parse_percentiles(str(given.p))
+        except ValueError as exc:
+            raise LoadOptionError(pre + "p", str(exc)) from None
+    payload = given.payload.encode() if isinstance(given.payload, str) else given.payload
+    options = LoadOptions(
+        url=url,
+        connections=connections,
+        qps=qps,
+        exactly=exactly,
+        duration=_duration(given, rules),
+        timeout=(
+            parse_duration(given.timeout, pre + "timeout")
+            if _given(given.timeout)
+            else DEFAULT_TIMEOUT
+        ),
+        percentiles=percentiles,
+        resolution=(parse_number(given.r, pre + "r") if _given(given.r) else DEFAULT_RESOLUTION),
+        headers=header_list(given.headers),
+        payload=payload or None,
+        method=given.method or None,
+        open_loop=given.open_loop,
+        allow_initial_errors=given.allow_initial_errors,
+        nocatchup=given.nocatchup,
+        jitter=given.jitter,
+        uniform=given.uniform,
+        labels=given.labels,
+        classify_regex=given.classify_regex or None,
+        classify_header=given.classify_header or None,
+        sidecar=given.sidecar,
+    )
+    return validate(options)

@@ -29,6 +29,8 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from chaosmesh_ext._interrupts import INTERRUPTS
+from chaosmesh_ext._kobject import KObject
+from chaosmesh_ext.errors import LoadError
 
 # Characters the client must leave alone in the proxied path: the query string is ours,
 # already percent-encoded, and the apiserver hands it to fortio unchanged.
@@ -36,17 +38,8 @@ _PROXY_SAFE = "/?&=%:"
 CONNECT_TIMEOUT = 5.0
 
 
-class RemoteError(RuntimeError):
+class RemoteError(LoadError, RuntimeError):
     """The load could not be run (or the stats read) inside the mesh."""
-
-
-def api_client(
-    configuration: Mapping[str, Any] | None = None, secrets: Mapping[str, Any] | None = None
-) -> k8s.ApiClient:
-    """The experiment's Kubernetes client (the kube layer's, with chaosk8s' settings)."""
-    from ..kube.client import api_client as kube_api_client
-
-    return kube_api_client(configuration, secrets)
 
 
 @contextmanager
@@ -62,7 +55,7 @@ def _proxy_core(api: k8s.ApiClient) -> Iterator[k8s.CoreV1Api]:
     try:
         yield k8s.CoreV1Api(clone)
     finally:
-        clone.close()
+        clone.close()  # type: ignore[no-untyped-call]  # the client's close() has no annotations
 
 
 def rest_query(params: Mapping[str, Any]) -> str:
@@ -120,6 +113,7 @@ def transport_error(api: k8s.ApiClient, exc: BaseException) -> str:
 def run_via_service_proxy(
     api: k8s.ApiClient,
     params: Mapping[str, Any],
+    *,
     service: str = "fortio",
     port: int = 8080,
     namespace: str = "default",
@@ -165,7 +159,7 @@ class ProxyUnavailable(RemoteError):
         self.status = status
 
 
-def find_pod(api: k8s.ApiClient, namespace: str, selector: str, timeout: float = 10.0) -> str:
+def find_pod(api: k8s.ApiClient, namespace: str, selector: str, *, timeout: float = 10.0) -> str:
     """The name of a running pod matching ``selector`` (e.g. ``app=fortio``)."""
     core = k8s.CoreV1Api(api)
     try:
@@ -188,13 +182,10 @@ def find_pod(api: k8s.ApiClient, namespace: str, selector: str, timeout: float =
         raise RemoteError(
             f"listing pods {selector!r} in {namespace}: {transport_error(api, exc)}"
         ) from None
-    names = [
-        str(p["metadata"]["name"])
-        for p in pods
-        if (p.get("metadata") or {}).get("name")
-        and (p.get("status") or {}).get("phase") in (None, "Running")
-        and not (p.get("metadata") or {}).get("deletionTimestamp")
+    running = [
+        KObject(p) for p in pods if (p.get("status") or {}).get("phase") in (None, "Running")
     ]
+    names = [pod.name for pod in running if pod.name and not pod.deleting]
     if not names:
         raise RemoteError(f"no running pod with labels {selector!r} in namespace {namespace}")
     return sorted(names)[0]
@@ -239,6 +230,7 @@ def exec_in_pod(
     api: k8s.ApiClient,
     pod: str,
     namespace: str,
+    *,
     command: Sequence[str],
     container: str | None = None,
     timeout: float = 60.0,
@@ -334,6 +326,7 @@ def fortio_cli_args(params: Mapping[str, Any]) -> list[str]:
 def run_via_exec(
     api: k8s.ApiClient,
     params: Mapping[str, Any],
+    *,
     namespace: str,
     pod: str,
     container: str | None = None,
@@ -341,7 +334,7 @@ def run_via_exec(
 ) -> dict[str, Any]:
     """``fortio load -json - ... URL`` in the fortio pod; the parsed result."""
     command = ["fortio", "load", "-json", "-", *fortio_cli_args(params), str(params["url"])]
-    text = exec_in_pod(api, pod, namespace, command, container, timeout)
+    text = exec_in_pod(api, pod, namespace, command=command, container=container, timeout=timeout)
     start = text.find("{")
     try:
         result = json.loads(text[start:]) if start >= 0 else None
@@ -356,6 +349,7 @@ def read_envoy_stats(
     api: k8s.ApiClient,
     pod: str,
     namespace: str,
+    *,
     timeout: float = 10.0,
     exec_fallback: bool = True,
 ) -> str:
@@ -383,7 +377,7 @@ def read_envoy_stats(
             api,
             pod,
             namespace,
-            ["pilot-agent", "request", "GET", "stats/prometheus"],
+            command=["pilot-agent", "request", "GET", "stats/prometheus"],
             container="istio-proxy",
             timeout=timeout,
         )

@@ -28,22 +28,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from .._sidecar import Sidecar
 from . import engine
-from .options import (
-    DEFAULT_CONNECTIONS,
-    DEFAULT_DURATION,
-    DEFAULT_PERCENTILES,
-    DEFAULT_QPS,
-    LoadOptionError,
-    LoadOptions,
-    parse_duration,
-    parse_header,
-    parse_int,
-    parse_number,
-    validate,
-)
+from .options import REST, LoadInput, LoadOptionError, LoadOptions, normalize
 from .periodic import StopToken
 from .results import error_result, run_id_label
-from .stats import parse_percentiles
 
 # fortio's rapi.StateEnum
 STATE_UNKNOWN, STATE_PENDING, STATE_RUNNING, STATE_STOPPING, STATE_STOPPED = range(5)
@@ -91,59 +78,30 @@ class Params:
 
 
 def options_from_params(params: Params, sidecar: Sidecar | None) -> LoadOptions:
-    """Build options with fortio's REST defaults; raise LoadOptionError naming the parameter."""
-    url = params.get("url").strip()
-    if not url:
-        raise LoadOptionError("url", "URL is required")
-    qps_text = params.get("qps")
-    qps = parse_number(qps_text, "qps") if qps_text else 0.0
-    if qps == 0:
-        qps = DEFAULT_QPS  # fortio's Normalize(): 0 -> 8 qps; negative -> max
-    c_text = params.get("c")
-    c = parse_int(c_text, "c") if c_text else 0
-    if c == 0:
-        c = DEFAULT_CONNECTIONS
-    t_text = params.get("t").strip()
-    if t_text == "on":
-        duration = -1.0
-    elif t_text:
-        duration = parse_duration(t_text, "t")
-    else:
-        duration = DEFAULT_DURATION
-    n_text = params.get("n")
-    exactly = parse_int(n_text, "n") if n_text else 0
-    p_text = params.get("p")
-    try:
-        percentiles = parse_percentiles(p_text) if p_text else list(DEFAULT_PERCENTILES)
-    except ValueError as exc:
-        raise LoadOptionError("p", str(exc)) from None
-    timeout_text = params.get("timeout").strip()
-    headers = [parse_header(h) for h in params.all("H") + params.all("headers")]
-    payload_text = params.get("payload")
-    resolution_text = params.get("r")
-    options = LoadOptions(
-        url=url,
-        connections=c,
-        qps=qps,
-        exactly=exactly,
-        duration=duration,
-        timeout=parse_duration(timeout_text, "timeout") if timeout_text else 3.0,
-        percentiles=percentiles,
-        resolution=parse_number(resolution_text, "r") if resolution_text else 0.001,
-        headers=headers,
-        payload=payload_text.encode() if payload_text else None,
-        method=params.get("X") or None,
+    """Options with fortio's REST defaults; raise LoadOptionError naming the parameter."""
+    given = LoadInput(
+        url=params.get("url"),
+        c=params.get("c"),
+        qps=params.get("qps"),
+        n=params.get("n"),
+        t=params.get("t"),
+        timeout=params.get("timeout"),
+        p=params.get("p"),
+        r=params.get("r"),
+        headers=params.all("H") + params.all("headers"),
+        payload=params.get("payload"),
+        method=params.get("X"),
         open_loop=params.on("open_loop"),
-        allow_initial_errors=True,
+        allow_initial_errors=True,  # as fortio's REST runs do
         nocatchup=params.on("nocatchup"),
         jitter=params.on("jitter"),
         uniform=params.on("uniform"),
         labels=params.get("labels"),
-        classify_regex=params.get("classify_regex") or None,
-        classify_header=params.get("classify_header") or None,
+        classify_regex=params.get("classify_regex"),
+        classify_header=params.get("classify_header"),
         sidecar=sidecar,
     )
-    return validate(options)
+    return normalize(given, REST)
 
 
 class RestServer:

@@ -93,6 +93,9 @@ class Mesh:
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self.replicas: dict[tuple[str, str], list[Replica]] = {}
         self.listener_ports: dict[str, int] = {}
+        # The Istio objects Envoy serves now (the last accepted push): what mesh.json, `mesh
+        # status` and `mesh url` list, so they agree with the API once a write returns.
+        self.served: dict[str, list[dict[str, Any]]] = {}
         self.envoy = EnvoyProcess(state.root, concurrency=concurrency)
         self.envoy_started = False
         self.store = Store(validate=validate, apply=self.push)
@@ -108,6 +111,7 @@ class Mesh:
         self._state_lock = threading.Lock()
         self.ready = False  # set once everything serves; mesh.json says so
         self._outbound_written: dict[int, tuple[str, int]] | None = None
+        self._state_stale = False  # mesh.json could not be rewritten (a full disk)
         # Replicas started but not yet committed (waiting to accept): recorded in mesh.json
         # too, so `mesh down` finds them even if this daemon is killed meanwhile.
         self._starting: list[Replica] = []
@@ -169,6 +173,9 @@ class Mesh:
             if outbound.has("outbound"):
                 outbound.commit("outbound")
                 self._outbound_written = self._outbound()
+            self.served = istio
+            # A Gateway created or deleted with kubectl changes the URLs mesh.json lists.
+            self._write_state_after_push()
             return version
         except EnvoyRejected as exc:
             raise ApplyRejected(str(getattr(exc, "reason", exc))) from None
@@ -492,11 +499,12 @@ class Mesh:
                 with contextlib.suppress(Exception):
                     self.publish()
                 seen = now
-            if self.envoy.pid != envoy_pid and self.envoy.pid is not None:
+            restarted = self.envoy.pid != envoy_pid and self.envoy.pid is not None
+            if restarted or self._state_stale:
                 with contextlib.suppress(Exception):  # a full disk: tried again next round
                     pid = self.envoy.pid
                     self.write_state(ready=True)
-                    envoy_pid = pid
+                    envoy_pid, self._state_stale = pid, False
 
     def pids(self) -> list[dict[str, Any]]:
         out = [{"pid": os.getpid(), "role": "daemon", "started": start_time(os.getpid())}]
@@ -535,7 +543,7 @@ class Mesh:
                     }
                 )
         gateways = []
-        for gateway in self.store.all_istio()["gateways"]:
+        for gateway in self.served.get("gateways", []):
             ns, name = _key(gateway)
             for server in (gateway.get("spec") or {}).get("servers") or []:
                 number = (server.get("port") or {}).get("number")
@@ -556,6 +564,16 @@ class Mesh:
     def write_state(self, ready: bool) -> None:
         with self._state_lock:
             self._write_state(ready)
+
+    def _write_state_after_push(self) -> None:
+        """mesh.json after a change Envoy already serves: a full disk must not undo that
+        change, so mesh.json is then left to the monitor, which rewrites it once it can."""
+        try:
+            self.write_state(ready=self.ready)
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            self._state_stale = True
 
     def record_pids(self) -> None:
         """Rewrite mesh.json now that processes were started (before ``ready`` as well)."""

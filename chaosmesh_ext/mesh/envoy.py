@@ -27,6 +27,8 @@ from typing import Any
 
 import envoy as envoy_wheel
 
+from chaosmesh_ext.errors import MeshError
+
 from .bootstrap import dynamic_bootstrap, static_bootstrap, write_json
 from .translate.model import EnvoyResources
 from .xds_files import Staged, XdsFiles, disk_full
@@ -59,7 +61,7 @@ def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     return bool(readable) or proc.poll() is not None
 
 
-class EnvoyError(RuntimeError):
+class EnvoyError(MeshError, RuntimeError):
     """Envoy could not be started, reached or stopped."""
 
 

@@ -46,7 +46,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_ext.errors import MeshError
+
 log = logging.getLogger(__name__)
+
+
+class LogCapError(MeshError, ValueError):
+    """A log cap setting that is not a size, or too small; the message names the setting."""
+
 
 LOG_CAP_ENV = "CHAOSMESH_LOG_CAP"
 CONFIG_KEY = "mesh_log_cap"
@@ -81,23 +88,23 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
 def parse_size(value: Any, setting: str = "log cap") -> int:
     """``64MB``, ``64MiB``, ``512k``, ``1G`` or a number of bytes -> bytes.
 
-    Raises ``ValueError`` naming ``setting`` for anything else, or a size under 1 MiB (too
+    Raises ``LogCapError`` naming ``setting`` for anything else, or a size under 1 MiB (too
     small to hold one generation of each log).
     """
     if isinstance(value, bool):
-        raise ValueError(f"{setting}: expected a size such as 64MB, got {value!r}")
+        raise LogCapError(f"{setting}: expected a size such as 64MB, got {value!r}")
     if isinstance(value, int | float):
         size = int(value)
     else:
         found = _SIZE.match(str(value).lower())
         if not found or found.group(2) not in _UNITS:
-            raise ValueError(
+            raise LogCapError(
                 f"{setting}: expected a size such as 64MB, 512MiB or a number of bytes, "
                 f"got {value!r}"
             )
         size = int(float(found.group(1)) * _UNITS[found.group(2)])
     if size < MIN_LOG_CAP:
-        raise ValueError(f"{setting}: {value!r} is under the minimum of 1MiB")
+        raise LogCapError(f"{setting}: {value!r} is under the minimum of 1MiB")
     return size
 
 

@@ -16,9 +16,11 @@ from typing import Any
 
 import yaml
 
+from chaosmesh_ext.errors import MeshError
+
 ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway")
 WORKLOAD_KINDS = ("Service", "Deployment")
-# Accepted (with a note) so files written for a cluster load unchanged — the seed's
+# Accepted (with a note) so files written for a cluster load unchanged — a
 # ServiceAccount, a ConfigMap holding nginx's config, RBAC for a CronJob — but nothing on the
 # embedded mesh depends on them. Anything else, notably Istio kinds the mesh does not
 # implement (ServiceEntry, EnvoyFilter...), is an error: ignoring it would misstate the traffic.
@@ -35,7 +37,7 @@ IGNORED_KINDS = (
 _SUFFIXES = (".yaml", ".yml", ".json")
 
 
-class ManifestError(ValueError):
+class ManifestError(MeshError, ValueError):
     """Bad input in a manifest; the message names file, document, object and field."""
 
 
@@ -194,30 +196,10 @@ def _destinations(spec: dict[str, Any]) -> Iterable[tuple[str, Any]]:
 
 def _workload_problem(deployment: dict[str, Any], namespace: str) -> str | None:
     """What the workloads layer would refuse at launch (unknown kind, missing annotation)."""
-    from chaosmesh_ext.mesh.workloads import WorkloadSpec, workload_kind
-    from chaosmesh_ext.mesh.workloads.spec import command_line
+    from chaosmesh_ext.mesh.workloads import check_manifest
 
-    obj = with_namespace(deployment, namespace)
-    meta = obj["metadata"]
-    template = (obj.get("spec") or {}).get("template") or {}
-    annotations = {
-        **(meta.get("annotations") or {}),
-        **((template.get("metadata") or {}).get("annotations") or {}),
-    }
     try:
-        kind = workload_kind(obj)
-        # A dry build of the command line: checks every annotation the kind needs.
-        command_line(
-            WorkloadSpec(
-                kind=kind,
-                deployment=meta["name"],
-                namespace=meta["namespace"],
-                pod=f"{meta['name']}-0",
-                port=1,
-                log_path=Path("/dev/null"),
-                annotations=annotations,
-            )
-        )
+        check_manifest(with_namespace(deployment, namespace), namespace)
     except ValueError as exc:
         return str(exc)
     return None

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_ext._parse import parse_bool
+from chaosmesh_ext.errors import MeshError
 from chaosmesh_ext.mesh.logs import CONFIG_KEY as LOG_CAP_KEY
 from chaosmesh_ext.mesh.logs import log_cap_of
 from chaosmesh_ext.mesh.state import alive
@@ -47,7 +49,7 @@ MESH_DOWN_TIMEOUT_S = 30.0
 DaemonId = tuple[int, str | None]  # the mesh daemon's pid and kernel start time
 
 
-class TargetError(RuntimeError):
+class TargetError(MeshError, RuntimeError):
     """The experiment's target could not be prepared; the message says what to fix."""
 
 
@@ -248,7 +250,7 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
 
     state_dir = state_dir_of(config)
     running = read_mesh_state(state_dir)
-    wants_prometheus = truthy(config.get("mesh_prometheus"))
+    wants_prometheus = parse_bool(config.get("mesh_prometheus"), default=False)
     if running is not None and wants_prometheus and not running.get("prometheus_url"):
         raise TargetError(
             f"this experiment needs Prometheus (configuration mesh_prometheus) but the mesh in "
@@ -290,11 +292,6 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
     )
 
 
-def truthy(value: Any) -> bool:
-    """An opt-in setting (configuration value or environment variable) that is switched on."""
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
 def stop_daemon(state_dir: Path, daemon: DaemonId) -> bool:
     """``mesh down`` in ``state_dir`` only while its mesh.json still names ``daemon``."""
     state = read_mesh_state(state_dir)
@@ -314,6 +311,6 @@ def release(prepared: PreparedTarget) -> None:
         return
     if prepared.daemon is None:
         return
-    if truthy(os.environ.get(KEEP_MESH_ENV, "")):
+    if parse_bool(os.environ.get(KEEP_MESH_ENV), default=False):
         return
     stop_daemon(prepared.state_dir, prepared.daemon)

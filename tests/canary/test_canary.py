@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_ext.canary import declared_split, progressive_rollout, split_follows_weights
+from chaosmesh_ext.actions import progressive_rollout
+from chaosmesh_ext.istio.traffic import declared_split
+from chaosmesh_ext.probes import split_follows_weights
+from tests.support.kapi import RunningEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "experiments" / "manifests"
@@ -56,7 +59,7 @@ def test_declared_split_skips_inserted_fault_routes_and_finds_named_routes() -> 
 
 @pytest.mark.parametrize("route", ["nope", 5])
 def test_declared_split_names_the_missing_route(route: Any) -> None:
-    with pytest.raises(ValueError, match="VirtualService shop"):
+    with pytest.raises(ValueError, match="VirtualService default/shop"):
         declared_split(_vs({"route": [_dest("v1", 100)]}), route)
 
 
@@ -88,9 +91,11 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def _shop_weights(configuration: dict[str, Any]) -> dict[str, float]:
-    from chaosmesh_ext.canary import _read_vs
+    from chaosmesh_ext._activity import istio_objects
+    from chaosmesh_ext.kube.objects import ObjectRef
 
-    return declared_split(_read_vs("shop", "default", configuration, None))
+    with istio_objects(configuration, None) as objects:
+        return declared_split(objects.get(ObjectRef("VirtualService", "default", "shop")))
 
 
 @pytest.mark.envoy
@@ -128,3 +133,39 @@ def test_a_guard_that_cannot_run_sends_all_traffic_back_to_stable(mesh: dict[str
         assert _shop_weights(configuration) == {"v1": 1.0, "v2": 0.0}
     finally:
         actions.restore(ns="default", configuration=configuration)
+
+
+# Each bound of progressive_rollout's arguments at, just inside and just outside its limit.
+# Accepted arguments get as far as the first shift, which meets an empty API ("not found");
+# refused ones stop before any API call with the exact reason.
+CANARY_BOUNDS = [
+    ("steps <= 100", "steps", [100], [99], [101],
+     "steps must be increasing percentages in (0, 100], got [101]"),
+    ("steps > 0", "steps", [1], [2], [0],
+     "steps must be increasing percentages in (0, 100], got [0]"),
+    ("max_error_rate <= 1", "max_error_rate", 1, 0.999, 1.001,
+     "max_error_rate must be within [0, 1], got 1.001"),
+    ("max_error_rate >= 0", "max_error_rate", 0, 0.001, -0.001,
+     "max_error_rate must be within [0, 1], got -0.001"),
+    ("interval >= 0", "interval", 0, 0.001, -0.001, "interval must be >= 0 seconds, got -0.001"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argument", "at", "inside", "outside", "reason"),
+    [b[1:] for b in CANARY_BOUNDS],
+    ids=[b[0] for b in CANARY_BOUNDS],
+)
+def test_rollout_arguments_at_inside_and_outside_their_bounds(
+    kapi: RunningEmulator, argument: str, at: Any, inside: Any, outside: Any, reason: str
+) -> None:
+    def rollout(value: Any) -> None:
+        progressive_rollout("shop", "v1", "v2", "http://shop/", **{argument: value})
+
+    for accepted in (at, inside):
+        with pytest.raises(ActivityFailed, match=r"^VirtualService default/shop: not found"):
+            rollout(accepted)
+    with pytest.raises(ActivityFailed) as refused:
+        rollout(outside)
+    assert str(refused.value).endswith(reason)
+    assert kapi.api is not None and kapi.api.store == {}  # nothing was written

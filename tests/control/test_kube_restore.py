@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.kapi import RunningEmulator, wait_until
+from tests.support.kubefix import state
 
 BIN = Path(sys.executable).parent
 CHAOS = str(BIN / "chaos")
@@ -30,21 +31,9 @@ OBJECTS = [
 ]
 
 
-def _state(emu: RunningEmulator) -> dict[str, Any]:
-    assert emu.api is not None
-    out: dict[str, Any] = {}
-    for plural, name in OBJECTS:
-        obj = emu.api.get_object(plural, "default", name)
-        out[f"{plural}/{name}"] = (
-            None
-            if obj is None
-            else {
-                "spec": obj.get("spec"),
-                "labels": obj["metadata"].get("labels"),
-                "annotations": obj["metadata"].get("annotations"),
-            }
-        )
-    return out
+def _state(emu: RunningEmulator) -> dict[str, str | None]:
+    """Each object's spec, labels and annotations as canonical JSON text (None: absent)."""
+    return {f"{plural}/{name}": state(emu, plural, name) for plural, name in OBJECTS}
 
 
 def _action(func: str, **arguments: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import pytest
 from chaosmesh_ext.mesh import target as mesh_target
 from chaosmesh_ext.mesh.state import alive
 from tests.support.kapi import RunningEmulator
+from tests.support.kubefix import canonical
 
 BIN = Path(sys.executable).parent
 CHAOS = str(BIN / "chaos")
@@ -73,7 +74,7 @@ def test_a_failed_embedded_setup_never_touches_the_current_kubeconfig(
     seeded: RunningEmulator, tmp_path: Path
 ) -> None:
     assert seeded.api is not None
-    before = seeded.api.get_object("virtualservices", "default", "reviews")
+    before = canonical(seeded.api.get_object("virtualservices", "default", "reviews"))
     experiment: dict[str, Any] = {
         "title": "runs on the embedded mesh only",
         "description": "its manifest is missing, so the mesh cannot be prepared",
@@ -123,7 +124,9 @@ def test_a_failed_embedded_setup_never_touches_the_current_kubeconfig(
     )
     output = proc.stdout + proc.stderr
     # Not even a write that the safety net later undid: the object was never touched.
-    assert seeded.api.get_object("virtualservices", "default", "reviews") == before, output
+    assert canonical(seeded.api.get_object("virtualservices", "default", "reviews")) == before, (
+        output
+    )
     ledger = tmp_path / "ledger" / "target-safety.json"
     assert not ledger.exists() or json.loads(ledger.read_text())["entries"] == [], output
     assert "missing-bookinfo.yaml" in output  # the user is told why

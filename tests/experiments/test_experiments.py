@@ -11,19 +11,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.support.kapi import wait_until
+from tests.support.kubefix import canonical
+from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
@@ -39,12 +43,6 @@ ISTIO_KINDS = {
 NAMESPACES = {"canary.yaml": "istio-test"}
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
-
-# The timeout experiment checks Istio's metrics in a real Prometheus (Debian `prometheus`).
-needs_prometheus = pytest.mark.skipif(
-    shutil.which("prometheus") is None,
-    reason="the prometheus binary is not installed (make install puts it there as root)",
-)
 
 
 def _run(
@@ -90,23 +88,20 @@ def _live(kubeconfig: str, ns: str, kind: str, name: str) -> dict[str, Any]:
 
 
 def assert_objects_as_manifests(kubeconfig: str) -> None:
-    """Every Istio object has exactly its manifest's spec, labels and no annotations of ours."""
+    """Every Istio object has exactly its manifest's spec, labels and annotations (none of ours
+    left behind), compared as canonical JSON text: 90 is not 90.0, absent is not empty."""
     for ns, doc in _istio_objects_in_manifests():
         name = doc["metadata"]["name"]
         live = _live(kubeconfig, ns, doc["kind"], name)
         where = f"{doc['kind']} {ns}/{name}"
-        assert live["spec"] == doc["spec"], f"{where}: spec differs from its manifest"
-        assert (live["metadata"].get("labels") or {}) == (doc["metadata"].get("labels") or {}), (
-            where
-        )
-        annotations = live["metadata"].get("annotations") or {}
-        assert annotations == (doc["metadata"].get("annotations") or {}), (
-            f"{where}: annotations left behind: {annotations}"
-        )
+        assert canonical(live["spec"]) == canonical(doc["spec"]), f"{where}: spec differs"
+        for field in ("labels", "annotations"):
+            got, manifest = live["metadata"].get(field), doc["metadata"].get(field)
+            assert canonical(got) == canonical(manifest), f"{where}: {field} {got} != {manifest}"
 
 
-@pytest.fixture
-def mesh(tmp_path: Path) -> Iterator[dict[str, Any]]:
+@contextlib.contextmanager
+def _mesh(tmp_path: Path, prometheus: bool) -> Iterator[dict[str, Any]]:
     """An embedded mesh with every experiment's manifests loaded, stopped afterwards."""
     env = _env(tmp_path)
     state_dir = tmp_path / "mesh"
@@ -115,7 +110,7 @@ def mesh(tmp_path: Path) -> Iterator[dict[str, Any]]:
         for ns in sorted({NAMESPACES.get(f.name, "default") for f in files}):
             group = [f for f in files if NAMESPACES.get(f.name, "default") == ns]
             args = ["mesh", "up", "--state-dir", str(state_dir), "--namespace", ns]
-            if shutil.which("prometheus"):
+            if prometheus:
                 args.append("--prometheus")  # used by the first call, which starts the mesh
             for f in group:
                 args += ["-f", str(f)]
@@ -125,6 +120,20 @@ def mesh(tmp_path: Path) -> Iterator[dict[str, Any]]:
         yield {"state": state, "env": env, "tmp": tmp_path}
     finally:
         _run([*CLI, "mesh", "down", "--state-dir", str(state_dir)], env, timeout=60)
+
+
+@pytest.fixture
+def mesh(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    with _mesh(tmp_path, prometheus=False) as running:
+        yield running
+
+
+@pytest.fixture
+def mesh_with_prometheus(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    # The timeout experiment checks Istio's metrics in a real Prometheus (Debian `prometheus`).
+    require_tool("prometheus")
+    with _mesh(tmp_path, prometheus=True) as running:
+        yield running
 
 
 def _journals(directory: Path) -> dict[str, dict[str, Any]]:
@@ -155,9 +164,9 @@ def test_every_experiment_passes_chaos_validate(tmp_path: Path) -> None:
         assert proc.returncode == 0, f"{experiment.name}: {proc.stdout}{proc.stderr}"
 
 
-@needs_prometheus
 def test_make_run_path_completes_and_leaves_nothing_behind(tmp_path: Path) -> None:
     """`chaosmesh run` on the embedded target: each experiment's control loads its manifests."""
+    require_tool("prometheus")  # the timeout experiment reads Istio's metrics from it
     env = _env(tmp_path)
     journals = tmp_path / "journals"
     state_dir = tmp_path / "mesh"
@@ -195,9 +204,9 @@ def test_make_run_path_completes_and_leaves_nothing_behind(tmp_path: Path) -> No
         _run([*CLI, "mesh", "down", "--state-dir", str(state_dir)], env, timeout=60)
 
 
-@needs_prometheus
-def test_kubernetes_path_against_a_kubernetes_api(mesh: dict[str, Any]) -> None:
+def test_kubernetes_path_against_a_kubernetes_api(mesh_with_prometheus: dict[str, Any]) -> None:
     """MESH_TARGET=kubernetes: no mesh management, only the kubeconfig, as on a cluster."""
+    mesh = mesh_with_prometheus
     state = mesh["state"]
     gateway = state["gateways"][0]["url"]
     env = {
@@ -246,19 +255,42 @@ def _start_and_wait_for_fault(mesh: dict[str, Any], run_id: str) -> subprocess.P
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
+    # The run's ledger says when the fault landed (entry "applied"; "restored" once the
+    # rollback ran): a local file, read in a millisecond, where an API round trip per poll
+    # could miss the few seconds the fault is in place on a loaded machine.
+    ledger = mesh["tmp"] / "ledger" / f"{run_id}.json"
+
+    def fault_states() -> list[str]:
+        try:
+            entries = json.loads(ledger.read_text())["entries"]
+        except (OSError, ValueError):
+            return []  # not written yet, or being replaced
+        return [e["state"] for e in entries if e["name"] == "tomcat-vs"]
+
     try:
-        while time.monotonic() < deadline:
-            vs = _live(state["kubeconfig"], "default", "VirtualService", "tomcat-vs")
-            if vs["spec"]["http"][0].get("fault"):
-                return proc
-            assert proc.poll() is None, "chaos run ended before its fault was injected"
-            time.sleep(0.1)
-        pytest.fail("the delay fault never appeared on tomcat-vs")
+        landed = wait_until(lambda: "applied" in fault_states() or proc.poll() is not None, 60)
+        assert landed and proc.poll() is None, f"chaos run ended first: {fault_states()}"
+        vs = _live(state["kubeconfig"], "default", "VirtualService", "tomcat-vs")
+        assert vs["spec"]["http"][0]["fault"]["delay"]["fixedDelay"] == "100ms"
+        return proc
     except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         raise
+
+
+def _requests_since(state_dir: Path, since: datetime.datetime) -> int:
+    """Requests Envoy logged (access.jsonl) that started at or after ``since``."""
+    path = state_dir / "access.jsonl"
+    if not path.exists():
+        return 0
+    started = (
+        datetime.datetime.fromisoformat(json.loads(line)["start_time"].replace("Z", "+00:00"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    )
+    return sum(1 for t in started if t >= since)
 
 
 def test_sigterm_during_a_load_probe_interrupts_the_run_and_restores(
@@ -266,8 +298,12 @@ def test_sigterm_during_a_load_probe_interrupts_the_run_and_restores(
 ) -> None:
     """SIGTERM while fortio load runs: the run stops (status interrupted), the control restores."""
     proc = _start_and_wait_for_fault(mesh, "terminated-run")
+    fault_seen = datetime.datetime.now(datetime.UTC)
     try:
-        time.sleep(1.0)  # inside the method's 4 s open-loop load
+        # The method's load (100 qps for 4 s, after the fault) is running once Envoy logs its
+        # requests: 20 of them is 0.2 s in, far from its end.
+        loaded = wait_until(lambda: _requests_since(mesh["tmp"] / "mesh", fault_seen) >= 20, 30)
+        assert loaded and proc.poll() is None, "the method's load never started"
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
     finally:
@@ -275,16 +311,31 @@ def test_sigterm_during_a_load_probe_interrupts_the_run_and_restores(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
     journal = json.loads((mesh["tmp"] / "terminated-run.json").read_text())
+    # What a user sees on both chaoslib versions: the load probe that was running when the
+    # signal came is the run's last activity and has no result; the rollback ran and put the
+    # fault back; the objects are as their manifests say.
+    *done, interrupted = journal["run"]
+    assert [r["activity"]["name"] for r in done] == ["delay-10-percent-of-tomcat-calls"]
+    assert interrupted["activity"]["name"] == "nginx-latency-under-the-delay"
+    assert interrupted.get("output") is None and interrupted.get("status") != "succeeded"
+    (rollback,) = journal["rollbacks"]
+    assert rollback["status"] == "succeeded"
+    assert [(o["object"], o["result"]) for o in rollback["output"]["objects"]] == [
+        ("VirtualService default/tomcat-vs", "restored")
+    ]
     if _chaoslib_at_least(journal, (1, 45)):
-        assert journal["status"] == "interrupted", journal["status"]
-        # No "after" hypothesis ran with the fault still in place.
-        assert not (journal.get("steady_states") or {}).get("after")
+        # chaoslib >= 1.45 stops the run: interrupted, no "after" hypothesis.
+        assert (journal["status"], journal["deviated"]) == ("interrupted", False)
+        assert "status" not in interrupted
+        assert journal["steady_states"].get("after") is None
     else:
-        # chaoslib 1.44 (chaostoolkit 1.19, Python 3.11) turns an interruption inside an
-        # activity into that activity's failure and plays on to the rollbacks: the probe
-        # that was running must say so, and the restore must still happen.
-        interrupted = [r for r in journal["run"] if "InterruptExecution" in str(r.get("exception"))]
-        assert interrupted, journal["run"]
+        # chaoslib 1.44 (chaostoolkit 1.19, Python 3.11) turns the interruption into the
+        # probe's failure and plays on: the "after" hypothesis runs (the fault still in
+        # place, 10 % of calls 100 ms slower: within the SLO), then the rollback.
+        assert (journal["status"], journal["deviated"]) == ("completed", False)
+        assert interrupted["status"] == "failed"
+        assert 'InterruptExecution("SIGTERM signal received")' in str(interrupted["exception"])
+        assert journal["steady_states"]["after"]["steady_state_met"] is True
     assert_objects_as_manifests(mesh["state"]["kubeconfig"])
 
 

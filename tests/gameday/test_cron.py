@@ -29,6 +29,16 @@ def at(text: str) -> datetime:
         # Both day fields restricted: either matches (1st of the month, or a Monday).
         ("0 12 1 * mon", "2026-11-26 00:00:00", "2026-11-30 12:00:00"),
         ("10-20/5 8 * * *", "2026-11-26 08:12:00", "2026-11-26 08:15:00"),
+        # `*/n` in a day field is a restriction (robfig/cron clears its star bit for n > 1):
+        # every other weekday from Sunday -> Sun/Tue/Thu/Sat, never Friday (Thu 26 -> Sat 28).
+        ("0 3 * * */2", "2026-11-26 03:00:00", "2026-11-28 03:00:00"),
+        # ... and with the day of month restricted too, either matches (the 1st, or Sat 28).
+        ("0 3 1 * */2", "2026-11-26 03:00:00", "2026-11-28 03:00:00"),
+        # `*/1` still is a star: only the day of month counts.
+        ("0 3 1 * */1", "2026-11-26 03:00:00", "2026-12-01 03:00:00"),
+        # Odd days of the month, or Mondays: Fri 27 is odd.
+        ("0 3 */2 * mon", "2026-11-26 03:00:00", "2026-11-27 03:00:00"),
+        ("0 3 2-30/2 * mon", "2026-11-26 03:00:00", "2026-11-28 03:00:00"),
         ("@hourly", "2026-11-26 23:14:00", "2026-11-27 00:00:00"),
         ("@daily", "2026-12-31 12:00:00", "2027-01-01 00:00:00"),
     ],

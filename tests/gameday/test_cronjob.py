@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -13,7 +14,6 @@ from chaosmesh_ext.gameday.plan import load_plan
 from tests.support.cli import chaosmesh
 from tests.support.gameday_plans import healthy, write_plan
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="dev extra not installed")
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 
 

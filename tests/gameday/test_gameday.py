@@ -298,7 +298,6 @@ def test_bad_plans_are_refused_and_nothing_runs(
 
 
 def test_the_safety_net_control_gets_the_game_days_run_id(tmp_path: Path) -> None:
-    pytest.importorskip("chaosmesh_ext.control", reason="the kube layer's control is not built")
     experiment = healthy(tmp_path, "one")
     experiment["controls"] = [
         {

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
 
-import pytest
+from PIL import Image
 
 from chaosmesh_ext.journal import load_journal
 from chaosmesh_ext.journal.report import BREAKER_SERIES, PERCENTILES, render_html
 from tests.journal.journals import FIXTURES
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)"
-)
-Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed (dev extra)")
+from tests.support.tools import require_tool
 
 FLAGS = [
     "--headless",
@@ -35,7 +29,7 @@ FLAGS = [
 
 def _chromium(args: list[str], tmp: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     proc = subprocess.Popen(
-        [str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args],
+        [require_tool("chromium"), *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from chaosmesh_ext._parse import parse_bool
 from chaosmesh_ext.kube.client import (
     KubeSettingsError,
     api_client,
     client_configuration,
     client_settings,
-    parse_bool,
 )
 from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, ObjectRef
 from tests.support.kapi import RunningEmulator
@@ -19,12 +19,12 @@ from tests.support.kapi import RunningEmulator
 
 @pytest.mark.parametrize("text", ["false", "False", "0", "no", "off", " FALSE "])
 def test_verify_ssl_false_spellings(text: str) -> None:
-    assert parse_bool(text) is False
+    assert parse_bool(text, default=True) is False
 
 
 @pytest.mark.parametrize("text", ["true", "1", "yes", None, ""])
 def test_verify_ssl_defaults_and_true_spellings(text: str | None) -> None:
-    assert parse_bool(text) is True
+    assert parse_bool(text, default=True) is True
 
 
 def test_kubeconfig_wins_and_context_comes_from_secrets_before_env(tmp_path: Path) -> None:

@@ -16,10 +16,9 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_ext import probes
-
-mesh_api = pytest.importorskip("chaosmesh_ext.mesh.api")
-resources = pytest.importorskip("chaosmesh_ext.mesh.api.resources")
-validate = pytest.importorskip("chaosmesh_ext.istio.validate")
+from chaosmesh_ext.istio import validate
+from chaosmesh_ext.mesh import api as mesh_api
+from chaosmesh_ext.mesh.api import resources
 
 
 def _service(name: str, ns: str, selector: dict[str, str]) -> dict[str, Any]:

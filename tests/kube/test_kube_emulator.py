@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 from typing import Any
 
@@ -10,7 +11,7 @@ import kubernetes
 import pytest
 from kubernetes.client.rest import ApiException
 
-from tests.support.kapi import RunningEmulator
+from tests.support.kapi import RunningEmulator, wait_until
 from tests.support.kubefix import REVIEWS, seed
 
 G, V, NS, P = "networking.istio.io", "v1", "default", "virtualservices"
@@ -163,3 +164,33 @@ def test_delete_honours_resource_version_precondition(kapi: RunningEmulator) -> 
     with pytest.raises(ApiException) as info:
         api.get_namespaced_custom_object(G, V, NS, P, "reviews", _request_timeout=5)
     assert info.value.status == 404 and _status(info.value)["reason"] == "NotFound"
+
+
+def test_watch_is_a_stream_of_later_changes_closed_after_timeout_seconds(
+    kapi: RunningEmulator,
+) -> None:
+    seed(kapi, REVIEWS)
+    assert kapi.api is not None
+    start_rv = kapi.api.get_object(P, NS, "reviews")["metadata"]["resourceVersion"]  # type: ignore[index]
+    received: list[tuple[str, str]] = []
+
+    def watch() -> None:
+        stream = kubernetes.watch.Watch()
+        for event in stream.stream(
+            _api(kapi).list_namespaced_custom_object, G, V, NS, P,
+            field_selector="metadata.name=reviews", resource_version=start_rv,
+            timeout_seconds=3, _request_timeout=10,
+        ):  # fmt: skip
+            received.append((event["type"], event["object"]["metadata"]["resourceVersion"]))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    # Changes made while the watch is open arrive on it, in order, and nothing from before.
+    assert wait_until(lambda: any(r.params.get("watch") for r in kapi.api._requests), 10)
+    kapi.api.edit_object(P, NS, "reviews", lambda o: o["spec"].update(hosts=["reviews.default"]))
+    kapi.api.put_object({**REVIEWS, "metadata": {"name": "other", "namespace": NS}})  # not watched
+    kapi.api.edit_object(P, NS, "reviews", lambda o: o["metadata"].update(labels={"v": "2"}))
+    watcher.join(15)
+    assert not watcher.is_alive()  # the server closed the stream after timeoutSeconds
+    last = kapi.api.get_object(P, NS, "reviews")["metadata"]["resourceVersion"]  # type: ignore[index]
+    assert [t for t, _ in received] == ["MODIFIED", "MODIFIED"] and received[-1][1] == last

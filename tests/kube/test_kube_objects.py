@@ -1,4 +1,4 @@
-"""The custom-objects wrapper on the emulator: versions, patches, errors that name the object."""
+"""The custom-objects wrapper on the emulator: versions, errors that name the object."""
 
 from __future__ import annotations
 
@@ -55,15 +55,6 @@ def test_no_istio_says_so(kapi: RunningEmulator, client: k8s.ApiClient) -> None:
         _ = IstioObjects(client).version
 
 
-def test_patches_carry_their_content_type(kapi: RunningEmulator, client: k8s.ApiClient) -> None:
-    seed(kapi, REVIEWS)
-    objects = IstioObjects(client)
-    merged = objects.patch(REF, {"metadata": {"labels": {"tier": "web"}}}, "merge")
-    assert merged["metadata"]["labels"] == {"app": "reviews", "tier": "web"}
-    ops = [{"op": "replace", "path": "/spec/hosts", "value": ["reviews.default"]}]
-    assert objects.patch(REF, ops, "json")["spec"]["hosts"] == ["reviews.default"]
-
-
 def test_errors_name_the_object_and_what_happened(
     kapi: RunningEmulator, client: k8s.ApiClient
 ) -> None:
@@ -84,11 +75,9 @@ def test_errors_name_the_object_and_what_happened(
         and "default/reviews" in str(info.value)
     )
     assert kapi.api is not None
-    kapi.api.forbidden.add(("patch", "virtualservices"))
-    with pytest.raises(
-        KubeApiError, match="VirtualService default/reviews: forbidden to merge-patch"
-    ):
-        objects.patch(REF, {"metadata": {"labels": {"x": "y"}}})
+    kapi.api.forbidden.add(("update", "virtualservices"))
+    with pytest.raises(KubeApiError, match="VirtualService default/reviews: forbidden to replace"):
+        objects.replace(REF, live)
     with pytest.raises(Conflict, match="already exists"):
         objects.create(REF, {"metadata": {"name": "reviews"}, "spec": {"hosts": ["reviews"]}})
 

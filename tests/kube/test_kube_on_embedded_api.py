@@ -9,20 +9,18 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_ext import actions
+from chaosmesh_ext.istio import validate
 from chaosmesh_ext.kube import ledger as ledger_module
 from chaosmesh_ext.kube.client import api_client
 from chaosmesh_ext.kube.ledger import content
 from chaosmesh_ext.kube.objects import IstioObjects, ObjectRef
-from tests.support.kubefix import REVIEWS, REVIEWS_DR
-
-mesh_api = pytest.importorskip("chaosmesh_ext.mesh.api")
-validate = pytest.importorskip("chaosmesh_ext.istio.validate")
+from chaosmesh_ext.mesh import api as mesh_api
+from tests.support.kubefix import REVIEWS, REVIEWS_DR, canonical
 
 VS = ObjectRef("VirtualService", "default", "reviews")
 DR = ObjectRef("DestinationRule", "default", "reviews")
@@ -53,8 +51,9 @@ def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[IstioO
         server.stop()
 
 
-def _content(objects: IstioObjects, ref: ObjectRef) -> dict[str, Any] | None:
-    return content(objects.get_or_none(ref))
+def _content(objects: IstioObjects, ref: ObjectRef) -> str:
+    """Spec, labels and annotations as canonical JSON text ("null" when absent)."""
+    return canonical(content(objects.get_or_none(ref)))
 
 
 def test_actions_then_restore_are_exact_on_the_embedded_api(embedded: IstioObjects) -> None:

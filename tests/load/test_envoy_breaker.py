@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import envoy
 import pytest
 
 from chaosmesh_ext._sidecar import Sidecar
@@ -123,7 +124,6 @@ def _bootstrap(upstream_port: int) -> dict[str, Any]:
 
 @pytest.fixture
 def sidecar_envoy(make_target: Callable[..., Target], tmp_path: Path) -> Iterator[tuple[str, int]]:
-    envoy = pytest.importorskip("envoy")
     upstream = make_target(lambda *_: Reply(body=b'{"url": "http://httpbin:8000/get"}', delay=0.02))
     cfg = tmp_path / "envoy.json"
     cfg.write_text(json.dumps(_bootstrap(upstream.port)))

@@ -20,6 +20,7 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_ext import probes
+from chaosmesh_ext.kube.client import api_client
 from chaosmesh_ext.load import remote
 from tests.support.kube_exec import Cluster, KubeExecEmulator
 from tests.support.load_target import Reply, Target
@@ -139,10 +140,10 @@ def test_breaker_stats_when_neither_path_works(cluster: tuple[Cluster, dict[str,
 def test_an_exec_that_never_answers_is_bounded(cluster: tuple[Cluster, dict[str, Any]]) -> None:
     state, conf = cluster
     state.hang_exec = True
-    api = remote.api_client(conf)
+    api = api_client(conf)
     try:
         with pytest.raises(remote.RemoteError, match=r"did not finish within .*never established"):
-            remote.exec_in_pod(api, POD, "default", ["fortio", "version"], timeout=0.5)
+            remote.exec_in_pod(api, POD, "default", command=["fortio", "version"], timeout=0.5)
     finally:
         api.close()
 

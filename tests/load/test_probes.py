@@ -20,9 +20,12 @@ from chaoslib.exceptions import ActivityFailed
 
 from chaosmesh_ext import probes
 from chaosmesh_ext._sidecar import Sidecar
+from chaosmesh_ext.kube.client import api_client
 from chaosmesh_ext.load import remote
 from chaosmesh_ext.load.envoy_stats import breaker_summary, parse_cluster_stats
 from chaosmesh_ext.load.rest import serve
+from chaosmesh_ext.mesh import api as api_mod
+from chaosmesh_ext.mesh.api import resources
 from chaosmesh_ext.tolerances import slo
 from tests.support.load_target import Reply, Target
 
@@ -156,8 +159,6 @@ def httpbin_listener(make_target: Callable[..., Target]) -> Target:
 
 @pytest.fixture
 def mesh_api(tmp_path: Path, httpbin_listener: Target) -> Iterator[dict[str, Any]]:
-    api_mod = pytest.importorskip("chaosmesh_ext.mesh.api")
-    resources = pytest.importorskip("chaosmesh_ext.mesh.api.resources")
     # The fortio workload's sidecar, as the embedded mesh describes it: port 8000 goes to the
     # outbound listener; mesh.json beside the outbound file lists the Services.
     (tmp_path / "outbound.json").write_text(f'{{"8000": "127.0.0.1:{httpbin_listener.port}"}}')
@@ -294,7 +295,7 @@ def test_a_silent_api_server_is_bounded(tmp_path: Path) -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        api = remote.api_client({"kubeconfig_path": str(_kubeconfig(tmp_path, url))})
+        api = api_client({"kubeconfig_path": str(_kubeconfig(tmp_path, url))})
         try:
             with pytest.raises(remote.RemoteError, match="did not answer in time"):
                 remote.run_via_service_proxy(api, {"url": "http://httpbin:8000/"}, timeout=0.5)

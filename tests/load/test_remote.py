@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+from chaosmesh_ext.load.in_mesh import expected_seconds, rest_params
 from chaosmesh_ext.load.options import LoadOptions
 from chaosmesh_ext.load.remote import fortio_cli_args, rest_query
-from chaosmesh_ext.probes import _rest_params, expected_seconds
 
 
 def test_max_speed_becomes_rest_qps_minus_one() -> None:
     # fortio's REST API reads a missing or 0 qps as 8 qps: max speed must be sent as -1.
-    params = _rest_params(
+    params = rest_params(
         LoadOptions(url="http://httpbin:8000/get", connections=2, qps=0, exactly=20)
     )
     q = parse_qs(rest_query(params))
@@ -20,7 +20,7 @@ def test_max_speed_becomes_rest_qps_minus_one() -> None:
 
 
 def test_query_encodes_everything_and_repeats_headers() -> None:
-    params = _rest_params(
+    params = rest_params(
         LoadOptions(
             url="http://a:1/x?y=1&z=2",
             qps=10,
@@ -37,7 +37,7 @@ def test_query_encodes_everything_and_repeats_headers() -> None:
 
 
 def test_exec_fallback_flags_match_fortio_cli() -> None:
-    params = _rest_params(LoadOptions(url="http://h:8000/", connections=3, qps=0, exactly=30))
+    params = rest_params(LoadOptions(url="http://h:8000/", connections=3, qps=0, exactly=30))
     assert fortio_cli_args(params) == [
         "-c",
         "3",

@@ -1,4 +1,5 @@
-"""The ``slo`` tolerance: every bound, ``require_codes``, and codes as a journal stores them.
+"""The ``slo`` tolerance: every bound at, inside and outside its limit, ``require_codes``, and
+codes as a journal stores them.
 
 Probes return ``codes`` with int keys, but a Chaos Toolkit journal is JSON, so the same
 output read back from a journal has string keys (``{"200": 18, "503": 2}``). ``slo`` and the
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from chaosmesh_ext.journal.outputs import load_result
+from chaosmesh_ext.load.results import flat_summary
 from chaosmesh_ext.tolerances import slo
 from tests.support.load_target import Reply, Target
 
@@ -159,3 +161,53 @@ def test_require_codes_in_a_real_chaos_run_and_its_journal(
     assert journal["steady_states"]["before"]["steady_state_met"] is False
     assert journal["run"] == [] and t.count == 3 * 20 + 20  # before, method, after; before
     assert "slo not met: codes [504] never seen (seen: [200, 503])" in log
+
+
+# Every bound at, just inside and just outside its limit. ``_run`` measures p50 2 ms, p90 4 ms,
+# p99 9 ms, 100 qps and an error rate of 3/20 = 0.15. A bound holds *at* its limit (``>``/``<``
+# fail, not ``>=``/``<=``), and each bound reads its own key: a bound checked against another
+# key (p99 against p90) or not at all fails one of these.
+BOUNDS = [
+    # (argument, at the limit, just inside, just outside, how the log names the failure)
+    ("max_p50_ms", 2.0, 2.001, 1.999, "p50_ms 2 ms > 1.999 ms (over by 0.001 ms)"),
+    ("max_p90_ms", 4.0, 4.001, 3.999, "p90_ms 4 ms > 3.999 ms (over by 0.001 ms)"),
+    ("max_p99_ms", 9.0, 9.001, 8.999, "p99_ms 9 ms > 8.999 ms (over by 0.001 ms)"),
+    ("min_qps", 100.0, 99.999, 100.001, "qps 100 < 100.001 (short by 0.001)"),
+    ("max_error_rate", 0.15, 0.151, 0.149, "error_rate 0.15 > 0.149 (over by 0.001)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argument", "at", "inside", "outside", "logged"), BOUNDS, ids=[b[0] for b in BOUNDS]
+)
+def test_each_bound_holds_at_and_inside_its_limit_and_fails_just_outside(
+    argument: str,
+    at: float,
+    inside: float,
+    outside: float,
+    logged: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    measured = _run({200: 17, 503: 3})
+    assert slo(measured, **{argument: at})
+    assert slo(measured, **{argument: inside})
+    with caplog.at_level(logging.WARNING, logger="chaostoolkit"):
+        assert not slo(measured, **{argument: outside})
+    assert [r.getMessage() for r in caplog.records] == [f"slo not met: {logged}"]
+
+
+def test_a_bound_reads_only_its_own_key() -> None:
+    # p50 < p90 < p99 here, so a bound that read a neighbour's key would flip one verdict.
+    measured = _run({200: 20}, p50_ms=10.0, p90_ms=20.0, p99_ms=30.0)
+    assert slo(measured, max_p50_ms=10, max_p90_ms=20, max_p99_ms=30)
+    assert not slo(measured, max_p50_ms=9.99)
+    assert not slo(measured, max_p90_ms=19.99)
+    assert not slo(measured, max_p99_ms=29.99)
+
+
+def test_bounds_apply_to_a_raw_fortio_result_too() -> None:
+    real = json.loads(FIXTURE.read_text())
+    flat = flat_summary(real)  # what slo reads from a raw fortio result
+    assert slo(real, max_p99_ms=flat["p99_ms"], min_qps=flat["qps"])
+    assert not slo(real, max_p99_ms=flat["p99_ms"] - 0.001)
+    assert not slo(real, min_qps=flat["qps"] + 0.001)

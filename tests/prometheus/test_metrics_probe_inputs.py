@@ -7,10 +7,8 @@ A small loopback server answers like Prometheus' query API (or refuses to, slowl
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,13 +20,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
+from chaosmesh_ext.mesh.api import tls
 from chaosmesh_ext.prometheus import (
-    flatten,
     prometheus_query,
     request_duration_ms,
     request_rate,
     request_success_rate,
 )
+from chaosmesh_ext.prometheus.results import flatten
 
 
 def vector(value: str) -> dict[str, Any]:
@@ -216,16 +215,9 @@ def test_nan_is_no_data(fake: FakePrometheus) -> None:
 
 @pytest.fixture
 def tls_fake(tmp_path: Path, fake: FakePrometheus) -> Iterator[tuple[str, Path]]:
-    """The fake behind TLS with a self-signed certificate for 127.0.0.1 (needs openssl)."""
-    if not shutil.which("openssl"):
-        pytest.skip("openssl is needed to make a test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    """The fake behind TLS with a self-signed certificate for 127.0.0.1 (the mesh API's maker)."""
+    made = tls.make(tmp_path / "tls")
+    cert, key = made.cert_path, made.key_path
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     fake.socket = context.wrap_socket(fake.socket, server_side=True)

@@ -17,6 +17,14 @@ kube-apiserver behaves for custom resources:
 - a small structural schema (``spec`` an object, ``hosts`` a list of strings, labels and
   annotations string maps) -> 422 with ``details.causes``;
 - Status objects for every error, discovery also with trailing slashes;
+- finalizers: a DELETE of an object with ``metadata.finalizers`` only sets its
+  ``deletionTimestamp``; it goes once a writer removes the last finalizer; no finalizer can be
+  added to an object being deleted (422);
+- watch (``?watch=true``) as a stream of newline-delimited events from a resourceVersion on,
+  ``fieldSelector=metadata.name=<name>``, closed after ``timeoutSeconds``;
+- the failures a cluster adds, as kube-apiserver words them: API Priority and Fairness
+  throttling (429 with ``Retry-After``), Istio's validating webhook unreachable while istiod
+  is down (500 on create and update), and a namespace that does not exist (404 on create);
 - knobs for tests: served versions, a bearer token to require (401), verbs to forbid (403),
   a per-verb delay (client timeouts), and hooks that run "another writer" between a client's
   read and its write.
@@ -212,7 +220,16 @@ class IstioApiEmulator(KubernetesEmulator):
     delays: dict[str, float] = attrs.field(factory=dict)
     # verb -> hooks run (once each) before that verb is processed: "another writer" at work.
     before: dict[str, list[Hook]] = attrs.field(factory=dict)
+    # verb -> how many of the next such requests answer 429 (Retry-After: retry_after seconds).
+    throttle: dict[str, int] = attrs.field(factory=dict)
+    retry_after: int = 1
+    # istiod down: its validating webhook (create and update, so patches too) cannot be called.
+    webhook_down: bool = False
+    # Namespaces that exist (None: any). Creating in another one is 404, as NamespaceLifecycle.
+    namespaces: set[str] | None = None
     store: dict[Key, dict[str, Any]] = attrs.field(factory=dict)
+    # Every change as a watch event: (resourceVersion, type, object), oldest first.
+    events: list[tuple[int, str, dict[str, Any]]] = attrs.field(factory=list)
     _store_lock: threading.Lock = attrs.field(factory=threading.Lock)
     _rv: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1000))
     _last_rv: int = 999
@@ -235,6 +252,22 @@ class IstioApiEmulator(KubernetesEmulator):
         self._last_rv = next(self._rv)
         return str(self._last_rv)
 
+    def _record(self, kind: str, obj: dict[str, Any]) -> None:
+        self.events.append((int(obj["metadata"]["resourceVersion"]), kind, copy.deepcopy(obj)))
+
+    def _write(self, key: Key, new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+        """Store ``new`` (stamped); an object being deleted goes with its last finalizer."""
+        if old is not None and old["metadata"].get("deletionTimestamp"):
+            new["metadata"]["deletionTimestamp"] = old["metadata"]["deletionTimestamp"]
+        self._stamp(new, old)
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            self.store.pop(key, None)
+            self._record("DELETED", new)
+        else:
+            self.store[key] = new
+            self._record("ADDED" if old is None else "MODIFIED", new)
+        return new
+
     def put_object(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create or overwrite an object as a cluster admin would (kubectl apply)."""
         plural = next(p for p, (k, _, _) in KINDS.items() if k == obj["kind"])
@@ -242,11 +275,7 @@ class IstioApiEmulator(KubernetesEmulator):
         meta.setdefault("namespace", "default")
         key = (plural, meta["namespace"], meta["name"])
         with self._store_lock:
-            old = self.store.get(key)
-            stored = copy.deepcopy(obj)
-            self._stamp(stored, old)
-            self.store[key] = stored
-            return copy.deepcopy(stored)
+            return copy.deepcopy(self._write(key, copy.deepcopy(obj), self.store.get(key)))
 
     def get_object(self, plural: str, ns: str, name: str) -> dict[str, Any] | None:
         with self._store_lock:
@@ -256,12 +285,12 @@ class IstioApiEmulator(KubernetesEmulator):
     def edit_object(
         self, plural: str, ns: str, name: str, edit: Callable[[dict[str, Any]], None]
     ) -> None:
-        """Change a stored object in place as another client would (new resourceVersion)."""
+        """Change a stored object in place as another client would (new resourceVersion);
+        removing the last finalizer of an object being deleted deletes it."""
         with self._store_lock:
             obj = copy.deepcopy(self.store[(plural, ns, name)])
             edit(obj)
-            self._stamp(obj, self.store[(plural, ns, name)])
-            self.store[(plural, ns, name)] = obj
+            self._write((plural, ns, name), obj, self.store[(plural, ns, name)])
 
     def _stamp(self, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         meta = obj["metadata"]
@@ -301,6 +330,9 @@ class IstioApiEmulator(KubernetesEmulator):
         ):
             if res.version not in self.served_versions:
                 raise _status(404, "NotFound", "the server could not find the requested resource")
+            throttled = self._throttled(request)
+            if throttled is not None:
+                return throttled
             response = await self._serve_istio(request)
             write = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
             delay = self.delays.get(write.get(request.method.value, ""), 0.0)
@@ -312,16 +344,88 @@ class IstioApiEmulator(KubernetesEmulator):
         # Discovery and anything else: kmock's scaffold (bypassing its own object tracking).
         return await super(KubernetesEmulator, self)._handle(request)
 
+    @staticmethod
+    def _verb(request: rendering.Request) -> str:
+        if request.method.value == "GET":
+            if request.name is None:
+                return "watch" if request.params.get("watch") in ("true", "1") else "list"
+            return "get"
+        methods = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+        return methods.get(request.method.value, "unknown")
+
+    def _throttled(self, request: rendering.Request) -> aiohttp.web.StreamResponse | None:
+        """API Priority and Fairness rejecting a request: kube-apiserver's exact 429."""
+        verb = self._verb(request)
+        if not self.throttle.get(verb):
+            return None
+        self.throttle[verb] -= 1
+        return aiohttp.web.json_response(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": "Too many requests, please try again later.",
+                "reason": "TooManyRequests",
+                "details": {"retryAfterSeconds": self.retry_after},
+                "code": 429,
+            },
+            status=429,
+            headers={"Retry-After": str(self.retry_after)},
+        )
+
+    async def _watch(self, request: rendering.Request, plural: str, ns: str) -> Any:
+        """Events after ``resourceVersion`` as newline-delimited JSON, until ``timeoutSeconds``."""
+        assert request._raw_request is not None
+        since = int(request.params.get("resourceVersion") or 0)
+        name = None
+        selector = request.params.get("fieldSelector", "")
+        if selector:
+            field, _, name = selector.partition("=")
+            if field != "metadata.name":
+                raise _status(400, "BadRequest", f'field label not supported: "{field}"')
+        timeout = float(request.params.get("timeoutSeconds") or 30)
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request._raw_request)
+        deadline = time.monotonic() + timeout
+        sent = since
+        while time.monotonic() < deadline:
+            with self._store_lock:
+                fresh = [
+                    (rv, kind, obj)
+                    for rv, kind, obj in self.events
+                    if rv > sent
+                    and obj["metadata"].get("namespace") == ns
+                    and KINDS[plural][0] == obj.get("kind")
+                    and (name is None or obj["metadata"].get("name") == name)
+                ]
+                sent = max([sent, *(rv for rv, _, _ in fresh)]) if fresh else self._last_rv
+            for _, kind, obj in fresh:
+                line = json.dumps({"type": kind, "object": obj}) + "\n"
+                await response.write(line.encode())
+            await asyncio.sleep(0.02)
+        await response.write_eof()
+        return response
+
+    def _webhook_unreachable(self) -> KubernetesError:
+        # What kube-apiserver answers when a validating webhook with failurePolicy: Fail
+        # (Istio's) cannot be called: the whole message, cause included.
+        cause = (
+            'failed calling webhook "validation.istio.io": failed to call webhook: Post '
+            '"https://istiod.istio-system.svc:443/validate?timeout=10s": '
+            "dial tcp 10.96.12.34:443: connect: connection refused"
+        )
+        return _status(
+            500,
+            "InternalError",
+            f"Internal error occurred: {cause}",
+            {"causes": [{"message": cause}]},
+        )
+
     async def _serve_istio(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         res = request.resource
         assert res is not None and res.plural is not None and res.version is not None
-        verb = {
-            "GET": "list" if request.name is None else "get",
-            "POST": "create",
-            "PUT": "update",
-            "PATCH": "patch",
-            "DELETE": "delete",
-        }.get(request.method.value, "unknown")
+        verb = self._verb(request)
         delay = self.delays.get(verb, 0.0)
         if delay and verb in ("get", "list"):
             await asyncio.sleep(delay)
@@ -341,6 +445,17 @@ class IstioApiEmulator(KubernetesEmulator):
         api_version = f"{GROUP}/{res.version}"
         ns = request.namespace or ""
         body = request.data
+        if verb == "watch":
+            return await self._watch(request, res.plural, ns)  # type: ignore[no-any-return]
+        if self.webhook_down and verb in ("create", "update", "patch"):
+            raise self._webhook_unreachable()
+        if verb == "create" and self.namespaces is not None and ns not in self.namespaces:
+            raise _status(
+                404,
+                "NotFound",
+                f'namespaces "{ns}" not found',
+                {"name": ns, "kind": "namespaces"},
+            )
 
         def out(obj: dict[str, Any], status: int = 200) -> aiohttp.web.StreamResponse:
             obj = copy.deepcopy(obj)
@@ -404,9 +519,7 @@ class IstioApiEmulator(KubernetesEmulator):
                         f'{res.plural}.{GROUP} "{meta["name"]}" already exists',
                         {"name": meta["name"], "group": GROUP, "kind": res.plural},
                     )
-                self._stamp(obj, None)
-                self.store[key] = obj
-                return out(obj, 201)
+                return out(self._write(key, obj, None), 201)
             if current is None:
                 raise not_found()
             if verb == "delete":
@@ -424,7 +537,21 @@ class IstioApiEmulator(KubernetesEmulator):
                         f"({current['metadata']['resourceVersion']}). "
                         "The object might have been modified",
                     )
+                if current["metadata"].get("finalizers"):
+                    # Graceful: marked for deletion, gone when the finalizers are (once marked,
+                    # a second DELETE changes nothing).
+                    if current["metadata"].get("deletionTimestamp"):
+                        return out(current)
+                    marked = copy.deepcopy(current)
+                    marked["metadata"]["deletionTimestamp"] = datetime.datetime.now(
+                        datetime.UTC
+                    ).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    marked["metadata"]["deletionGracePeriodSeconds"] = 0
+                    return out(self._write(key, marked, current))
                 del self.store[key]
+                gone = copy.deepcopy(current)
+                gone["metadata"]["resourceVersion"] = self.next_rv()
+                self._record("DELETED", gone)
                 return out(current)
             if verb == "update":
                 if not isinstance(body, dict):
@@ -512,9 +639,18 @@ class IstioApiEmulator(KubernetesEmulator):
             meta["namespace"] = ns
             new.setdefault("kind", kind)
             self._validate(new, kind)
-            self._stamp(new, current)
-            self.store[key] = new
-            return out(new)
+            if current["metadata"].get("deletionTimestamp"):
+                added = set(meta.get("finalizers") or []) - set(
+                    current["metadata"].get("finalizers") or []
+                )
+                if added:
+                    raise _status(
+                        422,
+                        "Invalid",
+                        f'{kind}.{GROUP} "{request.name}" is invalid: metadata.finalizers: '
+                        "Forbidden: no new finalizers can be added if the object is being deleted",
+                    )
+            return out(self._write(key, new, current))
 
     def _conflict(self, target: str, key: Key, why: str) -> KubernetesError:
         return _status(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,24 +58,29 @@ def seed(emu: RunningEmulator, *objs: dict[str, Any]) -> None:
         emu.api.put_object(copy.deepcopy(obj))
 
 
-def state(
-    emu: RunningEmulator, plural: str, name: str, ns: str = "default"
-) -> dict[str, Any] | None:
-    """What a user compares byte for byte: spec, labels, annotations (None when absent)."""
+def canonical(obj: Any) -> str:
+    """``obj`` as canonical JSON text: what "byte for byte" means in these tests.
+
+    Unlike ``==`` on dicts, it tells 1 from 1.0 from True, and a key that is absent from one
+    that is empty (``labels: {}``), as a stored object does.
+    """
+    return json.dumps(obj, sort_keys=True)
+
+
+def state(emu: RunningEmulator, plural: str, name: str, ns: str = "default") -> str | None:
+    """What a user compares byte for byte: spec, labels, annotations as canonical JSON text
+    (keys absent from the object stay absent); None when the object does not exist."""
     assert emu.api is not None
     obj = emu.api.get_object(plural, ns, name)
     if obj is None:
         return None
     meta = obj["metadata"]
-    return {
-        k: v
-        for k, v in {
-            "spec": obj.get("spec"),
-            "labels": meta.get("labels"),
-            "annotations": meta.get("annotations"),
-        }.items()
-        if v is not None
+    picked = {
+        "spec": obj.get("spec"),
+        "labels": meta.get("labels"),
+        "annotations": meta.get("annotations"),
     }
+    return canonical({k: v for k, v in picked.items() if k in obj or k in meta})
 
 
 @pytest.fixture

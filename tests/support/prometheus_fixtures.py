@@ -11,20 +11,18 @@ import pytest
 
 from chaosmesh_ext.mesh.metrics import Exporter, start_exporter
 from chaosmesh_ext.mesh.prometheus_server import (
-    PrometheusNotInstalled,
     PrometheusServer,
     find_binary,
     start_prometheus,
 )
 from tests.support.metrics_helpers import write_mesh_state
+from tests.support.tools import require_tool
 
 
 @pytest.fixture(scope="module")
 def prometheus_binary() -> str:
-    try:
-        return find_binary()
-    except PrometheusNotInstalled as exc:
-        pytest.skip(f"real Prometheus tests need the binary: {exc}")
+    require_tool("prometheus")
+    return find_binary()
 
 
 @pytest.fixture(scope="module")

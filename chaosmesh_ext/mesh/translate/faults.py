@@ -9,18 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from chaosmesh_ext.istio.resources import GRPC_STATUS_CODES
+
 from .model import JSON
 from .names import duration
 
 FAULT_FILTER = "envoy.filters.http.fault"
 FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
-
-GRPC_CODES = {
-    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
-    "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
-    "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
-    "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
-}  # fmt: skip
 
 
 def fractional_percent(block: JSON) -> JSON:
@@ -47,7 +42,11 @@ def http_fault(fault: JSON, where: str) -> JSON | None:
             out["abort"]["http_status"] = int(abort["httpStatus"])
         elif abort.get("grpcStatus") is not None:
             status = abort["grpcStatus"]
-            code = GRPC_CODES.get(str(status).upper()) if not str(status).isdigit() else int(status)
+            code = (
+                GRPC_STATUS_CODES.get(str(status).upper())
+                if not str(status).isdigit()
+                else int(status)
+            )
             if code is None:
                 raise ValueError(f"{where}.abort.grpcStatus: unknown gRPC status {status!r}")
             out["abort"]["grpc_status"] = code

@@ -8,24 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from chaosmesh_ext._kobject import KObject
+from chaosmesh_ext.errors import MeshError
 from chaosmesh_ext.istio import durations
 
 # Envoy's "unlimited" for circuit-breaker thresholds: istiod sets 2^32-1 when a field is unset.
 MAX_UINT32 = 4294967295
 
 
-
-class TranslationError(ValueError):
+class TranslationError(MeshError, ValueError):
     """Input the translator cannot map; the message names the object and the field."""
 
 
 def namespace_of(obj: dict[str, Any]) -> str:
     """A Kubernetes object's namespace (``default`` when the manifest leaves it out)."""
-    return str((obj.get("metadata") or {}).get("namespace") or "default")
+    return KObject(obj).namespace_or()
 
 
 def name_of(obj: dict[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name") or "")
+    return KObject(obj).name
 
 
 def resolve_host(host: str, namespace: str, domain: str) -> str:
@@ -87,5 +88,5 @@ def labels_match(selector: dict[str, str] | None, labels: dict[str, str]) -> boo
 
 def creation_key(obj: dict[str, Any]) -> tuple[str, str, str]:
     """istiod's conflict order (sortConfigByCreationTime): oldest first, then name, namespace."""
-    meta = obj.get("metadata") or {}
-    return (str(meta.get("creationTimestamp") or ""), name_of(obj), namespace_of(obj))
+    view = KObject(obj)
+    return (view.creation_timestamp, view.name, view.namespace_or())

@@ -133,7 +133,7 @@ def _route_action(
         action["retry_policy"] = policy
     # istiod caps gRPC's grpc-timeout header at the route timeout with the deprecated
     # max_grpc_timeout, on purpose: with max_stream_duration.grpc_timeout_header_max set,
-    # Envoy 1.40 stops enforcing the route timeout on plain HTTP requests (measured).
+    # Envoy 1.40 no longer enforces the route timeout on plain HTTP requests.
     action["max_grpc_timeout"] = timeout
     return action, single
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         workload_kind,
     )
     from .launcher import WorkloadNotReady, WorkloadUnavailable, check, launch, wait_ready
-    from .replicas import replica_count, replica_specs
+    from .replicas import check_manifest, replica_count, replica_specs
     from .spec import WorkloadSpec
 
 # Public name -> the submodule that defines it.
@@ -44,6 +44,7 @@ _LAZY = {
     "check": "launcher",
     "launch": "launcher",
     "wait_ready": "launcher",
+    "check_manifest": "replicas",
     "replica_count": "replicas",
     "replica_specs": "replicas",
     "WorkloadSpec": "spec",
@@ -59,6 +60,7 @@ __all__ = [
     "WorkloadSpec",
     "WorkloadUnavailable",
     "check",
+    "check_manifest",
     "launch",
     "replica_count",
     "replica_specs",

@@ -16,7 +16,7 @@ KINDS = ("echo", "httpbin", "proxy", "command")
 USAGE = (
     "usage: python -m chaosmesh_ext.mesh.workloads {echo,httpbin,proxy,command} --port PORT\n"
     "       [--host HOST] [--deployment NAME] [--namespace NS] [--pod POD] [--version V]\n"
-    "       [--upstream http://host:port[/base]] [--timeout SECONDS] [--command PROGRAM]\n"
+    "       [--upstream http://host:port[/base][,...]] [--timeout SECONDS] [--command PROGRAM]\n"
 )
 
 
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     name = f"{args.kind} {args.namespace}/{args.pod}"
     if args.kind == "echo":
         from ._http import run as serve
-        from .echo import Identity, make_handler
+        from .echo import make_handler
+        from .reflect import Identity
 
         identity = Identity(args.deployment, args.namespace, args.pod, args.version)
         serve(make_handler(identity), args.host, args.port, name)
@@ -107,14 +108,15 @@ def main(argv: list[str] | None = None) -> int:
 
         from . import proxy
         from ._http import run as serve
-        from .upstream import parse_upstream
+        from .reflect import Identity
+        from .upstream import parse_upstreams
 
         if not args.upstream:
             print(f"{name}: --upstream is required", file=sys.stderr)
             return 2
-        upstream = parse_upstream(args.upstream, "--upstream")
-        sidecar = Sidecar.from_env()
-        handler = proxy.make_handler(upstream, args.timeout, sidecar, f"proxy {args.deployment}")
+        upstreams = parse_upstreams(args.upstream, "--upstream")
+        identity = Identity(args.deployment, args.namespace, args.pod, args.version)
+        handler = proxy.make_handler(upstreams, args.timeout, Sidecar.from_env(), identity)
         serve(handler, args.host, args.port, name)
     else:
         from .command import supervise

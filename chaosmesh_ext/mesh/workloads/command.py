@@ -1,7 +1,9 @@
 """The command workload: run the user's own program as a replica, and keep it running.
 
 The program (``chaosmesh.io/command``, split like a shell would but run without one) gets
-its port in ``PORT`` and the sidecar's environment. If it exits it is started again after a
+its port in ``PORT``, its pod's environment (``HOSTNAME``, ``POD_NAME``, ``POD_NAMESPACE``,
+``SERVICE_VERSION``, the container's resolved ``env``) and the sidecar's (``spec``,
+``container_env``, ``chaosmesh_ext._sidecar``). If it exits it is started again after a
 backoff (0.5 s doubling to 30 s, back to 0.5 s after a run of 10 s or more), like a pod's
 container restarts. SIGTERM stops it (its whole process group) and then this supervisor.
 """

@@ -1,12 +1,17 @@
-"""The echo workload: a stand-in for any image the mesh cannot run (the seed's canary, tomcat).
+"""The echo workload: a stand-in for any image the mesh cannot run (a canary app, tomcat).
 
-``GET /`` (any path not listed below) answers who served it in one line,
-``<deployment> <pod> version=<version>``, so a body regex can tell v1 from v2, or JSON with
-``Accept: application/json`` or ``/json``. Every answer carries ``x-chaosmesh-workload``,
-``x-chaosmesh-version`` and ``x-chaosmesh-pod``. For fault experiments it also speaks a bit of
-httpbin: ``/status/N`` (``N``, ``a,b`` or ``a:w,b:w`` as httpbin picks), ``/delay/S`` (capped
-at 10 s as httpbin does), ``/headers``, ``/get``, ``/anything`` (also shows method and body);
-and ``/healthz``.
+Any path not listed below answers 200 with who served it on the first line,
+``<deployment> <pod> version=<version>`` (a body regex tells v1 from v2 on it), then the
+request as this replica saw it in the field format of Istio's echo test app (``reflect``:
+``Host=``, ``URL=``, ``Method=``, ``Proto=``, ``RequestHeader=``, ``Hostname=``,
+``StatusCode=``...). As Istio's echo app, it obeys the query parameters ``codes=200:9,503:1``
+(answer one of these codes, weighted), ``delay=1.5s`` (a Go duration, up to an hour) and
+``headers=name:value,...`` (response headers). ``Accept: application/json`` or ``/json``
+gives the same as JSON. Every answer carries ``x-chaosmesh-workload``, ``x-chaosmesh-version``
+and ``x-chaosmesh-pod``. For fault experiments it also speaks a bit of httpbin:
+``/status/N`` (``N``, ``a,b`` or ``a:w,b:w`` as httpbin picks), ``/delay/S`` (capped at 10 s
+as httpbin does), ``/headers``, ``/get``, ``/anything`` (also shows method and body); and
+``/healthz``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import math
 
 from ._http import HTTPError, Request, Response, text_response
+from .reflect import Identity, canonical_header, request_lines
 
 TYPE_CHECKING = False  # no typing at run time: see _http's docstring
 if TYPE_CHECKING:
@@ -23,29 +29,38 @@ if TYPE_CHECKING:
 
     from ._http import Handler
 
+__all__ = ["Echo", "Identity", "make_handler"]
+
 MAX_DELAY = 10.0  # httpbin's cap
+MAX_QUERY_DELAY = 3600.0  # ?delay= (Istio's echo app has no cap; an hour bounds a request)
+# Go's time.ParseDuration units, in seconds.
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0,
+             "m": 60.0, "h": 3600.0}  # fmt: skip
 
 
-class Identity:
-    """Who this replica is: what every answer reports."""
-
-    __slots__ = ("deployment", "namespace", "pod", "version")
-
-    def __init__(self, deployment: str, namespace: str, pod: str, version: str | None) -> None:
-        self.deployment = deployment
-        self.namespace = namespace
-        self.pod = pod
-        self.version = version
-
-    def headers(self) -> list[tuple[str, str]]:
-        return [
-            ("x-chaosmesh-workload", self.deployment),
-            ("x-chaosmesh-version", self.version or ""),
-            ("x-chaosmesh-pod", self.pod),
-        ]
-
-    def line(self) -> str:
-        return f"{self.deployment} {self.pod} version={self.version or 'none'}"
+def go_duration(text: str) -> float:
+    """Seconds in a Go duration (``300ms``, ``1.5s``, ``1m30s``); ``ValueError`` otherwise."""
+    rest = text.strip()
+    if rest in ("0", "+0", "-0"):
+        return 0.0
+    sign = -1.0 if rest.startswith("-") else 1.0
+    rest = rest.lstrip("+-")
+    if not rest:
+        raise ValueError(f"invalid duration {text!r}")
+    total = 0.0
+    while rest:
+        digits = 0
+        while digits < len(rest) and (rest[digits].isdigit() or rest[digits] == "."):
+            digits += 1
+        units = digits
+        while units < len(rest) and not (rest[units].isdigit() or rest[units] == "."):
+            units += 1
+        number, unit = rest[:digits], rest[digits:units]
+        if not number or number == "." or unit not in _GO_UNITS:
+            raise ValueError(f"invalid duration {text!r}")
+        total += float(number) * _GO_UNITS[unit]
+        rest = rest[units:]
+    return sign * total
 
 
 def choose_status(codes: str, rng: Callable[[], random.Random]) -> int:
@@ -152,22 +167,77 @@ class Echo:
                 return self._json(200, shown)
         except HTTPError as exc:
             return text_response(exc.status, f"{exc}\n", self.identity.headers())
-        wants_json = path == "/json" or "application/json" in (request.header("accept") or "")
+        return self._reflect(request)
+
+    def _istio_controls(self, request: Request) -> tuple[int, list[tuple[str, str]], list[str]]:
+        """Istio's echo query parameters: status, extra response headers, error lines."""
+        if not request.query:
+            return 200, [], []
+        from urllib.parse import parse_qs  # on first use: see Echo
+
+        form = parse_qs(request.query, keep_blank_values=True)
+        status = 200
+        headers: list[tuple[str, str]] = []
+        errors: list[str] = []
+        codes = (form.get("codes") or [""])[0]
+        if codes:
+            try:
+                status = choose_status(codes, self._random)
+            except HTTPError as exc:
+                status = 400  # as Istio's echo app: 400, and the reason in the body
+                errors.append(f"codes error: {exc}")
+        for item in filter(None, (form.get("headers") or [""])[0].split(",")):
+            name, sep, value = item.partition(":")
+            if not sep or ":" in value or not name:
+                errors.append(f"response headers error: invalid {item!r} (want name:value)")
+                break
+            headers.append((name, value))
+        delay = (form.get("delay") or [""])[0]
+        if delay:
+            try:
+                seconds = go_duration(delay)
+                if not 0 <= seconds <= MAX_QUERY_DELAY:
+                    raise ValueError(f"delay {delay!r} is not within 0s..1h")
+            except ValueError as exc:
+                errors.append(f"error delaying response error: {exc}")
+            else:
+                request.wait(seconds)  # ClientGone if the caller hangs up meanwhile
+        return status, headers, errors
+
+    def _reflect(self, request: Request) -> Response:
+        status, extra, errors = self._istio_controls(request)
+        lines = request_lines(self.identity, request, status)
+        wants_json = request.path == "/json" or "application/json" in (
+            request.header("accept") or ""
+        )
         if wants_json:
             ident = self.identity
-            return self._json(
-                200,
+            shown: dict[str, str] = {}
+            for name, value in request.headers:
+                key = canonical_header(name)
+                shown[key] = f"{shown[key]},{value}" if key in shown else value
+            response = self._json(
+                status,
                 {
                     "deployment": ident.deployment,
                     "namespace": ident.namespace,
                     "pod": ident.pod,
                     "version": ident.version,
                     "method": request.method,
-                    "path": path,
+                    "path": request.path,
+                    "url": request.target,
+                    "host": request.header("host"),
+                    "proto": request.version,
+                    "headers": shown,
+                    "errors": errors,
                 },
             )
-        # One line, as the seed's canary image answers: `curl` in a loop gives one line each.
-        return text_response(200, self.identity.line() + "\n", self.identity.headers())
+            response.headers += extra
+            return response
+        # The identity line first: `curl ... | head -n1` in a loop counts versions as a
+        # one-line canary image's answers do; the echo fields follow it.
+        text = "\n".join([lines[0], *errors, *lines[1:]]) + "\n"
+        return text_response(status, text, [*self.identity.headers(), *extra])
 
 
 def make_handler(identity: Identity) -> Handler:

@@ -1,9 +1,9 @@
 """The httpbin workload: the real httpbin application (PyPI ``httpbin``) under waitress.
 
 Why waitress: one light process with no dependencies of its own, HTTP/1.1 keep-alive,
-chunked request bodies, and TCP_NODELAY on by default, so no Nagle stall. Measured on the
-2-core dev box with httpbin's ``/get`` over keep-alive at c=1: waitress p50 0.32 ms, cheroot
-0.38 ms (see benchmarks/bench_workloads.py); gunicorn would add a master and worker processes.
+chunked request bodies, and TCP_NODELAY on by default, so no Nagle stall; its latency beside
+cheroot's is in benchmarks/bench_workloads.py. gunicorn would add a master and worker
+processes.
 """
 
 from __future__ import annotations

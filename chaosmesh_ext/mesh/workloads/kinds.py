@@ -18,7 +18,7 @@ COMMAND_ANNOTATION = "chaosmesh.io/command"
 KINDS: tuple[str, ...] = ("echo", "httpbin", "proxy", "command", "fortio")
 
 # Image-name guesses, first match wins. Only images whose behaviour we really reproduce are
-# guessed; everything else (nginx, tomcat, the seed's xianchao/canary) becomes an echo.
+# guessed; everything else (nginx, tomcat, a team's own canary image) becomes an echo.
 _IMAGE_HINTS: tuple[tuple[str, str], ...] = (("httpbin", "httpbin"), ("fortio", "fortio"))
 
 

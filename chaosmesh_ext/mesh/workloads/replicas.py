@@ -13,11 +13,12 @@ from typing import Any
 
 from chaosmesh_ext._sidecar import Sidecar
 
+from .container_env import PodFacts, container_env
 from .kinds import workload_kind
-from .spec import WorkloadSpec
+from .spec import WorkloadSpec, command_line
 
 # Label keys that name a pod's version, first found wins. Istio's convention is `version`;
-# the seed's canary Deployments use `app: v1` / `app: v2` instead.
+# some canary Deployments use `app: v1` / `app: v2` instead.
 VERSION_LABELS = ("version", "app.kubernetes.io/version", "app")
 
 
@@ -53,6 +54,21 @@ def merged_annotations(deployment: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in {**outer, **inner}.items()}
 
 
+def _program_env(
+    deployment: Mapping[str, Any], kind: str, pod: str, namespace: str, labels: Mapping[str, str]
+) -> dict[str, str]:
+    """The container's resolved ``env`` for a command replica (other kinds run no user code)."""
+    if kind != "command":
+        return {}
+    template = _template(deployment)
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    account = (template.get("spec") or {}).get("serviceAccountName") or "default"
+    facts = PodFacts(
+        pod, namespace, labels, {str(k): str(v) for k, v in annotations.items()}, str(account)
+    )
+    return container_env(deployment, facts)
+
+
 def replica_specs(
     deployment: Mapping[str, Any],
     ports: Sequence[int],
@@ -84,6 +100,15 @@ def replica_specs(
             version=version_of(labels),
             annotations=merged_annotations(deployment),
             sidecar=sidecar,
+            env=_program_env(deployment, kind, f"{name}-{index}", namespace, labels),
         )
         for index, port in enumerate(ports)
     ]
+
+
+def check_manifest(deployment: Mapping[str, Any], default_namespace: str = "default") -> None:
+    """Raise ``ValueError`` (naming Deployment and field) for whatever :func:`launch` would
+    refuse in this Deployment's replicas, without starting anything or binding a port."""
+    one = {**deployment, "spec": {**(deployment.get("spec") or {}), "replicas": 1}}
+    (spec,) = replica_specs(one, [1], {}, Path("/dev/null"), default_namespace)
+    command_line(spec)

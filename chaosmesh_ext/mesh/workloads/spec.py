@@ -22,7 +22,7 @@ from .kinds import (
     PROXY_TIMEOUT_ANNOTATION,
     UPSTREAM_ANNOTATION,
 )
-from .upstream import Upstream, parse_upstream
+from .upstream import Upstream, parse_upstream, parse_upstreams
 
 __all__ = [
     "DEFAULT_PROXY_TIMEOUT",
@@ -32,6 +32,7 @@ __all__ = [
     "command_line",
     "parse_seconds",
     "parse_upstream",
+    "parse_upstreams",
     "split_command",
 ]
 
@@ -62,6 +63,8 @@ class WorkloadSpec:
     version: str | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
     sidecar: Sidecar = field(default_factory=Sidecar)
+    # A command replica's program: its container's resolved `env` (container_env).
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -143,7 +146,7 @@ def command_line(spec: WorkloadSpec) -> tuple[list[str], dict[str, str]]:
         argv += ["--version", spec.version]
     if spec.kind == "proxy":
         upstream = _required(spec, UPSTREAM_ANNOTATION)
-        parse_upstream(upstream, _annotation_where(spec, UPSTREAM_ANNOTATION))
+        parse_upstreams(upstream, _annotation_where(spec, UPSTREAM_ANNOTATION))
         argv += ["--upstream", upstream]
         timeout = spec.annotations.get(PROXY_TIMEOUT_ANNOTATION)
         seconds = (
@@ -156,5 +159,10 @@ def command_line(spec: WorkloadSpec) -> tuple[list[str], dict[str, str]]:
         command = _required(spec, COMMAND_ANNOTATION)
         split_command(command, _annotation_where(spec, COMMAND_ANNOTATION))
         argv += ["--command", command]
-        env["PORT"] = str(spec.port)
+        # What the program's container would see on a cluster (the kubelet's HOSTNAME, the
+        # usual downward-API names), then its own env, then what the mesh must decide.
+        pod = {"HOSTNAME": spec.pod, "POD_NAME": spec.pod, "POD_NAMESPACE": spec.namespace}
+        if spec.version is not None:
+            pod["SERVICE_VERSION"] = spec.version
+        env = {**pod, **spec.env, **env, "PORT": str(spec.port)}
     return argv, env

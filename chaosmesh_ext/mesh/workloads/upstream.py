@@ -1,4 +1,7 @@
-"""Where a proxy workload sends its requests: the ``chaosmesh.io/upstream`` URL (pure).
+"""Where a proxy workload sends its requests: the ``chaosmesh.io/upstream`` URLs (pure).
+
+One URL (``http://tomcat-svc:8080``) or several separated by commas or whitespace
+(``http://details:9080, http://reviews:9080``): the proxy calls each in that order.
 
 Its own module, apart from ``spec``, because the proxy replica needs it at run time and must
 not import what ``spec`` needs for the launcher (dataclasses, pathlib, shlex): see ``_http``.
@@ -46,3 +49,11 @@ def parse_upstream(url: str, where: str) -> Upstream:
     if parts.scheme != "http" or not parts.hostname:
         raise ValueError(f"{where}: expected an http:// URL with a host, got {url!r}")
     return Upstream(host=parts.hostname, port=port, base_path=parts.path.rstrip("/"))
+
+
+def parse_upstreams(text: str, where: str) -> list[Upstream]:
+    """Every URL of a comma- or whitespace-separated list (at least one), in order."""
+    urls = text.replace(",", " ").split()
+    if not urls:
+        raise ValueError(f"{where}: expected one or more http:// URLs, got {text!r}")
+    return [parse_upstream(url, where) for url in urls]

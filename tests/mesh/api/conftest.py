@@ -7,7 +7,6 @@ it was asked to apply and can be told to reject the next push.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 from kubernetes import client
 
 from chaosmesh_ext.mesh.api import ApiServer, ApplyRejected, Cause, Store
+from tests.support.tools import require_tool
 
 
 @dataclass
@@ -103,9 +103,7 @@ def kube(api: Api) -> Iterator[client.ApiClient]:
 
 @pytest.fixture
 def kubectl(api: Api, tmp_path: Path):
-    binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.skip("kubectl is not installed")
+    binary = require_tool("kubectl")
 
     def run(
         *args: str, stdin: str | None = None, check: bool = True

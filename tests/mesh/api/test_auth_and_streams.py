@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 import ssl
 import stat
 import subprocess
@@ -28,6 +27,7 @@ from kubernetes import client, config
 
 from chaosmesh_ext.mesh import kubeconfig
 from chaosmesh_ext.mesh.api import ApiServer, Store, resources, tls
+from tests.support.tools import require_tool
 
 T = 10
 TOKEN = "s3cret-token-for-this-test"
@@ -128,9 +128,7 @@ def _bearer(token: str = TOKEN) -> dict[str, str]:
 
 
 def _kubectl(api: Secured, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.skip("kubectl is not installed")
+    binary = require_tool("kubectl")
     return subprocess.run(
         [binary, "--kubeconfig", str(api.kubeconfig), *args],
         capture_output=True,

@@ -8,6 +8,7 @@ import urllib.request
 from kubernetes import client
 
 from chaosmesh_ext.mesh.api import resources
+from tests.support.tools import require_tool
 
 from .conftest import Api
 
@@ -171,14 +172,13 @@ def test_kubectl_reads_services_deployments_pods_namespaces(api: Api, kubectl) -
 
 def test_kubectl_get_watch_prints_changes(api: Api, kubectl, tmp_path) -> None:
     import queue
-    import shutil
     import subprocess
     import threading
 
     kubectl("apply", "-f", "-", stdin=CANARY.format(v1=90, v2=10))
     watcher = subprocess.Popen(
         [
-            shutil.which("kubectl") or "kubectl",
+            require_tool("kubectl"),
             "--kubeconfig",
             str(api.kubeconfig),
             "get",

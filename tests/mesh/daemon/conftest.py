@@ -20,6 +20,7 @@ import pytest
 from chaosmesh_ext.mesh import kubeconfig
 from chaosmesh_ext.mesh.api import tls
 from chaosmesh_ext.mesh.state import alive
+from tests.support.tools import require_tool
 
 SEED = Path(__file__).parent / "seed"
 CLI = [sys.executable, "-m", "chaosmesh_ext.cli"]
@@ -59,9 +60,7 @@ class Mesh:
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        binary = shutil.which("kubectl")
-        if binary is None:
-            pytest.skip("kubectl is not installed")
+        binary = require_tool("kubectl")
         proc = subprocess.run(
             [binary, "--kubeconfig", self.state["kubeconfig"], *args],
             input=stdin,

@@ -318,3 +318,56 @@ def test_change_envoy_rejects_is_422_with_its_reason_and_nothing_changes(mesh_up
     )
     assert got["metadata"]["generation"] == 1 and "match" not in got["spec"]["http"][0]
     assert request(mesh.gateway()["url"], "/anything")[0] == 200  # last good config serves
+
+
+LATE_GATEWAY = """\
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: late-gateway, namespace: istio-test}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http-alt, protocol: HTTP}
+    hosts: ["late.example.com"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: late, namespace: istio-test}
+spec:
+  hosts: ["late.example.com"]
+  gateways: [late-gateway]
+  http:
+  - route:
+    - destination: {host: canary.istio-test.svc.cluster.local, subset: v2}
+"""
+
+
+def _listed(mesh: Mesh, port: int) -> dict[str, bool]:
+    """Whether mesh url, mesh status, mesh.json and the API know a gateway on ``port``."""
+    url = chaosmesh("mesh", "url", f"gateway:{port}", cwd=mesh.workdir, check=False)
+    report = json.loads(chaosmesh("mesh", "status", "--json", cwd=mesh.workdir).stdout)
+    state = json.loads((mesh.state_dir / "mesh.json").read_text())
+    api = json.loads(mesh.kubectl("get", "gateways", "-A", "-o", "json").stdout)
+    return {
+        "url": url.returncode == 0,
+        "status": any(g["port"] == port for g in report["gateways"]),
+        "mesh.json": any(g["port"] == port for g in state["gateways"]),
+        "api": any(s["port"]["number"] == port for g in api["items"] for s in g["spec"]["servers"]),
+    }
+
+
+def test_url_status_and_api_agree_on_a_gateway_made_and_deleted_with_kubectl(mesh_up) -> None:
+    mesh: Mesh = mesh_up(["canary"], "--namespace", "istio-test")
+    assert _listed(mesh, 8080) == dict.fromkeys(("url", "status", "mesh.json", "api"), False)
+    mesh.kubectl("apply", "-f", "-", stdin=LATE_GATEWAY)
+    assert _listed(mesh, 8080) == dict.fromkeys(("url", "status", "mesh.json", "api"), True)
+    shown = chaosmesh("mesh", "url", "gateway:8080", cwd=mesh.workdir).stdout.splitlines()
+    assert shown[1] == f"curl -H 'Host: late.example.com' {shown[0]}"
+    status, _, body = request(shown[0], host="late.example.com")
+    assert status == 200 and body.startswith(b"appv2 appv2-0 version=v2\n")
+
+    mesh.kubectl("delete", "gateway", "late-gateway", "-n", "istio-test")
+    assert _listed(mesh, 8080) == dict.fromkeys(("url", "status", "mesh.json", "api"), False)
+    gone = chaosmesh("mesh", "url", "gateway:8080", cwd=mesh.workdir, check=False)
+    assert "no service or gateway 'gateway:8080' in the mesh; known: " in gone.stderr
+    assert "gateway:80" in gone.stderr  # the seed's gateway is still there

@@ -105,7 +105,8 @@ def test_readme_loop_reports_versions_and_a_recreated_gateway_serves_again(mesh_
     for _ in range(100):
         status, _, body = request(plain.strip())
         assert status == 200
-        bodies[body.decode().strip()] = bodies.get(body.decode().strip(), 0) + 1
+        first = body.decode().splitlines()[0]  # the loop's `| head -n1`
+        bodies[first] = bodies.get(first, 0) + 1
     # The seed's Deployments label their versions `app: v1` / `app: v2`.
     assert set(bodies) == {"appv1 appv1-0 version=v1", "appv2 appv2-0 version=v2"}, bodies
 

@@ -1,4 +1,5 @@
-"""The command workload runs the user's program with PORT and the sidecar env, and restarts it."""
+"""The command workload runs the user's program with PORT, the sidecar env and its pod's own
+env as a cluster would give it, and restarts it."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from chaosmesh_ext._sidecar import Sidecar
-from chaosmesh_ext.mesh.workloads import wait_ready
+from chaosmesh_ext.mesh.workloads import check_manifest, launch, replica_specs, wait_ready
 
-from .conftest import HOST, StartWorkload, call
+from .conftest import HOST, StartWorkload, call, free_port, stop
 
 # A user's tiny server: answers with what it was given, writes its pid where the test can see.
 PROGRAM = """
@@ -23,8 +24,7 @@ import http.server, json, os, sys
 open(sys.argv[1], "w").write(str(os.getpid()))
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = json.dumps({k: os.environ.get(k) for k in
-                           ("PORT", "CHAOSMESH_OUTBOUND", "CHAOSMESH_SOURCE")}).encode()
+        body = json.dumps(dict(os.environ)).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -123,5 +123,112 @@ def test_sidecar_identity_is_not_inherited_from_the_launcher(
     command, _ = _command(tmp_path)
     app = start_workload("command", annotations={"chaosmesh.io/command": command})
     env = json.loads(call(app.port, "/").body)
-    assert env["CHAOSMESH_SOURCE"] is None  # a pod without identity gets none
+    assert env.get("CHAOSMESH_SOURCE") is None  # a pod without identity gets none
     assert env["CHAOSMESH_OUTBOUND"] == "{}"
+
+
+def _ratings(command: str, env: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "ratings-v2", "namespace": "bookinfo"},
+        "spec": {
+            "replicas": 1,
+            "template": {
+                "metadata": {
+                    "labels": {"app": "ratings", "version": "v2"},
+                    "annotations": {
+                        "chaosmesh.io/workload": "command",
+                        "chaosmesh.io/command": command,
+                        "team": "books",
+                    },
+                },
+                "spec": {
+                    "serviceAccountName": "bookinfo-ratings",
+                    "containers": [{"name": "ratings", "image": "example/ratings", "env": env}],
+                },
+            },
+        },
+    }
+
+
+def _field(path: str) -> dict[str, object]:
+    return {"valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def test_program_sees_its_pod_as_on_a_cluster(tmp_path: Path) -> None:
+    command, _ = _command(tmp_path)
+    env_list: list[dict[str, object]] = [
+        {"name": "GREETING", "value": "hi"},
+        {"name": "SAID", "value": "$(GREETING) there, $$(GREETING) $(UNDEFINED)"},
+        {"name": "MY_POD", **_field("metadata.name")},
+        {"name": "MY_NS", **_field("metadata.namespace")},
+        {"name": "APP", **_field("metadata.labels['app']")},
+        {"name": "TEAM", **_field("metadata.annotations['team']")},
+        {"name": "MY_IP", **_field("status.podIP")},
+        {"name": "ACCOUNT", **_field("spec.serviceAccountName")},
+        {"name": "PORT", "value": "1"},  # the mesh decides the port
+        {"name": "SERVICE_VERSION", "value": "v2-custom"},  # the container's own env wins
+    ]
+    outbound = {9080: (HOST, 15001)}
+    (spec,) = replica_specs(_ratings(command, env_list), [free_port()], outbound, tmp_path)
+    process = launch(spec)
+    try:
+        wait_ready(HOST, spec.port, 20.0, process=process)
+        env = json.loads(call(spec.port, "/").body)
+    finally:
+        stop(process)
+    assert env["PORT"] == str(spec.port)
+    assert (env["HOSTNAME"], env["POD_NAME"], env["POD_NAMESPACE"]) == (
+        "ratings-v2-0",
+        "ratings-v2-0",
+        "bookinfo",
+    )
+    assert env["SERVICE_VERSION"] == "v2-custom"
+    assert env["SAID"] == "hi there, $(GREETING) $(UNDEFINED)"
+    assert (env["MY_POD"], env["MY_NS"], env["APP"], env["TEAM"]) == (
+        "ratings-v2-0",
+        "bookinfo",
+        "ratings",
+        "books",
+    )
+    assert (env["MY_IP"], env["ACCOUNT"]) == ("127.0.0.1", "bookinfo-ratings")
+    assert json.loads(env["CHAOSMESH_OUTBOUND"]) == {"9080": f"{HOST}:15001"}
+    source = json.loads(env["CHAOSMESH_SOURCE"])
+    assert source == {
+        "workload": "ratings-v2",
+        "namespace": "bookinfo",
+        "labels": {"app": "ratings", "version": "v2"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("env", "container_field", "expected"),
+    [
+        (
+            [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+            None,
+            "containers[0].env[0].valueFrom: the embedded mesh resolves only fieldRef",
+        ),
+        (
+            [{"name": "A", "value": "x"}, {"name": "B", **_field("spec.nodeName")}],
+            None,
+            "env[1].valueFrom: the embedded mesh resolves only fieldRef (metadata.name",
+        ),
+        ([{"value": "x"}], None, "containers[0].env[0].name: required"),
+        ([], {"envFrom": [{"configMapRef": {"name": "c"}}]}, "containers[0].envFrom: the embedded"),
+    ],
+)
+def test_env_the_mesh_cannot_give_is_refused_naming_the_field(
+    env: list[dict[str, object]], container_field: dict[str, object] | None, expected: str
+) -> None:
+    deployment = _ratings("sleep 1", env)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    container.update(container_field or {})
+    with pytest.raises(ValueError) as err:
+        check_manifest(deployment)
+    assert str(err.value).startswith("Deployment bookinfo/ratings-v2: spec.template.spec.")
+    assert expected in str(err.value)
+    # Only a command replica runs the container's program: an echo stand-in ignores its env.
+    deployment["spec"]["template"]["metadata"]["annotations"]["chaosmesh.io/workload"] = "echo"  # type: ignore[index]
+    check_manifest(deployment)

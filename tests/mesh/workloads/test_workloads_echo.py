@@ -1,11 +1,17 @@
-"""The echo workload over real HTTP: who answered, httpbin-style faults, HTTP/1.1 manners."""
+"""The echo workload over real HTTP: who answered and what it saw (Istio's echo app fields),
+Istio's echo query controls, httpbin-style faults, HTTP/1.1 manners."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import time
+
+import pytest
+
+from chaosmesh_ext.mesh.workloads.echo import go_duration
 
 from .conftest import HOST, StartWorkload, call
 
@@ -14,14 +20,102 @@ def test_identity_in_body_and_headers(start_workload: StartWorkload) -> None:
     echo = start_workload("echo", deployment="appv2", version="v2", pod="appv2-0")
     answer = call(echo.port, "/")
     assert answer.status == 200
-    assert answer.text == "appv2 appv2-0 version=v2\n"
+    assert answer.text.splitlines()[0] == "appv2 appv2-0 version=v2"
     assert answer.headers["x-chaosmesh-workload"] == "appv2"
     assert answer.headers["x-chaosmesh-version"] == "v2"
     assert answer.headers["x-chaosmesh-pod"] == "appv2-0"
     as_json = json.loads(call(echo.port, "/", headers={"Accept": "application/json"}).body)
     assert as_json["deployment"] == "appv2" and as_json["version"] == "v2"
     assert as_json["pod"] == "appv2-0" and as_json["namespace"] == "istio-test"
-    assert json.loads(call(echo.port, "/json").body)["pod"] == "appv2-0"
+    shown = json.loads(call(echo.port, "/json?a=1", headers={"end-user": "jason"}).body)
+    assert shown["pod"] == "appv2-0" and shown["url"] == "/json?a=1"
+    assert shown["headers"]["End-User"] == "jason" and shown["proto"] == "HTTP/1.1"
+
+
+def test_every_path_reflects_the_request_as_istios_echo_app(
+    start_workload: StartWorkload,
+) -> None:
+    # istio/istio pkg/test/echo/server/endpoint/http.go addResponsePayload: Field=value lines,
+    # headers Go-canonicalised and sorted, each value on its own line, Host on its own field.
+    echo = start_workload("echo", deployment="reviews-v2", version="v2", pod="reviews-v2-0")
+    with socket.create_connection((HOST, echo.port), timeout=10) as sock:
+        sock.sendall(
+            b"DELETE /api/v1/items/7?x=1&x=2 HTTP/1.1\r\nHost: reviews:9080\r\n"
+            b"end-user: jason\r\nX-B3-TRACEID: abc\r\nx-multi: a\r\nX-Multi: b\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body.decode().splitlines() == [
+        "reviews-v2 reviews-v2-0 version=v2",
+        "ServiceVersion=v2",
+        "Host=reviews:9080",
+        "URL=/api/v1/items/7?x=1&x=2",
+        "Method=DELETE",
+        "Proto=HTTP/1.1",
+        "IP=127.0.0.1",
+        "RequestHeader=Connection:close",
+        "RequestHeader=End-User:jason",
+        "RequestHeader=X-B3-Traceid:abc",
+        "RequestHeader=X-Multi:a",
+        "RequestHeader=X-Multi:b",
+        "Hostname=reviews-v2-0",
+        "StatusCode=200",
+    ]
+    # HTTP/1.0 is reported as such (Envoy speaks HTTP/1.1 to workloads, a curl -0 would not).
+    with socket.create_connection((HOST, echo.port), timeout=10) as sock:
+        sock.sendall(b"GET /x HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert "\nProto=HTTP/1.0\n" in data.decode() and "\nHost=\n" in data.decode()
+
+
+def test_the_version_classifiers_count_the_identity_line(start_workload: StartWorkload) -> None:
+    # traffic_split's default regex and the experiments' own find the version on line one.
+    echo = start_workload("echo", deployment="canary", version="v2", pod="canary-0")
+    body = call(echo.port, "/v7/path?v=v1", headers={"x-version": "v6"}).text
+    later = body.split("\n", 1)[1]
+    assert "v7" in later and "v1" in later and "v6" in later  # the echo fields hold some too
+    for regex in (r"(?P<version>v\d+)", r"version=(v\d+)", r"(v1|v2)"):
+        found = re.search(regex, body)
+        assert found is not None and found.group(1) == "v2", regex
+
+
+def test_istio_echo_query_controls(start_workload: StartWorkload) -> None:
+    echo = start_workload("echo")
+    failed = call(echo.port, "/any?codes=503")
+    assert failed.status == 503 and "\nStatusCode=503\n" in failed.text
+    assert {call(echo.port, "/?codes=200:0,504:1").status for _ in range(10)} == {504}
+    seen = {call(echo.port, "/p?codes=200:1,503:1").status for _ in range(60)}
+    assert seen == {200, 503}
+    bad = call(echo.port, "/?codes=abc")
+    assert bad.status == 400 and "codes error: Invalid status code 'abc'" in bad.text
+    with_headers = call(echo.port, "/?headers=x-a:1,X-B:two")
+    assert with_headers.headers["x-a"] == "1" and with_headers.headers["X-B"] == "two"
+    started = time.monotonic()
+    assert call(echo.port, "/?delay=300ms").status == 200
+    assert time.monotonic() - started >= 0.3
+    late = call(echo.port, "/?delay=soon")
+    assert late.status == 200 and "error delaying response error" in late.text
+    assert late.text.startswith("appv1 ")  # the identity line stays first
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("300ms", 0.3), ("1.5s", 1.5), ("1m30s", 90.0), ("2h", 7200.0), ("0", 0.0), ("10us", 1e-5)],
+)
+def test_go_durations(text: str, seconds: float) -> None:
+    assert go_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "5", "1.5 s", "s", "1x", ".s"])
+def test_bad_go_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        go_duration(text)
 
 
 def test_status_single_list_and_bad(start_workload: StartWorkload) -> None:
@@ -79,7 +173,8 @@ def test_keep_alive_head_and_chunked_body(start_workload: StartWorkload) -> None
     finally:
         conn.close()
     assert head.status == 200 and head.body == b""
-    assert head.headers["Content-Length"] == first.headers["Content-Length"]
+    # The length of the body HEAD would reflect: "Method=HEAD" is one byte longer than "GET".
+    assert int(head.headers["Content-Length"]) == len(first.body) + 1
     assert json.loads(chunked)["data"] == "hello"
     assert after.body == first.body
 

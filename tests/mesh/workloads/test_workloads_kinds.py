@@ -104,6 +104,16 @@ def spec(tmp_path: Path, kind: str, annotations: dict[str, str], port: int = 808
         ),
         (
             "proxy",
+            {"chaosmesh.io/upstream": "http://details:9080, https://reviews:9080"},
+            "chaosmesh.io/upstream: expected an http:// URL with a host, got 'https://reviews",
+        ),
+        (
+            "proxy",
+            {"chaosmesh.io/upstream": " , "},
+            "chaosmesh.io/upstream: expected one or more http:// URLs",
+        ),
+        (
+            "proxy",
             {"chaosmesh.io/upstream": "http://t:8080", "chaosmesh.io/proxy-timeout": "soon"},
             "chaosmesh.io/proxy-timeout: expected a duration",
         ),
@@ -144,6 +154,7 @@ def test_proxy_command_line_carries_upstream_timeout_and_sidecar(tmp_path: Path)
         pod="nginx-0",
         port=8080,
         log_path=tmp_path / "w.log",
+        version="v1",
         annotations={
             "chaosmesh.io/upstream": "http://tomcat-svc:8080",
             "chaosmesh.io/proxy-timeout": "1500ms",
@@ -154,6 +165,7 @@ def test_proxy_command_line_carries_upstream_timeout_and_sidecar(tmp_path: Path)
     )
     argv, env = command_line(s)
     assert argv[argv.index("--upstream") + 1] == "http://tomcat-svc:8080"
+    assert argv[argv.index("--version") + 1] == "v1"  # the proxy answers with its own version
     assert float(argv[argv.index("--timeout") + 1]) == 1.5
     assert env["CHAOSMESH_OUTBOUND"] == '{"8080": "127.0.0.1:15001"}'
     assert '"workload": "nginx"' in env["CHAOSMESH_SOURCE"]
@@ -209,3 +221,13 @@ def test_replica_specs_reject_wrong_port_count_and_bad_replicas(tmp_path: Path) 
     bad = {**SEED_CANARY_V2, "spec": {**SEED_CANARY_V2["spec"], "replicas": "two"}}  # type: ignore[dict-item]
     with pytest.raises(ValueError, match=r"Deployment default/appv2: spec\.replicas"):
         replica_count(bad)
+
+
+def test_upstream_lists_parse_in_order() -> None:
+    from chaosmesh_ext.mesh.workloads.upstream import Upstream, parse_upstreams
+
+    assert parse_upstreams("http://details:9080,\n  http://reviews:9080/api ", "x") == [
+        Upstream("details", 9080, ""),
+        Upstream("reviews", 9080, "/api"),
+    ]
+    assert parse_upstreams("http://nginx", "x") == [Upstream("nginx", 80, "")]

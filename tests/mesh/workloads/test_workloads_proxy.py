@@ -1,16 +1,17 @@
-"""The proxy workload forwards through the mesh's outbound listener, like nginx behind a sidecar.
+"""The proxy workload calls its upstreams through the mesh's outbound listeners, like nginx or
+Bookinfo's productpage behind a sidecar, and answers as itself with the chain visible.
 
-A second echo stands in for the mesh's outbound listener for port 8080: the proxy must connect
+An echo stands in for the mesh's outbound listener for port 8080: the proxy must connect
 there (not to the name in its upstream URL) and keep ``Host: tomcat-svc:8080``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import socketserver
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +19,13 @@ import pytest
 from chaosmesh_ext._sidecar import Sidecar
 
 from .conftest import HOST, StartWorkload, call, free_port
+
+
+def upstream_body(text: str, index: int = 0) -> str:
+    """The body upstream ``index`` answered, from the proxy's ``[i body] line`` lines."""
+    prefix = f"[{index} body] "
+    return "\n".join(line[len(prefix) :] for line in text.splitlines() if line.startswith(prefix))
+
 
 UPSTREAM = {"chaosmesh.io/upstream": "http://tomcat-svc:8080"}
 
@@ -50,8 +58,12 @@ def test_forwards_through_mapped_listener_keeping_request(start_workload: StartW
         },
     )
     assert answer.status == 200
-    assert answer.headers["x-chaosmesh-pod"] == "tomcat-0"  # the upstream's headers come back
-    seen = json.loads(answer.body)
+    # The proxy answers as itself; its upstream's answer is inside, line by line.
+    assert answer.headers["x-chaosmesh-workload"] == "nginx"
+    assert answer.text.splitlines()[0] == "nginx nginx-1 version=v1"
+    assert "[0] Url=http://tomcat-svc:8080/anything/x?q=1&q=2" in answer.text
+    assert "[0] ResponseHeader=X-Chaosmesh-Pod:tomcat-0" in answer.text
+    seen = json.loads(upstream_body(answer.text))
     assert seen["method"] == "POST"
     assert seen["data"] == '{"k": 1}'
     assert seen["args"] == {"q": ["1", "2"]}
@@ -68,11 +80,17 @@ def test_relays_status_and_head(start_workload: StartWorkload) -> None:
     nginx = start_workload(
         "proxy", deployment="nginx", annotations=UPSTREAM, sidecar=nginx_sidecar(tomcat.port)
     )
-    assert call(nginx.port, "/status/503").status == 503
-    get = call(nginx.port, "/")
+    failed = call(nginx.port, "/status/503")
+    assert failed.status == 503 and "\n[0] StatusCode=503\n" in failed.text
+    assert "\nStatusCode=503\n" in failed.text  # the proxy's own answer says so too
+    teapot = call(nginx.port, "/status/418")
+    assert teapot.status == 418 and teapot.headers["x-chaosmesh-workload"] == "nginx"
+    # nginx relays the upstream's end-to-end headers, e.g. what Envoy adds on an overflow.
+    relayed = call(nginx.port, "/?headers=x-envoy-overloaded:true,retry-after:1&codes=503")
+    assert relayed.status == 503 and relayed.headers["x-envoy-overloaded"] == "true"
+    assert relayed.headers["retry-after"] == "1"
     head = call(nginx.port, "/", method="HEAD")
     assert head.status == 200 and head.body == b""
-    assert head.headers["Content-Length"] == get.headers["Content-Length"]
 
 
 def test_dead_upstream_is_502(start_workload: StartWorkload) -> None:
@@ -81,7 +99,8 @@ def test_dead_upstream_is_502(start_workload: StartWorkload) -> None:
     )
     answer = call(nginx.port, "/")
     assert answer.status == 502
-    assert "tomcat-svc:8080" in answer.text
+    assert "[0] StatusCode=502" in answer.text
+    assert re.search(r"\[0 error\] 502 Bad Gateway: .*tomcat-svc:8080", answer.text)
 
 
 def test_slow_upstream_is_504_after_proxy_timeout(start_workload: StartWorkload) -> None:
@@ -94,8 +113,93 @@ def test_slow_upstream_is_504_after_proxy_timeout(start_workload: StartWorkload)
     )
     answer = call(nginx.port, "/delay/5")
     assert answer.status == 504
+    assert "[0 error] 504 Gateway Timeout" in answer.text
     assert "no answer within 0.5s" in answer.text
     assert call(nginx.port, "/").status == 200  # the proxy keeps serving
+
+
+def test_several_upstreams_in_order_status_from_the_first_failing(
+    start_workload: StartWorkload,
+) -> None:
+    details = start_workload("echo", deployment="details", version="v1", pod="details-0")
+    reviews = start_workload("echo", deployment="reviews-v3", version="v3", pod="reviews-v3-0")
+    sidecar = Sidecar(
+        outbound={9080: (HOST, details.port), 9081: (HOST, reviews.port)},
+        workload="productpage",
+        namespace="istio-test",
+    )
+    productpage = start_workload(
+        "proxy",
+        deployment="productpage",
+        pod="productpage-0",
+        sidecar=sidecar,
+        # Whitespace and newlines around the commas, as a YAML block scalar gives them.
+        annotations={
+            "chaosmesh.io/upstream": "http://details:9080/details ,\n http://reviews:9081"
+        },
+    )
+    answer = call(productpage.port, "/0?x=1", headers={"Accept-Encoding": "gzip"})
+    assert answer.status == 200
+    lines = answer.text.splitlines()
+    assert lines[0] == "productpage productpage-0 version=v1"
+    assert lines.index("[0] Url=http://details:9080/details/0?x=1") < lines.index(
+        "[1] Url=http://reviews:9081/0?x=1"
+    )
+    assert upstream_body(answer.text, 0).startswith("details details-0 version=v1\n")
+    assert upstream_body(answer.text, 1).startswith("reviews-v3 reviews-v3-0 version=v3\n")
+    assert "URL=/details/0?x=1" in upstream_body(answer.text, 0)
+    # The proxy's answer is text it writes: upstreams are not asked to compress theirs.
+    assert "Accept-Encoding" not in upstream_body(answer.text, 1)
+    # Only reviews fails (details is asked for /details/status/503, which it reflects): the
+    # caller gets reviews' status, and sees that details answered.
+    failing = call(productpage.port, "/status/503")
+    assert failing.status == 503
+    assert "[0] StatusCode=200" in failing.text and "[1] StatusCode=503" in failing.text
+    reviews.process.terminate()
+    reviews.process.wait(10)
+    gone = call(productpage.port, "/")
+    assert gone.status == 502
+    assert "[0] StatusCode=200" in gone.text and "[1] StatusCode=502" in gone.text
+
+
+def test_nested_proxies_answer_as_themselves_and_show_the_chain(
+    start_workload: StartWorkload,
+) -> None:
+    ratings = start_workload("echo", deployment="ratings", version="v1", pod="ratings-0")
+    reviews = start_workload(
+        "proxy",
+        deployment="reviews-v3",
+        version="v3",
+        pod="reviews-v3-0",
+        annotations={"chaosmesh.io/upstream": "http://ratings:9080"},
+        sidecar=Sidecar(outbound={9080: (HOST, ratings.port)}, workload="reviews-v3"),
+    )
+    productpage = start_workload(
+        "proxy",
+        deployment="productpage",
+        pod="productpage-0",
+        annotations={"chaosmesh.io/upstream": "http://reviews:9081"},
+        sidecar=Sidecar(outbound={9081: (HOST, reviews.port)}, workload="productpage"),
+    )
+    answer = call(productpage.port, "/productpage")
+    assert answer.status == 200 and answer.headers["x-chaosmesh-version"] == "v1"
+    # A split measured through productpage counts productpage, not the deepest service.
+    assert re.search(r"(?P<version>v\d+)", answer.text).group(1) == "v1"  # type: ignore[union-attr]
+    via_reviews = call(reviews.port, "/")
+    assert via_reviews.headers["x-chaosmesh-version"] == "v3"
+    assert re.search(r"version=(v\d+)", via_reviews.text).group(1) == "v3"  # type: ignore[union-attr]
+    chain = [
+        line
+        for line in answer.text.splitlines()
+        if re.fullmatch(r"(\[0 body\] )*\S+ \S+ version=\S+", line)
+    ]
+    assert chain == [
+        "productpage productpage-0 version=v1",
+        "[0 body] reviews-v3 reviews-v3-0 version=v3",
+        "[0 body] [0 body] ratings ratings-0 version=v1",
+    ]
+    assert "[0 body] [0 body] Host=ratings:9080" in answer.text
+    assert "[0 body] [0 body] RequestHeader=X-Chaosmesh-Source-Workload:reviews-v3" in answer.text
 
 
 class _CountingServer(socketserver.ThreadingTCPServer):
@@ -144,6 +248,7 @@ def test_upstream_connections_are_reused(
     )
     # Separate client connections, one after the other: one upstream connection serves all.
     assert [call(nginx.port, "/").status for _ in range(20)] == [200] * 20
+    assert "[0 body] ok" in call(nginx.port, "/").text
     assert counting_upstream.connections == 1
 
 
@@ -176,7 +281,8 @@ def test_upstream_closing_idle_connection_is_retried_transparently(
         nginx = start_workload(
             "proxy", deployment="nginx", annotations=UPSTREAM, sidecar=nginx_sidecar(port)
         )
-        assert [call(nginx.port, "/").text for _ in range(5)] == ["once"] * 5
+        answers = [call(nginx.port, "/") for _ in range(5)]
+        assert [upstream_body(a.text) for a in answers] == ["once"] * 5
     finally:
         stop.set()
         thread.join(10)
@@ -223,12 +329,40 @@ def test_caller_hanging_up_closes_the_upstream_request(start_workload: StartWork
 
 
 def test_sigterm_exits_promptly_with_a_request_in_flight(start_workload: StartWorkload) -> None:
-    tomcat = start_workload("echo", deployment="tomcat")
-    nginx = start_workload(
-        "proxy", deployment="nginx", annotations=UPSTREAM, sidecar=nginx_sidecar(tomcat.port)
-    )
-    with socket.create_connection((HOST, nginx.port), timeout=10) as caller:
-        caller.sendall(b"GET /delay/10 HTTP/1.1\r\nHost: nginx-svc\r\n\r\n")
-        time.sleep(0.2)
-        nginx.process.terminate()
-        assert nginx.process.wait(5) == 0  # not after the upstream's 10 s
+    # An upstream that takes the request and never answers: the request is in flight for as
+    # long as the test wants, and the upstream says when it has it.
+    listener = socket.create_server((HOST, 0))
+    listener.settimeout(20)
+    received = threading.Event()
+
+    def hold() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(20)
+            try:
+                if conn.recv(65536).startswith(b"GET /slow "):
+                    received.set()
+                conn.recv(65536)  # until the proxy hangs up (or 20 s)
+            except OSError:
+                return
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        nginx = start_workload(
+            "proxy",
+            deployment="nginx",
+            annotations=UPSTREAM,
+            sidecar=nginx_sidecar(listener.getsockname()[1]),
+        )
+        with socket.create_connection((HOST, nginx.port), timeout=10) as caller:
+            caller.sendall(b"GET /slow HTTP/1.1\r\nHost: nginx-svc\r\n\r\n")
+            assert received.wait(15)  # the request is out, waiting upstream
+            nginx.process.terminate()
+            assert nginx.process.wait(5) == 0  # not when (if ever) the upstream answers
+    finally:
+        listener.close()
+        thread.join(25)
