@@ -311,12 +311,13 @@ class EnvoyProcess:
             proc = self._proc
             if proc is not None and not _exited(proc, WATCH_INTERVAL):
                 continue
+            # Seen dead now, even if an apply() holds the lock a moment longer.
+            died, died_at = time.monotonic(), time.time()
             with self._lock:
                 if self._stopping.is_set() or self._proc is not proc:
                     continue
                 if self._down_since is None:
-                    self._down_since = time.monotonic()
-                    self.last_restart_at = time.time()
+                    self._down_since, self.last_restart_at = died, died_at
                 self._terminate()  # reaps it and closes the admin connection
                 try:
                     expected = self._rewrite_for_restart()

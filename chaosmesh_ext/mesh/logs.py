@@ -8,7 +8,7 @@ every other log 3/8 between them, in equal parts: Envoy's own log and its start-
 daemon's log, Prometheus' log and one log per workload replica. A file is rotated once it
 passes half its part, so it and its ``.1`` stay within the part.
 
-How each writer is made to let go of a full file, so that nothing it writes is lost:
+How each writer is made to let go of a full file:
 
 - Envoy's files (both access logs and ``envoy.log``): renamed to ``.1``, then Envoy's admin
   ``/reopen_logs`` makes it open a new file at the path (Envoy has no rotation of its own and
@@ -20,7 +20,8 @@ How each writer is made to let go of a full file, so that nothing it writes is l
   ``command`` workload's own program, Prometheus, Envoy's start-up output): copied to ``.1``
   and truncated in place (copy-truncate); they are opened for appending, so the next line goes
   to the start of the emptied file. A line written between the copy and the truncation is
-  lost; these logs write a few lines per minute.
+  lost: these logs hold a few lines per start and stop (more only when a ``command``
+  program logs each request).
 
 Logs of replicas that no longer run (a deleted pod's) are removed oldest first when the logs'
 part is full. Prometheus' database (``prometheus/data``, only with ``--prometheus``) is not a

@@ -1,7 +1,7 @@
 """A real, small filesystem that tests can fill up: a tmpfs of a few MiB mounted on a directory.
 
 Mounting needs root. Outside CI a test that needs it is skipped, saying so; CI runs as root,
-so there (``CI`` set in the environment) not being able to mount fails the test instead.
+so there (``CI=true``, as ``.ci/run`` sets it) not being able to mount fails the test instead.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tools import in_ci
+
 FILLER = ".filler"
 
 
 def _cannot(reason: str) -> None:
-    if os.environ.get("CI"):
+    if in_ci():
         pytest.fail(f"CI runs as root and must run this test: {reason}")
     pytest.skip(f"needs a real full filesystem: {reason}")
 
