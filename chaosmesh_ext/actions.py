@@ -15,6 +15,7 @@ first) and ``kubernetes_request_timeout`` (seconds, default 10) are also read.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from chaosmesh_ext._activity import (
     istio_objects,
     run_id_for,
 )
+from chaosmesh_ext.breaker_sizing import advice_for, capacity_arguments, capacity_knee
 from chaosmesh_ext.canary import GuardLimits, check_steps, run_rollout
 from chaosmesh_ext.istio import breaker, faults, traffic
 from chaosmesh_ext.istio.errors import IstioError
@@ -41,6 +43,7 @@ from chaosmesh_ext.kube.restore import objects_for, restore_ledger
 from chaosmesh_ext.probes import fortio_load
 
 __all__ = [
+    "apply_advised_breaker",
     "apply_circuit_breaker",
     "inject_abort",
     "inject_delay",
@@ -335,6 +338,7 @@ def apply_circuit_breaker(
     base_ejection_time: str | None = None,
     max_ejection_percent: int | None = None,
     min_health_percent: int | None = None,
+    port: int | None = None,
     ns: str = "default",
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
@@ -343,6 +347,9 @@ def apply_circuit_breaker(
 
     Patches the rule's ``trafficPolicy`` (or that of ``subset``), keeping fields not given.
     When the DestinationRule does not exist, ``host`` creates it (``restore`` deletes it again).
+    A policy with ``portLevelSettings`` needs ``port``: Istio uses a port's port-level policy
+    instead of the rest for that port, so the breaker goes there (the action refuses to write
+    one Istio would ignore).
     Connection pool: ``max_connections``, ``http1_max_pending_requests``, ``http2_max_requests``,
     ``max_requests_per_connection``, ``max_retries``. Outlier detection:
     ``consecutive_gateway_errors``, ``consecutive_5xx_errors``, ``interval`` ("1s"),
@@ -365,26 +372,93 @@ def apply_circuit_breaker(
     return target.change(
         "apply_circuit_breaker",
         lambda dr: breaker.apply_circuit_breaker(
-            dr, destination_rule, ns, host=host, subset=subset, **fields
+            dr, destination_rule, ns, host=host, subset=subset, port=port, **fields
         ),
-        _given(host=host, subset=subset, **fields),
+        _given(host=host, subset=subset, port=port, **fields),
         create_if_absent=True,
     )
+
+
+def apply_advised_breaker(
+    destination_rule: str,
+    host: str | None = None,
+    subset: str | None = None,
+    measure: Mapping[str, Any] | None = None,
+    from_knee: Any = None,
+    pods: int | None = None,
+    p99_slo: str | float | None = None,
+    service_time: str | float | None = None,
+    rps_per_pod: float | None = None,
+    concurrency_per_pod: float | None = None,
+    knee_p99: str | float | None = None,
+    callers: int = 1,
+    keepalive: bool = True,
+    http2: bool = False,
+    behind_l4_proxy: bool = False,
+    can_lose: int | None = None,
+    peak_rps: float | None = None,
+    envoy_workers: int = 2,
+    ns: str = "default",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[str, Any]:
+    """Apply the advised circuit breaker to a DestinationRule (``restore`` undoes it).
+
+    The capacity comes from ``measure`` (the ``capacity_knee`` probe's arguments: the knee is
+    measured now, in this run), ``from_knee`` (a knee measured before) or the declared
+    arguments, as in the ``advise_breaker`` probe. Fields the advice leaves out (outlier
+    detection behind an L4 proxy, ``maxRequestsPerConnection`` with keep-alive) keep their
+    current value. Returns ``knee_search`` (when measured), ``advice`` (fields with reasons)
+    and ``change`` (what ``apply_circuit_breaker`` did).
+    """
+    where = f"apply_advised_breaker {ns}/{destination_rule}"
+    knee_search = None
+    if measure is not None:
+        if from_knee is not None:
+            raise ActivityFailed(f"{where}: measure: give measure or from_knee, not both")
+        if not isinstance(measure, Mapping) or not measure.get("url"):
+            raise ActivityFailed(
+                f"{where}: measure: the capacity_knee arguments, at least url and max_p99_ms"
+            )
+        arguments = {"ns": ns, "pods": pods, **measure}
+        unknown = sorted(set(arguments) - set(inspect.signature(capacity_knee).parameters))
+        if unknown or {"configuration", "secrets"} & set(measure):
+            raise ActivityFailed(
+                f"{where}: measure: not capacity_knee arguments: {unknown or ['configuration']}"
+            )
+        knee_search = capacity_knee(**arguments, configuration=configuration, secrets=secrets)
+        from_knee = knee_search
+    advice = advice_for(where, **capacity_arguments(locals()))
+    change = apply_circuit_breaker(
+        destination_rule,
+        host=host,
+        subset=subset,
+        ns=ns,
+        configuration=configuration,
+        secrets=secrets,
+        **advice.breaker_arguments(),
+    )
+    result: dict[str, Any] = {"advice": advice.to_dict(), "change": change}
+    if knee_search is not None:
+        result["knee_search"] = knee_search
+    return result
 
 
 def remove_circuit_breaker(
     destination_rule: str,
     subset: str | None = None,
+    port: int | None = None,
     ns: str = "default",
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
-    """Remove the connection pool and outlier detection of a DestinationRule (or of ``subset``)."""
+    """Remove the connection pool and outlier detection of a DestinationRule (or of ``subset``,
+    or of the port-level policy of ``port``)."""
     target = _Target.of("DestinationRule", destination_rule, ns, configuration, secrets)
     return target.change(
         "remove_circuit_breaker",
-        lambda dr: breaker.remove_circuit_breaker(_present(dr), subset=subset),
-        _given(subset=subset),
+        lambda dr: breaker.remove_circuit_breaker(_present(dr), subset=subset, port=port),
+        _given(subset=subset, port=port),
     )
 
 

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("chaosmesh_ext.commands.run", "Run several experiments and summarise them."),
     "journal": ("chaosmesh_ext.commands.journal", "Review journals: summary or HTML report."),
     "gameday": ("chaosmesh_ext.commands.gameday", "Run, schedule or export game-day plans."),
+    "advise": ("chaosmesh_ext.commands.advise", "Size a circuit breaker from capacity."),
 }
 
 

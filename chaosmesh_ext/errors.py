@@ -8,6 +8,8 @@ and the reason, so it can be shown to a user as it is. Activities (``chaosmesh_e
 ::
 
     ChaosMeshError
+    ├── ArgumentError (ValueError)         an activity's or command's argument (.argument)
+    │   └── AdviceError                        istio.breaker_advice — breaker sizing input
     ├── IstioError (ValueError)            istio.errors — an Istio resource or edit argument
     ├── KubeError                          kube — talking to a Kubernetes API
     │   ├── KubeSettingsError (ValueError)     kube.client — no usable client configuration
@@ -26,6 +28,7 @@ and the reason, so it can be shown to a user as it is. Activities (``chaosmesh_e
     ├── LoadError                          load — the fortio-compatible engine
     │   ├── LoadOptionError (ValueError)       load.options — a load option (names it)
     │   ├── LoadTargetError (ConnectionError)  load.engine — the target cannot be reached
+    │   ├── KneeError (ArgumentError)          load.knee — a knee-search argument, or no knee
     │   └── RemoteError (RuntimeError)         load.remote — load or stats inside the mesh
     │       └── ProxyUnavailable                   the API's service proxy answered an error
     ├── PrometheusError                    prometheus — settings or a query
@@ -42,6 +45,7 @@ never leave their module (the embedded API's HTTP answers, workload I/O) are not
 from __future__ import annotations
 
 __all__ = [
+    "ArgumentError",
     "ChaosMeshError",
     "GameDayError",
     "KubeError",
@@ -53,6 +57,16 @@ __all__ = [
 
 class ChaosMeshError(Exception):
     """Base of every error chaostoolkit-mesh raises on purpose; the message is for users."""
+
+
+class ArgumentError(ChaosMeshError, ValueError):
+    """An argument cannot be used; ``.argument`` names it as the activity spells it (a
+    command shows it as its flag), ``.reason`` says why."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+        self.reason = message
 
 
 class KubeError(ChaosMeshError):

@@ -25,6 +25,10 @@ from chaosmesh_ext._activity import (
     istio_objects,
     kube_client,
 )
+
+# Breaker sizing lives in its own module (the knee search and the advice build on the load
+# runs); users call them from here.
+from chaosmesh_ext.breaker_sizing import advise_breaker, capacity_knee
 from chaosmesh_ext.istio.resources import GROUP
 from chaosmesh_ext.istio.traffic import declared_split
 from chaosmesh_ext.kube.cluster_lint import lint_cluster
@@ -35,7 +39,9 @@ from chaosmesh_ext.load.results import flat_summary
 from chaosmesh_ext.load.stats import percentile_value
 
 __all__ = [
+    "advise_breaker",
     "breaker_stats",
+    "capacity_knee",
     "error_rate",
     "fortio_load",
     "latency_ms",
@@ -289,13 +295,15 @@ def breaker_stats(
 ) -> dict[str, Any]:
     """Circuit-breaker counters for ``host`` from the load client's sidecar Envoy.
 
-    Returns ``pending_overflow``, ``cx_overflow``, ``active_overflow``, ``retry_overflow``,
-    ``ejections_active``, ``rq_total``, ... summed over the ``outbound|port|subset|fqdn``
-    clusters of ``host`` (narrowed by ``port``/``subset``), as Istio's circuit-breaking task
-    reads them with ``pilot-agent request GET stats``. The counters are Envoy's running
-    totals since the sidecar started: compare a reading before and after the load, and
-    expect ``pending_overflow`` to stay 0 after a ``c=2`` run now and then (see
-    :func:`fortio_load`).
+    Returns ``shed`` (requests the breaker refused: 503 with ``x-envoy-overloaded``, the sum
+    of ``pending_overflow`` and ``rq_active_overflow``, the http2MaxRequests limit), and
+    ``pending_overflow``, ``rq_active_overflow``, ``cx_overflow``, ``active_overflow``,
+    ``retry_overflow``, ``ejections_active``, ``rq_total``, ... summed over the
+    ``outbound|port|subset|fqdn`` clusters of ``host`` (narrowed by ``port``/``subset``), as
+    Istio's circuit-breaking task reads them with ``pilot-agent request GET stats``. The
+    counters are Envoy's running totals since the sidecar started: compare a reading before
+    and after the load, and expect ``pending_overflow`` to stay 0 after a ``c=2`` run now and
+    then (see :func:`fortio_load`).
     """
     doing = f"breaker_stats {host}"
     fortio = in_mesh.Fortio(namespace=ns, pod=fortio_pod, selector=fortio_selector)

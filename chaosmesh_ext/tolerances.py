@@ -58,8 +58,14 @@ def slo(
     min_qps: float | None = None,
     expect_codes: Iterable[int | str] | None = None,
     require_codes: Iterable[int | str] | None = None,
+    max_ok_p99_ms: float | None = None,
+    max_error_p99_ms: float | None = None,
 ) -> bool:
     """True when every given bound holds for this load run; each failure is logged.
+
+    ``max_ok_p99_ms`` bounds the p99 of the successful calls alone (the requests a circuit
+    breaker admitted), ``max_error_p99_ms`` that of the failed ones (a breaker sheds at once:
+    its 503s come back fast).
 
     ``expect_codes``: the only HTTP codes allowed (e.g. ``[200]``, or ``[200, 503]`` for a
     breaker test); any other code seen fails the check. ``require_codes``: codes that must
@@ -87,6 +93,13 @@ def slo(
     above("p50_ms", max_p50_ms, " ms")
     above("p90_ms", max_p90_ms, " ms")
     above("p99_ms", max_p99_ms, " ms")
+    for key, limit in (("ok_p99_ms", max_ok_p99_ms), ("error_p99_ms", max_error_p99_ms)):
+        if limit is not None and key not in flat:
+            # Flat keys from an older run: recompute from the fortio histograms if present.
+            if "DurationHistogram" not in value:
+                raise TypeError(f"slo: max_{key}: the load result has no {key}")
+            flat[key] = flat_summary(dict(value))[key]
+        above(key, limit, " ms")
     if min_qps is not None:
         got = float(flat.get("qps", 0.0))
         if got < float(min_qps):

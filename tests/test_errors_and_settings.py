@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from chaosmesh_ext._parse import parse_bool
-from chaosmesh_ext.errors import ChaosMeshError, KubeError, LoadError, MeshError
+from chaosmesh_ext.errors import ArgumentError, ChaosMeshError, KubeError, LoadError, MeshError
 from chaosmesh_ext.gameday.cron import CronError
 from chaosmesh_ext.gameday.plan import PlanError
+from chaosmesh_ext.istio.breaker_advice import AdviceError
 from chaosmesh_ext.istio.errors import IstioError
 from chaosmesh_ext.journal.loader import JournalError
 from chaosmesh_ext.kube.changes import ForeignChange
@@ -17,6 +18,7 @@ from chaosmesh_ext.kube.client import KubeSettingsError
 from chaosmesh_ext.kube.ledger import LedgerError
 from chaosmesh_ext.kube.objects import KubeApiError
 from chaosmesh_ext.load.engine import LoadTargetError
+from chaosmesh_ext.load.knee import KneeError
 from chaosmesh_ext.load.options import LoadOptionError
 from chaosmesh_ext.load.remote import ProxyUnavailable, RemoteError
 from chaosmesh_ext.mesh.envoy import EnvoyRejected
@@ -51,6 +53,9 @@ from chaosmesh_ext.mesh.translate.names import TranslationError
         (JournalError("j.json: not a journal"), ChaosMeshError, ValueError),
         (PlanError("plan.yaml: bad"), ChaosMeshError, ValueError),
         (CronError("minute: bad"), ChaosMeshError, ValueError),
+        (AdviceError("pods", "must be at least 1"), ArgumentError, ValueError),
+        (KneeError("max_qps", "no knee within 40 qps"), LoadError, ValueError),
+        (KneeError("max_qps", "no knee within 40 qps"), ArgumentError, ValueError),
     ],
 )
 def test_every_error_is_in_the_tree_and_keeps_its_builtin_base(

@@ -1,6 +1,7 @@
 """``chaosmesh lint``: check Istio and Kubernetes YAML for mistakes before a run.
 
-Like ``istioctl analyze`` on files: ``chaosmesh lint -f DIR -f FILE [--format json]``.
+Like ``istioctl analyze`` on files: ``chaosmesh lint -f DIR -f FILE [--target cluster]
+[--format json]``.
 Exit code 1 when there is an error finding (malformed YAML included), 0 otherwise.
 """
 
@@ -10,7 +11,7 @@ import json
 
 import click
 
-from ..istio.lint import Finding, has_errors, lint_paths, summary
+from ..istio.lint import EMBEDDED, TARGETS, Finding, has_errors, lint_paths, summary
 
 
 def _text(findings: list[Finding]) -> str:
@@ -43,15 +44,23 @@ def _text(findings: list[Finding]) -> str:
     help="Namespace of objects that name none (as kubectl -n).",
 )
 @click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    default=EMBEDDED,
+    show_default=True,
+    help="Where the files will run: fields the embedded mesh does not support "
+    "(docs/FIDELITY.md) are errors for 'embedded', info notes for 'cluster'.",
+)
+@click.option(
     "--format",
     "output_format",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
 )
-def command(paths: tuple[str, ...], namespace: str, output_format: str) -> None:
+def command(paths: tuple[str, ...], namespace: str, target: str, output_format: str) -> None:
     """Check Istio and Kubernetes YAML for mistakes before a run (like istioctl analyze)."""
-    findings = lint_paths(paths, namespace=namespace)
+    findings = lint_paths(paths, namespace=namespace, target=target)
     if output_format == "json":
         click.echo(
             json.dumps(

@@ -97,6 +97,12 @@ def check_shape(value: Any, spec: schema.Spec, path: str, unknown: list[Cause]) 
             return [Cause(path, f"must be a list, got {type_name(value)}")]
         for i, item in enumerate(value):
             out.extend(check_shape(item, spec[0], f"{path}[{i}]", unknown))
+    elif isinstance(spec, tuple) and spec[0] == "enum":
+        if not isinstance(value, str):
+            out.append(Cause(path, f"must be a string, got {type_name(value)} {value!r}"))
+        elif value not in spec[1]:
+            allowed = ", ".join(f'"{v}"' for v in spec[1])
+            out.append(Cause(path, f'Unsupported value: "{value}": supported values: {allowed}'))
     elif isinstance(spec, tuple) and spec[0] == "map":
         if not isinstance(value, Mapping):
             return [Cause(path, f"must be an object, got {type_name(value)}")]
@@ -117,8 +123,6 @@ def type_name(value: Any) -> str:
 
 
 def scalar_problem(value: Any, kind: str) -> str | None:
-    if kind == "any":
-        return None
     if kind in ("str", "duration"):
         return (
             None

@@ -5,6 +5,12 @@
 policy; because Istio lets a subset's block *replace* the top-level block whole, a subset
 that has no block of its own starts from a copy of the top-level one, so fields the caller
 did not name keep the value they had in effect.
+
+A port-level policy (``portLevelSettings``) *replaces* the policy it sits in for its port
+(istiod's GetPortLevelTrafficPolicy: nothing is inherited), so a breaker written at the top
+level has no effect on such a port. Editing a policy that has port-level settings therefore
+needs ``port``: the port's block is edited (created from a copy of the blocks in effect), and
+without ``port`` the edit is refused, naming the ports.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ FIELDS: dict[str, tuple[str, str | None, str, str]] = {
     "min_health_percent": ("outlierDetection", None, "minHealthPercent", "percent"),
 }
 BLOCKS = ("connectionPool", "outlierDetection")
+# What a port-level entry holds; a new one starts as a copy of these, as they were in effect.
+PORT_BLOCKS = ("connectionPool", "loadBalancer", "outlierDetection", "tls")
 
 
 def apply_circuit_breaker(
@@ -45,6 +53,7 @@ def apply_circuit_breaker(
     host: str | None = None,
     subset: str | None = None,
     *,
+    port: int | None = None,
     api_version: str = DEFAULT_API_VERSION,
     **fields: Any,
 ) -> dict[str, Any]:
@@ -52,7 +61,8 @@ def apply_circuit_breaker(
 
     ``fields`` are the keys of :data:`FIELDS` (``max_connections=1``, ``interval="1s"``...);
     ``None`` values are ignored. Creating a rule needs ``host``; with an existing rule a
-    ``host`` that names another service is an error.
+    ``host`` that names another service is an error. ``port`` edits the port-level policy of
+    that port (of ``subset``'s policy when given), which Istio uses instead of the rest.
     """
     given = {k: v for k, v in fields.items() if v is not None}
     label = f"{namespace or 'default'}/{name}"
@@ -104,13 +114,17 @@ def apply_circuit_breaker(
             )
     out = copy.deepcopy(before)
     policy, base = _policy(out, subset)
+    if port is not None:
+        policy, base = _port_policy(out, policy, base, port, subset)
+    else:
+        _refuse_shadowed_top_level(out, policy, base)
     for argument, value in given.items():
         block_name, group, field, kind = FIELDS[argument]
         where = f"{base}.{block_name}.{group + '.' if group else ''}{field}"
         value = _checked(out, where, argument, value, kind)
         if not isinstance(policy.get(block_name), dict):  # absent, or null
             top = out["spec"].get("trafficPolicy") or {}
-            inherited = top.get(block_name) if subset else None
+            inherited = top.get(block_name) if subset and port is None else None
             policy[block_name] = copy.deepcopy(inherited) if isinstance(inherited, Mapping) else {}
         block = policy[block_name]
         if group:
@@ -121,14 +135,28 @@ def apply_circuit_breaker(
     return check_result(KIND, dr if dr is not None else {}, out)
 
 
-def remove_circuit_breaker(dr: Mapping[str, Any], subset: str | None = None) -> dict[str, Any]:
-    """``dr`` without ``connectionPool`` and ``outlierDetection`` (of ``subset`` if given).
+def remove_circuit_breaker(
+    dr: Mapping[str, Any], subset: str | None = None, port: int | None = None
+) -> dict[str, Any]:
+    """``dr`` without ``connectionPool`` and ``outlierDetection`` (of ``subset`` if given, of
+    the port-level policy of ``port`` if given).
 
-    A traffic policy left empty is removed too: Istio rejects an empty one.
+    A traffic policy left empty is removed too: Istio rejects an empty one (and an empty
+    port-level entry).
     """
     out = copied(dr, KIND)
     policy, _ = _policy(out, subset, create=False)
-    for block in BLOCKS:
+    if port is not None:
+        levels = policy.get("portLevelSettings") or []
+        entry = next((lv for lv in levels if _port_of(lv) == port), None)
+        if entry is not None:
+            for block in BLOCKS:
+                entry.pop(block, None)
+            if not any(entry.get(b) is not None for b in PORT_BLOCKS):
+                levels.remove(entry)
+            if not levels:
+                policy.pop("portLevelSettings", None)
+    for block in BLOCKS if port is None else ():
         policy.pop(block, None)
     holder = _policy_holder(out, subset)
     if holder is not None and not holder.get("trafficPolicy"):
@@ -168,6 +196,56 @@ def _policy(
         if create:
             holder["trafficPolicy"] = policy
     return policy, base
+
+
+def _port_of(level: Any) -> int | None:
+    number = (level.get("port") or {}).get("number") if isinstance(level, Mapping) else None
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
+
+
+def _refuse_shadowed_top_level(dr: Mapping[str, Any], policy: Mapping[str, Any], base: str) -> None:
+    """A policy with port-level settings: a breaker written beside them is ignored for
+    those ports (GetPortLevelTrafficPolicy), so say so instead of editing it."""
+    ports = [p for p in map(_port_of, policy.get("portLevelSettings") or []) if p is not None]
+    if ports:
+        listed = ", ".join(map(str, ports))
+        raise IstioError.for_object(
+            dr,
+            f"{base}.portLevelSettings",
+            f"port(s) {listed} have port-level settings, which replace this policy for those "
+            "ports (Istio inherits nothing from it there): a circuit breaker written here would "
+            f"not apply to them; pass port ({listed}) to edit that port's policy",
+            KIND,
+        )
+
+
+def _port_policy(
+    dr: dict[str, Any], policy: dict[str, Any], base: str, port: Any, subset: str | None
+) -> tuple[dict[str, Any], str]:
+    """The port-level entry for ``port`` in ``policy`` (created as a copy of the blocks in
+    effect on that port, since a port-level entry replaces them all)."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise IstioError.for_object(
+            dr, f"{base}.portLevelSettings", f"port must be 1..65535, got {port!r}", KIND
+        )
+    levels = policy.setdefault("portLevelSettings", [])
+    for index, level in enumerate(levels):
+        if _port_of(level) == port:
+            return level, f"{base}.portLevelSettings[{index}]"
+    in_effect: Mapping[str, Any] = policy
+    if subset is not None:
+        # A subset's blocks override the rule's (its port-level entry, if any, for the port).
+        top = dr["spec"].get("trafficPolicy") or {}
+        top_level = next(
+            (lv for lv in top.get("portLevelSettings") or [] if _port_of(lv) == port), top
+        )
+        in_effect = {b: policy.get(b, top_level.get(b)) for b in PORT_BLOCKS}
+    entry: dict[str, Any] = {"port": {"number": port}}
+    for block in PORT_BLOCKS:
+        if isinstance(in_effect.get(block), Mapping):
+            entry[block] = copy.deepcopy(in_effect[block])
+    levels.append(entry)
+    return entry, f"{base}.portLevelSettings[{len(levels) - 1}]"
 
 
 def _checked(dr: Mapping[str, Any], where: str, argument: str, value: Any, kind: str) -> Any:

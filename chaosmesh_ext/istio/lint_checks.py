@@ -13,13 +13,19 @@ from typing import Any
 
 from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.istio._checks import as_list, as_map
+from chaosmesh_ext.istio.fidelity import embedded_causes
 from chaosmesh_ext.istio.hosts import fqdn, host_matches, service_fqdn
 from chaosmesh_ext.istio.lint_findings import ERROR, INFO, WARNING, Finding
 from chaosmesh_ext.istio.lint_source import Doc, duplicate_keys, line_of
 from chaosmesh_ext.istio.resources import GROUP
 from chaosmesh_ext.istio.validate import validate
+from chaosmesh_ext.istio.validate_warnings import validation_warnings
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+# Where the objects will run: the embedded mesh refuses fields it does not support (an error
+# here), a cluster runs them (an info note: the same files would not run on the embedded mesh).
+EMBEDDED, CLUSTER = "embedded", "cluster"
+TARGETS = (EMBEDDED, CLUSTER)
 RETRIES_503 = ("5xx", "gateway-error", "503")
 
 
@@ -42,7 +48,9 @@ def _is_istio(doc: Doc) -> bool:
     return doc.kind == "Gateway" and str(doc.obj.get("apiVersion") or "").startswith(GROUP)
 
 
-def analyze(docs: list[Doc], domain: str) -> list[Finding]:
+def analyze(docs: list[Doc], domain: str, target: str = EMBEDDED) -> list[Finding]:
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     index = _build_index(docs, domain)
     out: list[Finding] = []
 
@@ -91,6 +99,13 @@ def analyze(docs: list[Doc], domain: str) -> list[Finding]:
             continue
         for cause in validate(doc.obj, strict=True):
             report(doc, ERROR, cause.field, cause.message)
+        for cause in validation_warnings(doc.obj):
+            report(doc, WARNING, cause.field, cause.message)
+        for cause in embedded_causes(doc.obj):
+            if target == EMBEDDED:
+                report(doc, ERROR, cause.field, cause.message)
+            else:
+                report(doc, INFO, cause.field, f"runs on a cluster; {cause.message}")
         if doc.kind == "VirtualService":
             _check_virtual_service(doc, index, domain, report, mesh_hosts, aborts_503)
         elif doc.kind == "DestinationRule":

@@ -3,8 +3,13 @@
 Field names follow istio/api ``networking/v1alpha3`` (the same schema is served as v1 and
 v1beta1). Types: ``str``, ``int`` (int32, may be negative), ``uint`` (>= 0), ``number``,
 ``bool``, ``duration`` (a string; its value is checked in ``validate``), ``strmap`` (string
-to string), ``any`` (not modelled: any JSON). A dict is an object with exactly those fields,
-``[spec]`` a list of ``spec``, ``("map", spec)`` a string-keyed map of ``spec``.
+to string). A dict is an object with exactly those fields, ``[spec]`` a list of ``spec``,
+``("map", spec)`` a string-keyed map of ``spec``, ``("enum", (...))`` a string that must be one
+of those values (the CRD's ``enum``, which kube-apiserver enforces).
+
+``tests/istio/test_istio_schema_crd.py`` compares every field and type here with Istio's
+published CRD ``openAPIV3Schema`` (all three versions), so a field Istio adds and this module
+lacks fails the suite; ``istio.fidelity`` classifies each of these fields for the embedded mesh.
 """
 
 from __future__ import annotations
@@ -59,6 +64,16 @@ FAULT: Spec = {
         "percentage": PERCENT,
     },
 }
+CORS_POLICY: Spec = {
+    "allowOrigin": ["str"],
+    "allowOrigins": [STRING_MATCH],
+    "allowMethods": ["str"],
+    "allowHeaders": ["str"],
+    "exposeHeaders": ["str"],
+    "maxAge": "duration",
+    "allowCredentials": "bool",
+    "unmatchedPreflights": ("enum", ("UNSPECIFIED", "FORWARD", "IGNORE")),
+}
 HTTP_ROUTE: Spec = {
     "name": "str",
     "match": [HTTP_MATCH],
@@ -67,9 +82,10 @@ HTTP_ROUTE: Spec = {
         "uri": "str",
         "authority": "str",
         "port": "uint",
-        "derivePort": "str",
+        "derivePort": ("enum", ("FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT")),
         "scheme": "str",
         "redirectCode": "uint",
+        "prefixRewrite": "str",
     },
     "directResponse": {"status": "uint", "body": {"string": "str", "bytes": "str"}},
     "delegate": {"name": "str", "namespace": "str"},
@@ -86,7 +102,7 @@ HTTP_ROUTE: Spec = {
     "mirrorPercent": "uint",
     "mirrorPercentage": PERCENT,
     "mirror_percent": "uint",
-    "corsPolicy": "any",
+    "corsPolicy": CORS_POLICY,
     "headers": HEADERS,
 }
 L4_MATCH: Spec = {
@@ -102,7 +118,7 @@ VIRTUAL_SERVICE: Spec = {
     "gateways": ["str"],
     "http": [HTTP_ROUTE],
     "tls": [{"match": [dict(L4_MATCH, sniHosts=["str"])], "route": [ROUTE_DESTINATION]}],
-    "tcp": [{"match": [L4_MATCH], "route": [ROUTE_DESTINATION]}],
+    "tcp": [{"match": [dict(L4_MATCH, sourceSubnet="str")], "route": [ROUTE_DESTINATION]}],
     "exportTo": ["str"],
 }
 
@@ -120,9 +136,10 @@ CONNECTION_POOL: Spec = {
         "maxRequestsPerConnection": "int",
         "maxRetries": "int",
         "idleTimeout": "duration",
-        "h2UpgradePolicy": "str",
+        "h2UpgradePolicy": ("enum", ("DEFAULT", "DO_NOT_UPGRADE", "UPGRADE")),
         "useClientProtocol": "bool",
         "maxConcurrentStreams": "int",
+        "http2KeepAlive": {"interval": "duration", "timeout": "duration"},
     },
 }
 OUTLIER_DETECTION: Spec = {
@@ -135,18 +152,66 @@ OUTLIER_DETECTION: Spec = {
     "maxEjectionPercent": "int",
     "minHealthPercent": "int",
     "consecutiveErrors": "int",
+    "outlierDetectionHttpErrorCodes": ["uint"],
+}
+_FAILOVER: Spec = [{"from": "str", "to": "str"}]
+LOAD_BALANCER: Spec = {
+    "simple": (
+        "enum",
+        ("UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST"),
+    ),
+    "consistentHash": {
+        "httpHeaderName": "str",
+        "httpCookie": {
+            "name": "str",
+            "path": "str",
+            "ttl": "duration",
+            "attributes": [{"name": "str", "value": "str"}],
+        },
+        "useSourceIp": "bool",
+        "httpQueryParameterName": "str",
+        "ringHash": {"minimumRingSize": "uint"},
+        "maglev": {"tableSize": "uint"},
+        "minimumRingSize": "uint",
+    },
+    "localityLbSetting": {
+        "distribute": [{"from": "str", "to": ("map", "uint")}],
+        "failover": _FAILOVER,
+        "failoverPriority": ["str"],
+        "enabled": "bool",
+    },
+    "zoneAwareLbSetting": {
+        "enabled": "bool",
+        "failover": _FAILOVER,
+        "failoverPriority": ["str"],
+        "minClusterSize": "uint",
+    },
+    "warmupDurationSecs": "duration",
+    "warmup": {"duration": "duration", "minimumPercent": "number", "aggression": "number"},
+}
+CLIENT_TLS: Spec = {
+    "mode": ("enum", ("DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL")),
+    "clientCertificate": "str",
+    "privateKey": "str",
+    "caCertificates": "str",
+    "credentialName": "str",
+    "subjectAltNames": ["str"],
+    "sni": "str",
+    "insecureSkipVerify": "bool",
+    "caCrl": "str",
 }
 _POLICY_BODY: Spec = {
-    "loadBalancer": "any",
+    "loadBalancer": LOAD_BALANCER,
     "connectionPool": CONNECTION_POOL,
     "outlierDetection": OUTLIER_DETECTION,
-    "tls": "any",
+    "tls": CLIENT_TLS,
 }
 TRAFFIC_POLICY: Spec = dict(
     _POLICY_BODY,
     portLevelSettings=[dict(_POLICY_BODY, port=PORT_SELECTOR)],
-    tunnel="any",
-    proxyProtocol="any",
+    tunnel={"protocol": "str", "targetHost": "str", "targetPort": "uint"},
+    proxyProtocol={"version": ("enum", ("V1", "V2"))},
+    retryBudget={"percent": "number", "minRetryConcurrency": "uint", "budgetInterval": "duration"},
 )
 DESTINATION_RULE: Spec = {
     "host": "str",
@@ -156,6 +221,29 @@ DESTINATION_RULE: Spec = {
     "workloadSelector": {"matchLabels": "strmap"},
 }
 
+_TLS_VERSIONS = ("TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3")
+SERVER_TLS: Spec = {
+    "httpsRedirect": "bool",
+    "mode": (
+        "enum",
+        ("PASSTHROUGH", "SIMPLE", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"),
+    ),
+    "serverCertificate": "str",
+    "privateKey": "str",
+    "caCertificates": "str",
+    "tlsCertificates": [{"serverCertificate": "str", "privateKey": "str", "caCertificates": "str"}],
+    "credentialName": "str",
+    "credentialNames": ["str"],
+    "caCertCredentialName": "str",
+    "subjectAltNames": ["str"],
+    "verifyCertificateSpki": ["str"],
+    "verifyCertificateHash": ["str"],
+    "minProtocolVersion": ("enum", _TLS_VERSIONS),
+    "maxProtocolVersion": ("enum", _TLS_VERSIONS),
+    "cipherSuites": ["str"],
+    "caCrl": "str",
+    "insecureSkipVerify": "bool",
+}
 GATEWAY: Spec = {
     "selector": "strmap",
     "servers": [
@@ -163,7 +251,7 @@ GATEWAY: Spec = {
             "port": {"number": "uint", "protocol": "str", "name": "str", "targetPort": "uint"},
             "bind": "str",
             "hosts": ["str"],
-            "tls": "any",
+            "tls": SERVER_TLS,
             "defaultEndpoint": "str",
             "name": "str",
         }

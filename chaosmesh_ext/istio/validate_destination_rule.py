@@ -58,6 +58,7 @@ def traffic_policy_causes(policy: Any, path: str) -> list[Cause]:
         "portLevelSettings",
         "tunnel",
         "proxyProtocol",
+        "retryBudget",
     )
     if not any(p.get(f) is not None for f in fields):
         return [Cause(path, "traffic policy must have at least one field")]
@@ -87,6 +88,82 @@ def _policy_body(p: Mapping[str, Any], path: str) -> list[Cause]:
     outlier = p.get("outlierDetection")
     if outlier is not None:
         out.extend(outlier_causes(outlier, f"{path}.outlierDetection"))
+    if p.get("loadBalancer") is not None:
+        out.extend(load_balancer_causes(p.get("loadBalancer"), f"{path}.loadBalancer"))
+    return out
+
+
+def _is_prime(number: int) -> bool:
+    """Envoy's (and istiod's) isPrime: 1, 2 and 3 count as prime."""
+    if 0 < number < 4:
+        return True
+    if number % 2 == 0:
+        return False
+    return all(number % factor for factor in range(3, int(number**0.5) + 1, 2))
+
+
+def load_balancer_causes(settings: Any, path: str) -> list[Cause]:
+    """istiod's validateLoadBalancer: consistent hash, warmup, locality vs zone-aware."""
+    lb = as_map(settings)
+    out: list[Cause] = []
+    ch = as_map(lb.get("consistentHash"))
+    if lb.get("consistentHash") is not None:
+        cookie = ch.get("httpCookie")
+        if isinstance(cookie, Mapping):
+            if not cookie.get("name"):
+                out.append(
+                    Cause(f"{path}.consistentHash.httpCookie.name", "name required for HttpCookie")
+                )
+            out.extend(duration_causes(cookie.get("ttl"), f"{path}.consistentHash.httpCookie.ttl"))
+            names: set[str] = set()
+            for i, attr in enumerate(as_list(cookie.get("attributes"))):
+                name = as_map(attr).get("name")
+                where = f"{path}.consistentHash.httpCookie.attributes[{i}].name"
+                if not name:
+                    out.append(Cause(where, "cookie attribute name cannot be empty"))
+                elif name in names:
+                    out.append(Cause(where, f"duplicate cookie attribute name: {name}"))
+                else:
+                    names.add(str(name))
+        algorithms = [k for k in ("ringHash", "maglev") if ch.get(k) is not None]
+        if as_int(ch.get("minimumRingSize")) and algorithms:
+            out.append(
+                Cause(
+                    f"{path}.consistentHash",
+                    "only one of MinimumRingSize or Maglev/Ringhash can be specified",
+                )
+            )
+        if ch.get("maglev") is not None:
+            size = as_int(as_map(ch.get("maglev")).get("tableSize"))
+            where = f"{path}.consistentHash.maglev.tableSize"
+            if size == 0:
+                out.append(Cause(where, "tableSize must be set for maglev"))
+            elif size >= 5000011:
+                out.append(Cause(where, "tableSize must be less than 5000011 for maglev"))
+            elif not _is_prime(size):
+                out.append(Cause(where, "tableSize must be a prime number for maglev"))
+    if lb.get("localityLbSetting") is not None and lb.get("zoneAwareLbSetting") is not None:
+        out.append(Cause(path, "only one of localityLbSetting and zoneAwareLbSetting can be set"))
+    warm = lb.get("warmup")
+    if isinstance(warm, Mapping):
+        if warm.get("duration") is None:
+            out.append(Cause(f"{path}.warmup.duration", "duration is required"))
+        out.extend(duration_causes(warm.get("duration"), f"{path}.warmup.duration"))
+        minimum = warm.get("minimumPercent")
+        if isinstance(minimum, int | float) and not isinstance(minimum, bool) and minimum > 100:
+            out.append(
+                Cause(
+                    f"{path}.warmup.minimumPercent",
+                    "minimumPercent value should be less than or equal to 100",
+                )
+            )
+        aggression = warm.get("aggression")
+        if (
+            isinstance(aggression, int | float)
+            and not isinstance(aggression, bool)
+            and aggression <= 0
+        ):
+            out.append(Cause(f"{path}.warmup.aggression", "aggression should be greater than 0"))
     return out
 
 
@@ -114,6 +191,13 @@ def connection_pool_causes(pool: Any, path: str) -> list[Cause]:
                 out.append(Cause(f"{path}.{group}.{field}", f"{words} must be non-negative"))
     http_block, tcp = as_map(cp.get("http")), as_map(cp.get("tcp"))
     out.extend(duration_causes(http_block.get("idleTimeout"), f"{path}.http.idleTimeout"))
+    keepalive_h2 = http_block.get("http2KeepAlive")
+    if isinstance(keepalive_h2, Mapping):
+        for field in ("interval", "timeout"):
+            where = f"{path}.http.http2KeepAlive.{field}"
+            if keepalive_h2.get(field) is None:
+                out.append(Cause(where, f"http2 keepalive {field} is required"))
+            out.extend(duration_causes(keepalive_h2.get(field), where))
     if (
         http_block.get("h2UpgradePolicy") == "UPGRADE"
         and http_block.get("useClientProtocol") is True

@@ -70,6 +70,8 @@ def gateway_causes(spec: Mapping[str, Any]) -> list[Cause]:
         else:
             port_names.add(str(name))
         tls = server.get("tls")
+        if isinstance(tls, Mapping):
+            out.extend(tls_options_causes(tls, f"{path}.tls"))
         if protocol in ("HTTPS", "TLS") and tls is None:
             out.append(
                 Cause(f"{path}.tls", "server must have TLS settings for HTTPS/TLS protocols")
@@ -99,3 +101,64 @@ def _gateway_host_problem(host: Any) -> str | None:
     if ns not in ("*", ".", "~") and not DNS_LABEL.match(ns):
         return f"invalid namespace {ns!r} in host {host!r}"
     return host_problem(name)
+
+
+def tls_options_causes(tls: Mapping[str, Any], path: str) -> list[Cause]:
+    """istiod's validateTLSOptions (its errors; the warnings are in validate_warnings)."""
+    out: list[Cause] = []
+    mode = tls.get("mode")
+    if mode == "ISTIO_MUTUAL":
+        for field, words in (
+            ("serverCertificate", "server certificate"),
+            ("privateKey", "private key"),
+            ("caCertificates", "CA bundle"),
+            ("tlsCertificates", "tlsCertificates"),
+            ("credentialName", "credentialName"),
+            ("credentialNames", "credentialNames"),
+        ):
+            if tls.get(field):
+                out.append(
+                    Cause(f"{path}.{field}", f"ISTIO_MUTUAL TLS cannot have associated {words}")
+                )
+        return out
+    sources = [
+        bool(tls.get("serverCertificate") and tls.get("privateKey")),
+        bool(tls.get("credentialName")),
+        bool(as_list(tls.get("credentialNames"))),
+        bool(as_list(tls.get("tlsCertificates"))),
+    ]
+    if sum(sources) > 1:
+        out.append(
+            Cause(
+                path,
+                "only one of credential_name, credential_names, server_certificate/private_key, "
+                "tls_certificates should be specified",
+            )
+        )
+    with_credential = bool(tls.get("credentialName") or as_list(tls.get("credentialNames")))
+    if mode in ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL") and with_credential:
+        return out  # the credential holds certificate, key and CA: nothing more to check
+    if mode in ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"):
+        prefix = "SIMPLE TLS" if mode == "SIMPLE" else "MUTUAL TLS"
+        if mode != "SIMPLE" and not tls.get("caCertificates"):
+            out.append(Cause(f"{path}.caCertificates", f"{prefix} requires a client CA bundle"))
+        for cert in as_list(tls.get("tlsCertificates")) or [tls]:
+            cert = cert if isinstance(cert, Mapping) else {}
+            if not cert.get("serverCertificate"):
+                out.append(
+                    Cause(f"{path}.serverCertificate", f"{prefix} requires a server certificate")
+                )
+            if not cert.get("privateKey"):
+                out.append(Cause(f"{path}.privateKey", f"{prefix} requires a private key"))
+    if tls.get("caCrl"):
+        if tls.get("credentialName"):
+            out.append(
+                Cause(
+                    f"{path}.caCrl",
+                    "CRL is not supported with credentialName. CRL has to be specified in the "
+                    "credential",
+                )
+            )
+        if mode == "SIMPLE":
+            out.append(Cause(f"{path}.caCrl", "CRL is not supported with SIMPLE TLS"))
+    return out

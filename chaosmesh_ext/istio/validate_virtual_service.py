@@ -132,28 +132,11 @@ def http_route_causes(route: Mapping[str, Any], path: str, delegate: bool = Fals
     out.extend(_mirror_pct(route.get("mirrorPercentage"), f"{path}.mirrorPercentage.value"))
     redirect = route.get("redirect")
     if isinstance(redirect, Mapping):
-        if not any(redirect.get(k) for k in ("uri", "authority", "port", "scheme")):
-            out.append(
-                Cause(f"{path}.redirect", "redirect must specify URI, authority, scheme, or port")
-            )
-        code = as_int(redirect.get("redirectCode"))
-        if code and not 300 <= code <= 399:
-            out.append(
-                Cause(
-                    f"{path}.redirect.redirectCode",
-                    f"{code} is not a valid redirect code, must be 3xx",
-                )
-            )
-        if redirect.get("scheme") not in (None, "", "http", "https"):
-            out.append(
-                Cause(
-                    f"{path}.redirect.scheme", 'invalid redirect scheme, must be "http" or "https"'
-                )
-            )
+        out.extend(_redirect_causes(redirect, route.get("match"), f"{path}.redirect"))
     direct = route.get("directResponse")
     if isinstance(direct, Mapping):
         status = as_int(direct.get("status"))
-        if not 200 <= status <= 599:
+        if not 200 <= status <= 600:  # validateHTTPStatus: 600 passes, whatever its words
             out.append(
                 Cause(
                     f"{path}.directResponse.status", f"HTTP status {status} is not in range 200-599"
@@ -172,6 +155,39 @@ def http_route_causes(route: Mapping[str, Any], path: str, delegate: bool = Fals
                     "rewrite must specify at least one of URI, UriRegexRewrite, or authority",
                 )
             )
+    return out
+
+
+def _redirect_causes(redirect: Mapping[str, Any], matches: Any, path: str) -> list[Cause]:
+    """istiod's validateHTTPRedirect: ``port`` and ``derivePort`` count as a port (the
+    ``redirect_port`` oneof is set by either key, even ``port: 0``)."""
+    out: list[Cause] = []
+    if redirect.get("uri") and redirect.get("prefixRewrite"):
+        out.append(Cause(path, "redirect may only specify one of uri or prefix_rewrite"))
+    if redirect.get("prefixRewrite"):
+        for _, match in objects_in(matches):
+            uri = match.get("uri")
+            if isinstance(uri, Mapping) and "prefix" not in uri:
+                out.append(
+                    Cause(
+                        f"{path}.prefixRewrite",
+                        "redirect prefix_rewrite requires all URI matches to use prefix match type",
+                    )
+                )
+                break
+    has_port = redirect.get("port") is not None or redirect.get("derivePort") is not None
+    if not has_port and not any(
+        redirect.get(k) for k in ("uri", "prefixRewrite", "authority", "scheme")
+    ):
+        out.append(Cause(path, "redirect must specify URI, authority, scheme, or port"))
+    code = as_int(redirect.get("redirectCode"))
+    if code and not 300 <= code <= 399:
+        out.append(
+            Cause(f"{path}.redirectCode", f"{code} is not a valid redirect code, must be 3xx")
+        )
+    if redirect.get("scheme") not in (None, "", "http", "https"):
+        out.append(Cause(f"{path}.scheme", 'invalid redirect scheme, must be "http" or "https"'))
+    out.extend(port_causes(redirect.get("port"), f"{path}.port"))
     return out
 
 
@@ -281,7 +297,8 @@ def fault_causes(fault: Any, path: str) -> list[Cause]:
                 )
             )
         status = abort.get("httpStatus")
-        if isinstance(status, int) and not isinstance(status, bool) and not 200 <= status <= 599:
+        # validateHTTPStatus lets 600 through (its message says 599).
+        if isinstance(status, int) and not isinstance(status, bool) and not 200 <= status <= 600:
             out.append(
                 Cause(f"{path}.abort.httpStatus", f"HTTP status {status} is not in range 200-599")
             )

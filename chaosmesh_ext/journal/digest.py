@@ -10,6 +10,8 @@ what a person wants from it in one line:
   the same host and, when load ran in between, per call (``rq_retry 60 (+60, 3.0 per call)``)
 - ``progressive_rollout``: verdict, the weight the canary reached, one line per step
 - ``split_follows_weights``: deviation, declared and observed split
+- ``capacity_knee`` (also nested in ``apply_advised_breaker``): the knee, then one line per
+  step; the advised breaker's main fields
 - an action's change (``VirtualService default/tomcat-vs changed``) and ``restore``'s objects
 
 Pure: takes ``model`` objects, returns text.
@@ -91,6 +93,61 @@ def split_check(output: Any) -> dict[str, Any] | None:
     ):
         return output
     return None
+
+
+def knee_search(output: Any) -> dict[str, Any] | None:
+    """A ``capacity_knee`` result, or the one an advice action nests, else None."""
+    if isinstance(output, dict) and isinstance(output.get("knee_search"), dict):
+        output = output["knee_search"]
+    if (
+        isinstance(output, dict)
+        and isinstance(output.get("knee"), dict)
+        and isinstance(output.get("steps"), list)
+    ):
+        return output
+    return None
+
+
+def knee_line(found: dict[str, Any]) -> str:
+    """``knee 120 qps · p99 172 ms · 14.6 in flight · then 140 qps: served 118 ...``."""
+    knee = found["knee"]
+    return (
+        f"knee {number(knee.get('qps'))} qps · p99 {text.ms(_num(knee.get('p99_ms')))} ms"
+        f" · {number(knee.get('concurrency'))} in flight · then {found.get('stopped', '?')}"
+    )
+
+
+def knee_lines(found: dict[str, Any]) -> list[str]:
+    lines = [knee_line(found)]
+    for step in found["steps"]:
+        if isinstance(step, dict):
+            lines.append(
+                f"{'✓' if step.get('passed') else '✗'} {number(step.get('offered_qps')):>6} qps"
+                f"  served {number(step.get('achieved_qps'))}"
+                f"  p99 {text.ms(_num(step.get('p99_ms')))} ms"
+                f"  errors {text.percent(_num(step.get('error_rate')))}"
+            )
+    return lines
+
+
+def advice_line(output: Any) -> str | None:
+    """The main fields of an advised breaker (``apply_advised_breaker``, ``advise_breaker``)."""
+    advice = output.get("advice", output) if isinstance(output, dict) else None
+    if not isinstance(advice, dict) or not isinstance(advice.get("fields"), list):
+        return None
+    policy = advice.get("trafficPolicy")
+    if not isinstance(policy, dict):
+        return None
+    pool = policy.get("connectionPool") or {}
+    shown = {**(pool.get("tcp") or {}), **(pool.get("http") or {})}
+    outlier = policy.get("outlierDetection")
+    parts = [f"{k} {v}" for k, v in shown.items()]
+    parts.append(
+        f"maxEjectionPercent {outlier.get('maxEjectionPercent')}"
+        if isinstance(outlier, dict)
+        else "no outlier detection"
+    )
+    return "breaker: " + " · ".join(parts)
 
 
 def _change(output: Any) -> str | None:
@@ -322,6 +379,15 @@ def lines(record: RunRecord, breaker: BreakerReading | None = None) -> list[str]
     load = load_line(record)
     if load is not None:
         return [load]
+    found_knee = knee_search(output)
+    advised = advice_line(output)
+    if found_knee is not None or advised is not None:
+        change = _change(output.get("change"))
+        return [
+            *(knee_lines(found_knee) if found_knee is not None else []),
+            *([advised] if advised is not None else []),
+            *([change] if change is not None else []),
+        ]
     restored = restored_objects(output)
     if restored is not None:
         if not restored:
@@ -346,6 +412,9 @@ def value(record: RunRecord) -> str:
     check = split_check(record.output)
     if check is not None:
         return split_check_line(check)
+    found_knee = knee_search(record.output)
+    if found_knee is not None:
+        return knee_line(found_knee)
     counters = breaker_counters(record.output)
     if counters is not None:
         return " ".join(f"{k} {counters[k]}" for k in CORE_COUNTERS if k in counters)

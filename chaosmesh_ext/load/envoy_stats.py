@@ -14,8 +14,10 @@ from typing import Any
 
 # Flat key -> Envoy cluster stat (see Envoy's cluster manager statistics).
 BREAKER_STATS: dict[str, str] = {
-    # http1MaxPendingRequests, and http2MaxRequests for HTTP/2
+    # http1MaxPendingRequests (and http2MaxRequests before Envoy 1.38)
     "pending_overflow": "upstream_rq_pending_overflow",
+    # http2MaxRequests (Envoy's max_requests, HTTP/1.1 too) since Envoy 1.38
+    "rq_active_overflow": "upstream_rq_active_overflow",
     "cx_overflow": "upstream_cx_overflow",  # maxConnections
     "active_overflow": "upstream_cx_pool_overflow",  # connection-pool breaker
     "retry_overflow": "upstream_rq_retry_overflow",  # retry budget / max retries
@@ -113,6 +115,9 @@ def breaker_summary(
     summary: dict[str, Any] = {"host": fqdn, "clusters": chosen}
     for key, stat in BREAKER_STATS.items():
         summary[key] = int(sum(clusters[c].get(stat, 0.0) for c in chosen))
+    # Requests the breaker refused (503 UO, x-envoy-overloaded), whichever limit refused them.
+    # A connection overflow refuses nothing by itself: the request waits as pending.
+    summary["shed"] = summary["pending_overflow"] + summary["rq_active_overflow"]
     return summary
 
 

@@ -109,9 +109,11 @@ def flat_summary(result: dict[str, Any]) -> dict[str, Any]:
     """The flat keys probes add to a fortio result (ours or real fortio's).
 
     ``count``, ``qps``, ``error_rate`` (errors / calls, fortio's definition: anything not
-    2xx or 418), ``p50_ms``/``p90_ms``/``p99_ms``/``max_ms`` and ``codes`` with int keys.
+    2xx or 418), ``p50_ms``/``p90_ms``/``p99_ms``/``max_ms`` and ``codes`` with int keys;
+    ``ok_p50_ms``/``ok_p99_ms`` for the successful calls alone and ``error_p99_ms`` for the
+    failed ones (a breaker's admitted requests vs. the ones it shed; 0 when there are none).
     """
-    from .stats import percentile_value
+    from .stats import percentile_value, subtract
 
     dur = result.get("DurationHistogram") or {}
     err = result.get("ErrorsDurationHistogram") or {}
@@ -127,4 +129,9 @@ def flat_summary(result: dict[str, Any]) -> dict[str, Any]:
         value = percentile_value(dur, p) if count else 0.0
         summary[f"p{int(p)}_ms"] = round(value * 1000.0, 4)
     summary["max_ms"] = round(float(dur.get("Max") or 0.0) * 1000.0, 4)
+    ok = subtract(dur, err) if errors else dur
+    for p in (50.0, 99.0):
+        value = percentile_value(ok, p) if ok.get("Count") else 0.0
+        summary[f"ok_p{int(p)}_ms"] = round(value * 1000.0, 4)
+    summary["error_p99_ms"] = round(percentile_value(err, 99.0) * 1000.0, 4) if errors else 0.0
     return summary

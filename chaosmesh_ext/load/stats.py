@@ -209,6 +209,43 @@ def calc_percentile(h: dict[str, Any], percentile: float) -> float:
     return float(h["Max"])
 
 
+def subtract(h: dict[str, Any], part: dict[str, Any] | None) -> dict[str, Any]:
+    """Exported histogram ``h`` without the calls of ``part``, a histogram of some of them.
+
+    fortio keeps every call in ``DurationHistogram`` and the failed ones again in
+    ``ErrorsDurationHistogram``; this gives the successful calls' histogram (e.g. the latency
+    of the requests a circuit breaker admitted, without the ones it shed). Both share bucket
+    edges, except that each clips its first and last bucket to its own Min and Max, so every
+    bucket of ``part`` lies inside one bucket of ``h``. Min and Max of the result are its
+    outer bucket edges (the exact values are not recoverable).
+    """
+    data = [dict(b) for b in h.get("Data") or []]
+    for b in (part or {}).get("Data") or []:
+        middle = (float(b["Start"]) + float(b["End"])) / 2.0
+        home = next(
+            (
+                d
+                for i, d in enumerate(data)
+                if (d["Start"] < middle or (i == 0 and d["Start"] <= middle)) and middle <= d["End"]
+            ),
+            None,
+        )
+        if home is None:
+            raise ValueError(f"histogram bucket {b} lies outside the whole histogram")
+        home["Count"] -= int(b["Count"])
+    kept = [d for d in data if d["Count"] > 0]
+    count = sum(int(d["Count"]) for d in kept)
+    out: dict[str, Any] = {"Count": count, "Min": 0.0, "Max": 0.0, "Data": None}
+    if not count:
+        return out
+    total = 0
+    for d in kept:
+        total += int(d["Count"])
+        d["Percent"] = 100.0 * total / count
+    out.update(Min=float(kept[0]["Start"]), Max=float(kept[-1]["End"]), Data=kept)
+    return out
+
+
 def percentile_value(h: dict[str, Any], percentile: float) -> float:
     """The value for ``percentile``: from ``Percentiles`` when listed, else computed."""
     for p in h.get("Percentiles") or []:

@@ -43,6 +43,7 @@ from . import kubeconfig, manifests
 from .api import ApiError, ApiServer, ApplyRejected, Store, resources, tls
 from .api.server import LOCAL_PORT_ANNOTATION
 from .api.status import insufficient_storage
+from .api.warnings import warn
 from .logs import ACCESS_JSONL, DEFAULT_LOG_CAP, LogKeeper, format_size, log_size, parse_size
 from .manifests import Loaded, ManifestError
 from .readiness import Replica, wait_all_ready
@@ -82,8 +83,7 @@ class Mesh:
         prometheus: bool = False,
         log_cap: int = DEFAULT_LOG_CAP,
     ) -> None:
-        from chaosmesh_ext.istio.validate import validate
-
+        from . import admission
         from .envoy import EnvoyProcess
 
         self.state = state
@@ -98,7 +98,12 @@ class Mesh:
         self.served: dict[str, list[dict[str, Any]]] = {}
         self.envoy = EnvoyProcess(state.root, concurrency=concurrency)
         self.envoy_started = False
-        self.store = Store(validate=validate, apply=self.push)
+        self.store = Store(validate=admission.validate, apply=self.push, advise=admission.warnings)
+        # kubernetes.io/tls Secrets from the manifests (HTTPS Gateway servers' certificates),
+        # the self-signed one served when a server's Secret is missing, made on first need.
+        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.fallback_certificate: tuple[str, str] | None = None
+        self.translation_warnings: list[str] = []
         self.api: ApiServer | None = None
         self.exporter: Any = None
         self.prometheus: Any = None
@@ -137,16 +142,34 @@ class Mesh:
             for reps in self.replicas.values()
             for r in reps
         ]
+        secrets = list(self.secrets.values())
+        gateways = istio.get("gateways", [])
         return MeshSnapshot(
             services=list(self.services.values()),
             virtual_services=istio.get("virtualservices", []),
             destination_rules=istio.get("destinationrules", []),
-            gateways=istio.get("gateways", []),
+            gateways=gateways,
             endpoints=endpoints,
             listener_ports=dict(self.listener_ports),
             domain=DOMAIN,
             access_log_dir=str(self.state.root),
+            secrets=secrets,
+            fallback_certificate=self._fallback_certificate(gateways, secrets),
         )
+
+    def _fallback_certificate(
+        self, gateways: list[dict[str, Any]], secrets: list[dict[str, Any]]
+    ) -> tuple[str, str] | None:
+        """The self-signed certificate an HTTPS server without its Secret serves (with a
+        warning), made once, the first time one needs it."""
+        from .translate.gateways import needs_fallback_certificate
+
+        if self.fallback_certificate is None and needs_fallback_certificate(gateways, secrets):
+            cert = tls.make_in_child(
+                self.state.root, name="gateway-fallback", common_name="chaosmesh-gateway"
+            )
+            self.fallback_certificate = (cert.cert_pem.decode(), cert.key_path.read_text())
+        return self.fallback_certificate
 
     def push(self, istio: dict[str, list[dict[str, Any]]]) -> str:
         """Translate the candidate state and make Envoy serve it; the store commits after.
@@ -161,6 +184,10 @@ class Mesh:
             envoy_resources = translate(self._snapshot(istio))
         except (ValueError, KeyError, TypeError) as exc:
             raise ApplyRejected(f"translation failed: {exc}") from None
+        except OSError as exc:  # a gateway's fallback certificate could not be written
+            if disk_full(exc):
+                raise insufficient_storage(self.disk_full_message(exc)) from None
+            raise
         outbound = Staged()
         try:
             self._stage_outbound(outbound)
@@ -174,6 +201,9 @@ class Mesh:
                 outbound.commit("outbound")
                 self._outbound_written = self._outbound()
             self.served = istio
+            self.translation_warnings = [str(w) for w in envoy_resources.warnings]
+            for warning in envoy_resources.warnings:
+                warn(warning.text, warning.about)  # a `Warning:` header if a request is served
             # A Gateway created or deleted with kubectl changes the URLs mesh.json lists.
             self._write_state_after_push()
             return version
@@ -279,6 +309,7 @@ class Mesh:
         services: list[dict[str, Any]],
         deployments: list[dict[str, Any]],
         istio: list[dict[str, Any]] | None = None,
+        secrets: list[dict[str, Any]] | None = None,
     ) -> None:
         """Add or update Services and Deployments (restarting only changed Deployments) and,
         when ``istio`` is given, those Istio objects too, in the same single Envoy push.
@@ -290,8 +321,11 @@ class Mesh:
         with self.store.writing():
             saved = (dict(self.services), dict(self.deployments), dict(self.replicas))
             saved_ports = dict(self.listener_ports)
+            saved_secrets = dict(self.secrets)
             fresh: dict[tuple[str, str], list[Replica]] = {}
             try:
+                for secret in secrets or []:
+                    self.secrets[_key(secret)] = secret
                 for service in services:
                     self.services[_key(service)] = service
                 changed = [d for d in deployments if self.deployments.get(_key(d)) != d]
@@ -315,6 +349,7 @@ class Mesh:
             except BaseException:
                 self.services, self.deployments, self.replicas = saved
                 self.listener_ports = saved_ports
+                self.secrets = saved_secrets
                 for reps in fresh.values():
                     self._stop_replicas(reps)
                 raise
@@ -415,6 +450,7 @@ class Mesh:
         self.apply_workloads(
             [manifests.with_namespace(m.obj, ns) for m in loaded.services],
             [manifests.with_namespace(m.obj, ns) for m in loaded.deployments],
+            secrets=[manifests.with_namespace(m.obj, ns) for m in loaded.secrets],
         )
         # The first push starts Envoy with the whole configuration.
         self.store.load_istio([manifests.with_namespace(m.obj, ns) for m in loaded.istio], ns)
@@ -550,12 +586,13 @@ class Mesh:
                 listen = self.listener_ports.get(f"gateway_{number}")
                 hosts = [h.split("/", 1)[-1] for h in server.get("hosts") or []]
                 named = [h for h in hosts if "*" not in h]
+                https = str((server.get("port") or {}).get("protocol") or "").upper() == "HTTPS"
                 gateways.append(
                     {
                         "name": name,
                         "namespace": ns,
                         "port": number,
-                        "url": f"http://127.0.0.1:{listen}/",
+                        "url": f"{'https' if https else 'http'}://127.0.0.1:{listen}/",
                         "host_header": named[0] if named else None,
                     }
                 )
@@ -611,6 +648,8 @@ class Mesh:
                 "prometheus_url": getattr(self.prometheus, "url", None),
                 "access_log": str((self.state.root / "access.log").resolve()),
                 "log_cap": self.log_cap,
+                # What the translation of the current state reported (docs/FIDELITY.md).
+                "warnings": list(self.translation_warnings),
             }
         )
 
@@ -655,6 +694,7 @@ class Mesh:
                 [manifests.with_namespace(m.obj, ns) for m in loaded.services],
                 [manifests.with_namespace(m.obj, ns) for m in loaded.deployments],
                 [manifests.with_namespace(m.obj, ns) for m in loaded.istio],
+                [manifests.with_namespace(m.obj, ns) for m in loaded.secrets],
             )  # publishes the read-only kinds itself
             self.write_state(ready=True)
         except ManifestError as exc:
@@ -786,6 +826,7 @@ def describe(state: dict[str, Any]) -> str:
         lines.append(
             f"  gateway {entry['namespace']}/{entry['name']}:{entry['port']}  {entry['url']}{host}"
         )
+    lines += [f"warning: {text}" for text in state.get("warnings") or []]
     return "\n".join(lines)
 
 

@@ -68,6 +68,8 @@ class Loaded:
     istio: list[Manifest] = field(default_factory=list)
     services: list[Manifest] = field(default_factory=list)
     deployments: list[Manifest] = field(default_factory=list)
+    # kubernetes.io/tls Secrets: the certificates HTTPS Gateway servers name (credentialName).
+    secrets: list[Manifest] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -142,12 +144,31 @@ def load(paths: Sequence[str | Path]) -> list[Manifest]:
     return out
 
 
+def is_tls_secret(obj: dict[str, Any]) -> bool:
+    """A Secret an HTTPS Gateway server can serve (type kubernetes.io/tls, or Istio's
+    generic layout with ``tls.crt``/``cert``)."""
+    if obj.get("kind") != "Secret":
+        return False
+    keys = set(obj.get("data") or {}) | set(obj.get("stringData") or {})
+    return obj.get("type") == "kubernetes.io/tls" or bool(keys & {"tls.crt", "cert"})
+
+
 def classify(manifests: Iterable[Manifest], namespace: str) -> Loaded:
-    """Sort objects by role; unknown kinds are an error naming file and document."""
+    """Sort objects by role; unknown kinds are an error naming file and document.
+
+    Istio objects the embedded mesh accepts with a warning (istiod's validation warnings,
+    fields with no effect on one machine: ``docs/FIDELITY.md``) get a note each.
+    """
+    from chaosmesh_ext.mesh import admission
+
     loaded = Loaded()
     for m in manifests:
         if m.kind in ISTIO_KINDS:
             loaded.istio.append(m)
+            for text in admission.warnings(with_namespace(m.obj, namespace)):
+                loaded.notes.append(f"{m.where}: {m.describe(namespace)}: warning: {text}")
+        elif is_tls_secret(m.obj):
+            loaded.secrets.append(m)
         elif m.kind == "Service":
             loaded.services.append(m)
         elif m.kind == "Deployment":
@@ -208,12 +229,13 @@ def _workload_problem(deployment: dict[str, Any], namespace: str) -> str | None:
 def check(loaded: Loaded, namespace: str, known_services: Iterable[str] = ()) -> None:
     """Everything ``mesh up`` refuses before starting or changing anything.
 
-    Istio's own validation (``istio.validate``) for each Istio object, and a destination host
+    Istio's own validation and the fields the embedded mesh does not support
+    (``mesh.admission``) for each Istio object, and a destination host
     that names no Service of the mesh (``istioctl analyze``'s IST0101: on a cluster the route
     would answer 503 for every request, which is never what the user meant).
     """
     from chaosmesh_ext.istio.hosts import fqdn, service_fqdn
-    from chaosmesh_ext.istio.validate import validate
+    from chaosmesh_ext.mesh.admission import validate
 
     problems: list[str] = []
     services = set(known_services)

@@ -200,8 +200,37 @@ def test_make_run_path_completes_and_leaves_nothing_behind(tmp_path: Path) -> No
         default = retries["nginx-upstream-counters-default-retryOn"]["rq_retry"]
         with_5xx = retries["nginx-upstream-counters-retryOn-5xx"]["rq_retry"]
         assert default == 0 and with_5xx >= 3 * 20
+        assert_breaker_sizing_contrast(runs["breaker-sizing"])
     finally:
         _run([*CLI, "mesh", "down", "--state-dir", str(state_dir)], env, timeout=60)
+
+
+def assert_breaker_sizing_contrast(journal: dict[str, Any]) -> None:
+    """The same surge of 240 requests/s (twice the checkout's capacity: 12 workers x 100 ms)
+    without a breaker and with the advised one, as the journal recorded them."""
+    method = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    unprotected = method["without-a-breaker-the-same-2s-surge-of-240-qps"]
+    applied = method["measure-the-knee-and-apply-the-advised-breaker"]
+    after = {
+        p["activity"]["name"]: p["output"] for p in journal["steady_states"]["after"]["probes"]
+    }
+    protected = after["a-surge-of-240-qps-twice-the-knee"]
+    # Without: nothing shed; at twice the capacity for 2 s the last requests wait ~2 s.
+    assert "503" not in unprotected["codes"]
+    assert unprotected["ok_p99_ms"] > 3 * 500
+    # With: the advice came from the knee measured in the run, and the same surge is split
+    # into admitted requests within the 500 ms SLO and 503s shed at once, all counted.
+    knee = applied["knee_search"]["knee"]
+    limit = applied["advice"]["trafficPolicy"]["connectionPool"]["http"]["http2MaxRequests"]
+    assert knee["qps"] >= 80 and limit >= knee["concurrency"]
+    assert applied["change"]["changed"] is True
+    assert protected["ok_p99_ms"] <= 500 and protected["codes"]["503"] > 0
+    counters = after["the-sidecar-counted-what-it-shed"]
+    assert counters["shed"] >= protected["codes"]["503"]
+    # The breaker's own 503s are no gateway errors: outlier detection ejected no pod.
+    assert counters["ejections_total"] == 0
+    assert journal["steady_states"]["after"]["steady_state_met"] is True
+    assert journal["steady_states"]["before"] is None  # checked after the method only
 
 
 def test_kubernetes_path_against_a_kubernetes_api(mesh_with_prometheus: dict[str, Any]) -> None:
@@ -233,6 +262,7 @@ def test_kubernetes_path_against_a_kubernetes_api(mesh_with_prometheus: dict[str
         timeout=600,
     )
     _assert_all_completed(proc, journals)
+    assert_breaker_sizing_contrast(_journals(journals)["breaker-sizing"])
     assert not (mesh["tmp"] / "no-mesh-here" / "mesh.json").exists()
     assert_objects_as_manifests(state["kubeconfig"])
 

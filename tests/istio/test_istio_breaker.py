@@ -134,3 +134,51 @@ def test_remove_drops_pool_and_outlier_and_an_emptied_policy() -> None:
     assert remove_circuit_breaker(dr)["spec"]["trafficPolicy"] == {
         "loadBalancer": {"simple": "ROUND_ROBIN"}
     }
+
+
+def _with_port_level(dr: dict[str, Any]) -> dict[str, Any]:
+    dr = copy.deepcopy(dr)
+    dr["spec"]["trafficPolicy"]["portLevelSettings"] = [
+        {"port": {"number": 8000}, "loadBalancer": {"simple": "ROUND_ROBIN"}}
+    ]
+    return dr
+
+
+def test_a_top_level_breaker_istio_would_ignore_on_a_port_is_refused_naming_the_port() -> None:
+    """GetPortLevelTrafficPolicy: a port-level entry replaces the policy for its port, so a
+    top-level breaker has no effect there; the edit says so and offers ``port``."""
+    dr = _with_port_level(httpbin_dr())
+    with pytest.raises(IstioError) as caught:
+        apply_circuit_breaker(dr, "httpbin", "default", max_connections=5)
+    assert caught.value.field == "spec.trafficPolicy.portLevelSettings"
+    assert "port(s) 8000 have port-level settings" in str(caught.value)
+    assert "pass port (8000)" in str(caught.value)
+
+
+def test_port_edits_the_port_level_block_and_keeps_its_other_blocks() -> None:
+    dr = _with_port_level(httpbin_dr())
+    after = apply_circuit_breaker(dr, "httpbin", "default", port=8000, max_connections=5)
+    (level,) = after["spec"]["trafficPolicy"]["portLevelSettings"]
+    assert level == {
+        "port": {"number": 8000},
+        "loadBalancer": {"simple": "ROUND_ROBIN"},
+        "connectionPool": {"tcp": {"maxConnections": 5}},
+    }
+    # The top-level policy (for the other ports) is untouched.
+    assert after["spec"]["trafficPolicy"]["connectionPool"]["tcp"] == {"maxConnections": 1}
+
+
+def test_a_new_port_level_entry_starts_from_the_blocks_in_effect_on_that_port() -> None:
+    """A port-level entry replaces all four blocks, so a new one copies the ones in effect:
+    only the named field changes what Istio applies to the port."""
+    after = apply_circuit_breaker(httpbin_dr(), "httpbin", "default", port=9000, interval="5s")
+    (level,) = after["spec"]["trafficPolicy"]["portLevelSettings"]
+    top = httpbin_dr()["spec"]["trafficPolicy"]
+    assert level == {
+        "port": {"number": 9000},
+        "connectionPool": top["connectionPool"],
+        "outlierDetection": {**top["outlierDetection"], "interval": "5s"},
+    }
+    removed = remove_circuit_breaker(after, port=9000)
+    assert "portLevelSettings" not in removed["spec"]["trafficPolicy"]
+    assert removed["spec"]["trafficPolicy"]["connectionPool"] == top["connectionPool"]

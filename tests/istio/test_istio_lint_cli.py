@@ -147,3 +147,26 @@ def test_the_experiments_manifests_lint_clean_and_the_seed_example_does_not() ->
     assert seed.exit_code == 1
     assert "VirtualService default/nginx-svc: spec.hosts[0]: host 'nginx-vs'" in seed.output
     assert "VirtualService default/tomcat-svc: spec.hosts[0]: host 'tomcat-vs'" in seed.output
+
+
+def test_target_decides_whether_an_unsupported_field_fails_the_lint(tmp_path: Path) -> None:
+    """--target embedded (default): fields the embedded mesh refuses are errors (exit 1);
+    --target cluster: the same files pass, with an info note."""
+    path = tmp_path / "dr.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec:\n"
+        "  ports: [{port: 9080}]\n  selector: {app: reviews}\n---\n"
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+        "metadata: {name: reviews}\nspec:\n  host: reviews\n"
+        "  workloadSelector: {matchLabels: {app: productpage}}\n"
+    )
+    embedded = CliRunner().invoke(command, ["-f", str(path)])
+    assert embedded.exit_code == 1
+    assert "error: DestinationRule default/reviews: spec.workloadSelector: not supported" in (
+        embedded.output
+    )
+    cluster = CliRunner().invoke(command, ["-f", str(path), "--target", "cluster"])
+    assert cluster.exit_code == 0
+    assert "info: DestinationRule default/reviews: spec.workloadSelector: runs on a cluster" in (
+        cluster.output
+    )

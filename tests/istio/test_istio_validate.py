@@ -125,9 +125,11 @@ def test_fixed_delay_must_be_a_duration_of_at_least_1ms(delay: str, words: str) 
 
 
 @pytest.mark.parametrize(
-    ("status", "ok"), [(200, True), (503, True), (599, True), (199, False), (600, False)]
+    ("status", "ok"),
+    [(200, True), (503, True), (599, True), (600, True), (199, False), (601, False)],
 )
-def test_abort_status_is_200_to_599(status: int, ok: bool) -> None:
+def test_abort_status_is_200_to_600_as_istiod_checks_it(status: int, ok: bool) -> None:
+    """validateHTTPStatus rejects status < 200 || status > 600 (its message says 599)."""
     causes = fields(
         validate(vs([route(fault={"abort": {"httpStatus": status, "percentage": {"value": 1}}})]))
     )

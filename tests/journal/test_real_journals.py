@@ -149,3 +149,17 @@ def test_a_summary_alone_is_not_a_report(tmp_path: Path) -> None:
     done = chaosmesh("journal", "report", str(REAL / "summary.json"), "-o", str(tmp_path / "r"))
     assert done.returncode != 0 and "no journal among" in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_show_reads_the_knee_steps_and_the_advised_breaker() -> None:
+    out = _show(REAL / "breaker-sizing.json")
+    method = out.split("Method")[1].split("Rollbacks")[0]
+    assert '{"advice"' not in method and "knee_search" not in method
+    knee = _line(method, "→ knee ")
+    assert "knee 120 qps · p99 172 ms · 14.61 in flight · then 140 qps: served 120" in knee
+    steps = [line for line in method.splitlines() if " qps  served " in line]
+    assert [line.split("→ ")[1][0] for line in steps] == ["✓", "✓", "✓", "✗"]
+    assert "breaker: maxConnections 62 · http2MaxRequests 28 · http1MaxPendingRequests 28" in (
+        _line(method, "breaker: ")
+    )
+    assert "DestinationRule default/checkout changed" in method

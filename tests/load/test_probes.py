@@ -35,6 +35,7 @@ PROM_STATS = f"""# TYPE envoy_cluster_upstream_rq_pending_overflow counter
 envoy_cluster_upstream_rq_pending_overflow{{cluster_name="{HTTPBIN}"}} 3
 envoy_cluster_upstream_rq_pending_overflow{{cluster_name="{REVIEWS_V1}"}} 7
 envoy_cluster_upstream_cx_overflow{{cluster_name="{HTTPBIN}"}} 2
+envoy_cluster_upstream_rq_active_overflow{{cluster_name="{HTTPBIN}"}} 5
 envoy_cluster_upstream_rq_total{{cluster_name="{HTTPBIN}"}} 20
 envoy_cluster_outlier_detection_ejections_active{{cluster_name="{HTTPBIN}"}} 1
 envoy_cluster_upstream_rq_retry_overflow{{cluster_name="{HTTPBIN}"}} 0
@@ -55,8 +56,10 @@ def test_envoy_stats_in_both_formats() -> None:
     assert summary["clusters"] == [HTTPBIN]
     assert (summary["pending_overflow"], summary["cx_overflow"], summary["rq_total"]) == (3, 2, 20)
     assert summary["ejections_active"] == 1 and summary["retry_overflow"] == 0
+    # http2MaxRequests sheds into its own counter since Envoy 1.38; "shed" counts both.
+    assert (summary["rq_active_overflow"], summary["shed"]) == (5, 3 + 5)
     text = breaker_summary(TEXT_STATS, "httpbin.default", port=8000)
-    assert text["pending_overflow"] == 21 and text["rq_total"] == 30
+    assert text["pending_overflow"] == 21 and text["rq_total"] == 30 and text["shed"] == 21
     # subset narrows, and other hosts' clusters are never mixed in
     assert breaker_summary(PROM_STATS, "reviews", subset="v1")["pending_overflow"] == 7
     assert breaker_summary(PROM_STATS, "reviews", subset="v2")["clusters"] == []

@@ -86,6 +86,25 @@ def test_a_raw_fortio_result_is_judged_by_its_ret_codes() -> None:
     assert not slo(real, expect_codes=[200])
 
 
+def test_admitted_and_shed_latency_bounds(caplog: pytest.LogCaptureFixture) -> None:
+    # A breaker at work: the 503s are fast, the admitted calls slow but within 200 ms.
+    shed = _run({200: 10, 503: 10}, ok_p99_ms=150.0, error_p99_ms=3.0, p99_ms=148.0)
+    assert slo(shed, max_ok_p99_ms=200, max_error_p99_ms=50)
+    with caplog.at_level(logging.WARNING, logger="chaostoolkit"):
+        assert not slo(shed, max_ok_p99_ms=100)
+        assert not slo(shed, max_error_p99_ms=1)
+    assert "ok_p99_ms 150 ms > 100 ms (over by 50 ms)" in caplog.text
+    # Real fortio's result has no flat keys: both come from its two histograms.
+    real = json.loads(FIXTURE.read_text())
+    flat = flat_summary(real)
+    assert flat["error_p99_ms"] > 0 and flat["ok_p99_ms"] > 0
+    assert slo(real, max_ok_p99_ms=flat["ok_p99_ms"], max_error_p99_ms=flat["error_p99_ms"])
+    assert not slo(real, max_ok_p99_ms=flat["ok_p99_ms"] / 2)
+    # Flat keys from an older run, without the histograms: say so instead of guessing.
+    with pytest.raises(TypeError, match="max_ok_p99_ms: the load result has no ok_p99_ms"):
+        slo(_run({200: 1}), max_ok_p99_ms=100)
+
+
 def test_bad_require_codes_and_bad_values_are_clear_errors() -> None:
     with pytest.raises(ValueError, match=r"slo: require_codes: 'five hundred' is not an HTTP code"):
         slo(_run({200: 1}), require_codes=["five hundred"])

@@ -12,6 +12,7 @@ from chaosmesh_ext.load.stats import (
     go_g,
     parse_percentiles,
     print_histogram,
+    subtract,
 )
 
 
@@ -106,3 +107,26 @@ def test_parse_percentiles() -> None:
         parse_percentiles("50,abc")
     with pytest.raises(ValueError, match="between 0 and 100"):
         parse_percentiles("150")
+
+
+def test_subtract_leaves_the_successful_calls_histogram() -> None:
+    # fortio records every call in one histogram and the failed ones again in another:
+    # a breaker's 503s come back in ~1 ms, the admitted calls take 40-60 ms.
+    everything, errors, ok = Histogram(0.0, 0.001), Histogram(0.0, 0.001), Histogram(0.0, 0.001)
+    for ms in (0.8, 1.2, 1.5, 2.2):
+        everything.record(ms / 1000)
+        errors.record(ms / 1000)
+    for ms in (41.0, 44.0, 47.0, 52.0, 58.0, 61.0):
+        everything.record(ms / 1000)
+        ok.record(ms / 1000)
+    left = subtract(everything.export(), errors.export())
+    expected = ok.export()
+    assert left["Count"] == 6
+    assert [(b["Count"], b["Percent"]) for b in left["Data"]] == [
+        (b["Count"], b["Percent"]) for b in expected["Data"]
+    ]
+    # Interior edges agree; only the outer ones are bucket edges instead of Min/Max.
+    assert calc_percentile(left, 50) == pytest.approx(calc_percentile(expected, 50), abs=0.002)
+    assert calc_percentile(left, 99) == pytest.approx(0.0608, abs=0.005)
+    assert subtract(everything.export(), everything.export())["Count"] == 0
+    assert subtract(errors.export(), None)["Count"] == 4

@@ -19,6 +19,7 @@ class Upstream:
         self.hits = 0
         self.port = 0
         self.seen_headers: list[dict[str, str]] = []
+        self.seen_paths: list[str] = []
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -56,6 +57,7 @@ class Upstream:
                     await reader.readexactly(length)
                 self.hits += 1
                 self.seen_headers.append(headers)
+                self.seen_paths.append(path)
                 status, body = 200, f"{self.name}\n"
                 if path.startswith("/status/"):
                     status = int(path.split("/")[2])

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import discovery, resources, tables
+from . import warnings as api_warnings
 from .proxy import ProxyError, forward
 from .resources import ResourceType
 from .selectors import matches_selector
@@ -334,6 +335,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         for key, value in headers or []:
             self.send_header(key, value)
+        for warning in getattr(self, "_warnings", ()):
+            if warning.concerns(getattr(self, "_subject", None)):
+                self.send_header("Warning", api_warnings.header_value(warning.text))
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-cache, private")
         if self.close_connection:
@@ -348,6 +352,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(code, json.dumps(document, separators=(",", ":")).encode())
 
     def _handle(self, method: str) -> None:
+        # Warnings raised while serving this request go back as `Warning:` headers.
+        with api_warnings.collecting() as self._warnings:
+            self._subject: api_warnings.Subject | None = None
+            self._serve(method)
+
+    def _serve(self, method: str) -> None:
         api = self.server.api
         split = urlsplit(self.path)
         query = parse_qs(split.query, keep_blank_values=True)
@@ -386,9 +396,11 @@ class _Handler(BaseHTTPRequestHandler):
                     doc = discovery.core_versions(f"127.0.0.1:{api.port}")
                 self._json(200, doc)
                 return
+            self._subject = _subject(route, None)
             code, doc = self._resource(method, route, query, body)
             if code == -1:
                 return  # streamed (watch)
+            self._subject = _subject(route, doc)
             self._json(code, doc)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -562,6 +574,16 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         self.close_connection = True
+
+
+def _subject(route: Route, doc: Any) -> api_warnings.Subject | None:
+    """The object a request is about, for its warnings (a create learns its name late)."""
+    if route.rt is None:
+        return None
+    name = route.name
+    if name is None and isinstance(doc, dict) and doc.get("kind") == route.rt.kind:
+        name = (doc.get("metadata") or {}).get("name")
+    return (route.rt.kind, route.namespace or "", name) if name else None
 
 
 def _decode(body: bytes) -> Any:

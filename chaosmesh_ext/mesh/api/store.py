@@ -37,6 +37,7 @@ from .status import (
     not_found,
     unsupported_media_type,
 )
+from .warnings import warn
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -68,6 +69,8 @@ class CauseLike(Protocol):
 
 
 Validator = Callable[[dict[str, Any]], Iterable[CauseLike]]
+# Warnings about an object the validator accepts (fields with no effect, istiod's warnings).
+Advisor = Callable[[dict[str, Any]], Iterable[str]]
 # Receives every Istio object the store would hold after the write, keyed by plural.
 ApplyHook = Callable[[dict[str, list[dict[str, Any]]]], str]
 
@@ -85,9 +88,15 @@ def _spec_part(obj: Mapping[str, Any]) -> dict[str, Any]:
 class Store:
     """Objects by resource type, with kube-apiserver's create/replace/patch/delete rules."""
 
-    def __init__(self, validate: Validator | None = None, apply: ApplyHook | None = None) -> None:
+    def __init__(
+        self,
+        validate: Validator | None = None,
+        apply: ApplyHook | None = None,
+        advise: Advisor | None = None,
+    ) -> None:
         self._validate = validate
         self._apply = apply
+        self._advise = advise
         self._data_lock = threading.Lock()  # guards _objects/_revision; held briefly
         self._write_lock = threading.RLock()  # serialises writes across an Envoy push
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {
@@ -102,9 +111,15 @@ class Store:
         return self._write_lock
 
     # ---- hooks -----------------------------------------------------------------------------
-    def set_hooks(self, validate: Validator | None = None, apply: ApplyHook | None = None) -> None:
+    def set_hooks(
+        self,
+        validate: Validator | None = None,
+        apply: ApplyHook | None = None,
+        advise: Advisor | None = None,
+    ) -> None:
         self._validate = validate
         self._apply = apply
+        self._advise = advise
 
     # ---- reads -----------------------------------------------------------------------------
     @property
@@ -540,6 +555,10 @@ class Store:
             causes = [Cause(c.field, c.message) for c in self._validate(obj)]
             if causes:
                 raise invalid(rt.group, rt.kind, meta.get("name", ""), causes)
+        if self._advise is not None and rt.writable:
+            about = (rt.kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+            for text in self._advise(obj):
+                warn(text, about)  # a `Warning:` header on the answer to this request
         return obj
 
     def _update(

@@ -41,35 +41,48 @@ def client_context(cert_pem: bytes) -> ssl.SSLContext:
     return ssl.create_default_context(cadata=cert_pem.decode())
 
 
-def make_in_child(directory: Path, host: str = "127.0.0.1") -> ServingCert:
+def make_in_child(
+    directory: Path, host: str = "127.0.0.1", name: str = "api", common_name: str = "chaosmesh-api"
+) -> ServingCert:
     """``make`` in a child process (same files, same result), keeping this process lean."""
     proc = subprocess.run(
-        [sys.executable, "-m", "chaosmesh_ext.mesh.api.tls", str(directory), host],
+        [
+            sys.executable,
+            "-m",
+            "chaosmesh_ext.mesh.api.tls",
+            str(directory),
+            host,
+            name,
+            common_name,
+        ],
         capture_output=True,
         text=True,
         timeout=MAKE_TIMEOUT_S,
         check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"could not make the API certificate: {proc.stderr.strip()}")
-    cert_path, key_path = directory / "api.crt", directory / "api.key"
+        raise RuntimeError(f"could not make the {name} certificate: {proc.stderr.strip()}")
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
     return ServingCert(cert_path.read_bytes(), cert_path, key_path)
 
 
-def make(directory: Path, host: str = "127.0.0.1") -> ServingCert:
-    """Write ``api.crt`` and ``api.key`` (mode 0600) into ``directory``."""
+def make(
+    directory: Path, host: str = "127.0.0.1", name: str = "api", common_name: str = "chaosmesh-api"
+) -> ServingCert:
+    """Write ``<name>.crt`` and ``<name>.key`` (mode 0600) into ``directory``: a self-signed
+    certificate for ``common_name`` with ``host`` as its IP address."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chaosmesh-api")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -93,7 +106,7 @@ def make(directory: Path, host: str = "127.0.0.1") -> ServingCert:
         serialization.NoEncryption(),
     )
     directory.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = directory / "api.crt", directory / "api.key"
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
     _write_private(key_path, key_pem)
     _write_private(cert_path, cert_pem)
     return ServingCert(cert_pem, cert_path, key_path)
@@ -110,4 +123,4 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    make(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1")
+    make(Path(sys.argv[1]), *sys.argv[2:5])

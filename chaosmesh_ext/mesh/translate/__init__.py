@@ -10,35 +10,51 @@ HTTP connection manager); ``names`` and ``context`` hold what they share.
 
 from __future__ import annotations
 
-from .clusters import build_clusters, service_fqdn, service_ports
-from .gateways import gateway_route_configs
+from .clusters import build_clusters, destination_rules_by_host, service_fqdn, service_ports
+from .gateways import build_gateways
 from .listeners import build_listener
-from .model import Endpoint, EnvoyResources, MeshSnapshot
+from .model import Endpoint, EnvoyResources, MeshSnapshot, TranslationWarning
 from .names import cluster_name
 from .sidecar import outbound_route_configs
 
-__all__ = ["Endpoint", "EnvoyResources", "MeshSnapshot", "cluster_name", "translate"]
+__all__ = [
+    "Endpoint",
+    "EnvoyResources",
+    "MeshSnapshot",
+    "TranslationWarning",
+    "cluster_name",
+    "translate",
+]
 
 
 def translate(snapshot: MeshSnapshot) -> EnvoyResources:
-    """istiod's output for one Envoy that is every sidecar and the ingress gateway at once."""
+    """istiod's output for one Envoy that is every sidecar and the ingress gateway at once.
+
+    ``EnvoyResources.warnings`` says what the user should hear about (DestinationRules merged
+    or not applied, HTTPS servers without their Secret...); it is not sent to Envoy.
+    """
+    notes: list[TranslationWarning] = []
     fqdn_ports = {service_fqdn(s, snapshot.domain): service_ports(s) for s in snapshot.services}
-    routes = outbound_route_configs(snapshot) + gateway_route_configs(snapshot, fqdn_ports)
+    rules = destination_rules_by_host(snapshot, notes)
+    clusters = build_clusters(snapshot, rules)
+    sidecar_routes = outbound_route_configs(snapshot, rules)
+    gateway_routes, gateway_listeners = build_gateways(snapshot, fqdn_ports, rules, notes)
     listeners = []
-    for config in routes:
-        if config["name"].startswith("http."):
-            port = int(config["name"].removeprefix("http."))
-            name, prefix = f"gateway_{port}", f"gateway_{port}"
-        else:
-            port = int(config["name"])
-            name, prefix = f"0.0.0.0_{port}", f"outbound_0.0.0.0_{port}"
+    for config in sidecar_routes:
+        port = int(config["name"])
+        name = f"0.0.0.0_{port}"
         listeners.append(
             build_listener(
                 name,
                 snapshot.listener_ports.get(name, 0),
                 config["name"],
-                prefix,
+                f"outbound_0.0.0.0_{port}",
                 snapshot.access_log_dir,
             )
         )
-    return EnvoyResources(listeners=listeners, clusters=build_clusters(snapshot), routes=routes)
+    return EnvoyResources(
+        listeners=listeners + gateway_listeners,
+        clusters=clusters,
+        routes=sidecar_routes + gateway_routes,
+        warnings=notes,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import CLUSTER_TYPE, JSON, Endpoint, MeshSnapshot
+from .model import CLUSTER_TYPE, JSON, Endpoint, MeshSnapshot, TranslationWarning
 from .names import (
     MAX_UINT32,
     TranslationError,
@@ -20,6 +20,7 @@ from .names import (
     labels_match,
     name_of,
     namespace_of,
+    parse_duration,
     resolve_host,
 )
 
@@ -33,8 +34,11 @@ _LB_POLICIES = {
     "RANDOM": "RANDOM",
     "UNSPECIFIED": "LEAST_REQUEST",
 }
-# The blocks of a TrafficPolicy that a more specific policy (port level, subset) replaces whole.
-_POLICY_BLOCKS = ("connectionPool", "outlierDetection", "loadBalancer", "tls")
+# The blocks a port-level policy carries; with one, nothing else of the top level survives.
+_PORT_BLOCKS = ("connectionPool", "loadBalancer", "outlierDetection", "tls")
+# MergeTrafficPolicy: the four blocks above are replaced whole by a subset's (all four when the
+# subset has a port-level policy for the port); these only when the subset sets them.
+_SUBSET_ONLY_IF_SET = ("tunnel", "proxyProtocol", "retryBudget")
 
 
 def service_fqdn(service: JSON, domain: str) -> str:
@@ -46,13 +50,92 @@ def service_ports(service: JSON) -> list[int]:
     return sorted({int(p["port"]) for p in ports if "port" in p})
 
 
-def destination_rules_by_host(snapshot: MeshSnapshot) -> dict[str, JSON]:
-    """DestinationRules by (resolved) host: for one host the oldest one wins, as in istiod."""
-    chosen: dict[str, JSON] = {}
+def _rule_warning(rule: JSON, field: str, message: str) -> TranslationWarning:
+    return TranslationWarning("DestinationRule", namespace_of(rule), name_of(rule), field, message)
+
+
+def merge_destination_rules(rules: list[JSON], host: str) -> tuple[JSON, list[TranslationWarning]]:
+    """istiod's mergeDestinationRule for rules of one host in one namespace, oldest first.
+
+    Subsets are concatenated (a later subset with a name already taken is dropped and
+    reported), the first top-level trafficPolicy wins; the result keeps the oldest rule's
+    metadata.
+    """
+    first = rules[0]
+    spec = dict(first.get("spec") or {})
+    subsets = list(spec.get("subsets") or [])
+    names = {str(s.get("name")) for s in subsets}
+    notes: list[TranslationWarning] = []
+    for rule in rules[1:]:
+        other = rule.get("spec") or {}
+        for index, subset in enumerate(other.get("subsets") or []):
+            if str(subset.get("name")) in names:
+                notes.append(
+                    _rule_warning(
+                        rule,
+                        f"spec.subsets[{index}].name",
+                        f"subset {subset.get('name')!r} of host {host} is already defined by "
+                        f"DestinationRule {namespace_of(first)}/{name_of(first)}; istiod keeps "
+                        "the first and ignores this one",
+                    )
+                )
+                continue
+            names.add(str(subset.get("name")))
+            subsets.append(subset)
+        if spec.get("trafficPolicy") is None and other.get("trafficPolicy") is not None:
+            spec["trafficPolicy"] = other["trafficPolicy"]
+        elif other.get("trafficPolicy") is not None:
+            notes.append(
+                _rule_warning(
+                    rule,
+                    "spec.trafficPolicy",
+                    f"ignored: DestinationRule {namespace_of(first)}/{name_of(first)} for host "
+                    f"{host} is older and has a trafficPolicy (istiod's mergeDestinationRule "
+                    "keeps the first)",
+                )
+            )
+    if subsets:
+        spec["subsets"] = subsets
+    return {**first, "spec": spec}, notes
+
+
+def destination_rules_by_host(
+    snapshot: MeshSnapshot, notes: list[TranslationWarning] | None = None
+) -> dict[str, JSON]:
+    """One (merged) DestinationRule per resolved host.
+
+    Rules of one host in one namespace are merged as istiod does. istiod picks the rules of
+    the caller's namespace, else of the Service's; one Envoy plays every caller here, so the
+    Service's namespace wins (else the oldest namespace) and rules in other namespaces are
+    reported when a workload there would see them on a cluster.
+    """
+    grouped: dict[str, dict[str, list[JSON]]] = {}
     for rule in sorted(snapshot.destination_rules, key=creation_key):
         spec = rule.get("spec") or {}
         host = resolve_host(str(spec.get("host") or ""), namespace_of(rule), snapshot.domain)
-        chosen.setdefault(host, rule)
+        grouped.setdefault(host, {}).setdefault(namespace_of(rule), []).append(rule)
+    callers = {e.namespace for e in snapshot.endpoints}
+    chosen: dict[str, JSON] = {}
+    for host, by_namespace in grouped.items():
+        parts = host.split(".")
+        home = parts[1] if len(parts) > 2 and parts[2] == "svc" else None
+        pick = home if home in by_namespace else next(iter(by_namespace))
+        merged, merge_notes = merge_destination_rules(by_namespace[pick], host)
+        chosen[host] = merged
+        if notes is None:
+            continue
+        notes.extend(merge_notes)
+        for ns, rules in by_namespace.items():
+            if ns != pick and ns in callers:
+                notes.append(
+                    _rule_warning(
+                        rules[0],
+                        "spec.host",
+                        f"not applied: on a cluster workloads in namespace {ns} would use "
+                        f"this rule for {host}, but one Envoy plays every caller here and "
+                        f"uses DestinationRule {namespace_of(merged)}/{name_of(merged)}",
+                    )
+                )
     return chosen
 
 
@@ -64,33 +147,46 @@ def destination_rule_for(fqdn: str, rules: dict[str, JSON]) -> JSON | None:
     return rules[max(wildcards, key=len)] if wildcards else None
 
 
+def port_level_policy(policy: JSON | None, port: int) -> tuple[JSON | None, bool]:
+    """istiod's GetPortLevelTrafficPolicy: a matching port-level policy *replaces* the policy
+    (its four blocks only: nothing of the top level is inherited), and says so."""
+    if policy is None:
+        return None, False
+    for level in policy.get("portLevelSettings") or []:
+        if int((level.get("port") or {}).get("number") or 0) == port:
+            return {b: level[b] for b in _PORT_BLOCKS if level.get(b) is not None}, True
+    return policy, False
+
+
 def effective_policy(spec: JSON, port: int, subset: JSON | None) -> JSON:
-    """istiod's MergeTrafficPolicy: top level < its port level < subset < subset's port level.
+    """The policy a cluster gets (istiod's MergeSubsetTrafficPolicy + MergeTrafficPolicy).
 
-    Each block (connectionPool, outlierDetection, loadBalancer, tls) is replaced whole, never
-    merged field by field — a subset that sets only ``outlierDetection`` keeps the top-level
-    ``connectionPool``, but a subset ``connectionPool`` drops every top-level pool field.
+    The top-level policy, or its port-level entry for ``port`` (which replaces it whole);
+    then a subset's blocks replace the corresponding blocks whole, and a subset's port-level
+    entry replaces all four (connectionPool, loadBalancer, outlierDetection, tls), unset ones
+    included.
     """
-    policy: JSON = {}
-    layers = [spec.get("trafficPolicy") or {}]
-    if subset is not None:
-        layers.append(subset.get("trafficPolicy") or {})
-    for layer in layers:
-        _overlay(policy, layer)
-        for level in layer.get("portLevelSettings") or []:
-            if int((level.get("port") or {}).get("number") or 0) == port:
-                _overlay(policy, level)
-    return policy
+    original, _ = port_level_policy(spec.get("trafficPolicy"), port)
+    sub_policy = (subset or {}).get("trafficPolicy")
+    if sub_policy is None:
+        return dict(original or {})
+    sub, has_port_level = port_level_policy(sub_policy, port)
+    sub = sub or {}
+    if original is None:
+        return dict(sub)
+    merged = {k: v for k, v in original.items() if k != "portLevelSettings"}
+    for block in _PORT_BLOCKS:
+        if sub.get(block) is not None or has_port_level:
+            merged[block] = sub.get(block)
+    for block in _SUBSET_ONLY_IF_SET:
+        if sub.get(block) is not None:
+            merged[block] = sub[block]
+    return {k: v for k, v in merged.items() if v is not None}
 
 
-def _overlay(policy: JSON, layer: JSON) -> None:
-    for block in _POLICY_BLOCKS:
-        if layer.get(block) is not None:
-            policy[block] = layer[block]
-
-
-def circuit_breakers(pool: JSON | None) -> JSON:
-    """Thresholds: 2^32-1 unless the connectionPool sets a positive value (istiod)."""
+def circuit_breakers(pool: JSON | None, retry_budget: JSON | None = None) -> JSON:
+    """Thresholds: 2^32-1 unless the connectionPool sets a positive value (istiod's
+    applyConnectionPool), plus the retry budget (applyRetryBudget)."""
     tcp = (pool or {}).get("tcp") or {}
     http = (pool or {}).get("http") or {}
     threshold: JSON = {
@@ -100,6 +196,17 @@ def circuit_breakers(pool: JSON | None) -> JSON:
         "max_retries": _positive(http.get("maxRetries")),
         "track_remaining": True,
     }
+    if retry_budget is not None:
+        percent = retry_budget.get("percent")
+        budget: JSON = {
+            "budget_percent": {"value": 20.0 if percent is None else float(percent)},
+            "min_retry_concurrency": int(retry_budget.get("minRetryConcurrency") or 0) or 3,
+        }
+        if retry_budget.get("budgetInterval"):
+            budget["budget_interval"] = duration(
+                retry_budget["budgetInterval"], "trafficPolicy.retryBudget.budgetInterval"
+            )
+        threshold["retry_budget"] = budget
     return {"thresholds": [threshold]}
 
 
@@ -108,36 +215,72 @@ def _positive(value: Any) -> int:
     return number if number > 0 else MAX_UINT32
 
 
+def _h2_upgrade(http: JSON) -> bool:
+    """istiod's shouldH2Upgrade (mesh default DO_NOT_UPGRADE; useClientProtocol wins)."""
+    return not http.get("useClientProtocol") and http.get("h2UpgradePolicy") == "UPGRADE"
+
+
 def http_protocol_options(pool: JSON | None, where: str) -> JSON | None:
-    """maxRequestsPerConnection / idleTimeout live in the upstream HttpProtocolOptions."""
+    """The upstream HttpProtocolOptions istiod builds (applyH2Upgrade, applyConnectionPool,
+    setUseDownstreamProtocol); None when it would build none."""
     http = (pool or {}).get("http") or {}
+    tcp = (pool or {}).get("tcp") or {}
+    options: JSON = {}
+    if _h2_upgrade(http):
+        options["explicit_http_config"] = {"http2_protocol_options": {}}
     common: JSON = {}
+    # http.idleTimeout, else tcp.idleTimeout: both end idle upstream HTTP connections.
+    idle = http.get("idleTimeout")
+    idle_field = "http.idleTimeout"
+    if idle is None and tcp.get("idleTimeout") is not None:
+        idle, idle_field = tcp["idleTimeout"], "tcp.idleTimeout"
+    if idle is not None:
+        common["idle_timeout"] = duration(idle, f"{where}.{idle_field}")
     if int(http.get("maxRequestsPerConnection") or 0) > 0:
         common["max_requests_per_connection"] = int(http["maxRequestsPerConnection"])
-    if http.get("idleTimeout"):
-        common["idle_timeout"] = duration(http["idleTimeout"], f"{where}.http.idleTimeout")
-    if not common:
-        return None
-    return {
-        _HTTP_OPTIONS_KEY: {
-            "@type": _HTTP_OPTIONS_TYPE,
-            "common_http_protocol_options": common,
-            "explicit_http_config": {"http_protocol_options": {}},
+    if tcp.get("maxConnectionDuration") is not None:
+        common["max_connection_duration"] = duration(
+            tcp["maxConnectionDuration"], f"{where}.tcp.maxConnectionDuration"
+        )
+    h2 = (options.get("explicit_http_config") or {}).get("http2_protocol_options")
+    wants_common = bool(common) or int(http.get("maxConcurrentStreams") or 0) > 0
+    wants_common = wants_common or http.get("http2KeepAlive") is not None
+    if wants_common:
+        options["common_http_protocol_options"] = common
+        if h2 is not None and int(http.get("maxConcurrentStreams") or 0) > 0:
+            h2["max_concurrent_streams"] = int(http["maxConcurrentStreams"])
+        keepalive = http.get("http2KeepAlive")
+        if h2 is not None and keepalive is not None:
+            h2["connection_keepalive"] = {
+                k: duration(keepalive[f], f"{where}.http.http2KeepAlive.{f}")
+                for k, f in (("interval", "interval"), ("timeout", "timeout"))
+                if keepalive.get(f) is not None
+            }
+    if http.get("useClientProtocol"):
+        options.pop("explicit_http_config", None)
+        options["use_downstream_protocol_config"] = {
+            "http_protocol_options": {},
+            "http2_protocol_options": {},
         }
-    }
+    if not options:
+        return None
+    if "explicit_http_config" not in options and "use_downstream_protocol_config" not in options:
+        # Envoy requires an upstream protocol: istiod's build() defaults to HTTP/1.1.
+        options["explicit_http_config"] = {"http_protocol_options": {}}
+    return {_HTTP_OPTIONS_KEY: {"@type": _HTTP_OPTIONS_TYPE, **options}}
 
 
 def outlier_detection(outlier: JSON, where: str) -> JSON:
     """istiod's applyOutlierDetection (success-rate ejection off, gateway errors enforced)."""
     out: JSON = {"enforcing_success_rate": 0}
-    if outlier.get("consecutiveGatewayErrors") is not None:
-        value = int(outlier["consecutiveGatewayErrors"])
-        out["consecutive_gateway_failure"] = value
-        out["enforcing_consecutive_gateway_failure"] = 100 if value > 0 else 0
     if outlier.get("consecutive5xxErrors") is not None:
         value = int(outlier["consecutive5xxErrors"])
         out["consecutive_5xx"] = value
         out["enforcing_consecutive_5xx"] = 100 if value > 0 else 0
+    if outlier.get("consecutiveGatewayErrors") is not None:
+        value = int(outlier["consecutiveGatewayErrors"])
+        out["consecutive_gateway_failure"] = value
+        out["enforcing_consecutive_gateway_failure"] = 100 if value > 0 else 0
     if outlier.get("interval"):
         out["interval"] = duration(outlier["interval"], f"{where}.interval")
     if outlier.get("baseEjectionTime"):
@@ -148,9 +291,77 @@ def outlier_detection(outlier: JSON, where: str) -> JSON:
         out["max_ejection_percent"] = int(outlier["maxEjectionPercent"])
     if outlier.get("splitExternalLocalOriginErrors"):
         out["split_external_local_origin_errors"] = True
-        if outlier.get("consecutiveLocalOriginFailures") is not None:
+        if int(outlier.get("consecutiveLocalOriginFailures") or 0) > 0:
             out["consecutive_local_origin_failure"] = int(outlier["consecutiveLocalOriginFailures"])
+            out["enforcing_consecutive_local_origin_failure"] = 100
+        out["enforcing_local_origin_success_rate"] = 0
     return out
+
+
+def _slow_start(lb: JSON, where: str) -> JSON | None:
+    """istiod's setWarmup (or the deprecated setSlowStartConfig)."""
+    warmup = lb.get("warmup")
+    if warmup is not None:
+        config: JSON = {}
+        if warmup.get("duration") is not None:
+            config["slow_start_window"] = duration(warmup["duration"], f"{where}.warmup.duration")
+        aggression = warmup.get("aggression")
+        minimum = warmup.get("minimumPercent")
+        # istiod fixes the runtime key to "(" (runtime overrides are not exposed).
+        config["aggression"] = {
+            "default_value": float(1 if aggression is None else aggression),
+            "runtime_key": "(",
+        }
+        config["min_weight_percent"] = {"value": float(10 if minimum is None else minimum)}
+        return config
+    if lb.get("warmupDurationSecs") is not None:
+        window = duration(lb["warmupDurationSecs"], f"{where}.warmupDurationSecs")
+        return {"slow_start_window": window}
+    return None
+
+
+def apply_load_balancer(cluster: JSON, lb: JSON | None, where: str) -> None:
+    """istiod's applyLoadBalancer + ApplyRingHashLoadBalancer on one cluster."""
+    lb = lb or {}
+    policy = _LB_POLICIES.get(str(lb.get("simple") or "UNSPECIFIED"), "LEAST_REQUEST")
+    cluster["lb_policy"] = policy
+    slow_start = _slow_start(lb, where) if policy in ("LEAST_REQUEST", "ROUND_ROBIN") else None
+    if slow_start is not None:
+        key = "least_request_lb_config" if policy == "LEAST_REQUEST" else "round_robin_lb_config"
+        cluster[key] = {"slow_start_config": slow_start}
+    hashing = lb.get("consistentHash")
+    if hashing is None:
+        return
+    cluster.pop("least_request_lb_config", None)
+    cluster.pop("round_robin_lb_config", None)
+    if hashing.get("maglev") is not None:
+        cluster["lb_policy"] = "MAGLEV"
+        size = int(hashing["maglev"].get("tableSize") or 0)
+        if size:
+            cluster["maglev_lb_config"] = {"table_size": size}
+    elif hashing.get("ringHash") is not None:
+        cluster["lb_policy"] = "RING_HASH"
+        size = int(hashing["ringHash"].get("minimumRingSize") or 0)
+        if size:
+            cluster["ring_hash_lb_config"] = {"minimum_ring_size": size}
+    else:
+        cluster["lb_policy"] = "RING_HASH"
+        size = int(hashing.get("minimumRingSize") or 0) or 1024  # Envoy's default, set
+        cluster["ring_hash_lb_config"] = {"minimum_ring_size": size}
+
+
+def tcp_keepalive(tcp: JSON, where: str) -> JSON | None:
+    """istiod's setKeepAliveSettings: whole seconds, probes when positive."""
+    keepalive = tcp.get("tcpKeepalive")
+    if keepalive is None:
+        return None
+    out: JSON = {}
+    if int(keepalive.get("probes") or 0) > 0:
+        out["keepalive_probes"] = int(keepalive["probes"])
+    for key, field in (("keepalive_time", "time"), ("keepalive_interval", "interval")):
+        if keepalive.get(field) is not None:
+            out[key] = int(parse_duration(keepalive[field], f"{where}.tcpKeepalive.{field}"))
+    return {"tcp_keepalive": out}
 
 
 def load_assignment(name: str, endpoints: list[Endpoint]) -> JSON:
@@ -167,24 +378,25 @@ def load_assignment(name: str, endpoints: list[Endpoint]) -> JSON:
 def build_cluster(name: str, policy: JSON, endpoints: list[Endpoint], where: str) -> JSON:
     """One STATIC cluster with istiod's defaults and the effective TrafficPolicy applied."""
     pool = policy.get("connectionPool")
-    lb = _LB_POLICIES.get(
-        str((policy.get("loadBalancer") or {}).get("simple") or ""), "LEAST_REQUEST"
-    )
     cluster: JSON = {
         "@type": CLUSTER_TYPE,
         "name": name,
         "alt_stat_name": name + ";",
         "type": "STATIC",
         "connect_timeout": "10s",
-        "lb_policy": lb,
-        "circuit_breakers": circuit_breakers(pool),
+        "lb_policy": "LEAST_REQUEST",
+        "circuit_breakers": circuit_breakers(pool, policy.get("retryBudget")),
         "load_assignment": load_assignment(name, endpoints),
     }
-    connect_timeout = ((pool or {}).get("tcp") or {}).get("connectTimeout")
-    if connect_timeout:
+    apply_load_balancer(cluster, policy.get("loadBalancer"), f"{where}.loadBalancer")
+    tcp = (pool or {}).get("tcp") or {}
+    if tcp.get("connectTimeout"):
         cluster["connect_timeout"] = duration(
-            connect_timeout, f"{where}.connectionPool.tcp.connectTimeout"
+            tcp["connectTimeout"], f"{where}.connectionPool.tcp.connectTimeout"
         )
+    keepalive = tcp_keepalive(tcp, f"{where}.connectionPool.tcp")
+    if keepalive is not None:
+        cluster["upstream_connection_options"] = keepalive
     options = http_protocol_options(pool, f"{where}.connectionPool")
     if options:
         cluster["typed_extension_protocol_options"] = options
@@ -213,9 +425,10 @@ def endpoints_for(
     return sorted(chosen, key=lambda e: (e.pod, e.address, e.port))
 
 
-def build_clusters(snapshot: MeshSnapshot) -> list[JSON]:
-    """Every outbound cluster, sorted by name."""
-    rules = destination_rules_by_host(snapshot)
+def build_clusters(snapshot: MeshSnapshot, rules: dict[str, JSON] | None = None) -> list[JSON]:
+    """Every outbound cluster, sorted by name (``rules``: ``destination_rules_by_host``)."""
+    if rules is None:
+        rules = destination_rules_by_host(snapshot)
     clusters: list[JSON] = []
     for service in snapshot.services:
         fqdn = service_fqdn(service, snapshot.domain)

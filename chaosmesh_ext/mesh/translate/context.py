@@ -1,13 +1,14 @@
 """What translating a route needs besides the VirtualService: the listener and the Services.
 
 istiod builds routes per proxy and per listener port; ``RouteContext`` carries that port, the
-ports of every Service (to pick a destination port) and the gateways being served.
+ports of every Service (to pick a destination port), the gateway being served, the
+DestinationRules (for consistent hashing) and whether the server terminates TLS.
 """
 
 from __future__ import annotations
 
 from .model import JSON
-from .names import cluster_name, resolve_host
+from .names import cluster_name, resolve_gateway_name, resolve_host
 
 
 class RouteContext:
@@ -19,22 +20,29 @@ class RouteContext:
         service_ports: dict[str, list[int]],
         domain: str,
         gateway_names: frozenset[str] = frozenset({"mesh"}),
+        rules: dict[str, JSON] | None = None,
+        is_tls: bool = False,
     ):
         self.listen_port = listen_port
         self.service_ports = service_ports  # fqdn -> its ports
         self.domain = domain
-        # "mesh" for sidecars; "<ns>/<name>" of each Gateway served on this listener.
+        # "mesh" for sidecars; "<ns>/<name>" of the Gateway whose server is being built.
         self.gateway_names = gateway_names
+        # DestinationRules by host (for consistent-hash policies on routes).
+        self.rules = rules or {}
+        # A gateway server with TLS settings (istiod's RouteOptions.IsTLS: redirect schemes).
+        self.is_tls = is_tls
 
     def match_applies(self, match: JSON | None, vs_namespace: str) -> bool:
-        """istiod drops a match bound to another port or to other gateways (sourceMatchHTTP)."""
+        """istiod drops a match bound to another port or to other gateways (TranslateRoute,
+        sourceMatchHTTP); ``sourceLabels`` are matched per caller (``source_applies``)."""
         if match is None:
             return True
         if match.get("port") and int(match["port"]) != self.listen_port:
             return False
         gateways = match.get("gateways") or []
         if gateways:
-            wanted = {g if g == "mesh" or "/" in g else f"{vs_namespace}/{g}" for g in gateways}
+            wanted = {resolve_gateway_name(str(g), vs_namespace) for g in gateways}
             return bool(wanted & self.gateway_names)
         return True
 

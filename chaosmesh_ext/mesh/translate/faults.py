@@ -28,18 +28,25 @@ def fractional_percent(block: JSON) -> JSON:
 
 
 def http_fault(fault: JSON, where: str) -> JSON | None:
-    """The HTTPFault for one route, or None when it has neither delay nor abort."""
+    """istiod's TranslateFault: the HTTPFault for one route, or None.
+
+    A delay without ``fixedDelay`` (``exponentialDelay`` is refused by validation) and an
+    abort without ``httpStatus``/``grpcStatus`` are dropped, not sent: Envoy would reject the
+    whole route configuration. Validation warns about the abort ("abort configured, but error
+    type not set"). An abort without a percentage gets none (Envoy: 0 %, never fires).
+    """
     out: JSON = {"@type": FAULT_TYPE}
     delay = fault.get("delay")
-    if delay:
-        out["delay"] = {"percentage": fractional_percent(delay)}
-        if delay.get("fixedDelay"):
-            out["delay"]["fixed_delay"] = duration(delay["fixedDelay"], f"{where}.delay.fixedDelay")
+    if delay and delay.get("fixedDelay"):
+        out["delay"] = {
+            "percentage": fractional_percent(delay),
+            "fixed_delay": duration(delay["fixedDelay"], f"{where}.delay.fixedDelay"),
+        }
     abort = fault.get("abort")
     if abort:
-        out["abort"] = {"percentage": fractional_percent(abort)}
+        error: JSON = {}
         if abort.get("httpStatus") is not None:
-            out["abort"]["http_status"] = int(abort["httpStatus"])
+            error["http_status"] = int(abort["httpStatus"])
         elif abort.get("grpcStatus") is not None:
             status = abort["grpcStatus"]
             code = (
@@ -49,7 +56,11 @@ def http_fault(fault: JSON, where: str) -> JSON | None:
             )
             if code is None:
                 raise ValueError(f"{where}.abort.grpcStatus: unknown gRPC status {status!r}")
-            out["abort"]["grpc_status"] = code
+            error["grpc_status"] = code
+        if error:
+            out["abort"] = dict(error)
+            if abort.get("percentage") is not None:
+                out["abort"]["percentage"] = fractional_percent(abort)
     if "delay" not in out and "abort" not in out:
         return None
     return out

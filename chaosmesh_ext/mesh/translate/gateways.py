@@ -1,90 +1,406 @@
-"""Gateways + the VirtualServices bound to them -> ingress route configs (istiod's gateway.go).
+"""Gateways + the VirtualServices bound to them -> ingress listeners and route configurations
+(istiod's gateway.go: buildGatewayListeners, buildGatewayHTTPRouteConfig; model/gateway.go).
 
-A listener ``gateway_<port>`` per distinct server port, route config ``http.<port>``, one
-virtual host per host in the intersection of the server's hosts and each bound
-VirtualService's hosts. A request for any other host gets Envoy's 404 ``NR``.
+A listener ``gateway_<port>`` per distinct server port. Plain HTTP servers on a port share the
+route configuration ``http.<port>``; each HTTPS server (``tls.mode: SIMPLE``) gets its own filter
+chain, chosen by SNI, terminating TLS with the certificate of the ``kubernetes.io/tls`` Secret
+its ``credentialName`` names, and its own route configuration
+``https.<port>.<port name>.<gateway>.<namespace>``.
+
+A virtual host per host in the intersection of a server's hosts (``ns/host`` entries count only
+for VirtualServices of that namespace) and a bound VirtualService's hosts. VirtualServices for
+one host are appended in age order and catch-all routes moved last (``SortVHostRoutes``).
+``tls.httpsRedirect`` makes a virtual host answer 301 to ``https://`` before any routing
+(``require_tls: ALL``), hosts without a VirtualService included.
 """
 
 from __future__ import annotations
 
-from .model import JSON, ROUTE_TYPE, MeshSnapshot
-from .names import creation_key, hosts_intersect, name_of, namespace_of
-from .routes import RouteContext, is_catch_all, routes_for_virtual_service
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .context import RouteContext
+from .listeners import build_listener, build_tls_listener
+from .model import JSON, ROUTE_TYPE, MeshSnapshot, TranslationWarning
+from .names import (
+    creation_key,
+    hosts_intersect,
+    name_of,
+    namespace_of,
+    resolve_gateway_name,
+)
+from .routes import routes_for_virtual_service, sort_vhost_routes
 from .sidecar import headers_to_strip, resolved_hosts
 
-HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC"}
+HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"}
+# istiod's DefaultMaxDirectResponseBodySizeBytes (Envoy alone allows 4 KiB).
+MAX_DIRECT_RESPONSE_BYTES = 1024 * 1024
+_TLS_VERSIONS = {"TLSV1_0": "TLSv1_0", "TLSV1_1": "TLSv1_1", "TLSV1_2": "TLSv1_2",
+                 "TLSV1_3": "TLSv1_3"}  # fmt: skip
+DOWNSTREAM_TLS_TYPE = (
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+)
 
 
-def server_host(host: str) -> str:
-    """Drop the ``namespace/`` part a Gateway host may carry (``*/foo``, ``./foo``)."""
-    return host.split("/", 1)[1] if "/" in host else host
+@dataclass(frozen=True)
+class Server:
+    """One Gateway server as istiod merges it: hosts with ``./`` and ``*/`` resolved."""
+
+    gateway: JSON
+    spec: JSON
+    index: int
+    hosts: tuple[str, ...]
+
+    @property
+    def gateway_name(self) -> str:
+        return f"{namespace_of(self.gateway)}/{name_of(self.gateway)}"
+
+    @property
+    def port(self) -> int:
+        return int((self.spec.get("port") or {})["number"])
+
+    @property
+    def protocol(self) -> str:
+        return str((self.spec.get("port") or {}).get("protocol") or "").upper()
+
+    @property
+    def tls(self) -> JSON | None:
+        tls = self.spec.get("tls")
+        return tls if isinstance(tls, dict) else None
+
+    @property
+    def route_name(self) -> str:
+        """istiod's gatewayRDSRouteName."""
+        if self.protocol in HTTP_PROTOCOLS:
+            return f"http.{self.port}"
+        port_name = (self.spec.get("port") or {}).get("name") or ""
+        return f"https.{self.port}.{port_name}.{name_of(self.gateway)}.{namespace_of(self.gateway)}"
+
+    def warning(self, field: str, message: str) -> TranslationWarning:
+        return TranslationWarning(
+            "Gateway",
+            namespace_of(self.gateway),
+            name_of(self.gateway),
+            f"spec.servers[{self.index}].{field}" if field else f"spec.servers[{self.index}]",
+            message,
+        )
 
 
-def gateway_ports(snapshot: MeshSnapshot) -> dict[int, list[tuple[JSON, JSON]]]:
-    """port -> [(gateway, server)] for every plain-HTTP server."""
-    ports: dict[int, list[tuple[JSON, JSON]]] = {}
-    for gateway in sorted(snapshot.gateways, key=lambda g: (namespace_of(g), name_of(g))):
-        for server in (gateway.get("spec") or {}).get("servers") or []:
-            port = server.get("port") or {}
-            if str(port.get("protocol") or "HTTP").upper() not in HTTP_PROTOCOLS:
+def sanitize_hosts(hosts: Iterable[str], namespace: str) -> tuple[str, ...]:
+    """istiod's sanitizeServerHostNamespace: ``./h`` -> ``<gateway ns>/h``, ``*/h`` -> ``h``,
+    ``*/*`` -> ``*``."""
+    out: list[str] = []
+    for host in hosts:
+        ns, sep, name = str(host).partition("/")
+        if not sep:
+            out.append(host)
+        elif ns == ".":
+            out.append(f"{namespace}/{name}")
+        elif ns == "*":
+            if name == "*":
+                return ("*",)
+            out.append(name)
+        else:
+            out.append(host)
+    return tuple(out)
+
+
+def names_for_namespace(hosts: Iterable[str], namespace: str) -> list[str]:
+    """istiod's host.NamesForNamespace: ``ns/host`` counts only for that namespace."""
+    out = []
+    for host in hosts:
+        ns, sep, name = host.partition("/")
+        if sep:
+            if ns not in (namespace, "*"):
                 continue
-            ports.setdefault(int(port["number"]), []).append((gateway, server))
+            host = name
+        out.append(host)
+    return out
+
+
+def served_servers(
+    snapshot: MeshSnapshot, notes: list[TranslationWarning]
+) -> dict[int, list[Server]]:
+    """port -> the HTTP and HTTPS servers the gateway serves on it (istiod's MergeGateways,
+    for the servers the embedded mesh carries)."""
+    ports: dict[int, list[Server]] = {}
+    for gateway in sorted(snapshot.gateways, key=creation_key):
+        for index, spec in enumerate((gateway.get("spec") or {}).get("servers") or []):
+            hosts = sanitize_hosts(spec.get("hosts") or [], namespace_of(gateway))
+            server = Server(gateway, spec, index, hosts)
+            mode = (server.tls or {}).get("mode")
+            if server.protocol not in HTTP_PROTOCOLS and (
+                server.protocol != "HTTPS" or mode != "SIMPLE"
+            ):
+                if server.protocol == "HTTPS" and not mode:
+                    notes.append(
+                        server.warning(
+                            "tls.mode",
+                            "no effect on the embedded mesh: unset means PASSTHROUGH, which "
+                            "forwards TLS to TLS routes; the server is not served (set SIMPLE "
+                            "to terminate TLS at the gateway)",
+                        )
+                    )
+                continue  # not HTTP: the fidelity table says so when the object is written
+            same_port = ports.setdefault(server.port, [])
+            plain = [s for s in same_port if s.protocol in HTTP_PROTOCOLS]
+            tls = [s for s in same_port if s.protocol not in HTTP_PROTOCOLS]
+            if (server.protocol in HTTP_PROTOCOLS and tls) or (
+                server.protocol not in HTTP_PROTOCOLS and plain
+            ):
+                # MergeGateways: plain-text and TLS servers cannot share a port.
+                first = (tls or plain)[0]
+                notes.append(
+                    server.warning(
+                        "port",
+                        f"not served: port {server.port} already has a "
+                        f"{first.protocol} server (Gateway {first.gateway_name}); istiod skips "
+                        "this one too",
+                    )
+                )
+                continue
+            same_port.append(server)
     return ports
 
 
-def bound_to(vs: JSON, gateway: JSON) -> bool:
-    """Does ``spec.gateways`` name this Gateway (``name`` in the VS namespace, or ``ns/name``)?"""
-    for ref in (vs.get("spec") or {}).get("gateways") or []:
-        ns, _, name = str(ref).rpartition("/")
-        if name == name_of(gateway) and (ns or namespace_of(vs)) == namespace_of(gateway):
-            return True
-    return False
+def bound_to(vs: JSON, gateway_name: str) -> bool:
+    """Does ``spec.gateways`` name this Gateway (any of istiod's spellings)?"""
+    ns = namespace_of(vs)
+    refs = (vs.get("spec") or {}).get("gateways") or []
+    return any(resolve_gateway_name(str(ref), ns) == gateway_name for ref in refs)
 
 
-def gateway_route_configs(snapshot: MeshSnapshot, fqdn_ports: dict[str, list[int]]) -> list[JSON]:
-    strip = headers_to_strip(snapshot)
-    configs = []
-    for port, servers in sorted(gateway_ports(snapshot).items()):
-        names = frozenset(f"{namespace_of(g)}/{name_of(g)}" for g, _ in servers)
-        ctx = RouteContext(port, fqdn_ports, snapshot.domain, names)
-        routes_by_host: dict[str, list[JSON]] = {}
-        for vs in sorted(snapshot.virtual_services, key=creation_key):
-            for gateway, server in servers:
-                if not bound_to(vs, gateway):
-                    continue
-                for gw_host in server.get("hosts") or []:
-                    for vs_host in resolved_hosts(vs, snapshot.domain):
-                        host = hosts_intersect(server_host(str(gw_host)), vs_host)
-                        if host is None:
-                            continue
-                        merged = routes_by_host.setdefault(host, [])
-                        # VirtualServices for one host are merged in age order (istiod);
-                        # nothing after a catch-all can match, and no host gets a VS twice.
-                        if any(is_catch_all(r) for r in merged) or any(
-                            r.get("_vs") == id(vs) for r in merged
-                        ):
-                            continue
-                        merged += [dict(r, _vs=id(vs)) for r in routes_for_virtual_service(vs, ctx)]
-        hosts = []
-        for host in sorted(routes_by_host):
-            routes = [{k: v for k, v in r.items() if k != "_vs"} for r in routes_by_host[host]]
-            domains = [host] if host == "*" else [host, f"{host}:{port}"]
-            hosts.append(
-                {
-                    "name": f"{host}:{port}",
-                    "domains": domains,
-                    "routes": routes,
-                    "include_request_attempt_count": True,
-                }
+def route_config(
+    name: str,
+    port: int,
+    servers: list[Server],
+    snapshot: MeshSnapshot,
+    fqdn_ports: dict[str, list[int]],
+    rules: dict[str, JSON],
+    strip: list[str],
+) -> JSON:
+    """istiod's buildGatewayHTTPRouteConfig for the servers sharing one route name."""
+    vhosts: dict[str, JSON] = {}
+    cache: dict[tuple[str, int], list[JSON]] = {}
+    virtual_services = sorted(snapshot.virtual_services, key=creation_key)
+    for server in servers:
+        ctx = RouteContext(
+            port,
+            fqdn_ports,
+            snapshot.domain,
+            frozenset({server.gateway_name}),
+            rules,
+            is_tls=server.tls is not None,
+        )
+        redirect = bool((server.tls or {}).get("httpsRedirect"))
+        for vs in virtual_services:
+            if not bound_to(vs, server.gateway_name):
+                continue
+            server_hosts = names_for_namespace(server.hosts, namespace_of(vs))
+            hosts: list[str] = []
+            for vs_host in resolved_hosts(vs, snapshot.domain):
+                for server_host in server_hosts:
+                    both = hosts_intersect(server_host, vs_host)
+                    if both is not None and both.lower() not in hosts:
+                        hosts.append(both.lower())
+            if not hosts:
+                continue
+            key = (server.gateway_name, id(vs))
+            if key not in cache:
+                cache[key] = routes_for_virtual_service(vs, ctx)
+            routes = cache[key]
+            if not routes:
+                continue  # BuildHTTPRoutesForVirtualService: "no routes matched"
+            for host in hosts:
+                vhost = vhosts.get(host)
+                if vhost is None:
+                    vhost = vhosts[host] = {
+                        "name": f"{host}:{port}",
+                        "domains": [host],
+                        "routes": [],
+                        "include_request_attempt_count": True,
+                    }
+                vhost["routes"] = vhost["routes"] + routes
+                if redirect:
+                    vhost["require_tls"] = "ALL"
+        if redirect:
+            for host in server.hosts:
+                host = host.lower()
+                if host in vhosts:
+                    vhosts[host]["require_tls"] = "ALL"
+                else:
+                    vhosts[host] = {
+                        "name": f"{host}:{port}",
+                        "domains": [host],
+                        "include_request_attempt_count": True,
+                        "require_tls": "ALL",
+                    }
+    if vhosts:
+        virtual_hosts = []
+        for vhost in vhosts.values():
+            if "routes" in vhost:
+                vhost["routes"] = sort_vhost_routes(vhost["routes"])
+            virtual_hosts.append(vhost)
+        virtual_hosts.sort(key=lambda h: str(h["name"]))
+    else:
+        # No virtual host: istiod serves a blackhole one, and Envoy answers 404 NR.
+        virtual_hosts = [{"name": f"blackhole:{port}", "domains": ["*"], "routes": []}]
+    return {
+        "@type": ROUTE_TYPE,
+        "name": name,
+        "virtual_hosts": virtual_hosts,
+        "validate_clusters": False,
+        "ignore_port_in_host_matching": True,
+        "max_direct_response_body_size_bytes": MAX_DIRECT_RESPONSE_BYTES,
+        "request_headers_to_remove": strip,
+    }
+
+
+def _secret_pem(secret: JSON) -> tuple[str, str] | None:
+    """(certificate, key) of a ``kubernetes.io/tls`` Secret (``data`` base64, ``stringData``
+    plain; Istio's generic ``cert``/``key`` keys too)."""
+    plain = secret.get("stringData") or {}
+    data = secret.get("data") or {}
+    for cert_key, key_key in (("tls.crt", "tls.key"), ("cert", "key")):
+        if plain.get(cert_key) and plain.get(key_key):
+            return str(plain[cert_key]), str(plain[key_key])
+        if data.get(cert_key) and data.get(key_key):
+            try:
+                return (
+                    base64.b64decode(str(data[cert_key])).decode(),
+                    base64.b64decode(str(data[key_key])).decode(),
+                )
+            except (ValueError, UnicodeDecodeError):
+                return None
+    return None
+
+
+def find_secret(name: str, gateway_namespace: str, secrets: list[JSON]) -> JSON | None:
+    """The Secret a ``credentialName`` names: in the Gateway's namespace, else in
+    ``istio-system`` (where the ingress gateway runs on a cluster), else anywhere."""
+    name = name.removeprefix("kubernetes://")
+    named = [s for s in secrets if name_of(s) == name]
+    for namespace in (gateway_namespace, "istio-system"):
+        for secret in named:
+            if namespace_of(secret) == namespace:
+                return secret
+    return sorted(named, key=lambda s: namespace_of(s))[0] if named else None
+
+
+def tls_context(
+    server: Server, snapshot: MeshSnapshot, notes: list[TranslationWarning]
+) -> JSON | None:
+    """istiod's BuildListenerTLSContext for a SIMPLE server, the certificates inline (no SDS
+    here); None when there is no certificate to serve."""
+    tls = server.tls or {}
+    names = [str(n) for n in tls.get("credentialNames") or []] or [
+        str(tls.get("credentialName") or "")
+    ]
+    certificates: list[JSON] = []
+    for credential in names:
+        secret = find_secret(credential, namespace_of(server.gateway), snapshot.secrets)
+        pem = _secret_pem(secret) if secret is not None else None
+        if pem is None:
+            why = (
+                f"no kubernetes.io/tls Secret {credential!r} in the manifests"
+                if secret is None
+                else f"Secret {namespace_of(secret)}/{name_of(secret)} has no tls.crt/tls.key"
             )
-        configs.append(
+            if snapshot.fallback_certificate is None:
+                notes.append(server.warning("tls.credentialName", f"{why}: not served"))
+                return None
+            notes.append(
+                server.warning(
+                    "tls.credentialName",
+                    f"{why}: serving a generated self-signed certificate instead (clients "
+                    "must not verify it, e.g. curl -k)",
+                )
+            )
+            pem = snapshot.fallback_certificate
+        certificates.append(
             {
-                "@type": ROUTE_TYPE,
-                "name": f"http.{port}",
-                "virtual_hosts": hosts,
-                "validate_clusters": False,
-                "ignore_port_in_host_matching": True,
-                "request_headers_to_remove": strip,
+                "certificate_chain": {"inline_string": pem[0]},
+                "private_key": {"inline_string": pem[1]},
             }
         )
-    return configs
+    common: JSON = {"alpn_protocols": ["h2", "http/1.1"], "tls_certificates": certificates}
+    params: JSON = {}
+    if tls.get("minProtocolVersion") in _TLS_VERSIONS:
+        params["tls_minimum_protocol_version"] = _TLS_VERSIONS[tls["minProtocolVersion"]]
+    if tls.get("cipherSuites"):
+        params["cipher_suites"] = [str(c) for c in tls["cipherSuites"]]
+    if tls.get("maxProtocolVersion") in _TLS_VERSIONS:
+        params["tls_maximum_protocol_version"] = _TLS_VERSIONS[tls["maxProtocolVersion"]]
+    if params:
+        common["tls_params"] = params
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": DOWNSTREAM_TLS_TYPE,
+            "common_tls_context": common,
+            "require_client_certificate": False,
+        },
+    }
+
+
+def sni_hosts(server: Server) -> list[str]:
+    """istiod's GetSNIHostsForServer (a ``*`` host: every SNI, so no SNI match at all)."""
+    hosts = sorted({h.partition("/")[2] or h for h in server.hosts})
+    return [] if "*" in hosts else hosts
+
+
+def build_gateways(
+    snapshot: MeshSnapshot,
+    fqdn_ports: dict[str, list[int]],
+    rules: dict[str, JSON],
+    notes: list[TranslationWarning],
+) -> tuple[list[JSON], list[JSON]]:
+    """(route configurations, listeners) of the ingress gateway, sorted by name."""
+    strip = headers_to_strip(snapshot)
+    configs: list[JSON] = []
+    listeners: list[JSON] = []
+    for port, servers in sorted(served_servers(snapshot, notes).items()):
+        name = f"gateway_{port}"
+        listen = snapshot.listener_ports.get(name, 0)
+        if servers[0].protocol in HTTP_PROTOCOLS:
+            route_name = f"http.{port}"
+            configs.append(
+                route_config(route_name, port, servers, snapshot, fqdn_ports, rules, strip)
+            )
+            log_dir = snapshot.access_log_dir
+            listeners.append(build_listener(name, listen, route_name, name, log_dir))
+            continue
+        chains = []
+        for server in servers:
+            transport = tls_context(server, snapshot, notes)
+            if transport is None:
+                continue
+            configs.append(
+                route_config(server.route_name, port, [server], snapshot, fqdn_ports, rules, strip)
+            )
+            stat_prefix = str(server.spec.get("name") or name)
+            chains.append((sni_hosts(server), transport, server.route_name, stat_prefix))
+        if chains:
+            listeners.append(build_tls_listener(name, listen, chains, snapshot.access_log_dir))
+    configs.sort(key=lambda c: str(c["name"]))
+    return configs, listeners
+
+
+def needs_fallback_certificate(gateways: list[JSON], secrets: list[JSON]) -> bool:
+    """Does an HTTPS (SIMPLE) server name a credential the Secrets do not hold? The daemon
+    then makes the self-signed certificate ``MeshSnapshot.fallback_certificate`` carries."""
+    for gateway in gateways:
+        for spec in (gateway.get("spec") or {}).get("servers") or []:
+            tls = spec.get("tls") or {}
+            protocol = str((spec.get("port") or {}).get("protocol") or "").upper()
+            if protocol != "HTTPS" or tls.get("mode") != "SIMPLE":
+                continue
+            names = [str(n) for n in tls.get("credentialNames") or []] or [
+                str(tls.get("credentialName") or "")
+            ]
+            for name in names:
+                secret = find_secret(name, namespace_of(gateway), secrets)
+                if secret is None or _secret_pem(secret) is None:
+                    return True
+    return False

@@ -74,10 +74,7 @@ def http_filters() -> list[JSON]:
     ]
 
 
-def build_listener(
-    name: str, port: int, route_config: str, stat_prefix: str, log_dir: str | None
-) -> JSON:
-    """A loopback HTTP listener whose routes come from the RouteConfiguration ``route_config``."""
+def _hcm(name: str, route_config: str, stat_prefix: str, log_dir: str | None) -> JSON:
     hcm: JSON = {
         "@type": HCM_TYPE,
         "stat_prefix": stat_prefix,
@@ -91,9 +88,50 @@ def build_listener(
     logs = access_logs(log_dir, name)
     if logs:
         hcm["access_log"] = logs
+    return {"name": HCM_FILTER, "typed_config": hcm}
+
+
+def build_listener(
+    name: str, port: int, route_config: str, stat_prefix: str, log_dir: str | None
+) -> JSON:
+    """A loopback HTTP listener whose routes come from the RouteConfiguration ``route_config``."""
     return {
         "@type": LISTENER_TYPE,
         "name": name,
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-        "filter_chains": [{"filters": [{"name": HCM_FILTER, "typed_config": hcm}]}],
+        "filter_chains": [{"filters": [_hcm(name, route_config, stat_prefix, log_dir)]}],
+    }
+
+
+def build_tls_listener(
+    name: str,
+    port: int,
+    chains: list[tuple[list[str], JSON, str, str]],
+    log_dir: str | None,
+) -> JSON:
+    """A loopback HTTPS listener: per server (SNI names, TLS transport socket, route config,
+    stat prefix) a filter chain chosen by SNI (istiod's gateway HTTPS filter chains)."""
+    filter_chains = []
+    for server_names, transport, route_config, stat_prefix in chains:
+        chain: JSON = {
+            "filters": [_hcm(name, route_config, stat_prefix, log_dir)],
+            "transport_socket": transport,
+        }
+        if server_names:
+            chain["filter_chain_match"] = {"server_names": server_names}
+        filter_chains.append(chain)
+    return {
+        "@type": LISTENER_TYPE,
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "listener_filters": [
+            {
+                "name": "envoy.filters.listener.tls_inspector",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.listener"
+                    ".tls_inspector.v3.TlsInspector"
+                },
+            }
+        ],
+        "filter_chains": filter_chains,
     }

@@ -50,14 +50,17 @@ def route_match(match: JSON | None) -> JSON:
         header_matcher(k.lower(), v, invert=True)
         for k, v in (match.get("withoutHeaders") or {}).items()
     ]
-    headers += [
-        header_matcher(label_header(k), {"exact": str(v)})
-        for k, v in (match.get("sourceLabels") or {}).items()
-    ]
-    if match.get("sourceNamespace"):
-        headers.append(
-            header_matcher(SOURCE_NAMESPACE_HEADER, {"exact": str(match["sourceNamespace"])})
-        )
+    if not match.get("gateways"):
+        # sourceMatchHTTP: with match.gateways set, sourceLabels and sourceNamespace are not
+        # looked at at all.
+        headers += [
+            header_matcher(label_header(k), {"exact": str(v)})
+            for k, v in (match.get("sourceLabels") or {}).items()
+        ]
+        if match.get("sourceNamespace"):
+            headers.append(
+                header_matcher(SOURCE_NAMESPACE_HEADER, {"exact": str(match["sourceNamespace"])})
+            )
     headers.sort(key=lambda h: h["name"])
     uri = match.get("uri")
     if uri:
@@ -91,10 +94,22 @@ def route_match(match: JSON | None) -> JSON:
 
 
 def is_catch_all(route: JSON) -> bool:
-    """istiod's IsCatchAllRoute: prefix "/" (or regex ``*``/``.*``) with no other condition."""
+    """istiod's IsCatchAllRoute: prefix "/" (or regex ``.*``) with no other condition."""
     match = route["match"]
     if match.get("headers") or match.get("query_parameters"):
         return False
-    if match.get("prefix") == "/":
+    if match.get("prefix") == "/" or match.get("path_separated_prefix") == "/":
         return True
-    return (match.get("safe_regex") or {}).get("regex") in ("*", ".*")
+    return (match.get("safe_regex") or {}).get("regex") == ".*"
+
+
+def source_applies(match: JSON | None, labels: dict[str, str], namespace: str | None) -> bool:
+    """istiod's sourceMatchHTTP for one caller (its pod labels and namespace; a request
+    without the mesh's identity headers is a caller with no labels and no namespace).
+    ``match.gateways`` is decided by ``RouteContext.match_applies``."""
+    if match is None or match.get("gateways"):
+        return True
+    wanted = match.get("sourceLabels") or {}
+    if any(labels.get(k) != str(v) for k, v in wanted.items()):
+        return False
+    return not match.get("sourceNamespace") or match["sourceNamespace"] == namespace

@@ -32,6 +32,29 @@ class Endpoint:
     port: int
 
 
+@dataclass(frozen=True)
+class TranslationWarning:
+    """Something the translation did that a user should hear about (a merge conflict, a
+    missing Secret...): which object, which field, what. The API sends it as a ``Warning:``."""
+
+    kind: str
+    namespace: str
+    name: str
+    field: str
+    message: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.field}: {self.message}"
+
+    @property
+    def about(self) -> tuple[str, str, str]:
+        return (self.kind, self.namespace, self.name)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}: {self.text}"
+
+
 @dataclass
 class MeshSnapshot:
     """Everything istiod would read from the cluster, as Kubernetes dicts.
@@ -39,6 +62,9 @@ class MeshSnapshot:
     ``listener_ports`` maps a listener name (``0.0.0.0_<port>``, ``gateway_<port>``) to the
     local port the daemon chose for it; a listener missing from the map binds port 0.
     ``access_log_dir`` is where the HCM access logs go (``None``: no access log).
+    ``secrets`` are the ``kubernetes.io/tls`` Secrets an HTTPS Gateway server may name in
+    ``credentialName``; ``fallback_certificate`` (PEM certificate, PEM key) is served, with a
+    warning, by an HTTPS server whose Secret is missing (None: such a server is not served).
     """
 
     services: list[JSON] = field(default_factory=list)
@@ -49,6 +75,8 @@ class MeshSnapshot:
     listener_ports: dict[str, int] = field(default_factory=dict)
     domain: str = "cluster.local"
     access_log_dir: str | None = None
+    secrets: list[JSON] = field(default_factory=list)
+    fallback_certificate: tuple[str, str] | None = None
 
 
 @dataclass
@@ -58,6 +86,8 @@ class EnvoyResources:
     listeners: list[JSON] = field(default_factory=list)
     clusters: list[JSON] = field(default_factory=list)
     routes: list[JSON] = field(default_factory=list)
+    # Not sent to Envoy: what the user should hear about this configuration.
+    warnings: list[TranslationWarning] = field(default_factory=list, compare=False)
 
     def cluster(self, name: str) -> JSON:
         """The cluster called ``name`` (KeyError if there is none)."""

@@ -36,6 +36,21 @@ def resolve_host(host: str, namespace: str, domain: str) -> str:
     return f"{host}.{namespace}.svc.{domain}"
 
 
+def resolve_gateway_name(ref: str, namespace: str) -> str:
+    """istiod's resolveGatewayName: ``name`` -> ``ns/name`` in the VirtualService's namespace,
+    ``./name`` likewise, the legacy ``name.ns.svc.cluster.local`` -> ``ns/name``; ``mesh`` and
+    ``ns/name`` stay as they are."""
+    if ref == "mesh":
+        return ref
+    if "/" not in ref:
+        if "." not in ref:
+            return f"{namespace}/{ref}"
+        name, _, rest = ref.partition(".")
+        return f"{rest.split('.', 1)[0]}/{name}"
+    prefix, _, name = ref.partition("/")
+    return f"{namespace}/{name}" if prefix == "." else ref
+
+
 def host_matches(pattern: str, fqdn: str) -> bool:
     """Does a VirtualService/Gateway host (possibly ``*`` or ``*.suffix``) cover ``fqdn``?"""
     if pattern == "*":

@@ -19,17 +19,29 @@ PREVIOUS_HOSTS = {
         ".PreviousHostsPredicate"
     },
 }
+PREVIOUS_PRIORITIES = {
+    "name": "envoy.retry_priorities.previous_priorities",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3"
+        ".PreviousPrioritiesConfig",
+        "update_frequency": 2,
+    },
+}
 _KNOWN_STATUS = {s.value for s in HTTPStatus}
 
 
-def default_policy() -> JSON:
-    """What a route gets when its VirtualService says nothing about retries."""
-    return {
+def default_policy(consistent_hash: bool = False) -> JSON:
+    """What a route gets when its VirtualService says nothing about retries; with a
+    consistent hash, retries stay on the hashed host (no previous-hosts predicate)."""
+    policy: JSON = {
         "retry_on": DEFAULT_RETRY_ON,
         "num_retries": 2,
         "retry_host_predicate": [dict(PREVIOUS_HOSTS)],
         "host_selection_retry_max_attempts": 5,
     }
+    if consistent_hash:
+        del policy["retry_host_predicate"]
+    return policy
 
 
 def parse_retry_on(text: str) -> tuple[str, list[int]]:
@@ -47,9 +59,9 @@ def parse_retry_on(text: str) -> tuple[str, list[int]]:
     return ",".join(words), codes
 
 
-def retry_policy(retries: JSON | None, where: str) -> JSON | None:
+def retry_policy(retries: JSON | None, where: str, consistent_hash: bool = False) -> JSON | None:
     """istiod's ConvertPolicy: None -> default; attempts <= 0 -> no policy at all."""
-    policy = default_policy()
+    policy = default_policy(consistent_hash)
     if retries is None:
         return policy
     attempts = int(retries.get("attempts") or 0)
@@ -69,7 +81,9 @@ def retry_policy(retries: JSON | None, where: str) -> JSON | None:
         if retries["retryIgnorePreviousHosts"]:
             policy["retry_host_predicate"] = [dict(PREVIOUS_HOSTS)]
         else:
-            del policy["retry_host_predicate"]
+            policy.pop("retry_host_predicate", None)
+    if retries.get("retryRemoteLocalities"):
+        policy["retry_priority"] = dict(PREVIOUS_PRIORITIES)
     if retries.get("backoff"):
         policy["retry_back_off"] = {
             "base_interval": duration(retries["backoff"], f"{where}.backoff")

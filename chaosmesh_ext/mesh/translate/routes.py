@@ -2,7 +2,8 @@
 
 One Envoy route per ``match`` entry (or one catch-all when there is none), in order; routes
 after a catch-all are dropped because Envoy would never reach them. The field groups live in
-their own modules: ``matches``, ``headers``, ``retries``, ``faults``, ``cors``, ``mirrors``.
+their own modules: ``matches``, ``headers``, ``retries``, ``faults``, ``cors``, ``mirrors``,
+``hashing``.
 """
 
 from __future__ import annotations
@@ -12,16 +13,29 @@ from typing import Any
 from .context import RouteContext
 from .cors import CORS_FILTER, cors_policy
 from .faults import FAULT_FILTER, http_fault
+from .hashing import destination_hash, hash_policy, service_hash
 from .headers import header_operations
 from .matches import is_catch_all, route_match
 from .mirrors import mirror_policies
 from .model import JSON
-from .names import TranslationError, duration, name_of, namespace_of
+from .names import TranslationError, duration, name_of, namespace_of, resolve_host
 from .retries import retry_policy
 
-__all__ = ["RouteContext", "default_route", "is_catch_all", "routes_for_virtual_service"]
+__all__ = [
+    "RouteContext",
+    "default_route",
+    "is_catch_all",
+    "routes_for_virtual_service",
+    "service_hash_policy",
+    "sort_vhost_routes",
+]
 
 NO_TIMEOUT = "0s"
+
+_REDIRECT_CODES = {
+    0: "MOVED_PERMANENTLY", 301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
+    307: "TEMPORARY_REDIRECT", 308: "PERMANENT_REDIRECT",
+}  # fmt: skip
 
 
 def _operation(match: JSON, host_port: str) -> str:
@@ -34,10 +48,53 @@ def _operation(match: JSON, host_port: str) -> str:
     return f"{host_port}/*"
 
 
+def redirect_action(redirect: JSON, ctx: RouteContext) -> JSON | None:
+    """istiod's ApplyRedirect; None for a redirect code Envoy has no name for (istiod leaves
+    the route without an action, which Envoy refuses; the fidelity rules refuse it first)."""
+    action: JSON = {}
+    if redirect.get("authority"):
+        action["host_redirect"] = str(redirect["authority"])
+    if redirect.get("prefixRewrite"):
+        action["prefix_rewrite"] = str(redirect["prefixRewrite"])
+    elif redirect.get("uri"):
+        action["path_redirect"] = str(redirect["uri"])
+    if redirect.get("scheme"):
+        action["scheme_redirect"] = str(redirect["scheme"])
+    if redirect.get("port") is not None or redirect.get("derivePort") is not None:
+        port = 0
+        if redirect.get("port") is not None:
+            port = int(redirect["port"])
+        elif redirect.get("derivePort") == "FROM_REQUEST_PORT":
+            # Envoy cannot read the request's port; istiod builds routes per listener port.
+            port = ctx.listen_port
+        # FROM_PROTOCOL_DEFAULT: no port, Envoy's default for the scheme.
+        scheme = str(redirect.get("scheme") or ("https" if ctx.is_tls else "http"))
+        if (port, scheme) in ((80, "http"), (443, "https")):
+            port = 0  # no explicit :80 / :443
+        if port:
+            action["port_redirect"] = port
+    code = int(redirect.get("redirectCode") or 0)
+    if code not in _REDIRECT_CODES:
+        return None
+    action["response_code"] = _REDIRECT_CODES[code]
+    return action
+
+
+def direct_response_action(direct: JSON) -> JSON:
+    """istiod's ApplyDirectResponse (``body.bytes`` is base64 in both APIs' JSON)."""
+    response: JSON = {"status": int(direct.get("status") or 0)}
+    body = direct.get("body") or {}
+    if "string" in body:
+        response["body"] = {"inline_string": str(body["string"])}
+    elif "bytes" in body:
+        response["body"] = {"inline_bytes": str(body["bytes"])}
+    return response
+
+
 def translate_http_route(
     vs: JSON, index: int, http: JSON, match: JSON | None, ctx: RouteContext
 ) -> JSON:
-    """istiod's translateRoute for one (http route, match) pair."""
+    """istiod's TranslateRoute for one (http route, match) pair."""
     ns = namespace_of(vs)
     where = f"VirtualService {ns}/{name_of(vs)}: spec.http[{index}]"
     name = str(http.get("name") or "")
@@ -46,27 +103,21 @@ def translate_http_route(
     out: JSON = {"match": route_match(match)}
     if name:
         out["name"] = name
+    if match is not None and match.get("statPrefix"):
+        out["stat_prefix"] = str(match["statPrefix"])
     edits, authority = header_operations(http.get("headers"))
     out.update(edits)
     operation_host = f"{name_of(vs)}:{ctx.listen_port}"
     if http.get("redirect"):
-        redirect = http["redirect"]
-        code = int(redirect.get("redirectCode") or 301)
-        action: JSON = {"response_code": _REDIRECT_CODES.get(code, "MOVED_PERMANENTLY")}
-        if redirect.get("uri"):
-            action["path_redirect"] = str(redirect["uri"])
-        if redirect.get("authority"):
-            action["host_redirect"] = str(redirect["authority"])
-        if redirect.get("scheme"):
-            action["scheme_redirect"] = str(redirect["scheme"])
+        action = redirect_action(http["redirect"], ctx)
+        if action is None:
+            raise TranslationError(
+                f"{where}.redirect.redirectCode: Envoy has no redirect code "
+                f"{http['redirect'].get('redirectCode')} (301, 302, 303, 307 or 308)"
+            )
         out["redirect"] = action
     elif http.get("directResponse"):
-        direct = http["directResponse"]
-        response: JSON = {"status": int(direct.get("status") or 200)}
-        body = direct.get("body") or {}
-        if "string" in body:
-            response["body"] = {"inline_string": str(body["string"])}
-        out["direct_response"] = response
+        out["direct_response"] = direct_response_action(http["directResponse"])
     else:
         out["route"], single = _route_action(vs, http, where, ctx, authority, out)
         if single:
@@ -84,10 +135,13 @@ def translate_http_route(
     return out
 
 
-_REDIRECT_CODES = {
-    301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
-    307: "TEMPORARY_REDIRECT", 308: "PERMANENT_REDIRECT",
-}  # fmt: skip
+def _hash_of(dest: JSON, namespace: str, ctx: RouteContext) -> JSON | None:
+    destination = dest.get("destination") or {}
+    fqdn = resolve_host(str(destination.get("host") or ""), namespace, ctx.domain)
+    port = (destination.get("port") or {}).get("number")
+    return destination_hash(
+        fqdn, int(port) if port else None, str(destination.get("subset") or ""), ctx.rules
+    )
 
 
 def _route_action(
@@ -99,11 +153,18 @@ def _route_action(
     action: JSON = {}
     destinations = http.get("route") or []
     single = ""
+    hash_policies: list[JSON] = []
+    consistent_hash = False
     if len(destinations) == 1:
         name, fqdn, port = ctx.destination_cluster(destinations[0].get("destination") or {}, ns)
         action["cluster"] = name
         single = f"{fqdn}:{port}"
         _destination_headers(destinations[0], route, action)
+        hashing = _hash_of(destinations[0], ns, ctx)
+        consistent_hash = hashing is not None
+        policy = hash_policy(hashing)
+        if policy is not None:
+            hash_policies.append(policy)
     else:
         weighted = []
         for dest in destinations:
@@ -116,19 +177,30 @@ def _route_action(
             if dest_authority:
                 weight["host_rewrite_literal"] = dest_authority
             weighted.append(weight)
+            policy = hash_policy(_hash_of(dest, ns, ctx))
+            if policy is not None:
+                hash_policies.append(policy)
         action["weighted_clusters"] = {"clusters": weighted}
     action["timeout"] = timeout
-    if authority:
-        action["host_rewrite_literal"] = authority
     rewrite = http.get("rewrite") or {}
-    if rewrite.get("uri"):
+    regex_rewrite = rewrite.get("uriRegexRewrite")
+    if regex_rewrite:
+        action["regex_rewrite"] = {
+            "pattern": {"regex": str(regex_rewrite.get("match") or "")},
+            "substitution": str(regex_rewrite.get("rewrite") or ""),
+        }
+    elif rewrite.get("uri"):
         action["prefix_rewrite"] = str(rewrite["uri"])
     if rewrite.get("authority"):
-        action["host_rewrite_literal"] = str(rewrite["authority"])
+        authority = str(rewrite["authority"])
+    if authority:
+        action["host_rewrite_literal"] = authority
     mirrors = mirror_policies(http, ns, ctx)
     if mirrors:
         action["request_mirror_policies"] = mirrors
-    policy = retry_policy(http.get("retries"), f"{where}.retries")
+    if hash_policies:
+        action["hash_policy"] = hash_policies
+    policy = retry_policy(http.get("retries"), f"{where}.retries", consistent_hash)
     if policy is not None:
         action["retry_policy"] = policy
     # istiod caps gRPC's grpc-timeout header at the route timeout with the deprecated
@@ -177,8 +249,19 @@ def routes_for_virtual_service(vs: JSON, ctx: RouteContext) -> list[JSON]:
     return out
 
 
+def sort_vhost_routes(routes: list[JSON]) -> list[JSON]:
+    """istiod's SortVHostRoutes: catch-all routes moved to the end, the rest kept in order."""
+    return [r for r in routes if not is_catch_all(r)] + [r for r in routes if is_catch_all(r)]
+
+
+def service_hash_policy(fqdn: str, port: int, rules: dict[str, JSON]) -> JSON | None:
+    """The hash policy of a Service's default route (istiod's hashForService)."""
+    return hash_policy(service_hash(fqdn, port, rules))
+
+
 def default_route(cluster: str, operation: str) -> JSON:
-    """istiod's BuildDefaultHTTPOutboundRoute for a Service no VirtualService covers."""
+    """istiod's BuildDefaultHTTPOutboundRoute for a Service no VirtualService covers (its retry
+    policy keeps the previous-hosts predicate even with a consistent hash)."""
     return {
         "name": "default",
         "match": {"prefix": "/"},

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import sys
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from ._http import Handler
+
 # nginx's proxy_read_timeout default (spec.DEFAULT_PROXY_TIMEOUT, which the launcher always
 # passes); repeated here so an echo replica need not import spec and its dependencies.
 DEFAULT_PROXY_TIMEOUT = 60.0
@@ -17,6 +21,7 @@ USAGE = (
     "usage: python -m chaosmesh_ext.mesh.workloads {echo,httpbin,proxy,command} --port PORT\n"
     "       [--host HOST] [--deployment NAME] [--namespace NS] [--pod POD] [--version V]\n"
     "       [--upstream http://host:port[/base][,...]] [--timeout SECONDS] [--command PROGRAM]\n"
+    "       [--capacity workers=N,service=DURATION[,jitter=P%][,queue=N]]\n"
 )
 
 
@@ -35,9 +40,10 @@ class Args:
         self.upstream: str | None = None
         self.timeout = DEFAULT_PROXY_TIMEOUT
         self.command: str | None = None
+        self.capacity: str | None = None
 
 
-_STRINGS = ("host", "deployment", "namespace", "pod", "version", "upstream", "command")
+_STRINGS = ("host", "deployment", "namespace", "pod", "version", "upstream", "command", "capacity")
 
 
 def _usage_error(message: str) -> SystemExit:
@@ -89,6 +95,15 @@ def parse_args(argv: list[str]) -> Args:
     return args
 
 
+def _limited(handler: Handler, args: Args) -> Handler:
+    """``handler`` behind the replica's capacity limit (``--capacity``), if it has one."""
+    if not args.capacity:
+        return handler
+    from .capacity import limit_handler, parse_capacity
+
+    return limit_handler(handler, parse_capacity(args.capacity, "--capacity"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     name = f"{args.kind} {args.namespace}/{args.pod}"
@@ -98,11 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         from .reflect import Identity
 
         identity = Identity(args.deployment, args.namespace, args.pod, args.version)
-        serve(make_handler(identity), args.host, args.port, name)
+        serve(_limited(make_handler(identity), args), args.host, args.port, name)
     elif args.kind == "httpbin":
         from .httpbin_app import run
 
-        run(args.host, args.port, name)
+        capacity = None
+        if args.capacity:
+            from .capacity import parse_capacity
+
+            capacity = parse_capacity(args.capacity, "--capacity")
+        run(args.host, args.port, name, capacity)
     elif args.kind == "proxy":
         from chaosmesh_ext._sidecar import Sidecar
 
@@ -117,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         upstreams = parse_upstreams(args.upstream, "--upstream")
         identity = Identity(args.deployment, args.namespace, args.pod, args.version)
         handler = proxy.make_handler(upstreams, args.timeout, Sidecar.from_env(), identity)
-        serve(handler, args.host, args.port, name)
+        serve(_limited(handler, args), args.host, args.port, name)
     else:
         from .command import supervise
         from .spec import split_command

@@ -14,16 +14,22 @@ import signal
 import sys
 from types import FrameType
 
+from .capacity import Capacity, limit_wsgi
+
 THREADS = 16  # httpbin's /delay sleeps in its thread; enough for a fortio run at c=16
 # Longer than a sidecar's upstream idle timeout would make sense; waitress's default of
 # 120 s would close keep-alive connections the sidecar still means to reuse.
 CHANNEL_TIMEOUT = 3600
 
 
-def run(host: str, port: int, name: str) -> None:
+def run(host: str, port: int, name: str, capacity: Capacity | None = None) -> None:
+    """Serve httpbin; with ``capacity``, behind that many workers and a queue (each waiting
+    request holds a waitress thread, so there are at least as many threads as workers)."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
-    from httpbin import app
+    from httpbin import app as httpbin
     from waitress import create_server
+
+    app = httpbin if capacity is None else limit_wsgi(httpbin, capacity)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         # waitress would wait for running requests (a /delay/10) before exiting: don't.
@@ -37,7 +43,7 @@ def run(host: str, port: int, name: str) -> None:
         app,
         host=host,
         port=port,
-        threads=THREADS,
+        threads=max(THREADS, capacity.workers) if capacity is not None else THREADS,
         channel_timeout=CHANNEL_TIMEOUT,
         connection_limit=1000,
         ident="httpbin",

@@ -14,8 +14,13 @@ WORKLOAD_ANNOTATION = "chaosmesh.io/workload"
 UPSTREAM_ANNOTATION = "chaosmesh.io/upstream"
 PROXY_TIMEOUT_ANNOTATION = "chaosmesh.io/proxy-timeout"
 COMMAND_ANNOTATION = "chaosmesh.io/command"
+# "workers=6,service=20ms": a fixed pool of workers and a queue (see workloads.capacity).
+CAPACITY_ANNOTATION = "chaosmesh.io/capacity"
 
 KINDS: tuple[str, ...] = ("echo", "httpbin", "proxy", "command", "fortio")
+# Kinds whose server this package runs, so it can put a capacity limit in front of it. A
+# command workload is the user's own server; fortio is the load generator.
+CAPACITY_KINDS: tuple[str, ...] = ("echo", "httpbin", "proxy")
 
 # Image-name guesses, first match wins. Only images whose behaviour we really reproduce are
 # guessed; everything else (nginx, tomcat, a team's own canary image) becomes an echo.

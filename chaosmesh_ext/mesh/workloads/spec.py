@@ -16,7 +16,10 @@ from pathlib import Path
 
 from chaosmesh_ext._sidecar import Sidecar
 
+from .capacity import parse_capacity
 from .kinds import (
+    CAPACITY_ANNOTATION,
+    CAPACITY_KINDS,
     COMMAND_ANNOTATION,
     KINDS,
     PROXY_TIMEOUT_ANNOTATION,
@@ -111,6 +114,21 @@ def _required(spec: WorkloadSpec, key: str) -> str:
     return str(value)
 
 
+def _capacity_argv(spec: WorkloadSpec) -> list[str]:
+    """``--capacity <canonical text>`` when the annotation is set; ValueError when it is bad
+    or on a kind whose server is not ours."""
+    text = spec.annotations.get(CAPACITY_ANNOTATION)
+    if text is None:
+        return []
+    where = _annotation_where(spec, CAPACITY_ANNOTATION)
+    if spec.kind not in CAPACITY_KINDS:
+        raise ValueError(
+            f"{where}: a {spec.kind} workload cannot be capacity-limited (its server is not"
+            f" this mesh's); use one of {', '.join(CAPACITY_KINDS)}"
+        )
+    return ["--capacity", parse_capacity(text, where).text()]
+
+
 def command_line(spec: WorkloadSpec) -> tuple[list[str], dict[str, str]]:
     """argv and the extra environment for ``spec``; ``ValueError`` on a bad spec."""
     if spec.kind not in KINDS:
@@ -121,6 +139,7 @@ def command_line(spec: WorkloadSpec) -> tuple[list[str], dict[str, str]]:
     if not 0 < spec.port < 65536:
         raise ValueError(f"{spec.name}: port: must be in 1..65535, got {spec.port}")
     env = {**spec.sidecar.to_env(), "PYTHONUNBUFFERED": "1"}
+    capacity = _capacity_argv(spec)
     if spec.kind == "fortio":
         # The load layer's REST server is the fortio stand-in; it reads the sidecar itself.
         return [sys.executable, "-m", FORTIO_MODULE, "--port", str(spec.port)], env
@@ -144,6 +163,7 @@ def command_line(spec: WorkloadSpec) -> tuple[list[str], dict[str, str]]:
     ]
     if spec.version is not None:
         argv += ["--version", spec.version]
+    argv += capacity
     if spec.kind == "proxy":
         upstream = _required(spec, UPSTREAM_ANNOTATION)
         parse_upstreams(upstream, _annotation_where(spec, UPSTREAM_ANNOTATION))

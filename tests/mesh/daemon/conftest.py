@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,18 @@ def request(
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         conn.close()
+
+
+def envoy_listener_port(mesh: Mesh, name: str) -> int:
+    """The local port of Envoy's listener ``name`` (``gateway_443``...) as its admin reports
+    it: a Gateway applied with kubectl after ``mesh up`` included."""
+    url = f"{mesh.state['admin_url']}/listeners?format=json"
+    with urllib.request.urlopen(url, timeout=T) as answer:
+        listeners = json.load(answer)["listener_statuses"]
+    for listener in listeners:
+        if listener["name"] == name:
+            return int(listener["local_address"]["socket_address"]["port_value"])
+    raise AssertionError(f"Envoy has no listener {name}: {[x['name'] for x in listeners]}")
 
 
 @pytest.fixture

@@ -39,8 +39,9 @@ def test_canary_gateway_route_config_weights_90_10():
 def test_gateway_hosts_intersect_with_virtual_service_hosts():
     res = translate(_gateway_snapshot(["*.example.com"], ["shop.example.com", "other.org"]))
     hosts = res.route_config("http.80")["virtual_hosts"]
+    # buildGatewayHTTPRouteConfig: the host alone (the route config ignores ports).
     assert [(h["name"], h["domains"]) for h in hosts] == [
-        ("shop.example.com:80", ["shop.example.com", "shop.example.com:80"])
+        ("shop.example.com:80", ["shop.example.com"])
     ]
     res = translate(_gateway_snapshot(["shop.example.com"], ["*"]))
     assert [h["name"] for h in res.route_config("http.80")["virtual_hosts"]] == [
@@ -48,22 +49,28 @@ def test_gateway_hosts_intersect_with_virtual_service_hosts():
     ]
 
 
+BLACKHOLE = [{"name": "blackhole:80", "domains": ["*"], "routes": []}]
+
+
 def test_no_host_in_common_means_no_virtual_host_so_envoy_answers_404():
+    """buildGatewayHTTPRouteConfig: no virtual host -> a 'blackhole' one without routes."""
     res = translate(_gateway_snapshot(["a.example.com"], ["b.example.com"]))
-    assert res.route_config("http.80")["virtual_hosts"] == []
+    assert res.route_config("http.80")["virtual_hosts"] == BLACKHOLE
 
 
-def test_namespace_prefixed_gateway_hosts_and_cross_namespace_binding():
+def test_dot_slash_server_hosts_bind_virtual_services_of_the_gateway_namespace_only():
+    """sanitizeServerHostNamespace turns ./h into <gateway ns>/h; NamesForNamespace keeps it
+    only for VirtualServices of that namespace."""
     snap = _gateway_snapshot(["./shop.example.com"], ["shop.example.com"])
     vs = snap.virtual_services[0]
-    vs["metadata"]["namespace"] = "default"
     vs["spec"]["gateways"] = ["istio-test/canary-gateway"]
-    res = translate(snap)
-    assert [h["name"] for h in res.route_config("http.80")["virtual_hosts"]] == [
+    assert [h["name"] for h in translate(snap).route_config("http.80")["virtual_hosts"]] == [
         "shop.example.com:80"
     ]
+    vs["metadata"]["namespace"] = "default"  # bound across namespaces, but ./ excludes it
+    assert translate(snap).route_config("http.80")["virtual_hosts"] == BLACKHOLE
     vs["spec"]["gateways"] = ["canary-gateway"]  # now means default/canary-gateway: none
-    assert translate(snap).route_config("http.80")["virtual_hosts"] == []
+    assert translate(snap).route_config("http.80")["virtual_hosts"] == BLACKHOLE
 
 
 def test_gateway_virtual_service_is_not_applied_to_sidecars():

@@ -43,6 +43,9 @@ def test_nginx_route_timeout_and_default_retries_exactly_as_istiod():
     assert host["domains"] == [
         NGINX,
         f"{NGINX}:80",
+        # the absolute FQDN (PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN, on by default)
+        f"{NGINX}.",
+        f"{NGINX}.:80",
         "nginx-svc",
         "nginx-svc:80",
         "nginx-svc.default",
@@ -150,16 +153,25 @@ def test_no_retries_block_means_the_default_policy():
         ({"abort": {"httpStatus": 503, "percentage": {"value": 33.3}}}, (333000, "MILLION")),
         # istiod truncates: 0.57 * 10000 is 5699.999... in floating point.
         ({"abort": {"httpStatus": 503, "percentage": {"value": 0.57}}}, (5699, "MILLION")),
-        ({"abort": {"httpStatus": 503, "percent": 25}}, (25, "HUNDRED")),
-        # No percentage at all: the fault never fires.
-        ({"abort": {"httpStatus": 503}}, (0, "HUNDRED")),
+        # The deprecated integer percent exists for delays only: hundredths.
+        ({"delay": {"fixedDelay": "1s", "percent": 25}}, (25, "HUNDRED")),
+        # A delay with no percentage at all: percent 0, the fault never fires.
+        ({"delay": {"fixedDelay": "1s"}}, (0, "HUNDRED")),
     ],
 )
 def test_fault_percentages(fault, expected_percentage):
     out = http_fault(fault, "x")
     assert out is not None
-    pct = out["abort"]["percentage"]
+    pct = (out.get("abort") or out["delay"])["percentage"]
     assert (pct["numerator"], pct["denominator"]) == expected_percentage
+
+
+def test_an_abort_without_percentage_gets_none_as_from_istiod():
+    """TranslateFault sets abort.percentage only from ``percentage`` (Envoy: 0 %)."""
+    assert http_fault({"abort": {"httpStatus": 503}}, "x") == {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+        "abort": {"http_status": 503},
+    }
 
 
 def test_grpc_abort_uses_the_code_number():
@@ -434,6 +446,7 @@ def test_mirror_cors_rewrite_redirect_and_direct_response():
         {
             "cluster": f"outbound|80||{NGINX}",
             "runtime_fraction": {"default_value": {"numerator": 250000, "denominator": "MILLION"}},
+            "trace_sampled": False,  # TranslateRequestMirrorPolicy
         }
     ]
     assert action["prefix_rewrite"] == "/v2"
