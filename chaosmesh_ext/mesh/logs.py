@@ -27,7 +27,9 @@ Logs of replicas that no longer run (a deleted pod's) are removed oldest first w
 part is full. Prometheus' database (``prometheus/data``, only with ``--prometheus``) is not a
 log and not counted: its 2 h retention bounds it.
 
-The cap holds to within what is written between two checks (every ``CHECK_INTERVAL`` s).
+The logs may pass the cap by what is written between two checks (every ``CHECK_INTERVAL``
+s), and are back within it at the next check: an older generation that would keep them over
+is deleted.
 Settings: ``mesh up --log-cap``, ``CHAOSMESH_LOG_CAP``, or the experiment configuration key
 ``mesh_log_cap`` (a number of bytes, or ``64MB``, ``512KiB``, ``1G`` ...).
 """
@@ -329,6 +331,7 @@ class LogKeeper:
             size = log_size(path)
             limit = self.budget.limit_of(name, len(live))
             if size <= limit:
+                moved += _drop_older_past(path, 2 * limit)
                 continue
             held = self.hold.get(name)
             # Bounded disk wins over a follower stuck for a whole generation: past twice the
@@ -344,6 +347,7 @@ class LogKeeper:
         limit = self.budget.other_limit(len(live))
         for path in live:
             if log_size(path) <= limit:
+                moved += _drop_older_past(path, 2 * limit)
                 continue
             ours = path.name == DAEMON_LOG and rotate_own_output(path)
             if ours or copy_truncate(path):
@@ -395,6 +399,20 @@ class LogKeeper:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+def _drop_older_past(path: Path, share: int) -> int:
+    """Delete ``path.1`` when the file and it exceed ``share``: a file written faster than
+    the keeper checks was rotated well past its limit, and that generation alone would keep
+    the logs over the cap. (A reader that has it open, the metrics exporter, still reads it
+    to its end: only the name goes.) Returns 1 when it deleted it."""
+    older = rotated(path)
+    if log_size(path) + log_size(older) <= share:
+        return 0
+    with contextlib.suppress(FileNotFoundError):
+        older.unlink()
+        return 1
+    return 0
 
 
 def _mtime(path: Path) -> float:

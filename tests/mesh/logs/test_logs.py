@@ -157,3 +157,19 @@ def test_restart_counting_follows_a_truncated_command_log(tmp_path: Path) -> Non
         handle.write("x: exited with code 1 after 0.1s; restarting\n")
     replica.scan_log()
     assert replica.restarts == 2
+
+
+def test_a_generation_rotated_far_past_its_limit_is_dropped_at_the_next_check(
+    tmp_path: Path,
+) -> None:
+    """Envoy wrote faster than the keeper checks: back within the cap one check later."""
+    reopened: list[bool] = []
+    keeper = LogKeeper(tmp_path, cap=1024**2, reopen=lambda: reopened.append(True))
+    # One check interval of a fast writer: more than the whole cap.
+    (tmp_path / "access.jsonl").write_bytes(b"{}\n" * (keeper.budget.cap // 2))
+    assert keeper.check() == 1 and reopened
+    (tmp_path / "access.jsonl").write_bytes(b"{}\n")  # what Envoy opened on /reopen_logs
+    assert keeper.usage().used > keeper.budget.cap
+    keeper.check()
+    assert not (tmp_path / "access.jsonl.1").exists()
+    assert keeper.usage().used <= keeper.budget.cap
