@@ -3,10 +3,9 @@
 
 SHELL := /bin/bash
 VENV ?= .venv
-# chaostoolkit >= 1.20 needs Python 3.12; 3.11 works with chaostoolkit 1.19. Prefer the newest
-# interpreter that actually runs (pyenv shims exist for versions that are not selected).
-PYTHON ?= $(shell for p in python3.13 python3.12 $$(ls -d $$HOME/.pyenv/versions/3.1[23]*/bin/python3 2>/dev/null | sort -r) python3.11 python3; do \
-            if $$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1; then echo $$p; break; fi; done)
+# chaostoolkit >= 1.20 needs Python 3.12; 3.11 works with chaostoolkit 1.19. The newest that
+# runs, from PATH or pyenv (PYENV_ROOT, the pyenv on PATH, ~/.pyenv): scripts/find-python.sh.
+PYTHON ?= $(shell scripts/find-python.sh 3.13 3.12 3.11)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install.stamp
 
@@ -21,11 +20,11 @@ BENCH_TOOLS := hey:hey wrk:wrk
 
 install: $(STAMP) system-deps
 
+# Says which Python and chaostoolkit it chose and shows pip's progress; pip's own output
+# (setuptools' notice about editable installs included) goes to $(VENV)/install.log.
 $(STAMP): pyproject.toml
-	@test -n "$(PYTHON)" || { echo "no Python >= 3.11 found" >&2; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@test -n "$(PYTHON)" || { echo "no Python >= 3.11 found (pass PYTHON=/path/to/python3 or set PYENV_ROOT)" >&2; exit 1; }
+	@scripts/install-venv.sh $(VENV) $(PYTHON)
 	@touch $(STAMP)
 
 system-deps:
@@ -80,8 +79,7 @@ clean:
 # chaostoolkit 1.19 / chaostoolkit-lib 1.44 (3.12+ gets the newest), in its own .venv311.
 # ensurepip: Debian's python3.11 without python3.11-venv cannot make a venv.
 VENV311 ?= .venv311
-PYTHON311 ?= $(shell for p in python3.11 $$(ls -d $$HOME/.pyenv/versions/3.11*/bin/python3 2>/dev/null | sort -r); do \
-            if $$p -c 'import sys, ensurepip; assert sys.version_info[:2] == (3, 11)' >/dev/null 2>&1; then echo $$p; break; fi; done)
+PYTHON311 ?= $(shell scripts/find-python.sh --venv 3.11)
 STAMP311 := $(VENV311)/.install.stamp
 
 .PHONY: test-py311
@@ -91,9 +89,5 @@ test-py311: $(STAMP311) system-deps
 
 $(STAMP311): pyproject.toml
 	@test -n "$(PYTHON311)" || { echo "no Python 3.11 found (pass PYTHON311=/path/to/python3.11)" >&2; exit 1; }
-	@test -x $(VENV311)/bin/python || $(PYTHON311) -m venv $(VENV311)
-	$(VENV311)/bin/python -m pip install -q --upgrade pip
-	$(VENV311)/bin/python -m pip install -q -e '.[dev]'
-	@$(VENV311)/bin/python -c 'from importlib.metadata import version as v; \
-		print("python 3.11: chaostoolkit", v("chaostoolkit"), "/ chaostoolkit-lib", v("chaostoolkit-lib"))'
+	@scripts/install-venv.sh $(VENV311) $(PYTHON311)
 	@touch $(STAMP311)

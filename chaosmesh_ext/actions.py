@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from chaosmesh_ext._activity import (
 )
 from chaosmesh_ext.breaker_sizing import advice_for, capacity_arguments, capacity_knee
 from chaosmesh_ext.canary import GuardLimits, check_steps, run_rollout
+from chaosmesh_ext.istio import advice as edit_advice
 from chaosmesh_ext.istio import breaker, faults, traffic
 from chaosmesh_ext.istio.errors import IstioError
 from chaosmesh_ext.istio.hosts import fqdn
@@ -57,6 +59,8 @@ __all__ = [
 ]
 
 Edit = Callable[[dict[str, Any] | None], dict[str, Any]]
+
+logger = logging.getLogger("chaostoolkit")
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,13 @@ class _Target:
         details: Mapping[str, Any],
         *,
         create_if_absent: bool = False,
+        warnings_of: Callable[[dict[str, Any]], list[str]] | None = None,
     ) -> dict[str, Any]:
-        """Apply ``edit`` through the run's ledger; the change's summary, or ActivityFailed."""
+        """Apply ``edit`` through the run's ledger; the change's summary, or ActivityFailed.
+
+        ``warnings_of`` reads the object as written and says what is valid but almost certainly
+        not meant (``istio.advice``): logged as warnings and returned under ``warnings``.
+        """
         ref = self.ref
         with istio_objects(self.configuration, self.secrets) as objects:
             ledger = Ledger(
@@ -122,7 +131,17 @@ class _Target:
                 # The entry is made durable before the write, so a failure here usually means
                 # nothing was changed; restore checks the object's ledger annotation either way.
                 raise ActivityFailed(f"{ref}: {exc}") from exc
-        return result.summary(action=action, **details)
+        warnings = warnings_of(result.object) if warnings_of is not None else []
+        for warning in warnings:
+            logger.warning(f"{action}: {warning}")
+        summary = result.summary(action=action, **details)
+        if warnings:
+            summary["warnings"] = warnings
+        return summary
+
+
+def _listed(warning: str | None) -> list[str]:
+    return [warning] if warning else []
 
 
 def _present(obj: dict[str, Any] | None) -> dict[str, Any]:
@@ -168,6 +187,7 @@ def inject_delay(
         "inject_delay",
         lambda vs: faults.inject_delay(_present(vs), delay, **args),
         {"delay": delay, **args},
+        warnings_of=lambda vs: _listed(edit_advice.percentage_warning(percentage)),
     )
 
 
@@ -204,7 +224,15 @@ def inject_abort(
         headers=headers,
         source_labels=source_labels,
     )
-    return target.change("inject_abort", lambda vs: faults.inject_abort(_present(vs), **args), args)
+    return target.change(
+        "inject_abort",
+        lambda vs: faults.inject_abort(_present(vs), **args),
+        args,
+        warnings_of=lambda vs: (
+            _listed(edit_advice.percentage_warning(percentage))
+            + edit_advice.retries_on_abort(vs, route)
+        ),
+    )
 
 
 def remove_faults(
@@ -320,6 +348,7 @@ def set_retries(
         "set_retries",
         lambda vs: traffic.set_retries(_present(vs), attempts, **args),
         {"attempts": attempts, **args},
+        warnings_of=lambda vs: edit_advice.retries_on_abort(vs, route),
     )
 
 

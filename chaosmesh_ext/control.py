@@ -16,6 +16,9 @@ SIGTERM, a tripped safeguard), but still calls the experiment-level
   the run id in the journal;
 - ``after_experiment_control``: restores every object the run left changed and records what
   it restored in the journal (``experiment.extensions``, entry ``chaosmesh``);
+- ``after_activity_control``: stops the run (``InterruptExecution``) when one of this
+  extension's method activities failed — a fault that was not injected must not let the run
+  pass for a test of it (``stop_on_failure``; ``chaosmesh_stop_on_failure: false`` plays on);
 - ``cleanup_control``: the same, for runs that never reached ``after_experiment_control``;
   then stops the embedded mesh if this run started it.
 
@@ -31,16 +34,21 @@ After a kill -9 nothing in the process runs: use ``chaosmesh restore``.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
+from chaosmesh_ext import log_noise
 from chaosmesh_ext.kube.client import TARGET_ERROR_KEY
 from chaosmesh_ext.kube.ledger import RUN_ID_KEY, Ledger, choose_run_id, set_run_id
 from chaosmesh_ext.kube.restore import Outcome, objects_for, restore_ledger
 from chaosmesh_ext.mesh import target as mesh_target
+from chaosmesh_ext.stop_on_failure import STOP_KEY, stop_reason
+from chaosmesh_ext.substitutions import used_values
 
 __all__ = [
+    "after_activity_control",
     "after_experiment_control",
     "before_experiment_control",
     "cleanup_control",
@@ -57,7 +65,16 @@ _state: dict[str, Any] = {
     "secrets": None,
     "prepared": None,
     "error": None,
+    "stopped": None,  # {"activity", "reason"} when after_activity_control stopped the run
+    # What the control itself spent time on, for the report's timeline: [{what, start, end}].
+    "phases": [],
 }
+
+
+def _phase(what: str, started: datetime) -> None:
+    _state["phases"].append(
+        {"what": what, "start": started.isoformat(), "end": datetime.now(UTC).isoformat()}
+    )
 
 
 def _flat_secrets(secrets: Any) -> dict[str, Any]:
@@ -76,16 +93,24 @@ def configure_control(
     **kwargs: Any,
 ) -> None:
     """Choose this run's id and share it with every activity through the configuration."""
+    log_noise.quiet(logger)
     run_id = choose_run_id(configuration, new=True)
     set_run_id(run_id)
     if configuration is not None:
         configuration[RUN_ID_KEY] = str(run_id)
     _state.update(
-        run_id=str(run_id), configuration=configuration, secrets=secrets, prepared=None, error=None
+        run_id=str(run_id),
+        configuration=configuration,
+        secrets=secrets,
+        prepared=None,
+        error=None,
+        stopped=None,
+        phases=[],
     )
     logger.info(
         f"chaosmesh: run id {run_id} (restore leftovers with: chaosmesh restore --run {run_id})"
     )
+    started = datetime.now(UTC)
     try:
         prepared = mesh_target.prepare(configuration)
     except mesh_target.TargetError as exc:
@@ -100,6 +125,7 @@ def configure_control(
         raise InterruptExecution(message) from exc
     _state["prepared"] = prepared
     if prepared.target == mesh_target.EMBEDDED:
+        _phase("mesh start-up" if prepared.daemon else "mesh manifests", started)
         logger.info(f"chaosmesh: embedded mesh ready ({prepared.settings.get('kubeconfig_path')})")
 
 
@@ -126,6 +152,26 @@ def before_experiment_control(context: Any = None, state: Any = None, **kwargs: 
         extensions = context.setdefault("extensions", [])
         if not any(isinstance(e, dict) and e.get("name") == EXTENSION_NAME for e in extensions):
             extensions.append({"name": EXTENSION_NAME, "run_id": _state["run_id"]})
+
+
+def after_activity_control(
+    context: Any = None,
+    state: Any = None,
+    experiment: dict[str, Any] | None = None,
+    configuration: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Stop the run when one of this extension's method activities failed (see
+    ``chaosmesh_ext.stop_on_failure``); the safety net then restores what ran before it."""
+    reason = stop_reason(context, state, experiment, configuration)
+    if reason is None:
+        return
+    name = context.get("name") if isinstance(context, dict) else None
+    _state["stopped"] = {"activity": name, "reason": reason}
+    raise InterruptExecution(
+        f"chaosmesh: stopping the run: {reason} (the experiment did not run as declared; "
+        f"'{STOP_KEY}: false' in the configuration plays on)"
+    )
 
 
 def restore_run(
@@ -180,12 +226,25 @@ def after_experiment_control(
     **kwargs: Any,
 ) -> None:
     """Restore what the run left changed, even when rollbacks were skipped; journal it."""
+    ext = _extension(state)
+    if ext is not None:
+        if _state.get("stopped"):
+            ext["stopped"] = dict(_state["stopped"])
+        # The values the run's ${name} forms stood for, so a review shows them, not ${ns}.
+        values = used_values(state.get("experiment"), configuration or _state["configuration"])
+        if values:
+            ext["values"] = values
+    started = datetime.now(UTC)
     _restore_and_record(
         state,
         configuration or _state["configuration"],
         secrets or _state["secrets"],
         "after_experiment",
     )
+    _phase("safety net", started)
+    if ext is not None:
+        # The same list: cleanup_control's "mesh stop" lands in it before the journal is saved.
+        ext["phases"] = _state["phases"]
 
 
 def cleanup_control() -> None:
@@ -195,7 +254,10 @@ def cleanup_control() -> None:
     if prepared is None:
         return
     _state["prepared"] = None
+    started = datetime.now(UTC)
     try:
         mesh_target.release(prepared)
     except mesh_target.TargetError as exc:
         logger.error(f"chaosmesh: {exc}")
+    if prepared.daemon is not None:
+        _phase("mesh stop", started)

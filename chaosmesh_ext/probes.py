@@ -10,9 +10,10 @@ time; failures are ``ActivityFailed`` naming the URL (or host) and the reason.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
@@ -34,6 +35,7 @@ from chaosmesh_ext.istio.traffic import declared_split
 from chaosmesh_ext.kube.cluster_lint import lint_cluster
 from chaosmesh_ext.kube.objects import ObjectRef
 from chaosmesh_ext.load import engine, in_mesh
+from chaosmesh_ext.load.bounds import LOAD_BOUNDS, check_counters, check_load
 from chaosmesh_ext.load.options import ACTIVITY, LoadInput, LoadOptions, normalize
 from chaosmesh_ext.load.results import flat_summary
 from chaosmesh_ext.load.stats import percentile_value
@@ -71,6 +73,7 @@ def fortio_load(
     ns: str = "default",
     fortio_pod: str | None = None,
     fortio_selector: str = "app=fortio",
+    expect: Mapping[str, Any] | None = None,
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
@@ -87,7 +90,13 @@ def fortio_load(
     (Istio's docs show 5-15 % of 503s). To assert that a breaker trips, load it with ``c=3``
     or more, or run the embedded mesh with ``--concurrency 1``, and check with
     ``slo(require_codes=...)`` and ``breaker_stats``.
+
+    ``expect``: bounds the run must meet, in ``slo``'s words (``min_error_rate``,
+    ``min_p50_ms``, ``require_codes``, ``max_p99_ms``, ...). A method probe has no tolerance,
+    so this is how it says the fault took effect: when a bound is missed it raises
+    ``ActivityFailed`` ("the fault did not show"), and the run is reported as failed.
     """
+    _check_expect("fortio_load", expect, LOAD_BOUNDS)
     given = LoadInput(
         url=url,
         c=c,
@@ -108,7 +117,42 @@ def fortio_load(
         selector=fortio_selector,
     )
     result = _load(given, via=via, fortio=fortio, configuration=configuration, secrets=secrets)
-    return {**result, **flat_summary(result)}
+    flat = {**result, **flat_summary(result)}
+    if expect:
+        _expect(f"fortio_load {flat.get('URL') or url}", check_load, flat, expect)
+    return flat
+
+
+def _check_expect(doing: str, expect: Any, known: tuple[str, ...] | None) -> None:
+    """Refuse a malformed ``expect`` before any load is sent, suggesting the closest name."""
+    if expect is None:
+        return
+    if not isinstance(expect, Mapping):
+        raise ActivityFailed(f"{doing}: expect must be a mapping of bounds, got {expect!r}")
+    if known is None:
+        return
+    for key in expect:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ActivityFailed(
+                f"{doing}: expect: unknown bound '{key}'{hint}; known: {', '.join(known)}"
+            )
+
+
+def _expect(
+    doing: str,
+    check: Callable[[Mapping[str, Any], Mapping[str, Any]], list[str]],
+    result: Mapping[str, Any],
+    expect: Mapping[str, Any],
+) -> None:
+    """``ActivityFailed`` when ``result`` misses a bound of ``expect`` (or one is malformed)."""
+    try:
+        missed = check(result, expect)
+    except ValueError as exc:
+        raise ActivityFailed(f"{doing}: expect: {exc}") from None
+    if missed:
+        raise ActivityFailed(f"{doing}: the fault did not show: " + "; ".join(missed))
 
 
 def _load(
@@ -143,27 +187,102 @@ def _load_locally(options: LoadOptions) -> dict[str, Any]:
         )
     result["Via"] = "local"
     result["Note"] = engine.LOCAL_NOTE
-    logger.info(engine.LOCAL_NOTE)
+    if not _noted_local:
+        # Once per run is enough: every local load's result carries the note too.
+        _noted_local.append(True)
+        logger.info(engine.LOCAL_NOTE)
     return result
 
 
-def latency_ms(url: str, percentile: float = 99, **kwargs: Any) -> float:
-    """The ``percentile`` latency of a fortio run, in milliseconds."""
-    result = fortio_load(url, **kwargs)
+_noted_local: list[bool] = []
+
+
+def _load_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A convenience probe's own arguments, minus its own, for :func:`fortio_load` (the
+    load arguments are spelt out in each signature so ``chaos discover`` lists them)."""
+    return {k: v for k, v in arguments.items() if k != "percentile"}
+
+
+def latency_ms(
+    url: str,
+    percentile: float = 99,
+    c: int = 2,
+    qps: float = 0,
+    n: int | None = None,
+    t: str | float | None = None,
+    timeout: str | float = "3s",
+    headers: Mapping[str, str] | list[str] | None = None,
+    payload: str | None = None,
+    method: str | None = None,
+    open_loop: bool = False,
+    via: str = "mesh",
+    fortio_service: str = "fortio",
+    fortio_port: int = 8080,
+    ns: str = "default",
+    fortio_pod: str | None = None,
+    fortio_selector: str = "app=fortio",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> float:
+    """The ``percentile`` latency of a fortio run, in milliseconds (load arguments as
+    :func:`fortio_load`)."""
+    result = fortio_load(**_load_arguments(locals()))
     hist = result.get("DurationHistogram") or {}
     if not hist.get("Count"):
         raise ActivityFailed(f"latency_ms {url}: the run made no calls")
     return round(percentile_value(hist, float(percentile)) * 1000.0, 4)
 
 
-def error_rate(url: str, **kwargs: Any) -> float:
-    """The fraction (0..1) of calls that were not 2xx/418, fortio's definition of error."""
-    return float(fortio_load(url, **kwargs)["error_rate"])
+def error_rate(
+    url: str,
+    c: int = 2,
+    qps: float = 0,
+    n: int | None = None,
+    t: str | float | None = None,
+    timeout: str | float = "3s",
+    headers: Mapping[str, str] | list[str] | None = None,
+    payload: str | None = None,
+    method: str | None = None,
+    open_loop: bool = False,
+    via: str = "mesh",
+    fortio_service: str = "fortio",
+    fortio_port: int = 8080,
+    ns: str = "default",
+    fortio_pod: str | None = None,
+    fortio_selector: str = "app=fortio",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> float:
+    """The fraction (0..1) of calls that were not 2xx/418, fortio's definition of error
+    (load arguments as :func:`fortio_load`)."""
+    result = fortio_load(**_load_arguments(locals()))
+    return float(result["error_rate"])
 
 
-def response_codes(url: str, **kwargs: Any) -> dict[int, int]:
-    """``{code: count}`` of a fortio run (-1 = socket error or timeout)."""
-    codes: dict[int, int] = fortio_load(url, **kwargs)["codes"]
+def response_codes(
+    url: str,
+    c: int = 2,
+    qps: float = 0,
+    n: int | None = None,
+    t: str | float | None = None,
+    timeout: str | float = "3s",
+    headers: Mapping[str, str] | list[str] | None = None,
+    payload: str | None = None,
+    method: str | None = None,
+    open_loop: bool = False,
+    via: str = "mesh",
+    fortio_service: str = "fortio",
+    fortio_port: int = 8080,
+    ns: str = "default",
+    fortio_pod: str | None = None,
+    fortio_selector: str = "app=fortio",
+    configuration: Configuration | None = None,
+    secrets: Secrets | None = None,
+) -> dict[int, int]:
+    """``{code: count}`` of a fortio run (-1 = socket error or timeout; load arguments as
+    :func:`fortio_load`)."""
+    result = fortio_load(**_load_arguments(locals()))
+    codes: dict[int, int] = result["codes"]
     return codes
 
 
@@ -201,7 +320,8 @@ def traffic_split(
 
     ``classify``: a regex on the body (its named group, else its first group, else the whole
     match) or ``"header:<name>"`` to use a response header. Responses that match nothing count
-    as ``unclassified``, socket errors as ``error``. fortio's REST API returns no bodies, so
+    by their status when it is not 2xx (``"503"``: an abort or a shed call), else as
+    ``unclassified``; socket errors as ``error``. fortio's REST API returns no bodies, so
     this uses this project's load server (the embedded mesh's fortio workload, or that server
     deployed as the cluster's fortio); against real fortio it says so.
     """
@@ -290,6 +410,7 @@ def breaker_stats(
     fortio_pod: str | None = None,
     fortio_selector: str = "app=fortio",
     timeout: float = 10.0,
+    expect: Mapping[str, Any] | None = None,
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
 ) -> dict[str, Any]:
@@ -304,16 +425,25 @@ def breaker_stats(
     counters are Envoy's running totals since the sidecar started: compare a reading before
     and after the load, and expect ``pending_overflow`` to stay 0 after a ``c=2`` run now and
     then (see :func:`fortio_load`).
+
+    ``expect``: ``min_<counter>`` / ``max_<counter>`` bounds on the reading, e.g.
+    ``{"min_shed": 1}`` (the breaker shed calls) or ``{"max_rq_retry": 0}``; when one is
+    missed it raises ``ActivityFailed`` ("the fault did not show"), so a method probe can say
+    the breaker or retry policy took effect.
     """
     doing = f"breaker_stats {host}"
+    _check_expect(doing, expect, None)
     fortio = in_mesh.Fortio(namespace=ns, pod=fortio_pod, selector=fortio_selector)
     with (
         kube_client(configuration, secrets, doing=doing) as api,
         failures_as_activity_failed(doing),
     ):
-        return in_mesh.breaker_stats(
+        stats = in_mesh.breaker_stats(
             api, host, fortio=fortio, subset=subset, port=port, timeout=timeout
         )
+    if expect:
+        _expect(doing, check_counters, stats, expect)
+    return stats
 
 
 def lint_mesh(

@@ -1,4 +1,8 @@
-"""``chaosmesh journal``: review journals in the terminal (``show``) or as HTML (``report``)."""
+"""``chaosmesh journal``: review journals in the terminal (``show``) or as HTML (``report``).
+
+Each argument is a journal, a run's ``summary.json``, or a log holding journal lines
+(``kubectl logs`` of a game day's pod, ``journal.lines``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 import click
 
 from chaosmesh_ext.journal import Journal, JournalError, load_journal, run_outcomes
+from chaosmesh_ext.journal.lines import journals_in_log
 from chaosmesh_ext.journal.report import render_html
 from chaosmesh_ext.journal.summary import render
 
@@ -34,7 +39,14 @@ def _load_all(paths: tuple[str, ...]) -> tuple[list[Journal], list[tuple[str, st
         except JournalError as exc:
             rows = run_outcomes(path)
             if rows is None:
-                raise click.ClickException(str(exc)) from None
+                try:
+                    logged = journals_in_log(path)
+                except JournalError as bad_line:
+                    raise click.ClickException(str(bad_line)) from None
+                if logged is None:
+                    raise click.ClickException(str(exc)) from None
+                journals += logged
+                continue
             # `dir/*.json` picks up the summary written beside the journals: use it.
             click.echo(
                 f"{path}: a run summary, not a journal: its outcomes head the report", err=True

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from chaosmesh_ext.mesh import kubeconfig, manifests
+from chaosmesh_ext.mesh import kubeconfig, manifests, requirements
 from chaosmesh_ext.mesh.api import tls
 from chaosmesh_ext.mesh.daemon import describe
 from chaosmesh_ext.mesh.logs import LOG_CAP_ENV, format_size, parse_size
@@ -230,6 +230,12 @@ def up(
         manifests.check(loaded, namespace)
     except manifests.ManifestError as exc:
         raise click.ClickException(f"nothing started:\n{exc}") from None
+    absent = requirements.missing()
+    if absent:
+        raise click.ClickException(
+            f"the embedded mesh needs {', '.join(absent)}, not installed here (a cluster-only "
+            f"install): {requirements.INSTALL_HINT}"
+        )
     try:
         # Under the lock: a mesh.json found now belongs to a dead daemon, never to one
         # that is starting (it takes the lock before writing anything).

@@ -3,15 +3,13 @@
 ``chaos run`` takes one file at a time; this runs each with ``chaos run`` in its own bounded
 process (the game-day runner: SIGTERM forwarded, ``chaosmesh restore`` after a kill), writes
 ``<journals>/<experiment>.json`` plus ``summary.json`` and ``report.html``, and prints one
-row per experiment with the numbers people look at first. On the embedded target it starts
-one mesh for the whole set (each experiment's control loads its own manifests into it) and
-stops it at the end if it started it. Exit code 1 when any experiment did not complete, or
-deviated.
+row per experiment with the numbers people look at first. On the embedded target the whole
+set shares one mesh (``gameday.embedded``). Exit code 1 when any experiment did not complete,
+or deviated.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -20,26 +18,20 @@ from pathlib import Path
 
 import click
 
-from chaosmesh_ext._parse import parse_bool
+from chaosmesh_ext.commands.options import state_dir_option
+from chaosmesh_ext.commands.shared_mesh import shared_mesh
+from chaosmesh_ext.experiment_check import check_file
 from chaosmesh_ext.gameday.plan import Plan, PlanError, parse_duration
-from chaosmesh_ext.gameday.runner import ExperimentOutcome, GameDayRunner
+from chaosmesh_ext.gameday.runner import TARGET_ENV, ExperimentOutcome, GameDayRunner
 from chaosmesh_ext.gameday.stopping import Stopper, stop_on_signals
-from chaosmesh_ext.journal import Journal
+from chaosmesh_ext.journal import Journal, digest
 from chaosmesh_ext.mesh import target as mesh_target
 
 
-def _wants_prometheus(experiment: Path) -> bool:
-    """Whether an experiment asks the embedded mesh for Prometheus (``mesh_prometheus``)."""
-    try:
-        document = json.loads(experiment.read_text())
-    except (OSError, ValueError):
-        return False  # chaos run reports an unreadable experiment itself
-    return parse_bool((document.get("configuration") or {}).get("mesh_prometheus"), default=False)
-
-
 def key_numbers(journal: Journal) -> dict[str, str]:
-    """The worst p99 and error rate any load probe saw, and the last traffic split."""
-    loads = [record.load for _, record in journal.load_results() if record.load]
+    """The worst p99 and error rate of any load the run made (a rollout's guard loads too),
+    and the last traffic split."""
+    loads = digest.all_loads(journal)
     p99s = [load.p99_ms for load in loads if load.p99_ms is not None]
     errors = [load.error_rate for load in loads if load.error_rate is not None]
     splits = journal.splits()
@@ -89,6 +81,34 @@ def render_table(outcomes: Sequence[ExperimentOutcome], journals: Mapping[str, J
     return "\n".join(lines + (["", "why:", *reasons] if reasons else []))
 
 
+def _say(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _check_arguments(experiments: Sequence[Path]) -> None:
+    """Refuse to run anything when a step's arguments do not fit its function (a typo in a
+    step that runs late would cost the whole run); print warnings and go on otherwise."""
+    errors = 0
+    for path in experiments:
+        for problem in check_file(path) or []:
+            errors += problem.severity == "error"
+            click.echo(f"{path}: {problem.severity}: {problem}", err=True)
+    if errors:
+        raise click.ClickException(
+            f"{errors} argument problem(s): nothing was run (chaosmesh lint -f FILE checks them)"
+        )
+
+
+def next_step(outcomes: Sequence[ExperimentOutcome]) -> str | None:
+    """``chaosmesh journal show <journal>`` for a journal this run wrote: the first that did
+    not pass, else the first; None when no experiment wrote one."""
+    written = [o for o in outcomes if o.journal and Path(o.journal).exists()]
+    if not written:
+        return None
+    first = next((o for o in written if not o.ok), written[0])
+    return f"chaosmesh journal show {first.journal}"
+
+
 @click.command("run")
 @click.argument(
     "experiments",
@@ -112,14 +132,7 @@ def render_table(outcomes: Sequence[ExperimentOutcome], journals: Mapping[str, J
     show_default=True,
     help="Where the experiments run (also from MESH_TARGET).",
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar=mesh_target.STATE_DIR_ENV,
-    default=mesh_target.DEFAULT_STATE_DIR,
-    show_default=True,
-    help="The embedded mesh's state directory.",
-)
+@state_dir_option
 @click.option(
     "--time-limit",
     default="300s",
@@ -147,6 +160,7 @@ def command(
     for path in experiments:
         if path.suffix.lower() not in (".json", ".yaml", ".yml"):
             raise click.BadParameter(f"{path}: not an experiment file (.json, .yaml)")
+    _check_arguments(experiments)
 
     journals = journals.resolve()
     state_dir = state_dir.resolve()
@@ -159,57 +173,30 @@ def command(
         time_limit=limit,
         journals=journals,
     )
-    env = dict(os.environ)
-    env[mesh_target.STATE_DIR_ENV] = str(state_dir)
-    env[mesh_target.KEEP_MESH_ENV] = "1"  # one mesh for the whole set, stopped below
-
-    started_mesh: mesh_target.DaemonId | None = None
-    restore_env: dict[str, str] = {}
-    if target == mesh_target.EMBEDDED:
-        # The game day's `chaosmesh restore` after a time limit must reach this mesh, not
-        # ~/.kube/config (ledger entries also name the kubeconfig they were made with).
-        restore_env["KUBECONFIG"] = str(state_dir / "kubeconfig")
-    if target == mesh_target.EMBEDDED and mesh_target.read_mesh_state(state_dir) is None:
-        prometheus = any(_wants_prometheus(p) for p in plan.experiments)
-        click.echo(
-            f"starting the embedded mesh in {state_dir}"
-            + (" with Prometheus" if prometheus else "")
-            + " ...",
-            err=True,
-        )
-        try:
-            started_mesh = mesh_target.mesh_up(state_dir, [], None, prometheus=prometheus)
-        except mesh_target.TargetError as exc:
-            raise click.ClickException(str(exc)) from None
-
+    environ = {**os.environ, TARGET_ENV: target}
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    runner = GameDayRunner(
-        plan,
-        journals,
-        env=env,
-        log=lambda line: click.echo(line, err=True),
-        file_stem=lambda index, experiment: experiment.stem,
-        run_prefix=f"run-{stamp}",  # ledger run ids run-<stamp>-NN, unique per invocation
-        restore_env=restore_env,
-    )
     stopper = Stopper()
-    stopper.attach(runner)
     try:
-        with stop_on_signals(stopper):
-            click.echo(
-                f"run {stamp}: {len(plan.experiments)} experiment(s), target {target}", err=True
+        with shared_mesh(state_dir, plan.experiments, environ, keep=keep_mesh, echo=_say) as mesh:
+            runner = GameDayRunner(
+                plan,
+                journals,
+                env={**os.environ, **mesh.env},
+                log=_say,
+                file_stem=lambda index, experiment: experiment.stem,
+                run_prefix=f"run-{stamp}",  # ledger run ids run-<stamp>-NN, unique per invocation
+                restore_env=mesh.restore_env,
             )
-            result = runner.run()
-    finally:
-        if started_mesh is not None and not keep_mesh:
-            try:
-                # Only the daemon this command started, never one that replaced it.
-                mesh_target.stop_daemon(state_dir, started_mesh)
-            except mesh_target.TargetError as exc:
-                click.echo(f"warning: {exc}", err=True)
+            stopper.attach(runner)
+            with stop_on_signals(stopper):
+                _say(f"run {stamp}: {len(plan.experiments)} experiment(s), target {target}")
+                result = runner.run()
+    except mesh_target.TargetError as exc:
+        raise click.ClickException(str(exc)) from None
 
     click.echo(render_table(result.outcomes, runner.journals))
-    click.echo(f"\njournals: {journals}  (chaosmesh journal show {journals}/<experiment>.json)")
+    hint = next_step(result.outcomes)
+    click.echo(f"\njournals: {journals}" + (f"  (next: {hint})" if hint else ""))
     if result.interrupted:
         sys.exit(130)
     if not result.ok:

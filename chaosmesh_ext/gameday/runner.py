@@ -5,7 +5,10 @@ console output, then ``summary.json`` and ``report.html`` for the whole run. A r
 plan's ``time_limit``, or one stopped by ``stop()`` (the command wires SIGINT/SIGTERM to
 it), gets SIGTERM (chaostoolkit then writes an interrupted journal), SIGKILL after a grace
 period, and then ``chaosmesh restore --run RUN_ID`` puts back what it changed: each chaos
-run gets its run id in ``CHAOSMESH_RUN_ID``.
+run gets its run id in ``CHAOSMESH_RUN_ID``. Each run also gets the plan's ``env`` (and
+``kubernetes.env`` against a cluster) and its ``variables`` as ``--var``. With
+``journal_lines`` every journal is also handed over as one JSON line (``journal.lines``), for
+a pod's log.
 """
 
 from __future__ import annotations
@@ -20,18 +23,38 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from chaosmesh_ext.gameday.plan import Plan
-from chaosmesh_ext.journal import Journal, JournalError, digest, load_journal
+from chaosmesh_ext.journal import Journal, JournalError, load_journal
 from chaosmesh_ext.journal import text as jtext
+from chaosmesh_ext.journal.lines import journal_line
 from chaosmesh_ext.journal.report import render_html
 from chaosmesh_ext.kube.ledger import RUN_ID_ENV
 
 TARGET_ENV = "MESH_TARGET"
 RESTORE_TIMEOUT = 120.0
+
+
+class Surroundings(Protocol):
+    """What a whole set of runs shares while it runs (the command's embedded mesh)."""
+
+    env: dict[str, str]  # added to every experiment's environment
+    restore_env: dict[str, str]  # added to `chaosmesh restore`'s only
+
+
+@dataclass
+class _Nothing:
+    env: dict[str, str] = field(default_factory=dict)
+    restore_env: dict[str, str] = field(default_factory=dict)
+
+
+# Given the environment the experiments will run in, the surroundings for the whole set.
+Surround = Callable[[Mapping[str, str]], AbstractContextManager[Surroundings]]
 
 
 @dataclass
@@ -125,6 +148,7 @@ class GameDayRunner:
         file_stem: Callable[[int, Path], str] | None = None,
         run_prefix: str | None = None,
         restore_env: Mapping[str, str] | None = None,
+        journal_lines: Callable[[str], None] | None = None,
     ) -> None:
         self.plan = plan
         self.run_prefix = run_prefix
@@ -135,7 +159,11 @@ class GameDayRunner:
         self.restore = list(restore) if restore is not None else default_restore()
         self.grace = grace
         self.log = log
-        self.env = dict(os.environ if env is None else env)
+        base = dict(os.environ if env is None else env)
+        # The target decides whether the plan's `kubernetes:` settings apply.
+        self.target = plan.target_in(base)
+        self.env = {**base, **plan.settings(self.target)[1]}
+        self.journal_lines = journal_lines
         # Added for `chaosmesh restore` only (e.g. KUBECONFIG of the embedded mesh the
         # experiments ran on), never for the experiments themselves.
         self.restore_env = {**self.env, **(restore_env or {})}
@@ -207,7 +235,7 @@ class GameDayRunner:
             "run",
             "--journal-path",
             str(journal_path),
-            *self.plan.chaos_vars(),
+            *self.plan.chaos_vars(self.target),
             str(experiment),
         ]
         env = dict(self.env)
@@ -267,7 +295,17 @@ class GameDayRunner:
             outcome.reason = "game day interrupted; experiment stopped"
         if timed_out or self._stopping.is_set():
             outcome.restore = self._restore(run_id)
+        if self.journal_lines is not None and journal_path.exists():
+            self._print_journal(journal_path, self.journal_lines)
         return outcome
+
+    def _print_journal(self, journal_path: Path, sink: Callable[[str], None]) -> None:
+        try:
+            raw = json.loads(journal_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self.log(f"{journal_path.name}: not printed as a journal line: {exc}")
+            return
+        sink(journal_line(self.plan.name, self.directory.name, journal_path.name, raw))
 
     def _reap(self, proc: subprocess.Popen[bytes]) -> None:
         """Wait the grace period for a signalled run, then kill its whole process group."""
@@ -335,8 +373,10 @@ class GameDayRunner:
             return outcome
         self.journals[outcome.journal] = journal
         outcome.deviated = journal.deviated
-        outcome.status = journal.outcome
-        outcome.reason = why(journal)
+        # The verdict, not chaoslib's status: a run whose steady state was not met before
+        # the fault, or whose fault action failed, tested nothing and is not a pass.
+        found = journal.verdict
+        outcome.status, outcome.reason = found.word, found.reason
         return outcome
 
     def _write_summary(self, result: GameDayResult) -> None:
@@ -348,31 +388,6 @@ class GameDayRunner:
             outcomes=[(Path(o.experiment).name, o.status, o.reason) for o in result.outcomes],
         )
         (self.directory / "report.html").write_text(page, encoding="utf-8")
-
-
-def why(journal: Journal) -> str:
-    """One sentence on why a run did not end cleanly ("" when it did)."""
-
-    def failing(hyp_label: str, probes: list) -> str:  # type: ignore[type-arg]
-        bad = [p for p in probes if p.tolerance_met is False or p.status != "succeeded"]
-        return f"steady state not met {hyp_label}: " + "; ".join(
-            f"{p.name} ({digest.tolerance(p)})" for p in bad
-        )
-
-    if journal.deviated and journal.after is not None:
-        return failing("after the method", journal.after.probes)
-    if journal.deviated:
-        for i, hyp in enumerate(journal.during):
-            if hyp.met is False:
-                return failing(f"during the method (check {i + 1})", hyp.probes)
-    if journal.before is not None and journal.before.met is False:
-        return failing("before the method", journal.before.probes)
-    if journal.status == "interrupted":
-        return f"interrupted: {journal.interruption or 'no reason recorded'}"
-    if journal.status != "completed":
-        errors = [f"{r.name}: {r.error}" for r in journal.method + journal.rollbacks if r.error]
-        return f"{journal.status}" + (f": {'; '.join(errors)}" if errors else "")
-    return ""
 
 
 def _last_line(path: Path) -> str:
@@ -390,17 +405,36 @@ def run_plan(
     log: Callable[[str], None] = print,
     on_runner: Callable[[GameDayRunner | None], None] = lambda runner: None,
     grace: float = 30.0,
+    surround: Surround | None = None,
+    journal_lines: Callable[[str], None] | None = None,
 ) -> GameDayResult:
-    """Run ``plan`` once under its lock (raises ``lock.Locked`` if a run is in progress).
+    """Run ``plan`` once under its lock (raises ``lock.Locked`` if a run is in progress),
+    inside ``surround`` (e.g. one embedded mesh for the set; what it raises propagates).
 
     ``on_runner`` is told the runner while it runs (and None after), so a signal handler
     can stop it.
     """
     from chaosmesh_ext.gameday.lock import PlanLock
 
-    with PlanLock(plan.journals_root / ".lock"):
+    environ = dict(os.environ)
+    target = plan.target_in(environ)
+    run_env = {**environ, **plan.settings(target)[1]}
+    if plan.target is not None:
+        run_env[TARGET_ENV] = plan.target
+    with (
+        PlanLock(plan.journals_root / ".lock"),
+        surround(run_env) if surround else nullcontext(_Nothing()) as around,
+    ):
         runner = GameDayRunner(
-            plan, new_run_directory(plan), chaos=chaos, restore=restore, log=log, grace=grace
+            plan,
+            new_run_directory(plan),
+            chaos=chaos,
+            restore=restore,
+            log=log,
+            grace=grace,
+            env={**environ, **around.env},
+            restore_env=around.restore_env,
+            journal_lines=journal_lines,
         )
         on_runner(runner)
         try:

@@ -1,4 +1,4 @@
-"""A one-host scheduler: fires a plan at the times of its cron expression.
+"""A one-host scheduler: fires a plan at the times of its cron expression, in its time zone.
 
 Runs never overlap: each run takes the plan's lock (``lock.PlanLock``), and a time that
 comes round while the previous run is still going — or while another process holds the
@@ -113,7 +113,9 @@ class Scheduler:
             late = self.clock()
             # Woken far past the time (suspended host): that time was missed, run the latest.
             if (late - due).total_seconds() > 60:
-                self._report_missed(due - timedelta(minutes=1), late, "the host was busy or asleep")
+                self._report_missed(
+                    due.astimezone(UTC) - timedelta(minutes=1), late, "the host was busy or asleep"
+                )
                 now = late
                 continue
             self._fire(due)

@@ -7,13 +7,21 @@ it into terminal text and ``report.render_html`` into one self-contained HTML pa
 from __future__ import annotations
 
 from chaosmesh_ext.journal.loader import JournalError, load_journal, parse_journal, run_outcomes
-from chaosmesh_ext.journal.model import Hypothesis, Journal, LoadResult, Restored, RunRecord
+from chaosmesh_ext.journal.model import (
+    Hypothesis,
+    Journal,
+    LoadResult,
+    Phase,
+    Restored,
+    RunRecord,
+)
 
 __all__ = [
     "Hypothesis",
     "Journal",
     "JournalError",
     "LoadResult",
+    "Phase",
     "Restored",
     "RunRecord",
     "load_journal",

@@ -5,7 +5,7 @@ counters are cumulative, a rollout nests its steps. Each reader here recognises 
 (by its keys, never by the probe's name, so other extensions' look-alikes work too) and says
 what a person wants from it in one line:
 
-- load run: ``20 calls · p99 4.7 ms · errors 0.0% · 200:20``
+- load run: ``http://nginx-svc/: 20 calls · p99 4.7 ms · errors 0.0% · 200:20``
 - ``breaker_stats``: the counters that matter, with the change since the previous reading of
   the same host and, when load ran in between, per call (``rq_retry 60 (+60, 3.0 per call)``)
 - ``progressive_rollout``: verdict, the weight the canary reached, one line per step
@@ -194,6 +194,43 @@ def restored_objects(output: Any) -> list[tuple[str, str, str]] | None:
     return rows
 
 
+# --- every load a run made -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadNumbers:
+    """The headline numbers of one load the run made: a probe's, or a rollout step's guard."""
+
+    source: str  # the activity's name (with the step for a rollout)
+    p99_ms: float | None
+    error_rate: float | None
+
+
+def all_loads(journal: Journal) -> list[LoadNumbers]:
+    """Every load of the run — hypothesis, method, rollbacks, and each guard load of a
+    ``progressive_rollout`` — so "worst errors" never leaves one out."""
+    found = [
+        LoadNumbers(r.name, r.load.p99_ms, r.load.error_rate)
+        for _, r in journal.load_results()
+        if r.load
+    ]
+    found += [
+        LoadNumbers(r.name, r.load.p99_ms, r.load.error_rate) for r in journal.rollbacks if r.load
+    ]
+    for record in journal.method + journal.rollbacks:
+        steps = rollout(record.output)
+        for step in (steps or {}).get("steps") or []:
+            if isinstance(step, dict):
+                found.append(
+                    LoadNumbers(
+                        f"{record.name} at {number(step.get('canary_weight'))}%",
+                        _num(step.get("p99_ms")),
+                        _num(step.get("error_rate")),
+                    )
+                )
+    return found
+
+
 # --- breaker readings across a journal -----------------------------------------------------
 
 
@@ -378,7 +415,9 @@ def lines(record: RunRecord, breaker: BreakerReading | None = None) -> list[str]
         return [split_check_line(check)]
     load = load_line(record)
     if load is not None:
-        return [load]
+        # The URL as the load called it (after substitution): "${base}/x" mistakes show here.
+        url = record.load.url if record.load else None
+        return [f"{url}: {load}" if url else load]
     found_knee = knee_search(output)
     advised = advice_line(output)
     if found_knee is not None or advised is not None:
@@ -395,7 +434,9 @@ def lines(record: RunRecord, breaker: BreakerReading | None = None) -> list[str]
         return [f"{res} {obj}" + (f": {detail}" if detail else "") for res, obj, detail in restored]
     change = _change(output)
     if change is not None:
-        return [change]
+        # What the action warned about the object it wrote (istio.advice).
+        warnings = output.get("warnings") if isinstance(output.get("warnings"), list) else []
+        return [change] + [f"warning: {w}" for w in warnings]
     process = _process(output)
     if process is not None:
         return [process]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from chaosmesh_ext.errors import ChaosMeshError
-from chaosmesh_ext.journal.model import Hypothesis, Journal, Restored, RunRecord
+from chaosmesh_ext.journal.model import Hypothesis, Journal, Phase, Restored, RunRecord
 from chaosmesh_ext.journal.outputs import load_result, traffic_split
 
 # The name under which the safety-net control records what it restored, in the
@@ -83,6 +84,15 @@ def parse_journal(raw: Any, source: str = "<journal>") -> Journal:
     states: dict[str, Any] = raw_states if isinstance(raw_states, dict) else {}
     hyp_def = experiment.get("steady-state-hypothesis")
     restored, safety_net = _restored(raw, experiment)
+    stopped = _stopped(raw, experiment)
+    values = _values(raw, experiment)
+
+    def record(item: Any) -> RunRecord:
+        return _record(item, values)
+
+    def hypothesis(item: Any) -> Hypothesis | None:
+        return _hypothesis(item, values)
+
     interruption = raw.get("interruption")
     return Journal(
         source=source,
@@ -95,15 +105,17 @@ def parse_journal(raw: Any, source: str = "<journal>") -> Journal:
         duration=_float(raw.get("duration")),
         chaoslib_version=_str(raw.get("chaoslib-version")),
         hypothesis_title=_str(hyp_def.get("title")) if isinstance(hyp_def, dict) else None,
-        before=_hypothesis(states.get("before")),
-        after=_hypothesis(states.get("after")),
-        during=[h for h in map(_hypothesis, _list(states.get("during"))) if h],
-        method=[_record(r) for r in _list(raw.get("run"))],
-        rollbacks=[_record(r) for r in _list(raw.get("rollbacks"))],
+        before=hypothesis(states.get("before")),
+        after=hypothesis(states.get("after")),
+        during=[h for h in map(hypothesis, _list(states.get("during"))) if h],
+        method=[record(r) for r in _list(raw.get("run"))],
+        rollbacks=[record(r) for r in _list(raw.get("rollbacks"))],
         has_method=bool(_list(experiment.get("method"))),
         restored=restored,
         safety_net=safety_net,
         interruption=_interruption(interruption),
+        stopped=stopped,
+        phases=_phases(raw, experiment),
     )
 
 
@@ -125,10 +137,12 @@ def _time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        # chaoslib 1.44 writes naive ISO times (UTC); 1.45 adds +00:00.
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        # chaoslib 1.44 writes naive ISO times (UTC); 1.45 adds +00:00. Always aware, so the
+        # control's phases (aware) and a 1.44 journal's activities share one time line.
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _interruption(value: Any) -> str | None:
@@ -137,14 +151,61 @@ def _interruption(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _hypothesis(raw: Any) -> Hypothesis | None:
+def _hypothesis(raw: Any, values: dict[str, Any]) -> Hypothesis | None:
     if not isinstance(raw, dict):
         return None
     met = raw.get("steady_state_met")
     return Hypothesis(
         met=met if isinstance(met, bool) else None,
-        probes=[_record(p) for p in _list(raw.get("probes"))],
+        probes=[_record(p, values) for p in _list(raw.get("probes"))],
     )
+
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+
+
+def substitute(data: Any, values: dict[str, Any]) -> Any:
+    """``data`` with each ``${name}`` known in ``values`` replaced, as chaoslib did for the
+    run: a string that is only ``${name}`` becomes the value itself, others get its text."""
+    if not values:
+        return data
+    if isinstance(data, str):
+        whole = _PLACEHOLDER.fullmatch(data)
+        if whole and whole.group(1) in values:
+            return values[whole.group(1)]
+
+        def text(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return str(values[name]) if name in values else match.group(0)
+
+        return _PLACEHOLDER.sub(text, data)
+    if isinstance(data, dict):
+        return {k: substitute(v, values) for k, v in data.items()}
+    if isinstance(data, list):
+        return [substitute(v, values) for v in data]
+    return data
+
+
+def _phases(raw: dict[str, Any], experiment: dict[str, Any]) -> list[Phase]:
+    """The control's own time (``"phases": [{"what", "start", "end"}]``), in order."""
+    found = []
+    for section in _sections(raw, experiment):
+        for item in _list(section.get("phases")):
+            if not isinstance(item, dict):
+                continue
+            start, end = _time(item.get("start")), _time(item.get("end"))
+            if start is not None and end is not None:
+                found.append(Phase(str(item.get("what") or "control"), start, end))
+    return sorted(found, key=lambda p: p.start)
+
+
+def _values(raw: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]:
+    """The values the run's ``${name}`` forms stood for (the control's ``values`` record)."""
+    found: dict[str, Any] = {}
+    for section in _sections(raw, experiment):
+        if isinstance(section.get("values"), dict):
+            found.update(section["values"])
+    return found
 
 
 def _provider(provider: Any) -> str:
@@ -180,13 +241,13 @@ def _error(exception: Any) -> str | None:
     return last
 
 
-def _record(raw: Any) -> RunRecord:
+def _record(raw: Any, values: dict[str, Any] | None = None) -> RunRecord:
     raw = raw if isinstance(raw, dict) else {}
     activity: dict[str, Any] = raw["activity"] if isinstance(raw.get("activity"), dict) else {}
     provider: dict[str, Any] = (
         activity["provider"] if isinstance(activity.get("provider"), dict) else {}
     )
-    args = provider.get("arguments")
+    args = substitute(provider.get("arguments"), values or {})
     if not isinstance(args, dict):
         args = {} if args is None else {"arguments": args}
     status = raw.get("status")
@@ -221,11 +282,7 @@ def _restored(raw: dict[str, Any], experiment: dict[str, Any]) -> tuple[list[Res
     journal's experiment ``extensions``; a flat ``"restored": [{"kind", "namespace", "name",
     "action", "detail"} | "text"]`` is read too, and so is a top-level ``extensions`` list.
     """
-    sections = [
-        s
-        for s in _list(experiment.get("extensions")) + _list(raw.get("extensions"))
-        if isinstance(s, dict) and s.get("name") == EXTENSION_NAME
-    ]
+    sections = _sections(raw, experiment)
     items: list[Restored] = []
     for section in sections:
         batches = [section] + [b for b in _list(section.get("safety_net")) if isinstance(b, dict)]
@@ -242,6 +299,23 @@ def _restored(raw: dict[str, Any], experiment: dict[str, Any]) -> tuple[list[Res
                 )
             items += [r for r in map(_restored_item, _list(batch.get("restored"))) if r]
     return items, bool(sections)
+
+
+def _sections(raw: dict[str, Any], experiment: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in _list(experiment.get("extensions")) + _list(raw.get("extensions"))
+        if isinstance(s, dict) and s.get("name") == EXTENSION_NAME
+    ]
+
+
+def _stopped(raw: dict[str, Any], experiment: dict[str, Any]) -> str | None:
+    """Why the safety-net control stopped the run (``"stopped": {"activity", "reason"}``)."""
+    for section in _sections(raw, experiment):
+        stopped = section.get("stopped")
+        if isinstance(stopped, dict) and stopped.get("reason"):
+            return str(stopped["reason"])
+    return None
 
 
 def _restored_item(item: Any) -> Restored | None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chaosmesh_ext.journal.verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,19 @@ class Hypothesis:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """Time the safety-net control spent outside any activity (e.g. starting the mesh)."""
+
+    what: str
+    start: datetime
+    end: datetime
+
+    @property
+    def duration(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+@dataclass(frozen=True)
 class Restored:
     """One object the safety-net control put back (or could not) after the run."""
 
@@ -96,15 +112,31 @@ class Journal:
     restored: list[Restored] = field(default_factory=list)
     safety_net: bool = False  # the chaosmesh control left a section in the journal
     interruption: str | None = None
+    # Why the safety-net control stopped the run after a failed method activity, if it did.
+    stopped: str | None = None
+    # What the control spent time on (mesh start-up, safety net, mesh stop), in order.
+    phases: list[Phase] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
-        """One word a person reads first: deviated, or the run's status."""
-        return "deviated" if self.deviated else self.status
+        """One word a person reads first (``verdict.verdict``): completed only for a run that
+        ran its method as declared and kept its steady state."""
+        return self.verdict.word
+
+    @property
+    def reason(self) -> str:
+        """Why the run is not a pass, in one sentence ("" when it is)."""
+        return self.verdict.reason
 
     @property
     def ok(self) -> bool:
-        return self.status == "completed" and not self.deviated
+        return self.verdict.ok
+
+    @property
+    def verdict(self) -> Verdict:
+        from chaosmesh_ext.journal.verdict import verdict  # verdict reads this module
+
+        return verdict(self)
 
     def load_results(self) -> list[tuple[str, RunRecord]]:
         """Every load probe result with its phase: before, during, after."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 
-from chaosmesh_ext.journal import digest, svg, text
+from chaosmesh_ext.journal import digest, markdown, svg, text
 from chaosmesh_ext.journal.digest import BreakerReading
 from chaosmesh_ext.journal.model import Hypothesis, Journal, LoadResult, RunRecord
 
@@ -20,6 +20,7 @@ STATUS_COLOUR = {
     "failed": "#d62728",
     "interrupted": "#ff7f0e",
 }
+CONTROL_COLOUR = "#9e9e9e"  # the control's own time (mesh start-up, safety net, mesh stop)
 PERCENTILES = (("p50", "#9ecae1"), ("p90", "#4292c6"), ("p99", "#08519c"))
 SPLIT_COLOURS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 # Past these counts a chart would be unreadable: summarise instead.
@@ -45,8 +46,10 @@ BREAKER_SERIES = (
 )
 DECLARED_COLOURS = ("#aec7e8", "#ffbb78", "#c5b0d5", "#c49c94", "#f7b6d2", "#9edae5")
 
-CSS = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:980px}
+# The page uses the window's width; the font stack covers CJK titles and step names.
+CSS = (
+    f"body{{font-family:{svg.FONT_STACK};margin:24px;color:#222}}"
+    + """
 h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
 h3{font-size:15px;margin:18px 0 6px}
 table{border-collapse:collapse;font-size:13px;margin:6px 0}
@@ -54,8 +57,10 @@ td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:2px 8px;border-radius:10px;color:#fff;font-size:12px}
 .good{background:#2ca02c}.bad{background:#d62728}.warn{background:#ff7f0e}
-.muted{color:#777}code{font-size:12px}.chart{display:block;margin:6px 0}
+.muted{color:#777}code{font-size:12px}
+.chart{display:block;margin:6px 0;max-width:100%;height:auto}
 """
+)
 
 
 def render_html(
@@ -198,9 +203,9 @@ def _journal(journal: Journal, index: int) -> str:
         facts.append(f"chaoslib {escape(journal.chaoslib_version)}")
     out.append(f'<p>{" · ".join(facts)}<br><span class="muted">{escape(journal.source)}</span></p>')
     if journal.description:
-        out.append(f"<p>{escape(journal.description)}</p>")
-    if journal.interruption:
-        out.append(f"<p>{_badge('interrupted')} {escape(journal.interruption)}</p>")
+        out.append(f'<div class="description">{markdown.to_html(journal.description)}</div>')
+    if not journal.ok and journal.reason:
+        out.append(f'<p class="why">{_badge(journal.outcome)} {escape(journal.reason)}</p>')
 
     timeline = _timeline(journal)
     if timeline:
@@ -239,20 +244,29 @@ def _journal(journal: Journal, index: int) -> str:
 def _timeline(journal: Journal) -> str:
     records: list[tuple[str, RunRecord]] = []
     if journal.before:
-        records += [("hypothesis before", r) for r in journal.before.probes]
+        records += [("before", r) for r in journal.before.probes]
     records += [("method", r) for r in journal.method]
     during = [r for hyp in journal.during for r in hyp.probes]
     if len(during) <= MAX_TIMELINE_DURING:
-        records += [("hypothesis during", r) for r in during]
+        records += [("during", r) for r in during]
     if journal.after:
-        records += [("hypothesis after", r) for r in journal.after.probes]
+        records += [("after", r) for r in journal.after.probes]
     records += [("rollback", r) for r in journal.rollbacks]
     timed = [(phase, r) for phase, r in records if r.start]
-    if not timed:
+    if not timed and not journal.phases:
         return ""
-    origin = journal.start or min(r.start for _, r in timed if r.start)
+    origin = journal.start or min(
+        [r.start for _, r in timed if r.start] + [p.start for p in journal.phases]
+    )
     rows = []
     last = 0.0
+    for item in journal.phases:
+        # The control's own time: starting the mesh, the safety net, stopping the mesh.
+        start = (item.start - origin).total_seconds()
+        end = (item.end - origin).total_seconds()
+        last = max(last, end)
+        tip = f"control: {item.what}, {text.seconds(item.duration)}"
+        rows.append((f"control · {item.what}", start, end, CONTROL_COLOUR, tip))
     for phase, r in timed:
         assert r.start is not None
         start = (r.start - origin).total_seconds()
@@ -261,9 +275,8 @@ def _timeline(journal: Journal) -> str:
         # A probe that ran fine but missed its tolerance is what deviated: red too.
         status = "failed" if r.tolerance_met is False else r.status
         tip = f"{phase}: {r.name} — {r.status}, {text.seconds(r.duration)}"
-        rows.append(
-            (f"{phase[:10]} · {r.name}", start, end, STATUS_COLOUR.get(status, "#999"), tip)
-        )
+        rows.append((f"{phase} · {r.name}", start, end, STATUS_COLOUR.get(status, "#999"), tip))
+    rows.sort(key=lambda row: row[1])
     timed_during = [r for r in during if r.start and len(during) > MAX_TIMELINE_DURING]
     if timed_during:
         # A continuous hypothesis checks hundreds of times: one row for all of them.

@@ -70,8 +70,13 @@ def render(journal: Journal, colour: bool = False) -> str:
     if journal.chaoslib_version:
         head.append(f"chaoslib {journal.chaoslib_version}")
     out.append("  " + " · ".join(head))
-    if journal.interruption:
-        out.append("  " + paint(f"interrupted: {journal.interruption}", "bad"))
+    if not journal.ok and journal.reason:
+        # Why this is not a pass, first: a run that tested nothing must not read as one.
+        out.append("  " + paint(journal.reason, "bad"))
+    if journal.phases:
+        # Where the time outside the activities went (starting the mesh is most of it).
+        spent = " · ".join(f"{p.what} {text.seconds(p.duration)}" for p in journal.phases)
+        out.append("  " + paint(f"control: {spent}", "dim"))
 
     # One name column for every section, as wide as the longest name (within reason).
     names = [r.name for r in _records(journal)]
@@ -187,6 +192,9 @@ def _hypothesis(label: str, hyp: Hypothesis, paint: Paint, width: int) -> list[s
         tone = "bad" if mark == "✗" else ("warn" if mark == "!" else "good")
         name = text.short(probe.name, width)
         lines.append(f"    {paint(mark, tone)} {name:<{width}} {digest.tolerance(probe)}")
+        if mark == "✗" and probe.load and probe.load.url:
+            # Which URL the load really called: a wrong path shows as 404s here.
+            lines.append(f"      {' ' * width} {paint('url ' + probe.load.url, 'dim')}")
     return lines
 
 

@@ -8,16 +8,24 @@ report's tests (and readers' browsers) can find it.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from html import escape
 
-FONT = 'font-family="system-ui, sans-serif" font-size="11"'
+# The report's font stack, CJK faces included (experiment titles and step names may be
+# Chinese or Japanese): the first one installed wins.
+FONT_STACK = (
+    "system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', 'Noto Sans CJK SC', "
+    "'Source Han Sans SC', 'PingFang SC', 'Hiragino Sans', 'Microsoft YaHei', sans-serif"
+)
+FONT = f'font-family="{FONT_STACK}" font-size="11"'
 AXIS = "#555"
 GRID = "#e3e3e3"
-# Row labels of the row charts (codes, split, timeline): characters kept, and the pixels they
-# need at 11 px (about 6.3 px a character), so no label runs off the left edge.
-LABEL_CHARS = 36
-LABEL_ROOM = 240
+# Row labels of the row charts (codes, split, timeline): the left margin grows with the
+# longest label (about 6.3 px a character at 11 px, 11 px for a wide CJK one) up to
+# LABEL_CHARS characters; a longer label is cut and shown whole as its tooltip.
+LABEL_CHARS = 64
+LABEL_ROOM = 240  # the margin the charts were designed around; the plot keeps its width
 
 
 def _nice_max(value: float) -> float:
@@ -129,16 +137,14 @@ def stacked_rows(
     row_height: int = 26,
 ) -> str:
     """One 100 % bar per row, split into (label, share, colour) parts (codes, traffic split)."""
-    left, right, top = LABEL_ROOM, 12, 8
+    left, right, top = label_room([label for label, _ in rows]), 12, 8
+    width += left - LABEL_ROOM
     plot_w = width - left - right
     height = top + row_height * len(rows) + 8
     out = [_open(name, width, height, title)]
     for ri, (label, parts) in enumerate(rows):
         y = top + ri * row_height
-        out.append(
-            f'<text x="{left - 8}" y="{y + row_height / 2 + 4:.1f}" text-anchor="end" {FONT}>'
-            f"{escape(_cut(label, LABEL_CHARS))}</text>"
-        )
+        out.append(_label(label, left - 8, y + row_height / 2 + 4))
         total = sum(v for _, v, _ in parts) or 1.0
         x = float(left)
         for part, value, colour in parts:
@@ -169,7 +175,8 @@ def timeline(
     row_height: int = 20,
 ) -> str:
     """Activities on a time axis: (label, start s, end s, colour, tooltip) per row."""
-    left, right, top, bottom = LABEL_ROOM, 30, 8, 24
+    left, right, top, bottom = label_room([row[0] for row in rows]), 30, 8, 24
+    width += left - LABEL_ROOM
     plot_w = width - left - right
     height = top + row_height * len(rows) + bottom
     span = total if total > 0 else 1.0
@@ -186,9 +193,8 @@ def timeline(
         x = left + plot_w * max(start, 0) / span
         w = max(plot_w * max(end - start, 0) / span, 3)
         out.append(
-            f'<text x="{left - 8}" y="{y + row_height / 2 + 4:.1f}" text-anchor="end" {FONT}>'
-            f"{escape(_cut(label, LABEL_CHARS))}</text>"
-            f'<rect class="bar" x="{min(x, width - right - 3):.1f}" y="{y + 3}" width="{w:.1f}" '
+            _label(label, left - 8, y + row_height / 2 + 4)
+            + f'<rect class="bar" x="{min(x, width - right - 3):.1f}" y="{y + 3}" width="{w:.1f}" '
             f'height="{row_height - 6}" fill="{colour}"><title>{escape(tip)}</title></rect>'
         )
     out.append("</svg>")
@@ -254,3 +260,21 @@ def lines(
 def _cut(label: str, width: int) -> str:
     width = max(width, 4)
     return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def _text_px(text: str) -> float:
+    return sum(11.0 if unicodedata.east_asian_width(c) in "WF" else 6.3 for c in text)
+
+
+def label_room(labels: Sequence[str]) -> int:
+    """The left margin the row labels need (at least 80 px)."""
+    widest = max((_text_px(_cut(label, LABEL_CHARS)) for label in labels), default=0.0)
+    return max(80, math.ceil(widest) + 16)
+
+
+def _label(label: str, x: float, y: float) -> str:
+    cut = _cut(label, LABEL_CHARS)
+    tip = f"<title>{escape(label)}</title>" if cut != label else ""
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="end" {FONT}>{tip}{escape(cut)}</text>'
+    )

@@ -101,6 +101,10 @@ class _Stats:
                 named = [v for v in m.groupdict().values() if v is not None]
                 value: bytes = named[0] if named else m.group(1 if m.re.groups else 0)
                 key = value.decode("utf-8", "replace")
+        if key == "unclassified" and not 200 <= code < 300:
+            # An error answer (an injected abort, a breaker's 503) names no version: count it
+            # by its status, so a split reads {"v1": 0.9, "503": 0.1}.
+            key = str(code)
         self.classes[key] = self.classes.get(key, 0) + 1
 
 

@@ -245,11 +245,31 @@ class InputRules:
     # Whether a run may go on until stopped (t=0 on the command line, t=on in REST); an
     # activity must end on its own, so its t must be > 0.
     until_stopped: bool
+    # Join a base URL and a path written as "${base}/path" (see join_base_and_path): an
+    # experiment's URL is built by substitution; a command line is sent as typed, as fortio.
+    join_path: bool = False
 
 
 COMMAND_LINE = InputRules(prefix="-", rest=False, until_stopped=True)
 REST = InputRules(prefix="", rest=True, until_stopped=True)
-ACTIVITY = InputRules(prefix="", rest=False, until_stopped=False)
+ACTIVITY = InputRules(prefix="", rest=False, until_stopped=False, join_path=True)
+
+
+def join_base_and_path(url: str) -> str:
+    """``http://host:port//path`` -> ``http://host:port/path``.
+
+    An experiment writes ``"${gateway_url}/productpage"``; a base URL that ends with ``/``
+    (``http://127.0.0.1:PORT/``) then gives a path starting with ``//``, which a server reads
+    as another path (404). Only the slashes right after the host are joined; the rest of the
+    path and the query are kept as written.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    host, slash, path = rest.partition("/")
+    if not slash or not path.startswith("/"):
+        return url
+    return f"{scheme}://{host}/{path.lstrip('/')}"
 
 Scalar = str | float | int
 
@@ -319,6 +339,8 @@ def normalize(given: LoadInput, rules: InputRules) -> LoadOptions:
     url = given.url.strip() if isinstance(given.url, str) else given.url
     if not url:
         raise LoadOptionError("url", "URL is required")
+    if rules.join_path:
+        url = join_base_and_path(url)
     if _given(given.n) and _given(given.t) and not rules.rest:
         raise LoadOptionError(
             f"{pre}n/{pre}t",

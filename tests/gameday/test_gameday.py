@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from chaosmesh_ext.gameday.cron import CronExpression
 from chaosmesh_ext.gameday.lock import PlanLock
-from chaosmesh_ext.gameday.plan import load_plan
+from chaosmesh_ext.gameday.plan import KEYS, PLAN_FORMAT, load_plan
 from chaosmesh_ext.gameday.runner import GameDayRunner, new_run_directory
 from tests.support.cli import chaosmesh
 from tests.support.gameday_plans import deviating, healthy, holding, run_dirs, write_plan
@@ -315,3 +318,165 @@ def test_the_safety_net_control_gets_the_game_days_run_id(tmp_path: Path) -> Non
     assert section["run_id"] == outcome["run_id"]
     shown = chaosmesh("journal", "show", outcome["journal"]).stdout
     assert "Safety net\n  nothing left to restore" in shown
+
+
+def _writes_marker(work: Path) -> dict:
+    """Creates the directory its configuration's ``marker`` names (env GAMEDAY_MARKER)."""
+    experiment = healthy(work, "marker")
+    experiment["configuration"] = {
+        "marker": {"type": "env", "key": "GAMEDAY_MARKER", "default": str(work / "default")},
+        "suffix": "plain",
+    }
+    experiment["method"][0]["provider"]["arguments"]["name"] = "${marker}-${suffix}"
+    experiment["rollbacks"] = []
+    return experiment
+
+
+def test_plan_env_reaches_experiments_and_the_kubernetes_section_only_a_cluster(
+    tmp_path: Path,
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    plan = write_plan(
+        tmp_path,
+        {"marker": _writes_marker(work)},
+        env={"GAMEDAY_MARKER": str(work / "everywhere")},
+        kubernetes={
+            "env": {"GAMEDAY_MARKER": str(work / "cluster")},
+            "variables": {"suffix": "cluster-var"},
+        },
+    )
+    done = chaosmesh("gameday", "run", str(plan), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["everywhere-plain"]
+    # Against a cluster (MESH_TARGET=kubernetes, as in the CronJob) the section applies.
+    done = chaosmesh("gameday", "run", str(plan), cwd=tmp_path, env={"MESH_TARGET": "kubernetes"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["cluster-cluster-var", "everywhere-plain"]
+
+
+def test_against_a_cluster_an_empty_setting_is_refused_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    experiment = _writes_marker(work)
+    experiment["configuration"]["gateway_url"] = {
+        "type": "env",
+        "key": "MESH_GATEWAY_URL",
+        "default": "",
+    }
+    plan = write_plan(tmp_path, {"canary": experiment}, target="kubernetes")
+    done = chaosmesh("gameday", "run", str(plan), cwd=tmp_path, env={"MESH_GATEWAY_URL": ""})
+    assert done.returncode == 1
+    assert "canary.json: configuration 'gateway_url' reads environment variable " in done.stderr
+    assert run_dirs(tmp_path) == [] and list(work.iterdir()) == []
+    # The shell's environment counts on this machine.
+    done = chaosmesh(
+        "gameday", "run", str(plan), cwd=tmp_path, env={"MESH_GATEWAY_URL": "http://gw"}
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_journal_lines_and_the_journals_option(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    plan = write_plan(
+        tmp_path, {"a": healthy(work, "a"), "b": deviating(work)}, on_deviation="continue"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    done = chaosmesh(
+        "gameday", "run", str(plan), "--journals", str(elsewhere), "--journal-lines", cwd=tmp_path
+    )
+    assert done.returncode == 1  # b deviates
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [(r["kind"], r["gameday"], r["file"]) for r in records] == [
+        ("chaosmesh.io/journal", "demo", "01-a.json"),
+        ("chaosmesh.io/journal", "demo", "02-b.json"),
+    ]
+    (run,) = [p for p in elsewhere.iterdir() if p.is_dir()]
+    assert all(r["run"] == run.name for r in records)
+    # Each line is the journal file, whole.
+    assert records[1]["journal"] == json.loads((run / "02-b.json").read_text())
+    assert records[1]["journal"]["deviated"] is True
+    assert run_dirs(tmp_path) == []  # not the plan's default journals directory
+
+
+def test_schedule_next_prints_fire_times_in_the_plan_zone(tmp_path: Path) -> None:
+    plan = write_plan(
+        tmp_path,
+        {"a": healthy(tmp_path, "a")},
+        schedule="0 3 * * mon-fri",
+        timezone="Europe/Paris",
+    )
+    before = datetime.now(UTC)
+    done = chaosmesh("gameday", "schedule", str(plan), "--next", "7", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    times = [datetime.fromisoformat(line) for line in done.stdout.splitlines()]
+    assert len(times) == 7
+    paris = ZoneInfo("Europe/Paris")
+    for t in times:
+        assert t.utcoffset() == t.astimezone(paris).utcoffset()  # written in Paris time
+        assert (t.hour, t.minute) == (3, 0) and t.isoweekday() <= 5
+    assert before < times[0] and times == sorted(times)
+    cron = CronExpression.parse("0 3 * * mon-fri", "Europe/Paris")
+    assert times[1:] == [cron.next_after(t) for t in times[:-1]]
+    assert run_dirs(tmp_path) == []  # nothing ran
+
+
+def test_schedule_next_of_the_two_day_field_cases(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, {"a": healthy(tmp_path, "a")}, schedule="0 0 * * */2")
+    done = chaosmesh("gameday", "schedule", str(plan), "--next", "8", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    days = {datetime.fromisoformat(line).strftime("%a") for line in done.stdout.splitlines()}
+    assert days == {"Sun", "Tue", "Thu", "Sat"}
+    assert all(line.endswith("T00:00:00+00:00") for line in done.stdout.splitlines())
+
+
+def test_gameday_help_shows_every_plan_key() -> None:
+    done = chaosmesh("gameday", "--help")
+    assert done.returncode == 0
+    for key in KEYS:
+        assert f"\n  {key}:" in done.stdout, key
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"timezone": "Mars/Olympus"}, "timezone: time zone 'Mars/Olympus': unknown time zone"),
+        (
+            {"schedule": "CRON_TZ=Asia/Tokyo @daily", "timezone": "UTC"},
+            "names time zone 'Asia/Tokyo' but the time zone is 'UTC'",
+        ),
+        ({"kubernetes": {"envs": {}}}, "kubernetes: expected a mapping with env and/or variables"),
+        ({"env": {"BAD-NAME": "x"}}, "env: bad name 'BAD-NAME'"),
+        ({"env": {"OK": None}}, "env.OK: expected a string or number"),
+    ],
+)
+def test_bad_new_plan_keys_are_refused(tmp_path: Path, extra: dict, message: str) -> None:
+    plan = write_plan(tmp_path, {"a": healthy(tmp_path, "a")}, **extra)
+    done = chaosmesh("gameday", "run", str(plan), cwd=tmp_path)
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert run_dirs(tmp_path) == []
+
+
+def test_experiments_without_the_safety_net_start_no_mesh(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    plan = write_plan(tmp_path, {"a": healthy(work, "a")}, target="embedded")
+    state = tmp_path / "mesh-state"
+    done = chaosmesh("gameday", "run", str(plan), "--state-dir", str(state), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "starting the embedded mesh" not in done.stdout
+    assert not state.exists()
+
+
+def test_readme_game_days_section_shows_the_plan_format_and_the_seed_plan() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Game days") :]
+    assert PLAN_FORMAT in section  # the same text as `gameday --help`
+    for command in ("gameday run", "gameday schedule", "--next", "gameday cronjob"):
+        assert command in section
+    assert "gamedays/seed-nightly.yaml" in section and "kubectl -n chaos cp" in section
+    assert "chaosmesh journal report" in section and "kubectl -n chaos logs" in section

@@ -64,6 +64,38 @@ def test_fires_at_each_cron_time(tmp_path: Path) -> None:
     assert all(e["ok"] for e in runs)
 
 
+def test_fires_in_the_plan_time_zone_across_a_dst_change(tmp_path: Path) -> None:
+    """03:00 in Paris is 01:00 UTC in summer and 02:00 UTC in winter: the schedule follows
+    the plan's zone, as the CronJob's spec.timeZone does."""
+    fake = FakeTime(datetime(2026, 10, 23, 12, 0, tzinfo=UTC))
+    fired: list[datetime] = []
+
+    def run_once(scheduled: datetime) -> bool:
+        fired.append(fake.clock())
+        return True
+
+    sched = Scheduler(
+        CronExpression.parse("0 3 * * fri", "Europe/Paris"),
+        run_once,
+        tmp_path / "schedule.log",
+        fake.clock,
+        fake.sleep,
+        echo=lambda m: None,
+    )
+    sched.run(max_runs=2)
+    assert fired == [
+        datetime(2026, 10, 30, 2, 0, tzinfo=UTC),  # after the change (25 October): winter time
+        datetime(2026, 11, 6, 2, 0, tzinfo=UTC),
+    ]
+    scheduled = [e["scheduled"] for e in events(tmp_path / "schedule.log") if e["event"] == "run"]
+    assert scheduled == ["2026-10-30T03:00:00+01:00", "2026-11-06T03:00:00+01:00"]
+    fake = FakeTime(datetime(2026, 10, 16, 12, 0, tzinfo=UTC))
+    fired.clear()
+    sched.clock, sched.sleep = fake.clock, fake.sleep
+    sched.run(max_runs=1)
+    assert fired == [datetime(2026, 10, 23, 1, 0, tzinfo=UTC)]  # summer time
+
+
 def test_runs_never_overlap_and_missed_times_are_reported(tmp_path: Path) -> None:
     fake = FakeTime(at("10:02"))
     fired: list[datetime] = []

@@ -1,6 +1,6 @@
 """Regenerate the journal fixtures with real ``chaos run`` (not run by the test suite).
 
-Usage: ``python tests/journal/make_fixtures.py CHAOS_BINARY SUFFIX`` — e.g.
+Usage: ``python tests/journal/make_fixtures.py CHAOS_BINARY SUFFIX [NAME...]`` — e.g.
 ``.venv/bin/chaos 121`` and ``/tmp/ctk119/bin/chaos 119`` (a Python 3.11 venv with
 ``chaostoolkit==1.19.*``). Writes ``fixtures/<name>-<SUFFIX>.json``.
 """
@@ -108,6 +108,17 @@ def build() -> dict[str, dict[str, Any]]:
         ],
         "rollbacks": [],
     }
+    not_tested = {
+        # The hypothesis already fails before the method: chaoslib ends the run "completed"
+        # (not deviated) without running the method.
+        "title": "a steady state that does not hold before the fault",
+        "steady-state-hypothesis": {
+            "title": "reviews is fast",
+            "probes": [_probe("reviews-load", "load_result", {"p99": 80.0}, P99_OK)],
+        },
+        "method": [_action("inject-delay", "inject", {"seconds": 0.0})],
+        "rollbacks": [_action("remove-delay", "inject", {"kind": "none", "seconds": 0.0})],
+    }
     no_method = {
         "title": "only a hypothesis",
         "steady-state-hypothesis": {
@@ -161,24 +172,27 @@ def build() -> dict[str, dict[str, Any]]:
         ],
         "rollbacks": [_action("remove-delay", "inject", {"kind": "none"})],
     }
-    for experiment in (failed_probe, failed_method, no_method, plain, interrupted):
+    for experiment in (failed_probe, failed_method, not_tested, no_method, plain, interrupted):
         experiment["description"] = experiment["title"]
     return {
         "mesh-ok": ok,
         "mesh-deviated": deviated,
         "failed-probe": failed_probe,
         "failed-method": failed_method,
+        "not-tested": not_tested,
         "no-method": no_method,
         "plain": plain,
         "interrupted": interrupted,
     }
 
 
-def run(chaos: str, suffix: str) -> None:
+def run(chaos: str, suffix: str, only: list[str] | None = None) -> None:
     env = dict(os.environ, PYTHONPATH=str(SUPPORT))
     exp_dir = FIXTURES / "experiments"
     exp_dir.mkdir(parents=True, exist_ok=True)
     for name, experiment in build().items():
+        if only and name not in only:
+            continue
         if os.path.exists("/tmp/chaosmesh-review-fixture-marker"):
             os.remove("/tmp/chaosmesh-review-fixture-marker")
         path = exp_dir / f"{name}.json"
@@ -215,4 +229,4 @@ def run(chaos: str, suffix: str) -> None:
 
 
 if __name__ == "__main__":
-    run(sys.argv[1], sys.argv[2])
+    run(sys.argv[1], sys.argv[2], sys.argv[3:])

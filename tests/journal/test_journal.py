@@ -30,8 +30,17 @@ def test_show_summarises_every_journal(path: Path) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert raw["experiment"]["title"] in out
-    outcome = "DEVIATED" if raw["deviated"] else raw["status"].upper()
-    assert outcome in out.splitlines()[1]
+    # The verdict, not chaoslib's status: a failed fault action is no pass, and chaoslib
+    # 1.44 records a SIGTERM as a failed activity of a "completed" run.
+    verdicts = {
+        "failed-method": "FAILED",
+        "failed-probe": "FAILED",
+        "not-tested": "FAILED",
+        "interrupted": "INTERRUPTED",
+        "mesh-deviated": "DEVIATED",
+    }
+    outcome = verdicts.get(path.stem.rsplit("-", 1)[0], "COMPLETED")
+    assert out.splitlines()[1].split()[0] == outcome
     for record in raw["run"]:
         assert record["activity"]["name"] in out
 
@@ -244,3 +253,27 @@ def test_continuous_hypothesis_with_hundreds_of_checks_stays_readable() -> None:
     assert codes and "during · all results" in codes.group(0)
     # Codes summed over the 200 checks plus the method's own probe (180 x 200, 15 x 503 each).
     assert "200: 36180 (" in codes.group(0) and "503: 3015 (" in codes.group(0)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize(
+    ("fixture", "reason"),
+    [
+        ("not-tested", "steady state not met before the fault: nothing was tested: reviews-load"),
+        ("failed-method", "fault not injected: inject-delay: ConnectionError: VirtualService"),
+    ],
+)
+def test_a_run_that_tested_nothing_is_shown_and_reported_as_failed(
+    version: str, fixture: str, reason: str, tmp_path: Path
+) -> None:
+    path = FIXTURES / f"{fixture}-{version}.json"
+    raw = json.loads(path.read_text())
+    assert (raw["status"], raw["deviated"]) == ("completed", False)  # what chaoslib says
+    lines = chaosmesh("journal", "show", str(path)).stdout.splitlines()
+    assert lines[1].split()[0] == "FAILED"
+    assert lines[2].strip().startswith(reason)
+    page = tmp_path / "report.html"
+    done = chaosmesh("journal", "report", str(path), "-o", str(page))
+    assert done.returncode == 0, done.stderr
+    html = page.read_text()
+    assert '<span class="badge bad">failed</span>' in html and reason in html

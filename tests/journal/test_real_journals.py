@@ -122,9 +122,10 @@ def test_report_charts_breaker_counters_per_call_and_the_rollout(tmp_path: Path)
     # The split chart puts what the VirtualService declared beside what was measured.
     split = re.findall(r'data-chart="split".*?</svg>', page, re.S)[-1]
     rows = re.findall(r'text-anchor="end"[^>]*>([^<]+)</text>', split)
+    # Whole labels: the margin grows with the longest one.
     assert rows[:2] == [
-        "before declared · split-follows-dec…",
-        "before observed · split-follows-dec…",
+        "before declared · split-follows-declared-weights",
+        "before observed · split-follows-declared-weights",
     ]
     assert "v1: 0.9 (90.0%)" in split and "v1: 0.893 (89.3%)" in split
     assert "AbortOn" not in page

@@ -77,3 +77,21 @@ def test_headers_as_a_mapping_or_as_lines() -> None:
     assert from_map.headers == from_lines.headers == [("X-A", "1")]
     with pytest.raises(LoadOptionError, match=r"^-H: expected 'Name: value'"):
         normalize(LoadInput(url=URL, headers=["no colon"]), ACTIVITY)
+
+
+@pytest.mark.parametrize(
+    ("written", "called"),
+    [
+        ("http://127.0.0.1:8080//productpage", "http://127.0.0.1:8080/productpage"),
+        ("http://127.0.0.1:8080///a?x=//y", "http://127.0.0.1:8080/a?x=//y"),
+        ("http://gw//", "http://gw/"),
+        ("http://gw/a//b", "http://gw/a//b"),  # only the join after the host
+        ("http://gw", "http://gw"),
+    ],
+)
+def test_an_activity_url_built_from_a_base_with_a_slash_is_joined(
+    written: str, called: str
+) -> None:
+    assert normalize(LoadInput(url=written, n=1), ACTIVITY).url == called
+    # A command line is sent as typed, as fortio does.
+    assert normalize(LoadInput(url=written, n=1), COMMAND_LINE).url == written

@@ -137,6 +137,18 @@ def test_traffic_split_by_body_regex_and_by_header(make_target: Callable[..., Ta
         probes.traffic_split(t.url, classify="(", via="local")
 
 
+def test_traffic_split_counts_error_answers_by_status(make_target: Callable[..., Target]) -> None:
+    def aborting(i: int, *_: Any) -> Reply:
+        if i % 5 == 0:
+            return Reply(503, body=b"fault filter abort")  # what Envoy's abort answers
+        return Reply(body=b"v1" if i % 5 != 1 else b"no version here")
+
+    target = make_target(aborting)
+    split = probes.traffic_split(target.url, n=50, via="local")
+    assert target.count == 50
+    assert split == {"503": 0.2, "unclassified": 0.2, "v1": 0.6}
+
+
 # --- via="mesh": the Kubernetes API's service proxy and pod proxy ---------------------------
 
 
@@ -249,6 +261,20 @@ def test_breaker_stats_via_the_pod_proxy(mesh_api: dict[str, Any]) -> None:
     assert stats["clusters"] == [HTTPBIN]
     with pytest.raises(ActivityFailed, match=r"no outbound cluster for nosuch\.default"):
         probes.breaker_stats("nosuch", **mesh_api)
+
+
+def test_breaker_stats_expect_says_whether_the_breaker_showed(mesh_api: dict[str, Any]) -> None:
+    seen = probes.breaker_stats(
+        "httpbin", port=8000, expect={"min_pending_overflow": 1}, **mesh_api
+    )
+    assert seen["pending_overflow"] == 3
+    with pytest.raises(
+        ActivityFailed,
+        match=r"breaker_stats httpbin: the fault did not show: pending_overflow 3 < 5 \(short",
+    ):
+        probes.breaker_stats("httpbin", port=8000, expect={"min_pending_overflow": 5}, **mesh_api)
+    with pytest.raises(ActivityFailed, match=r"no counter 'pendng_overflow' in the reading"):
+        probes.breaker_stats("httpbin", port=8000, expect={"min_pendng_overflow": 1}, **mesh_api)
 
 
 def test_unreachable_target_via_the_mesh_names_the_url(mesh_api: dict[str, Any]) -> None:

@@ -179,7 +179,8 @@ def test_require_codes_in_a_real_chaos_run_and_its_journal(
     _, journal, log = _chaos_run(tmp_path, _experiment(t.url + "/get", [200, 504]))
     assert journal["steady_states"]["before"]["steady_state_met"] is False
     assert journal["run"] == [] and t.count == 3 * 20 + 20  # before, method, after; before
-    assert "slo not met: codes [504] never seen (seen: [200, 503])" in log
+    # ... and which URL the load called, as it was called.
+    assert f"slo not met for {t.url}/get: codes [504] never seen (seen: [200, 503])" in log
 
 
 # Every bound at, just inside and just outside its limit. ``_run`` measures p50 2 ms, p90 4 ms,
@@ -193,6 +194,12 @@ BOUNDS = [
     ("max_p99_ms", 9.0, 9.001, 8.999, "p99_ms 9 ms > 8.999 ms (over by 0.001 ms)"),
     ("min_qps", 100.0, 99.999, 100.001, "qps 100 < 100.001 (short by 0.001)"),
     ("max_error_rate", 0.15, 0.151, 0.149, "error_rate 0.15 > 0.149 (over by 0.001)"),
+    # The min_* bounds a method probe uses to say the fault showed.
+    ("min_p50_ms", 2.0, 1.999, 2.001, "p50_ms 2 ms < 2.001 ms (short by 0.001 ms)"),
+    ("min_p90_ms", 4.0, 3.999, 4.001, "p90_ms 4 ms < 4.001 ms (short by 0.001 ms)"),
+    ("min_p99_ms", 9.0, 8.999, 9.001, "p99_ms 9 ms < 9.001 ms (short by 0.001 ms)"),
+    ("min_error_rate", 0.15, 0.149, 0.151, "error_rate 0.15 < 0.151 (short by 0.001)"),
+    ("min_count", 20, 19, 21, "count 20 < 21 (short by 1)"),
 ]
 
 

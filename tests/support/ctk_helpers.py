@@ -88,6 +88,12 @@ def inject(kind: str = "delay", seconds: float = 0.0, marker: str | None = None)
     return {"kind": kind, "object": "VirtualService default/reviews"}
 
 
+def returns(value: Any = None) -> Any:
+    """Returns ``value``: stands in for an activity whose output a test writes out (e.g. a
+    ``progressive_rollout`` result)."""
+    return value
+
+
 def crash(message: str = "connection refused by reviews:9080") -> None:
     """A probe whose call fails, as a real probe does when the target is unreachable."""
     raise ConnectionError(message)

@@ -45,6 +45,29 @@ def deviating(work: Path) -> dict[str, Any]:
     }
 
 
+def untested(work: Path) -> dict[str, Any]:
+    """The steady state already fails before the method: chaoslib runs no method and ends
+    the run "completed", not deviated."""
+    probe = _py("ready-file-exists", "probe", "os.path", "exists", path=str(work / "nope"))
+    probe["tolerance"] = True
+    experiment = healthy(work, "untested")
+    experiment["title"] = "never tested"
+    experiment["steady-state-hypothesis"] = {"title": "ready", "probes": [probe]}
+    return experiment
+
+
+def uninjected(work: Path) -> dict[str, Any]:
+    """The fault action fails (it removes a directory that does not exist); chaoslib records
+    it and plays on to a "completed" run."""
+    experiment = healthy(work, "uninjected")
+    experiment["title"] = "fault never injected"
+    experiment["method"] = [
+        _py("inject-fault", "action", "os", "rmdir", path=str(work / "no-such-dir")),
+    ]
+    experiment["rollbacks"] = []
+    return experiment
+
+
 def holding(seconds: int = 60) -> dict[str, Any]:
     """A method that holds for a long time (a fault left in place)."""
     return {

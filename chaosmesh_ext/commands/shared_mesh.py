@@ -1,0 +1,118 @@
+"""One embedded mesh for a whole set of experiments, in the state directory ``make run`` uses.
+
+The surroundings ``chaosmesh run`` and ``chaosmesh gameday run|schedule`` give the game-day
+runner (``gameday.runner.Surround``); the runner itself knows nothing of meshes.
+
+``chaosmesh run`` and ``chaosmesh gameday run`` run each experiment in its own ``chaos run``,
+in the experiment's directory. Left alone, each experiment's safety-net control would start
+and stop a mesh of its own in ``.chaosmesh/`` *of that directory*. Instead the set gets one
+mesh, in the state directory of the directory the command was started in (``--state-dir``,
+``CHAOSMESH_STATE_DIR``, default ``./.chaosmesh`` — where ``make run`` and ``chaosmesh mesh``
+look): started before the first experiment when any of them runs on the embedded target
+with the safety-net control (the part that uses the mesh), and stopped after the last if
+this started it. Each experiment's control loads its own manifests into it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaosmesh_ext._parse import parse_bool
+from chaosmesh_ext.mesh import target as mesh_target
+
+
+@dataclass
+class SharedMesh:
+    """What the experiments of the set need to use the shared mesh."""
+
+    state_dir: Path
+    # For every experiment: where the mesh is, and that its control must leave it running.
+    env: dict[str, str] = field(default_factory=dict)
+    # For `chaosmesh restore` after a time limit: this mesh, never ~/.kube/config.
+    restore_env: dict[str, str] = field(default_factory=dict)
+    started: mesh_target.DaemonId | None = None
+
+
+CONTROL_MODULE = "chaosmesh_ext.control"
+
+
+def _document(experiment: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(experiment.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # chaos run reports an unreadable experiment itself
+    return document if isinstance(document, dict) else {}
+
+
+def _configuration(experiment: Path) -> dict[str, Any]:
+    configuration = _document(experiment).get("configuration")
+    return configuration if isinstance(configuration, dict) else {}
+
+
+def uses_embedded_mesh(experiment: Path, environ: Mapping[str, str]) -> bool:
+    """Whether the experiment's safety-net control will want the embedded mesh."""
+    controls = _document(experiment).get("controls")
+    declared = any(
+        isinstance(c, dict) and (c.get("provider") or {}).get("module") == CONTROL_MODULE
+        for c in (controls if isinstance(controls, list) else [])
+    )
+    return declared and experiment_target(experiment, environ) == mesh_target.EMBEDDED
+
+
+def experiment_target(experiment: Path, environ: Mapping[str, str]) -> str:
+    """The target the experiment's control will choose (``mesh.target.target_of``) when
+    ``chaos run`` resolves its configuration in ``environ``."""
+    value = _configuration(experiment).get("mesh_target")
+    if isinstance(value, dict) and value.get("type") == "env":
+        value = environ.get(str(value.get("key")), value.get("default"))
+    text = str(value or environ.get("MESH_TARGET") or mesh_target.KUBERNETES)
+    return text.strip().lower()
+
+
+def wants_prometheus(experiment: Path) -> bool:
+    """Whether an experiment asks the embedded mesh for Prometheus (``mesh_prometheus``)."""
+    return parse_bool(_configuration(experiment).get("mesh_prometheus"), default=False)
+
+
+@contextmanager
+def shared_mesh(
+    state_dir: Path,
+    experiments: Iterable[Path],
+    environ: Mapping[str, str],
+    keep: bool = False,
+    echo: Callable[[str], None] = print,
+) -> Iterator[SharedMesh]:
+    """The set's mesh while the block runs (raises ``mesh.target.TargetError`` when it cannot
+    start). With no experiment on the embedded target, nothing is started or set."""
+    state_dir = state_dir.resolve()
+    embedded = [p for p in experiments if uses_embedded_mesh(p, environ)]
+    if not embedded:
+        yield SharedMesh(state_dir)
+        return
+    shared = SharedMesh(
+        state_dir,
+        env={mesh_target.STATE_DIR_ENV: str(state_dir), mesh_target.KEEP_MESH_ENV: "1"},
+        restore_env={"KUBECONFIG": str(state_dir / "kubeconfig")},
+    )
+    if mesh_target.read_mesh_state(state_dir) is None:
+        prometheus = any(wants_prometheus(p) for p in embedded)
+        echo(
+            f"starting the embedded mesh in {state_dir}"
+            + (" with Prometheus" if prometheus else "")
+            + " ..."
+        )
+        shared.started = mesh_target.mesh_up(state_dir, [], None, prometheus=prometheus)
+    try:
+        yield shared
+    finally:
+        if shared.started is not None and not keep:
+            try:
+                # Only the daemon this started, never one that replaced it.
+                mesh_target.stop_daemon(state_dir, shared.started)
+            except mesh_target.TargetError as exc:
+                echo(f"warning: {exc}")
