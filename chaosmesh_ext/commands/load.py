@@ -21,6 +21,7 @@ from ..load import engine, in_mesh
 from ..load.options import COMMAND_LINE, LoadInput, LoadOptions, normalize, parse_url
 from ..load.periodic import StopToken
 from ..load.report import text_report
+from ..mesh.paths import DEFAULT_STATE_DIR, StatePaths
 
 
 class _LoadOrServe(click.Group):
@@ -209,7 +210,7 @@ def _run_in_mesh(options: LoadOptions, kubeconfig: str | None, namespace: str) -
     """The run from the mesh's fortio, exactly as the ``fortio_load`` probe does it."""
     path = kubeconfig
     if path is None and not os.environ.get("KUBECONFIG"):
-        local = Path(".chaosmesh") / "kubeconfig"
+        local = StatePaths(Path(DEFAULT_STATE_DIR)).kubeconfig
         path = str(local) if local.exists() else None
     configuration = {"kubeconfig_path": path} if path else None
     try:

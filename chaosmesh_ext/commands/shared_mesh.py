@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from chaosmesh_ext._parse import parse_bool
+from chaosmesh_ext.mesh import paths
 from chaosmesh_ext.mesh import target as mesh_target
+from chaosmesh_ext.mesh.client import MeshClient
+from chaosmesh_ext.mesh.state import DaemonId
 
 
 @dataclass
@@ -35,7 +38,7 @@ class SharedMesh:
     env: dict[str, str] = field(default_factory=dict)
     # For `chaosmesh restore` after a time limit: this mesh, never ~/.kube/config.
     restore_env: dict[str, str] = field(default_factory=dict)
-    started: mesh_target.DaemonId | None = None
+    started: DaemonId | None = None
 
 
 CONTROL_MODULE = "chaosmesh_ext.control"
@@ -96,17 +99,18 @@ def shared_mesh(
         return
     shared = SharedMesh(
         state_dir,
-        env={mesh_target.STATE_DIR_ENV: str(state_dir), mesh_target.KEEP_MESH_ENV: "1"},
-        restore_env={"KUBECONFIG": str(state_dir / "kubeconfig")},
+        env={paths.STATE_DIR_ENV: str(state_dir), mesh_target.KEEP_MESH_ENV: "1"},
+        restore_env={"KUBECONFIG": str(paths.StatePaths(state_dir).kubeconfig)},
     )
-    if mesh_target.read_mesh_state(state_dir) is None:
+    if MeshClient(state_dir).current() is None:
         prometheus = any(wants_prometheus(p) for p in embedded)
         echo(
             f"starting the embedded mesh in {state_dir}"
             + (" with Prometheus" if prometheus else "")
             + " ..."
         )
-        shared.started = mesh_target.mesh_up(state_dir, [], None, prometheus=prometheus)
+        up = mesh_target.mesh_up(state_dir, [], None, prometheus=prometheus)
+        shared.started = up.daemon if up.started else None
     try:
         yield shared
     finally:

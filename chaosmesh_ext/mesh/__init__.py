@@ -1,10 +1,16 @@
 """The embedded mesh: the user's Istio YAML enforced by a real Envoy on one machine.
 
-Parts, one role each: ``api`` (the Kubernetes-style API server and its store), ``translate``
-(istiod's mapping, pure), ``envoy`` (the supervised data plane), ``workloads`` (local
-stand-ins for pods), ``manifests`` (loading ``-f`` files), ``daemon`` (running it all),
-``state`` (``mesh.json``, lock, pids) and ``kubeconfig``. Users drive it with
-``chaosmesh mesh up/down/status/url``; experiments reach it through the kubeconfig it writes.
+Parts, one role each: ``client`` (``MeshClient``: up, apply, down, status — what the CLI and
+the experiments' target use), ``daemon`` (the daemon process and its signals), ``lifecycle``
+(one mesh brought up, described and stopped), ``apply`` (the all-or-nothing change of what
+runs, and the push to Envoy), ``views`` (the read-only kinds, ``mesh.json`` entries, status,
+pure), ``daemon_api`` (the daemon's own endpoints), ``api`` (the Kubernetes-style API server
+and its store), ``translate`` (istiod's mapping, pure), ``envoy`` (the supervised data plane),
+``workloads`` (local stand-ins for pods), ``manifests`` (loading ``-f`` files),
+``listener_name`` (listener names as values), ``paths``
+(the state directory's settings and files), ``state`` (``mesh.json``, lock, pids) and
+``kubeconfig``. Users drive it with ``chaosmesh mesh up/down/status/url``; experiments reach
+it through the kubeconfig it writes.
 """
 
 from __future__ import annotations

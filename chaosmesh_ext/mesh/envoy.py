@@ -30,6 +30,7 @@ import envoy as envoy_wheel
 from chaosmesh_ext.errors import MeshError
 
 from .bootstrap import dynamic_bootstrap, static_bootstrap, write_json
+from .paths import StatePaths
 from .translate.model import EnvoyResources
 from .xds_files import Staged, XdsFiles, disk_full
 
@@ -162,6 +163,30 @@ def _stat_names(resources: EnvoyResources) -> dict[str, str]:
     return names
 
 
+def endpoint_health(clusters: Any) -> dict[int, str]:
+    """Endpoint port -> health, from Envoy's ``/clusters?format=json`` document.
+
+    Only the mesh's own clusters (``outbound|...``) count; an endpoint in several clusters
+    (subsets) keeps the first verdict that is not ``healthy``.
+    """
+    health: dict[int, str] = {}
+    for cluster in clusters.get("cluster_statuses", []):
+        if not str(cluster.get("name", "")).startswith("outbound|"):
+            continue
+        for host in cluster.get("host_statuses", []):
+            port = ((host.get("address") or {}).get("socket_address") or {}).get("port_value")
+            status = host.get("health_status") or {}
+            if status.get("failed_outlier_check"):
+                verdict = "ejected (outlier detection)"
+            elif status.get("eds_health_status", "HEALTHY") != "HEALTHY":
+                verdict = str(status.get("eds_health_status")).lower()
+            else:
+                verdict = "healthy"
+            if port and health.get(port, "healthy") == "healthy":
+                health[int(port)] = verdict
+    return health
+
+
 class EnvoyProcess:
     """One Envoy, its xDS files and admin API, under ``state_dir``."""
 
@@ -169,10 +194,12 @@ class EnvoyProcess:
         self.state_dir = Path(state_dir)
         self.concurrency = concurrency
         self.log_level = log_level
-        self.files = XdsFiles(self.state_dir / "xds")
-        self.bootstrap_path = self.state_dir / "envoy-bootstrap.json"
-        self.admin_path = self.state_dir / "envoy-admin-address"
-        self.log_path = self.state_dir / "envoy.log"
+        paths = StatePaths(self.state_dir)
+        self.files = XdsFiles(paths.xds)
+        self.bootstrap_path = paths.envoy_bootstrap
+        self.admin_path = paths.envoy_admin_address
+        self.log_path = paths.envoy_log
+        self.out_path = paths.envoy_out  # Envoy's stdout/stderr (early start-up failures)
         self.restarts = 0
         # Supervision: when Envoy last died and how long until it served again (seconds).
         self.last_outage: float | None = None
@@ -195,6 +222,12 @@ class EnvoyProcess:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the Envoy process runs now (False while the watchdog restarts it)."""
+        proc = self._proc
+        return proc is not None and proc.poll() is None
 
     @property
     def admin_url(self) -> str:
@@ -245,7 +278,7 @@ class EnvoyProcess:
             self.admin_path.unlink()
         # Envoy logs to envoy.log itself; stdout/stderr (early start-up failures) go to a
         # file as well, never to a pipe nobody reads.
-        with open(self.state_dir / "envoy.out", "ab") as out:
+        with open(self.out_path, "ab") as out:
             self._proc = subprocess.Popen(
                 [
                     envoy_binary(),
@@ -607,6 +640,18 @@ class EnvoyProcess:
                 return item.get("value")  # type: ignore[no-any-return]
         return None
 
+    def endpoint_health(self) -> dict[int, str]:
+        """Endpoint port -> health as Envoy's ``/clusters`` reports it now (``healthy``,
+        ``ejected (outlier detection)``, or Envoy's EDS status in lower case); empty while
+        Envoy is not running or does not answer."""
+        admin = self._admin
+        if admin is None:
+            return {}
+        try:
+            return endpoint_health(admin.get_json("/clusters?format=json"))
+        except (EnvoyError, ValueError):
+            return {}
+
     def _rejection_reason(self, stat: str) -> str:
         """Envoy's words for the last refused update: its log, else the stat that rose."""
         # The log is flushed every FLUSH_INTERVAL_MS, so the line may lag the counter a little.
@@ -637,7 +682,6 @@ class EnvoyProcess:
 
     def _log_tail(self) -> str:
         lines = self._log_lines()
-        out = self.state_dir / "envoy.out"
-        if out.exists():
-            lines += out.read_text(errors="replace").splitlines()[-5:]
+        if self.out_path.exists():
+            lines += self.out_path.read_text(errors="replace").splitlines()[-5:]
         return " | ".join(_strip_log_prefix(x) for x in lines[-5:]) or "(no log)"

@@ -51,6 +51,8 @@ from typing import Any
 
 from chaosmesh_ext.errors import MeshError
 
+from .paths import ACCESS_JSONL, ACCESS_LOG, DAEMON_LOG, ENVOY_LOG, PROMETHEUS_LOG, StatePaths
+
 log = logging.getLogger(__name__)
 
 
@@ -64,13 +66,6 @@ DEFAULT_LOG_CAP = 64 * 1024 * 1024
 MIN_LOG_CAP = 1024 * 1024
 CHECK_INTERVAL = 0.5
 
-ACCESS_JSONL = "access.jsonl"
-ACCESS_LOG = "access.log"
-ENVOY_LOG = "envoy.log"
-ENVOY_OUT = "envoy.out"
-DAEMON_LOG = "daemon.log"
-WORKLOAD_LOGS = "logs"
-PROMETHEUS_LOG = "prometheus/prometheus.log"
 ROTATED_SUFFIX = ".1"
 
 # Envoy writes these and reopens them on /reopen_logs.
@@ -280,6 +275,7 @@ class LogKeeper:
         interval: float = CHECK_INTERVAL,
     ) -> None:
         self.root = Path(root)
+        self.paths = StatePaths(self.root)
         self.budget = LogBudget(cap)
         self.reopen = reopen
         self.hold = dict(hold or {})
@@ -295,11 +291,13 @@ class LogKeeper:
 
     def _others(self) -> tuple[list[Path], list[Path]]:
         """(live logs of the others' part, stale workload logs)."""
-        live = [self.root / name for name in (ENVOY_LOG, ENVOY_OUT, DAEMON_LOG, PROMETHEUS_LOG)]
+        paths = self.paths
+        prometheus_log = paths.prometheus / PROMETHEUS_LOG
+        live = [paths.envoy_log, paths.envoy_out, paths.daemon_log, prometheus_log]
         live = [p for p in live if p.exists()]
         running = {Path(p).resolve() for p in self.live_logs()}
         stale: list[Path] = []
-        logs_dir = self.root / WORKLOAD_LOGS
+        logs_dir = paths.workload_logs
         if logs_dir.is_dir():
             for path in sorted(logs_dir.glob("*.log")):
                 (live if path.resolve() in running else stale).append(path)
@@ -307,7 +305,7 @@ class LogKeeper:
 
     def files(self) -> list[Path]:
         """Every log and rotated generation under the cap."""
-        out = [self.root / ACCESS_JSONL, self.root / ACCESS_LOG]
+        out = [self.paths.access_jsonl, self.paths.access_log]
         live, stale = self._others()
         out += live + stale
         return [p for base in out for p in (base, rotated(base)) if p.exists()]

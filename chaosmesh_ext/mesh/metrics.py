@@ -34,10 +34,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, BinaryIO
 
-log = logging.getLogger(__name__)
+from .listener_name import GATEWAY, ListenerName
+from .paths import StatePaths, default_state_dir
 
-ACCESS_LOG_NAME = "access.jsonl"
-MESH_STATE_NAME = "mesh.json"
+log = logging.getLogger(__name__)
 
 REQUESTS_TOTAL = "istio_requests_total"
 REQUEST_DURATION = "istio_request_duration_milliseconds"
@@ -248,7 +248,8 @@ def _source(record: Mapping[str, Any], directory: MeshDirectory) -> Workload | N
     namespace = _present(record.get("source_namespace")) or "default"
     if name:
         return directory.workload_named(name, namespace)
-    if str(record.get("listener") or "").startswith("gateway_"):
+    listener = ListenerName.parse(str(record.get("listener") or ""))
+    if listener is not None and listener.kind == GATEWAY:
         # Traffic entering through a Gateway listener: Istio's ingress gateway is the client.
         return directory.workload_named(*INGRESS_WORKLOAD)
     return None
@@ -577,7 +578,7 @@ class MetricsPipeline:
     def __init__(self, state_dir: Path, registry: MetricsRegistry | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.registry = registry or MetricsRegistry()
-        self.follower = AccessLogFollower(self.state_dir / ACCESS_LOG_NAME)
+        self.follower = AccessLogFollower(StatePaths(self.state_dir).access_jsonl)
         self.records = 0
         self._directory = MeshDirectory()
         self._mesh_mtime: float | None = None
@@ -586,7 +587,7 @@ class MetricsPipeline:
         self._labels: dict[tuple[Any, ...], list[Labels]] = {}
 
     def _refresh_directory(self) -> None:
-        path = self.state_dir / MESH_STATE_NAME
+        path = StatePaths(self.state_dir).mesh_json
         try:
             mtime = path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -736,12 +737,8 @@ def start_exporter(state_dir: Path | str, host: str = "127.0.0.1", port: int = 0
     return Exporter(Path(state_dir), host=host, port=port).start()
 
 
-def state_dir_from_env() -> Path:  # pragma: no cover - convenience for `python -m`
-    return Path(os.environ.get("CHAOSMESH_STATE_DIR", ".chaosmesh"))
-
-
 if __name__ == "__main__":  # pragma: no cover - manual use: python -m chaosmesh_ext.mesh.metrics
-    exporter = start_exporter(state_dir_from_env())
+    exporter = start_exporter(default_state_dir())
     print(exporter.url, flush=True)
     try:
         threading.Event().wait()

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .paths import PROMETHEUS_LOG, StatePaths
+
 log = logging.getLogger(__name__)
 
 BINARY_ENV = "CHAOSMESH_PROMETHEUS_BIN"
@@ -184,11 +186,11 @@ def start_prometheus(
     right after it returns already see data.
     """
     binary = find_binary()
-    directory = Path(state_dir) / "prometheus"
+    directory = StatePaths(Path(state_dir)).prometheus
     (directory / "data").mkdir(parents=True, exist_ok=True)
     config_path = directory / "prometheus.yml"
     config_path.write_text(render_config(scrape_urls, interval))
-    log_path = directory / "prometheus.log"
+    log_path = directory / PROMETHEUS_LOG
 
     last_error = ""
     for _ in range(attempts):

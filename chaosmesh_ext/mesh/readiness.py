@@ -51,6 +51,10 @@ class Replica:
     _scanned: int = field(default=-1, repr=False)
 
     @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
     def alive(self) -> bool:
         return self.process.poll() is None
 

@@ -19,39 +19,37 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
+from .paths import DEFAULT_STATE_DIR, StatePaths
 from .xds_files import atomic_write
 
-DEFAULT_STATE_DIR = ".chaosmesh"
-MESH_JSON = "mesh.json"
-LOCK_FILE = "mesh.lock"
-PID_FILE = "mesh.pid"
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "AlreadyRunning",
+    "DaemonId",
+    "StateDir",
+    "acquire_lock",
+    "alive",
+    "start_time",
+    "stop_pid",
+]
+
+
+class DaemonId(NamedTuple):
+    """One process as the kernel knows it: its pid and its start time (``/proc/<pid>/stat``
+    field 22), so a recycled pid is never mistaken for it."""
+
+    pid: int
+    started: str | None
+
+    def alive(self) -> bool:
+        return alive(self.pid, self.started)
 
 
 @dataclass(frozen=True)
-class StateDir:
-    root: Path
-
-    @property
-    def mesh_json(self) -> Path:
-        return self.root / MESH_JSON
-
-    @property
-    def lock_path(self) -> Path:
-        return self.root / LOCK_FILE
-
-    @property
-    def pid_path(self) -> Path:
-        return self.root / PID_FILE
-
-    @property
-    def kubeconfig(self) -> Path:
-        return self.root / "kubeconfig"
-
-    @property
-    def daemon_log(self) -> Path:
-        return self.root / "daemon.log"
+class StateDir(StatePaths):
+    """A state directory's ``mesh.json`` and lock (its file layout is ``paths.StatePaths``)."""
 
     def read(self) -> dict[str, Any] | None:
         try:

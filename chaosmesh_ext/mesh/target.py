@@ -10,15 +10,13 @@ running with the experiment's manifests (``mesh_manifests``) applied, and points
 experiment's Kubernetes settings at it (``kubeconfig_path``) — after that, actions and probes
 take exactly the path they take on a cluster.
 
-Used by the safety-net control (``chaosmesh_ext.control``) and by ``chaosmesh run``.
+Used by the safety-net control (``chaosmesh_ext.control``) and by ``chaosmesh run``; the
+mesh itself is driven through ``mesh.client.MeshClient``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import subprocess
 import sys
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -27,26 +25,24 @@ from typing import Any
 
 from chaosmesh_ext._parse import parse_bool
 from chaosmesh_ext.errors import MeshError
+from chaosmesh_ext.mesh.client import MeshClient, UpResult
 from chaosmesh_ext.mesh.logs import CONFIG_KEY as LOG_CAP_KEY
 from chaosmesh_ext.mesh.logs import log_cap_of
-from chaosmesh_ext.mesh.state import alive
+from chaosmesh_ext.mesh.paths import state_dir_of
+from chaosmesh_ext.mesh.state import DaemonId
 
 EMBEDDED = "embedded"
 KUBERNETES = "kubernetes"
 TARGETS = (EMBEDDED, KUBERNETES)
 
-STATE_DIR_ENV = "CHAOSMESH_STATE_DIR"
 KEEP_MESH_ENV = "CHAOSMESH_KEEP_MESH"
-DEFAULT_STATE_DIR = ".chaosmesh"
-# `mesh up` waits for every workload and Envoy itself; this bounds the whole command. The
-# command's own wait (--timeout) is shorter by UP_SLACK_S, so that when the mesh is slow the
-# command itself stops the daemon it started (SIGTERM, then SIGKILL after 5 s) and exits,
-# instead of being killed by us first and leaving the daemon (its own session) orphaned.
+# Bounds bringing the mesh up: waiting for every workload and Envoy, or the running mesh's
+# answer. The wait for a new daemon is shorter by UP_SLACK_S, which leaves the time to stop
+# a daemon that did not serve (SIGTERM, then SIGKILL after 5 s) within the bound.
 MESH_UP_TIMEOUT_S = 90.0
 UP_SLACK_S = 15.0
+# Bounds waiting for the daemon to stop on release (then SIGKILL).
 MESH_DOWN_TIMEOUT_S = 30.0
-
-DaemonId = tuple[int, str | None]  # the mesh daemon's pid and kernel start time
 
 
 class TargetError(MeshError, RuntimeError):
@@ -76,12 +72,6 @@ def target_of(configuration: Mapping[str, Any] | None) -> str:
             f"configuration mesh_target: unknown target {value!r}; use one of {', '.join(TARGETS)}"
         )
     return value
-
-
-def state_dir_of(configuration: Mapping[str, Any] | None) -> Path:
-    """Where the embedded mesh keeps its state (kubeconfig, mesh.json, logs)."""
-    raw = (configuration or {}).get("mesh_state_dir") or os.environ.get(STATE_DIR_ENV)
-    return Path(raw or DEFAULT_STATE_DIR).resolve()
 
 
 def _experiment_dirs() -> list[Path]:
@@ -126,49 +116,6 @@ def manifests_of(configuration: Mapping[str, Any] | None) -> list[Path]:
     return paths
 
 
-def daemon_of(state: Mapping[str, Any]) -> DaemonId | None:
-    """The daemon a ``mesh.json`` names: its pid and recorded start time."""
-    pid = state.get("pid")
-    if not isinstance(pid, int):
-        return None
-    started = next(
-        (
-            p.get("started")
-            for p in state.get("pids") or []
-            if isinstance(p, dict) and p.get("pid") == pid
-        ),
-        None,
-    )
-    return pid, (str(started) if started is not None else None)
-
-
-def read_mesh_state(state_dir: Path) -> dict[str, Any] | None:
-    """The running mesh's ``mesh.json``, or None when no mesh is up there.
-
-    The daemon must still be the recorded process (same pid and start time): a recycled pid
-    is not a mesh.
-    """
-    path = state_dir / "mesh.json"
-    try:
-        state: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    daemon = daemon_of(state)
-    if daemon is None or not alive(*daemon):
-        return None
-    return state
-
-
-def _chaosmesh(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "chaosmesh_ext.cli", *args]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise TargetError(
-            f"'chaosmesh {' '.join(args)}' did not finish within {timeout:.0f} s"
-        ) from exc
-
-
 def mesh_up(
     state_dir: Path,
     manifests: list[Path],
@@ -176,64 +123,31 @@ def mesh_up(
     prometheus: bool = False,
     timeout: float = MESH_UP_TIMEOUT_S,
     log_cap: int | None = None,
-) -> DaemonId | None:
+) -> UpResult:
     """Start the embedded mesh (or update the running one) with these manifests.
 
-    ``prometheus`` starts a real Prometheus with a new mesh, ``log_cap`` (bytes) bounds a new
-    mesh's logs (a running mesh keeps what it has).
-    Returns the daemon this call started, or None when it updated a mesh that was running.
+    ``prometheus`` starts a real Prometheus with a new mesh, ``log_cap`` (bytes; None:
+    ``CHAOSMESH_LOG_CAP``, else 64 MiB) bounds a new mesh's logs (a running mesh keeps what
+    it has). ``UpResult.started`` says whether this call started the daemon
+    (``UpResult.daemon``).
     """
-    args = ["mesh", "up", "--state-dir", str(state_dir), "--timeout", f"{timeout - UP_SLACK_S:g}"]
-    if prometheus:
-        args.append("--prometheus")
-    if log_cap is not None:
-        args += ["--log-cap", str(log_cap)]
-    for manifest in manifests:
-        args += ["-f", str(manifest)]
-    if namespace:
-        args += ["--namespace", namespace]
-    before = read_mesh_state(state_dir)
+    client = MeshClient(state_dir)
     try:
-        proc = _chaosmesh(*args, timeout=timeout)
-    except TargetError:
-        if before is None:
-            # Backstop: whatever daemon the killed command left starting must not outlive us.
-            with contextlib.suppress(TargetError):
-                _chaosmesh(
-                    "mesh", "down", "--state-dir", str(state_dir), timeout=MESH_DOWN_TIMEOUT_S
-                )
-        raise
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip()
-        raise TargetError(f"embedded mesh: 'chaosmesh {' '.join(args)}' failed: {detail}")
-    after = read_mesh_state(state_dir)
-    if after is None:
-        raise TargetError(f"embedded mesh: 'mesh up' returned but no mesh runs in {state_dir}")
-    # `mesh up` says "applied ... to the running mesh" when it only handed the manifests over,
-    # even to a mesh another run started a moment ago; then it is not ours to stop.
-    applied = proc.stdout.lstrip().startswith("applied ")
-    daemon = daemon_of(after)
-    if applied or (before is not None and daemon_of(before) == daemon):
-        return None
-    return daemon
-
-
-def mesh_down(state_dir: Path) -> None:
-    """Stop the embedded mesh at ``state_dir`` (no-op when none runs)."""
-    if read_mesh_state(state_dir) is None:
-        return
-    proc = _chaosmesh("mesh", "down", "--state-dir", str(state_dir), timeout=MESH_DOWN_TIMEOUT_S)
-    if proc.returncode != 0:
-        raise TargetError(f"embedded mesh: 'chaosmesh mesh down' failed: {proc.stderr.strip()}")
-
-
-def gateway_url(state: Mapping[str, Any], port: int | None = None) -> str | None:
-    """The local URL of the mesh's ingress gateway (the first, or the one on ``port``)."""
-    for gateway in state.get("gateways") or []:
-        if port is None or gateway.get("port") == port:
-            url = gateway.get("url")
-            return str(url) if url else None
-    return None
+        found = client.load(manifests, namespace or "default")
+        return client.up(
+            found,
+            prometheus=prometheus,
+            log_cap=log_cap,
+            timeout=timeout - UP_SLACK_S,
+            apply_timeout=timeout,
+        )
+    except MeshError as exc:
+        raise TargetError(f"embedded mesh in {state_dir}: {exc}") from None
+    except Exception as exc:
+        # An unusable state directory, a missing interpreter, an interruption...: still a
+        # TargetError, so the control ends the run before its method instead of letting it
+        # fall back to the user's kubeconfig (the control interrupts the run either way).
+        raise TargetError(f"embedded mesh in {state_dir}: {type(exc).__name__}: {exc}") from exc
 
 
 def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
@@ -249,9 +163,10 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
         return PreparedTarget(target=target)
 
     state_dir = state_dir_of(config)
-    running = read_mesh_state(state_dir)
+    client = MeshClient(state_dir)
+    running = client.current()
     wants_prometheus = parse_bool(config.get("mesh_prometheus"), default=False)
-    if running is not None and wants_prometheus and not running.get("prometheus_url"):
+    if running is not None and wants_prometheus and not running.prometheus_url:
         raise TargetError(
             f"this experiment needs Prometheus (configuration mesh_prometheus) but the mesh in "
             f"{state_dir} runs without it: 'chaosmesh mesh down --state-dir {state_dir}', then "
@@ -259,29 +174,30 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
         )
     namespace = config.get("mesh_namespace") or config.get("ns")
     try:
-        # Only an experiment that sets it overrides the command's own default (env or 64 MiB).
+        # Only an experiment that sets it overrides the mesh's own default (env or 64 MiB).
         log_cap = log_cap_of(config) if config.get(LOG_CAP_KEY) not in (None, "") else None
     except ValueError as exc:
         raise TargetError(str(exc)) from None
-    daemon = mesh_up(
+    result = mesh_up(
         state_dir,
         manifests_of(config),
         str(namespace) if namespace else None,
         prometheus=wants_prometheus and running is None,
         log_cap=log_cap,
     )
-    state = read_mesh_state(state_dir)
-    if state is None:
+    daemon = result.daemon if result.started else None
+    if client.current() is None:  # the daemon died right after answering
         if daemon is not None:
             stop_daemon(state_dir, daemon)
         raise TargetError(f"embedded mesh: 'mesh up' returned but no mesh runs in {state_dir}")
 
-    settings: dict[str, Any] = {"kubeconfig_path": str(state["kubeconfig"])}
-    url = gateway_url(state)
+    mesh = result.mesh
+    settings: dict[str, Any] = {"kubeconfig_path": str(mesh.kubeconfig)}
+    url = mesh.gateway_url()
     if url and not config.get("gateway_url"):
         settings["gateway_url"] = url
-    if state.get("prometheus_url") and not config.get("prometheus_base_url"):
-        settings["prometheus_base_url"] = state["prometheus_url"]
+    if mesh.prometheus_url and not config.get("prometheus_base_url"):
+        settings["prometheus_base_url"] = mesh.prometheus_url
     config.update(settings)
     return PreparedTarget(
         target=target,
@@ -293,12 +209,14 @@ def prepare(configuration: MutableMapping[str, Any] | None) -> PreparedTarget:
 
 
 def stop_daemon(state_dir: Path, daemon: DaemonId) -> bool:
-    """``mesh down`` in ``state_dir`` only while its mesh.json still names ``daemon``."""
-    state = read_mesh_state(state_dir)
-    if state is None or daemon_of(state) != daemon:
-        return False
-    mesh_down(state_dir)
-    return True
+    """Stop the mesh in ``state_dir`` only while its mesh.json still names ``daemon``."""
+    try:
+        result = MeshClient(state_dir).down(only=daemon, stop_timeout=MESH_DOWN_TIMEOUT_S)
+    except MeshError as exc:
+        raise TargetError(f"embedded mesh in {state_dir}: {exc}") from None
+    except OSError as exc:
+        raise TargetError(f"embedded mesh in {state_dir}: {exc}") from exc
+    return result.outcome == "stopped"
 
 
 def release(prepared: PreparedTarget) -> None:

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from chaosmesh_ext.mesh import target as mesh_target
-from chaosmesh_ext.mesh.state import alive
+from chaosmesh_ext.mesh.client import MeshClient
+from chaosmesh_ext.mesh.state import DaemonId, alive
 from tests.support.kapi import RunningEmulator
 from tests.support.kubefix import canonical
 
@@ -51,9 +52,9 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
         _mesh("down", state_dir=path, check=False)
 
 
-def _daemon(state_dir: Path) -> tuple[int, str | None] | None:
-    current = mesh_target.read_mesh_state(state_dir)
-    return mesh_target.daemon_of(current) if current else None
+def _daemon(state_dir: Path) -> DaemonId | None:
+    current = MeshClient(state_dir).current()
+    return current.daemon if current else None
 
 
 def _pids_mentioning(token: str) -> list[int]:
@@ -156,7 +157,7 @@ def test_a_mesh_that_never_serves_is_stopped_not_orphaned(state_dir: Path, tmp_p
         pid_file = state_dir / "mesh.pid"
         daemon_pid = int(pid_file.read_text()) if pid_file.exists() else None
         assert daemon_pid is None or not alive(daemon_pid)
-        assert mesh_target.read_mesh_state(state_dir) is None
+        assert MeshClient(state_dir).current() is None
         assert _pids_mentioning(token) == []
     finally:
         for pid in _pids_mentioning(token):
@@ -193,3 +194,14 @@ def test_release_stops_only_the_daemon_this_run_started(
         )
     )
     assert _daemon(state_dir) is None and not alive(*theirs)
+
+
+def test_an_unusable_state_directory_is_a_target_error_not_a_crash(tmp_path: Path) -> None:
+    # The control turns only TargetError into "no Kubernetes client for this run"; anything
+    # else escaping prepare would leave the run free to use the current kubeconfig.
+    not_a_directory = tmp_path / "state"
+    not_a_directory.write_text("a file where the state directory should be")
+    config: dict[str, Any] = {"mesh_target": "embedded", "mesh_state_dir": str(not_a_directory)}
+    with pytest.raises(mesh_target.TargetError, match=str(not_a_directory)):
+        mesh_target.prepare(config)
+    assert "kubeconfig_path" not in config

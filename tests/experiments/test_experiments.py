@@ -315,9 +315,11 @@ def _requests_since(state_dir: Path, since: datetime.datetime) -> int:
     path = state_dir / "access.jsonl"
     if not path.exists():
         return 0
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]  # Envoy may be writing the last line right now
     started = (
         datetime.datetime.fromisoformat(json.loads(line)["start_time"].replace("Z", "+00:00"))
-        for line in path.read_text().splitlines()
+        for line in complete.splitlines()
         if line.strip()
     )
     return sum(1 for t in started if t >= since)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chaosmesh_ext.gameday.plan import load_plan
-from chaosmesh_ext.mesh.target import read_mesh_state
+from chaosmesh_ext.mesh.client import MeshClient
 from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ def test_gameday_run_is_green_on_one_embedded_mesh_in_the_usual_state_dir(tmp_pa
         for log in sorted(run.glob("*.log")):
             assert f"embedded mesh ready ({kubeconfig})" in log.read_text(), log.name
         # The game day stopped the mesh it started.
-        assert read_mesh_state(tmp_path / ".chaosmesh") is None
+        assert MeshClient(tmp_path / ".chaosmesh").current() is None
     finally:
         subprocess.run(
             [

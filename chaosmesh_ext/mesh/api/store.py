@@ -85,6 +85,63 @@ def _spec_part(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
+def _stamp(obj: dict[str, Any], previous: Mapping[str, Any] | None, now: str | None = None) -> None:
+    """Set the metadata the server owns on an object about to be stored (all but
+    ``resourceVersion``, which the commit sets): a new object gets a fresh ``uid``,
+    ``creationTimestamp`` and generation 1; a replacement keeps its predecessor's ``uid`` and
+    ``creationTimestamp``, and its generation rises only when more than metadata and status
+    changed (as on a cluster, a Pod turning unready is not a new generation). Whatever the
+    client sent for these fields is dropped.
+    """
+    meta = obj["metadata"]
+    for field_name in _SYSTEM_FIELDS:
+        meta.pop(field_name, None)
+    if previous is None:
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=now or _now(), generation=1)
+        return
+    before = previous["metadata"]
+    changed = _spec_part(previous) != _spec_part(obj)
+    meta.update(
+        uid=before["uid"],
+        creationTimestamp=before["creationTimestamp"],
+        generation=before.get("generation", 1) + (1 if changed else 0),
+    )
+
+
+def _modified(rt: ResourceType, name: str) -> ApiError:
+    """409 for a write based on a stale ``resourceVersion``, worded as kube-apiserver's."""
+    return conflict(
+        rt.group,
+        rt.plural,
+        name,
+        "the object has been modified; "
+        "please apply your changes to the latest version and try again",
+    )
+
+
+def _check_uid(rt: ResourceType, name: str, given: Any, current: Mapping[str, Any]) -> None:
+    """409 when a write's uid precondition names another object than the one stored."""
+    actual = current["metadata"]["uid"]
+    if given and given != actual:
+        raise conflict(
+            rt.group,
+            rt.plural,
+            name,
+            f"Precondition failed: UID in precondition: {given}, UID in object meta: {actual}",
+        )
+
+
+def _refused_by_data_plane(
+    exc: ApplyRejected, rt: ResourceType | None = None, name: str = ""
+) -> ApiError:
+    """422 ``Invalid`` for a write Envoy refused; ``rt`` and ``name`` name the object written
+    (None for a batch of objects, which no single name stands for)."""
+    cause = Cause("spec", f"rejected by the data plane (Envoy): {exc.reason}")
+    if rt is None:
+        return ApiError(422, "Invalid", cause.message, causes=[cause])
+    return invalid(rt.group, rt.kind, name, [cause])
+
+
 class Store:
     """Objects by resource type, with kube-apiserver's create/replace/patch/delete rules."""
 
@@ -94,9 +151,7 @@ class Store:
         apply: ApplyHook | None = None,
         advise: Advisor | None = None,
     ) -> None:
-        self._validate = validate
-        self._apply = apply
-        self._advise = advise
+        self.set_hooks(validate, apply, advise)
         self._data_lock = threading.Lock()  # guards _objects/_revision; held briefly
         self._write_lock = threading.RLock()  # serialises writes across an Envoy push
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {
@@ -117,6 +172,8 @@ class Store:
         apply: ApplyHook | None = None,
         advise: Advisor | None = None,
     ) -> None:
+        """``validate`` refuses an Istio object (422), ``advise`` warns about one it accepts,
+        ``apply`` makes the data plane serve a candidate state (see the module docstring)."""
         self._validate = validate
         self._apply = apply
         self._advise = advise
@@ -196,11 +253,7 @@ class Store:
             with self._data_lock:
                 if key in self._objects[rt.key]:
                     raise already_exists(rt.group, rt.plural, meta["name"])
-            for field_name in _SYSTEM_FIELDS:
-                meta.pop(field_name, None)
-            meta["uid"] = str(uuid.uuid4())
-            meta["creationTimestamp"] = _now()
-            meta["generation"] = 1
+            _stamp(obj, None)
             return self._commit(rt, key, obj, version)
 
     def replace(
@@ -232,13 +285,7 @@ class Store:
                     ],
                 )
             if str(wanted_rv) != current["metadata"]["resourceVersion"]:
-                raise conflict(
-                    rt.group,
-                    rt.plural,
-                    name,
-                    "the object has been modified; "
-                    "please apply your changes to the latest version and try again",
-                )
+                raise _modified(rt, name)
             return self._update(rt, namespace, name, current, obj, version)
 
     def patch(
@@ -304,21 +351,8 @@ class Store:
                 "",
                 current["metadata"]["resourceVersion"],
             ):
-                raise conflict(
-                    rt.group,
-                    rt.plural,
-                    name,
-                    "the object has been modified; "
-                    "please apply your changes to the latest version and try again",
-                )
-            if meta.get("uid") not in (None, current["metadata"]["uid"]):
-                raise conflict(
-                    rt.group,
-                    rt.plural,
-                    name,
-                    "Precondition failed: UID in precondition: "
-                    f"{meta.get('uid')}, UID in object meta: {current['metadata']['uid']}",
-                )
+                raise _modified(rt, name)
+            _check_uid(rt, name, meta.get("uid"), current)
             obj = self._check_body(rt, patched, namespace, version)
             return self._update(rt, namespace, name, current, obj, version)
 
@@ -346,14 +380,7 @@ class Store:
                     f"precondition: {pre['resourceVersion']}, ResourceVersion in object "
                     f"meta: {current['metadata']['resourceVersion']}",
                 )
-            if pre.get("uid") and pre["uid"] != current["metadata"]["uid"]:
-                raise conflict(
-                    rt.group,
-                    rt.plural,
-                    name,
-                    "Precondition failed: UID in precondition: "
-                    f"{pre['uid']}, UID in object meta: {current['metadata']['uid']}",
-                )
+            _check_uid(rt, name, pre.get("uid"), current)
             key = self._key(rt, namespace, name)
             self._push(rt, key, None)
             with self._data_lock:
@@ -375,26 +402,18 @@ class Store:
                     meta.setdefault("namespace", "default")
                 key = self._key(rt, meta.get("namespace", ""), meta["name"])
                 previous = old.get(key)
-                same_spec = previous is not None and _spec_part(previous) == _spec_part(obj)
                 if (
-                    same_spec
-                    and previous is not None
+                    previous is not None
+                    and _spec_part(previous) == _spec_part(obj)
                     and previous["metadata"].get("labels") == meta.get("labels")
                     and previous["metadata"].get("annotations") == meta.get("annotations")
                     and previous.get("status") == obj.get("status")
                 ):
                     fresh[key] = previous
                     continue
+                _stamp(obj, previous)
                 self._revision += 1
-                meta["uid"] = (previous or {}).get("metadata", {}).get("uid") or str(uuid.uuid4())
-                meta["creationTimestamp"] = (previous or {}).get("metadata", {}).get(
-                    "creationTimestamp"
-                ) or _now()
                 meta["resourceVersion"] = str(self._revision)
-                # As on a cluster, a status change (a Pod turning unready) is a new
-                # resourceVersion but not a new generation.
-                generation = (previous or {}).get("metadata", {}).get("generation", 0)
-                meta["generation"] = generation if same_spec else generation + 1
                 obj["apiVersion"] = rt.api_version()
                 obj["kind"] = rt.kind
                 fresh[key] = obj
@@ -432,30 +451,12 @@ class Store:
                     ),
                     None,
                 )
-                meta = obj["metadata"]
-                for field_name in _SYSTEM_FIELDS:
-                    meta.pop(field_name, None)
+                _stamp(obj, current, now)
                 if current is None:
-                    meta.update(uid=str(uuid.uuid4()), creationTimestamp=now, generation=1)
                     items.append(obj)
                 else:
-                    cm = current["metadata"]
-                    changed = _spec_part(current) != _spec_part(obj)
-                    meta.update(
-                        uid=cm["uid"],
-                        creationTimestamp=cm["creationTimestamp"],
-                        generation=cm["generation"] + (1 if changed else 0),
-                    )
                     items[items.index(current)] = obj
-            try:
-                version = self._apply(candidate) if self._apply else ""
-            except ApplyRejected as exc:
-                raise ApiError(
-                    422,
-                    "Invalid",
-                    f"rejected by the data plane (Envoy): {exc.reason}",
-                    causes=[Cause("spec", exc.reason)],
-                ) from None
+            version = self._apply_candidate(candidate)
             out = []
             with self._data_lock:
                 for rt, key, obj in staged:
@@ -464,7 +465,6 @@ class Store:
                     self._objects[rt.key][key] = obj
                     self._applied[(rt.plural, key[0], key[1])] = version
                     out.append(copy.deepcopy(obj))
-            self.config_version = version or self.config_version
             return out
 
     # ---- internals -------------------------------------------------------------------------
@@ -570,15 +570,24 @@ class Store:
         obj: dict[str, Any],
         version: str | None,
     ) -> dict[str, Any]:
-        meta = obj["metadata"]
-        cm = current["metadata"]
-        for field_name in _SYSTEM_FIELDS:
-            meta.pop(field_name, None)
-        meta["uid"] = cm["uid"]
-        meta["creationTimestamp"] = cm["creationTimestamp"]
-        changed = _spec_part(current) != _spec_part(obj)
-        meta["generation"] = cm.get("generation", 1) + (1 if changed else 0)
+        _stamp(obj, current)
         return self._commit(rt, self._key(rt, namespace, name), obj, version)
+
+    def _apply_candidate(
+        self,
+        candidate: dict[str, list[dict[str, Any]]],
+        rt: ResourceType | None = None,
+        name: str = "",
+    ) -> str:
+        """Run the apply hook on ``candidate``; Envoy's refusal becomes a 422 naming ``name``."""
+        if self._apply is None:
+            return ""
+        try:
+            version = self._apply(candidate)
+        except ApplyRejected as exc:
+            raise _refused_by_data_plane(exc, rt, name) from None
+        self.config_version = version or self.config_version
+        return version
 
     def _push(self, rt: ResourceType, key: Key, obj: dict[str, Any] | None) -> str:
         """Run the apply hook on the state the store would have after this write."""
@@ -593,17 +602,7 @@ class Store:
         if obj is not None:
             items.append(copy.deepcopy(obj))
         candidate[rt.plural] = items
-        try:
-            version = self._apply(candidate)
-        except ApplyRejected as exc:
-            raise invalid(
-                rt.group,
-                rt.kind,
-                key[1],
-                [Cause("spec", f"rejected by the data plane (Envoy): {exc.reason}")],
-            ) from None
-        self.config_version = version or self.config_version
-        return version
+        return self._apply_candidate(candidate, rt, key[1])
 
     def _commit(
         self, rt: ResourceType, key: Key, obj: dict[str, Any], version: str | None

@@ -14,12 +14,13 @@ from .clusters import build_clusters, destination_rules_by_host, service_fqdn, s
 from .gateways import build_gateways
 from .listeners import build_listener
 from .model import Endpoint, EnvoyResources, MeshSnapshot, TranslationWarning
-from .names import cluster_name
+from .names import ListenerName, cluster_name
 from .sidecar import outbound_route_configs
 
 __all__ = [
     "Endpoint",
     "EnvoyResources",
+    "ListenerName",
     "MeshSnapshot",
     "TranslationWarning",
     "cluster_name",
@@ -41,14 +42,13 @@ def translate(snapshot: MeshSnapshot) -> EnvoyResources:
     gateway_routes, gateway_listeners = build_gateways(snapshot, fqdn_ports, rules, notes)
     listeners = []
     for config in sidecar_routes:
-        port = int(config["name"])
-        name = f"0.0.0.0_{port}"
+        listener = ListenerName.outbound(int(config["name"]))
         listeners.append(
             build_listener(
-                name,
-                snapshot.listener_ports.get(name, 0),
-                config["name"],
-                f"outbound_0.0.0.0_{port}",
+                str(listener),
+                snapshot.listener_ports.get(str(listener), 0),
+                listener.route_config,
+                listener.stat_prefix,
                 snapshot.access_log_dir,
             )
         )

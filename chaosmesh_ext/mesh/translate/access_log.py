@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from ..paths import ACCESS_JSONL, ACCESS_LOG
 from .model import JSON
 
 FILE_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
@@ -60,7 +61,7 @@ def access_logs(directory: str | None, listener: str) -> list[JSON]:
             "name": "envoy.access_loggers.file",
             "typed_config": {
                 "@type": FILE_LOG_TYPE,
-                "path": os.path.join(directory, "access.log"),
+                "path": os.path.join(directory, ACCESS_LOG),
                 "log_format": {"text_format_source": {"inline_string": ISTIO_TEXT_FORMAT}},
             },
         },
@@ -68,7 +69,7 @@ def access_logs(directory: str | None, listener: str) -> list[JSON]:
             "name": "envoy.access_loggers.file",
             "typed_config": {
                 "@type": FILE_LOG_TYPE,
-                "path": os.path.join(directory, "access.jsonl"),
+                "path": os.path.join(directory, ACCESS_JSONL),
                 "log_format": {"json_format": json_format(listener)},
             },
         },

@@ -24,6 +24,7 @@ from .context import RouteContext
 from .listeners import build_listener, build_tls_listener
 from .model import JSON, ROUTE_TYPE, MeshSnapshot, TranslationWarning
 from .names import (
+    ListenerName,
     creation_key,
     hosts_intersect,
     name_of,
@@ -73,7 +74,7 @@ class Server:
     def route_name(self) -> str:
         """istiod's gatewayRDSRouteName."""
         if self.protocol in HTTP_PROTOCOLS:
-            return f"http.{self.port}"
+            return ListenerName.gateway(self.port).route_config
         port_name = (self.spec.get("port") or {}).get("name") or ""
         return f"https.{self.port}.{port_name}.{name_of(self.gateway)}.{namespace_of(self.gateway)}"
 
@@ -361,15 +362,16 @@ def build_gateways(
     configs: list[JSON] = []
     listeners: list[JSON] = []
     for port, servers in sorted(served_servers(snapshot, notes).items()):
-        name = f"gateway_{port}"
+        listener = ListenerName.gateway(port)
+        name = str(listener)
         listen = snapshot.listener_ports.get(name, 0)
         if servers[0].protocol in HTTP_PROTOCOLS:
-            route_name = f"http.{port}"
+            route_name = listener.route_config
             configs.append(
                 route_config(route_name, port, servers, snapshot, fqdn_ports, rules, strip)
             )
-            log_dir = snapshot.access_log_dir
-            listeners.append(build_listener(name, listen, route_name, name, log_dir))
+            log_dir, prefix = snapshot.access_log_dir, listener.stat_prefix
+            listeners.append(build_listener(name, listen, route_name, prefix, log_dir))
             continue
         chains = []
         for server in servers:

@@ -12,6 +12,12 @@ from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.errors import MeshError
 from chaosmesh_ext.istio import durations
 
+# Listener names are istiod's too; the value lives in a leaf module so that code outside the
+# translator (the CLI, mesh.json views) reads it without loading the translator.
+from ..listener_name import GATEWAY as GATEWAY
+from ..listener_name import OUTBOUND as OUTBOUND
+from ..listener_name import ListenerName as ListenerName
+
 # Envoy's "unlimited" for circuit-breaker thresholds: istiod sets 2^32-1 when a field is unset.
 MAX_UINT32 = 4294967295
 

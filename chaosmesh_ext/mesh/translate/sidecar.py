@@ -23,7 +23,15 @@ from ..._sidecar import SOURCE_NAMESPACE_HEADER, SOURCE_WORKLOAD_HEADER, label_h
 from .clusters import destination_rules_by_host, service_fqdn, service_ports
 from .matches import source_applies
 from .model import JSON, ROUTE_TYPE, MeshSnapshot
-from .names import cluster_name, creation_key, host_matches, name_of, namespace_of, resolve_host
+from .names import (
+    ListenerName,
+    cluster_name,
+    creation_key,
+    host_matches,
+    name_of,
+    namespace_of,
+    resolve_host,
+)
 from .routes import (
     RouteContext,
     default_route,
@@ -228,7 +236,7 @@ def outbound_route_configs(
         configs.append(
             {
                 "@type": ROUTE_TYPE,
-                "name": str(port),
+                "name": ListenerName.outbound(port).route_config,
                 "virtual_hosts": sorted(hosts, key=lambda h: str(h["name"])),
                 "validate_clusters": False,
                 "ignore_port_in_host_matching": True,

@@ -252,8 +252,14 @@ def test_mesh_down_after_kill_9_of_a_starting_daemon_stops_its_workloads(tmp_pat
             time.sleep(0.05)
         assert not state.get("ready")
         workload = next(p for p in state["pids"] if p["role"].startswith("workload "))
+        # `mesh up` itself stops what its dead daemon left (test_mesh_client.py): kill it
+        # first, as a closed terminal or an OOM kill would.
+        up.kill()
+        up.wait(timeout=10)
         os.kill(state["pid"], signal.SIGKILL)
-        assert up.wait(timeout=60) != 0  # mesh up sees its daemon die
+        deadline = time.monotonic() + 10
+        while alive(state["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert alive(workload["pid"], workload["started"])  # orphaned, until mesh down
 
         out = chaosmesh("mesh", "down", cwd=tmp_path).stdout

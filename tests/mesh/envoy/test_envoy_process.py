@@ -212,3 +212,14 @@ def test_a_config_envoy_cannot_load_at_start_fails_cleanly_and_start_can_be_retr
         assert request(port, "tomcat-svc:8080")[0] == 200
     finally:
         proc.stop()
+
+
+def test_running_and_endpoint_health_read_envoy_itself(envoy, upstreams, tmp_path):
+    tomcat = upstreams("tomcat")
+    proc = envoy(translate(_tomcat_snapshot(tomcat.port)))
+    assert proc.running
+    assert proc.endpoint_health() == {tomcat.port: "healthy"}
+
+    proc.stop()
+    assert not proc.running
+    assert proc.endpoint_health() == {}  # no Envoy to ask: nothing known, no error
