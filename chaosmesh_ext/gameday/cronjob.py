@@ -109,7 +109,7 @@ def pod_target(plan: Plan, allow_embedded: bool) -> str:
                 f"plan {plan.path}: target: embedded would run a private mesh inside the pod, "
                 "not the cluster's (and the image has no Envoy): leave target out or set "
                 "'kubernetes' (the CronJob then sets MESH_TARGET=kubernetes); --allow-embedded "
-                "emits it anyway, for an image built with the embedded extra"
+                "emits it anyway, for an image built with --build-arg EMBEDDED=embedded"
             )
         return "embedded"
     return KUBERNETES

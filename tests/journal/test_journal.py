@@ -27,7 +27,6 @@ def test_fixtures_cover_both_chaostoolkit_versions() -> None:
 def test_show_summarises_every_journal(path: Path) -> None:
     raw = json.loads(path.read_text())
     done = chaosmesh("journal", "show", str(path))
-    assert done.returncode == 0, done.stderr
     out = done.stdout
     assert raw["experiment"]["title"] in out
     # The verdict, not chaoslib's status: a failed fault action is no pass, and chaoslib
@@ -41,6 +40,12 @@ def test_show_summarises_every_journal(path: Path) -> None:
     }
     outcome = verdicts.get(path.stem.rsplit("-", 1)[0], "COMPLETED")
     assert out.splitlines()[1].split()[0] == outcome
+    # Like `chaosmesh run`, the exit status says whether the run passed (a CI gate).
+    if outcome == "COMPLETED":
+        assert done.returncode == 0, done.stderr
+    else:
+        assert done.returncode == 1
+        assert "1 of 1 journal(s) did not pass" in done.stderr
     for record in raw["run"]:
         assert record["activity"]["name"] in out
 
@@ -155,7 +160,8 @@ def test_missing_journal_is_named(tmp_path: Path) -> None:
 def test_report_for_every_journal_is_one_self_contained_page(tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     done = chaosmesh("journal", "report", *map(str, JOURNALS), "-o", str(out))
-    assert done.returncode == 0, done.stderr
+    # Written whole, and the exit status says that some of those runs did not pass.
+    assert done.returncode == 1 and "journal(s) did not pass" in done.stderr, done.stderr
     page = out.read_text()
     assert page.count('<section class="journal"') == len(JOURNALS)
     # Self-contained: nothing to fetch (no scripts, stylesheets or images by URL).
@@ -269,11 +275,13 @@ def test_a_run_that_tested_nothing_is_shown_and_reported_as_failed(
     path = FIXTURES / f"{fixture}-{version}.json"
     raw = json.loads(path.read_text())
     assert (raw["status"], raw["deviated"]) == ("completed", False)  # what chaoslib says
-    lines = chaosmesh("journal", "show", str(path)).stdout.splitlines()
+    shown = chaosmesh("journal", "show", str(path))
+    assert shown.returncode == 1  # chaoslib said completed; the review says no pass
+    lines = shown.stdout.splitlines()
     assert lines[1].split()[0] == "FAILED"
     assert lines[2].strip().startswith(reason)
     page = tmp_path / "report.html"
     done = chaosmesh("journal", "report", str(path), "-o", str(page))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1 and page.exists(), done.stderr
     html = page.read_text()
     assert '<span class="badge bad">failed</span>' in html and reason in html
