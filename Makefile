@@ -16,7 +16,7 @@ SYSTEM_TOOLS := kubectl:kubernetes-client prometheus:prometheus chromium:chromiu
 # Load generators the benchmarks compare against (`make bench` installs them).
 BENCH_TOOLS := hey:hey wrk:wrk
 
-.PHONY: install system-deps bench-deps test run lint bench clean
+.PHONY: install system-deps bench-deps test run lint bench soak clean
 
 install: $(STAMP) system-deps
 
@@ -66,6 +66,11 @@ lint: install
 
 bench: install bench-deps
 	$(BIN)/python -m benchmarks
+
+# Not part of `bench` or `test`: holds the machine for its whole duration (10 min by default;
+# `make soak SOAK_ARGS="--minutes 2"` for a short run).
+soak: install
+	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv311 .chaosmesh .pytest_cache .mypy_cache .ruff_cache *.egg-info

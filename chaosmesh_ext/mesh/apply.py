@@ -18,6 +18,9 @@ through the same lock (``start_replicas``, ``scale``, ``push``, ``publish``).
 After each change the kinds the API shows for what runs are republished (``publish``):
 Deployments with their defaults and status, one Pod per replica. Envoy balances load over
 the replicas that serve and are not being deleted (``Replica.in_endpoints``).
+
+A full state directory refuses a change with 507 (``api.status.insufficient_storage``)
+before Envoy sees any of it: every file the change writes is written aside first.
 """
 
 from __future__ import annotations
@@ -34,19 +37,21 @@ from chaosmesh_ext._sidecar import Sidecar, format_outbound
 
 from . import admission, views
 from .api import ApplyRejected, Store, resources, tls
+from .api.status import insufficient_storage
 from .api.warnings import warn
 from .envoy import EnvoyError, EnvoyProcess, EnvoyRejected
 from .listener_name import OUTBOUND, ListenerName
+from .logs import DEFAULT_LOG_CAP, format_size, log_size
 from .paths import GATEWAY_FALLBACK_CERT, StatePaths
 from .pods.runtime import Launcher
 from .ports import PortReservations
-from .readiness import Replica, log_size, wait_all_ready
+from .readiness import Replica, wait_all_ready
 from .state import start_time
 from .translate import Endpoint, MeshSnapshot, translate
 from .translate.gateways import needs_fallback_certificate
 from .views import Key, key_of
 from .workloads.kinds import COMMAND_KIND
-from .xds_files import atomic_write
+from .xds_files import Staged, atomic_write, disk_full
 
 WORKLOAD_READY_TIMEOUT = 30.0
 ENVOY_APPLY_TIMEOUT = 5.0
@@ -76,17 +81,23 @@ class Applier:
         cancel: threading.Event,
         on_change: Callable[[], None] = lambda: None,
         launcher: Launcher | None = None,
+        on_served: Callable[[], None] | None = None,
+        log_cap: int = DEFAULT_LOG_CAP,
     ) -> None:
         """``cancel`` gives up waiting for replicas (the daemon is stopping); ``on_change`` is
-        called whenever what ``mesh.json`` describes changed: processes started or stopped,
-        or Envoy accepted a push. ``launcher`` starts a replica (default: a process of its
-        own, ``workloads.launch``)."""
+        called whenever what ``mesh.json`` describes changed: processes started or stopped;
+        ``on_served`` (by default ``on_change``) once Envoy accepted a push — it must not
+        raise for a full disk, the change is served already. ``launcher`` starts a replica
+        (default: a process of its own, ``workloads.launch``). ``log_cap`` is only named in
+        the message of a full disk."""
         self.paths = paths
         self.namespace = namespace
         self.envoy = envoy
         self.envoy_started = False
         self.cancel = cancel
         self.on_change = on_change
+        self.on_served = on_served or on_change
+        self.log_cap = log_cap
         self.services: dict[Key, dict[str, Any]] = {}
         self.deployments: dict[Key, dict[str, Any]] = {}
         self.replicas: dict[Key, list[Replica]] = {}
@@ -94,6 +105,7 @@ class Applier:
         # Every listener's and replica's port stays reserved while the mesh may bind it, so
         # no other program takes it between our choice and Envoy's (or a replica's) bind.
         self.ports = PortReservations(views.LOOPBACK)
+        self._outbound_written: dict[int, tuple[str, int]] | None = None  # the table on disk
         # The Istio objects Envoy serves now (the last accepted push): what mesh.json, `mesh
         # status` and `mesh url` list, so they agree with the API once a write returns.
         self.served: dict[str, list[dict[str, Any]]] = {}
@@ -199,35 +211,78 @@ class Applier:
         )
 
     def push(self, istio: dict[str, list[dict[str, Any]]]) -> str:
-        """Translate the candidate state and make Envoy serve it; the store commits after."""
+        """Translate the candidate state and make Envoy serve it; the store commits after.
+
+        A full state directory refuses the write with 507 before Envoy sees any of it: every
+        file the change needs is written aside first (xDS files, the sidecars' table).
+        """
         try:
             envoy_resources = translate(self._snapshot(istio))
         except (ValueError, KeyError, TypeError) as exc:
             raise ApplyRejected(f"translation failed: {exc}") from None
+        except OSError as exc:  # a gateway's fallback certificate could not be written
+            if disk_full(exc):
+                raise insufficient_storage(self.disk_full_message(exc)) from None
+            raise
+        outbound = Staged()
         try:
+            self._stage_outbound(outbound)
             if not self.envoy_started:
                 version = self.envoy.start(envoy_resources)
                 self.envoy_started = True
             else:
                 version = self.envoy.apply(envoy_resources, timeout=ENVOY_APPLY_TIMEOUT)
             # Only now do the listeners exist: tell running workloads about new ones.
-            self._write_outbound()
+            if outbound.has("outbound"):
+                outbound.commit("outbound")
+                self._outbound_written = self.outbound()
             self.served = istio
             self.translation_warnings = [str(w) for w in envoy_resources.warnings]
             for warning in envoy_resources.warnings:
                 warn(warning.text, warning.about)  # a `Warning:` header if a request is served
             # A Gateway created or deleted with kubectl changes the URLs mesh.json lists.
-            self.on_change()
+            self.on_served()
             return version
         except EnvoyRejected as exc:
             raise ApplyRejected(exc.reason) from None
         except EnvoyError as exc:
             raise ApplyRejected(f"Envoy did not confirm the change: {exc}") from None
+        except OSError as exc:
+            if disk_full(exc):
+                raise insufficient_storage(self.disk_full_message(exc)) from None
+            raise
+        finally:
+            outbound.discard()
+
+    def disk_full_message(self, exc: OSError) -> str:
+        """What a 507 says: which directory, that nothing changed, what to do."""
+        return (
+            f"the embedded mesh cannot write to its state directory {self.paths.root}: "
+            f"{exc.strerror or exc}. Nothing was changed: Envoy keeps serving the previous "
+            "configuration. Free space on that filesystem (the mesh's logs take at most "
+            f"{format_size(self.log_cap)}, 'mesh up --log-cap') and retry"
+        )
 
     # ---- workloads -----------------------------------------------------------------------
     def _write_outbound(self) -> None:
-        """The sidecars' outbound table, replaced atomically (workloads re-read it on change)."""
-        atomic_write(self.paths.outbound_file, json.dumps(format_outbound(self.outbound())))
+        """The sidecars' outbound table, replaced atomically now (workloads re-read it on
+        change): before new workloads start, so none reads a table without their listeners'
+        ports, and after a rolled-back change."""
+        table = self.outbound()
+        try:
+            atomic_write(self.paths.outbound_file, json.dumps(format_outbound(table)))
+        except OSError as exc:
+            if disk_full(exc):
+                raise insufficient_storage(self.disk_full_message(exc)) from None
+            raise
+        self._outbound_written = table
+
+    def _stage_outbound(self, staged: Staged) -> None:
+        """The sidecars' outbound table, written aside when it changes (workloads re-read it
+        when it is renamed in place); Istio writes alone never change it."""
+        table = self.outbound()
+        if table != self._outbound_written:
+            staged.add("outbound", self.paths.outbound_file, json.dumps(format_outbound(table)))
 
     def start_replicas(
         self, deployment: dict[str, Any], pods: Sequence[str] | None = None

@@ -52,6 +52,7 @@ from .api import tls
 from .daemon_api import DAEMON_MODULE, JOIN, MANIFESTS_PATH, REAPPLY, REPLACE, STATUS_PATH
 from .joining import Difference
 from .linux import require_linux
+from .logs import log_cap_of
 from .state import AlreadyRunning, DaemonId, StateDir, alive, start_time, stop_pid
 
 # Waiting for a new daemon to serve: the sum of its own start-up bounds, one after the other
@@ -392,6 +393,7 @@ class MeshClient:
         *,
         concurrency: int = 2,
         prometheus: bool = False,
+        log_cap: int | None = None,
         timeout: float = UP_TIMEOUT,
         apply_timeout: float = APPLY_TIMEOUT,
         cancel: threading.Event | None = None,
@@ -399,10 +401,10 @@ class MeshClient:
         """Apply to the mesh running here, or start one with these manifests.
 
         ``timeout`` bounds the wait for a new daemon to serve (it is then stopped);
-        ``apply_timeout`` the running daemon's answer. ``prometheus`` and ``concurrency``
-        apply to a new mesh only (a running mesh keeps what it has). Once ``cancel`` is set
-        the wait ends: the new daemon is stopped with whatever it started
-        (``StartInterrupted``).
+        ``apply_timeout`` the running daemon's answer. ``prometheus``, ``concurrency`` and
+        ``log_cap`` (bytes; None: ``CHAOSMESH_LOG_CAP``, else 64 MiB) apply to a new mesh
+        only (a running mesh keeps what it has). Once ``cancel`` is set the wait ends: the
+        new daemon is stopped with whatever it started (``StartInterrupted``).
         """
         running = self.running()
         if running is not None:
@@ -411,6 +413,7 @@ class MeshClient:
             manifests_,
             concurrency=concurrency,
             prometheus=prometheus,
+            log_cap=log_cap,
             timeout=timeout,
             cancel=cancel,
         )
@@ -421,15 +424,17 @@ class MeshClient:
         *,
         concurrency: int = 2,
         prometheus: bool = False,
+        log_cap: int | None = None,
         timeout: float = UP_TIMEOUT,
         cancel: threading.Event | None = None,
     ) -> UpResult:
         """Start a new mesh with these manifests (``up`` without a running mesh)."""
         self.check_for_start(manifests_)
+        args = self._daemon_args(manifests_, concurrency, prometheus, log_cap)
         leftovers = self.clear_dead()
         if cancel is not None and cancel.is_set():
             raise StartInterrupted(f"nothing started in {self.state.root}: interrupted")
-        process, log_start = self._spawn(self._daemon_args(manifests_, concurrency, prometheus))
+        process, log_start = self._spawn(args)
         info = self._wait_ready(process, log_start, timeout, cancel)
         return UpResult(True, info, len(manifests_.found), tuple(leftovers))
 
@@ -534,17 +539,27 @@ class MeshClient:
         return stopped
 
     def serve(
-        self, manifests_: Manifests, *, concurrency: int = 2, prometheus: bool = False
+        self,
+        manifests_: Manifests,
+        *,
+        concurrency: int = 2,
+        prometheus: bool = False,
+        log_cap: int | None = None,
     ) -> int:
         """Run the daemon in this process until SIGTERM/SIGINT (``mesh up --foreground``);
         its exit status."""
         from . import daemon
 
         self.check_for_start(manifests_)
+        args = self._daemon_args(manifests_, concurrency, prometheus, log_cap)
         self.clear_dead()
-        return daemon.main(self._daemon_args(manifests_, concurrency, prometheus))
+        return daemon.main(args)
 
-    def _daemon_args(self, manifests_: Manifests, concurrency: int, prometheus: bool) -> list[str]:
+    def _daemon_args(
+        self, manifests_: Manifests, concurrency: int, prometheus: bool, log_cap: int | None
+    ) -> list[str]:
+        """The daemon's command line; a bad ``CHAOSMESH_LOG_CAP`` (``logs.LogCapError``)
+        raises here, before anything starts."""
         args = [
             "--state-dir",
             str(self.state.root.resolve()),
@@ -552,6 +567,8 @@ class MeshClient:
             manifests_.namespace,
             "--concurrency",
             str(concurrency),
+            "--log-cap",
+            str(log_cap if log_cap is not None else log_cap_of()),
         ]
         for path in manifests_.files:
             args += ["-f", str(path)]

@@ -6,7 +6,8 @@ on the API server (not Kubernetes paths).
 - ``POST /chaosmesh/v1/manifests`` ``{namespace, manifests: [{obj, file, document, line}],
   mode}``: what ``mesh up -f`` does on a running mesh. Services and Deployments start or
   restart workloads, Istio kinds go through the store, all in one Envoy push; 422 ``{error}``
-  and nothing changes on bad input or when Envoy refuses; a malformed body is 400 ``{error}``.
+  and nothing changes on bad input or when Envoy refuses, 507 ``{error}`` when the state
+  directory's disk is full; a malformed body is 400 ``{error}``.
   Answers ``{notes, ...mesh.json}``. ``mode: "join"`` (a run joining the mesh) applies only
   objects the mesh does not have, and answers 409 ``{error, differences}`` — applying nothing
   — when one it has differs (``joining.plan_join``); the default ``"replace"`` applies all;
@@ -29,6 +30,7 @@ from . import joining, manifests, views
 from .api import resources
 from .api.status import ApiError
 from .manifests import ManifestError
+from .xds_files import disk_full
 
 if TYPE_CHECKING:
     from .lifecycle import Mesh
@@ -114,6 +116,12 @@ def handlers(mesh: Mesh) -> dict[str, Handler]:
             mesh.write_state(ready=True)
         except ManifestError as exc:
             return 422, {"error": str(exc)}
+        except ApiError as exc:  # 507 from the apply transaction: a full disk
+            return exc.code, {"error": exc.message}
+        except OSError as exc:
+            if disk_full(exc):
+                return 507, {"error": mesh.applier.disk_full_message(exc)}
+            return 422, {"error": f"{type(exc).__name__}: {exc}"}
         except Exception as exc:
             return 422, {"error": f"{type(exc).__name__}: {exc}"}
         return 200, {"notes": loaded.notes, **(mesh.state.read() or {})}

@@ -9,7 +9,7 @@ One place for what every part of the package reads about the state directory:
 - what is in it (``StatePaths``): ``mesh.json`` (the running mesh, keys in docs/CONTRACTS.md),
   the lock and pid files, the ``kubeconfig``, the sidecars' ``outbound.json``, ``daemon.log``,
   workload logs under ``logs/``, Envoy's access logs, xDS files, bootstrap and logs, the API
-  server's certificate, and Prometheus' directory.
+  server's certificate, and Prometheus' directory and log.
 
 Pure: names and paths only, no I/O beyond reading the environment and looking for
 ``.chaosmesh/`` directories when asked.
@@ -45,6 +45,7 @@ API_CERT = "api.crt"
 API_KEY = "api.key"
 GATEWAY_FALLBACK_CERT = "gateway-fallback"  # .crt/.key: HTTPS servers whose Secret is missing
 PROMETHEUS_DIR = "prometheus"
+PROMETHEUS_LOG = "prometheus.log"  # in PROMETHEUS_DIR
 
 
 def find_state_dir(start: Path | None = None) -> Path | None:

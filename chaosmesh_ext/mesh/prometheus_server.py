@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import spawn
-from .paths import StatePaths
+from .paths import PROMETHEUS_LOG, StatePaths
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def start_prometheus(
     (directory / "data").mkdir(parents=True, exist_ok=True)
     config_path = directory / "prometheus.yml"
     config_path.write_text(render_config(scrape_urls, interval))
-    log_path = directory / "prometheus.log"
+    log_path = directory / PROMETHEUS_LOG
 
     last_error = ""
     for _ in range(attempts):

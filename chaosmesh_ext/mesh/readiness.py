@@ -12,6 +12,7 @@ served is in a crash loop (Kubernetes' CrashLoopBackOff), not slow to start.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -90,6 +91,9 @@ class Replica:
         start = self.log_offset if self._scanned < 0 else self._scanned
         try:
             with open(self.log_path, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size < start:
+                    # Emptied by the log keeper (copy-truncate): all there is is new.
+                    start = self.log_offset = 0
                 handle.seek(start)
                 chunk = handle.read(_SCAN_LIMIT)
         except OSError:
@@ -108,7 +112,8 @@ class Replica:
             return ""
         try:
             with open(self.log_path, "rb") as handle:
-                handle.seek(self.log_offset)
+                if os.fstat(handle.fileno()).st_size >= self.log_offset:
+                    handle.seek(self.log_offset)  # else emptied by the log keeper: read it all
                 return handle.read().decode(errors="replace")
         except OSError:
             return ""
@@ -135,13 +140,6 @@ class Replica:
             f"did not start on 127.0.0.1:{self.port}: {why}{log}"
         )
         return f"{text}\n{tail}" if tail else text
-
-
-def log_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 def accepts(port: int) -> bool:

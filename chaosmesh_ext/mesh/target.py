@@ -37,6 +37,8 @@ from chaosmesh_ext.mesh.client import (
     UpResult,
 )
 from chaosmesh_ext.mesh.joining import Difference
+from chaosmesh_ext.mesh.logs import CONFIG_KEY as LOG_CAP_KEY
+from chaosmesh_ext.mesh.logs import log_cap_of
 from chaosmesh_ext.mesh.paths import StatePaths, state_dir_of
 from chaosmesh_ext.mesh.sharing import Membership, Sharing, User
 from chaosmesh_ext.mesh.state import DaemonId
@@ -140,13 +142,15 @@ def mesh_up(
     namespace: str | None,
     prometheus: bool = False,
     timeout: float = MESH_UP_TIMEOUT_S,
+    log_cap: int | None = None,
     cancel: threading.Event | None = None,
 ) -> UpResult:
     """Start the embedded mesh (or update the running one) with these manifests.
 
-    ``prometheus`` starts a real Prometheus with a new mesh (a running mesh keeps what it has).
-    ``UpResult.started`` says whether this call started the daemon (``UpResult.daemon``).
-    Once ``cancel`` is set a mesh still starting is stopped.
+    ``prometheus`` starts a real Prometheus with a new mesh, ``log_cap`` (bytes; None:
+    ``CHAOSMESH_LOG_CAP``, else 64 MiB) bounds a new mesh's logs (a running mesh keeps what
+    it has). ``UpResult.started`` says whether this call started the daemon
+    (``UpResult.daemon``). Once ``cancel`` is set a mesh still starting is stopped.
     """
     client = MeshClient(state_dir)
     with _as_target_error(state_dir):
@@ -154,6 +158,7 @@ def mesh_up(
         return client.up(
             found,
             prometheus=prometheus,
+            log_cap=log_cap,
             timeout=timeout - UP_SLACK_S,
             apply_timeout=timeout,
             cancel=cancel,
@@ -251,6 +256,11 @@ def prepare(
     manifest_files = manifests_of(config)
     user = User.me(run_id)
     sharing = Sharing(client.state)
+    try:
+        # Only an experiment that sets it overrides the mesh's own default (env or 64 MiB).
+        log_cap = log_cap_of(config) if config.get(LOG_CAP_KEY) not in (None, "") else None
+    except ValueError as exc:
+        raise TargetError(str(exc)) from None
 
     def waiting() -> None:
         notify(
@@ -267,6 +277,7 @@ def prepare(
             result = client.start(
                 found,
                 prometheus=wants_prometheus,
+                log_cap=log_cap,
                 timeout=MESH_UP_TIMEOUT_S - UP_SLACK_S,
                 cancel=cancel,
             )

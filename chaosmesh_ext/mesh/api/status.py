@@ -120,5 +120,10 @@ def service_unavailable(message: str) -> ApiError:
     return ApiError(503, "ServiceUnavailable", message)
 
 
+def insufficient_storage(message: str) -> ApiError:
+    """507: the server cannot store what the write needs (the embedded mesh's disk is full)."""
+    return ApiError(507, "InsufficientStorage", message)
+
+
 def path_not_found(path: str) -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource")

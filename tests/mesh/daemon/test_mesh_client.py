@@ -20,6 +20,7 @@ from chaosmesh_ext.mesh.client import (
     MeshStartFailed,
     UpResult,
 )
+from chaosmesh_ext.mesh.logs import LOG_CAP_ENV, LogCapError
 from chaosmesh_ext.mesh.state import DaemonId
 
 from .conftest import SEED, request
@@ -149,3 +150,15 @@ def test_without_a_mesh_status_and_apply_say_how_to_start_one(client: MeshClient
     with pytest.raises(MeshNotRunning, match="no mesh running"):
         client.apply(client.load([]))
     assert client.running() is None
+
+
+def test_a_bad_log_cap_in_the_environment_starts_nothing(
+    client: MeshClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``CHAOSMESH_LOG_CAP`` counts for every new mesh the client starts (the experiments'
+    target included), and a bad value is refused, naming it, before a daemon is started."""
+    monkeypatch.setenv(LOG_CAP_ENV, "lots")
+    with pytest.raises(LogCapError, match=f"{LOG_CAP_ENV}: expected a size"):
+        client.up(client.load([]))
+    assert client.current() is None
+    assert not client.state.daemon_log.exists()
