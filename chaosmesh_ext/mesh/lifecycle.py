@@ -31,6 +31,7 @@ from .manifests import Loaded
 from .paths import ACCESS_JSONL
 from .pods.controller import PodController
 from .state import StateDir, start_time
+from .workloads.hosting import ReplicaHosts
 from .xds_files import disk_full
 
 MONITOR_INTERVAL_S = 0.5
@@ -54,12 +55,15 @@ class Mesh:
         self.logs: LogKeeper | None = None
         self.stopping = threading.Event()
         self.envoy = EnvoyProcess(state.root, concurrency=concurrency)
+        # Echo and proxy replicas share host processes, each with a holder process as its pid.
+        self.hosts = ReplicaHosts(state.workload_logs, state.root / "bin")
         self.applier = Applier(
             state,
             namespace,
             self.envoy,
             cancel=self.stopping,
             on_change=self.record_pids,
+            launcher=self.hosts.launch,
             on_served=self._write_state_after_push,
             log_cap=log_cap,
         )
@@ -144,7 +148,10 @@ class Mesh:
             reopen=self.envoy.reopen_logs,
             # The exporter reads access.jsonl to its end before it may be renamed again.
             hold={ACCESS_JSONL: follower.behind} if follower is not None else None,
-            live_logs=lambda: [r.log_path for r in self.applier.all_replicas() if r.log_path],
+            live_logs=lambda: [
+                *(r.log_path for r in self.applier.all_replicas() if r.log_path),
+                *self.hosts.log_paths(),
+            ],
         ).start()
 
     def stop(self) -> None:
@@ -161,6 +168,7 @@ class Mesh:
         with contextlib.suppress(Exception):
             self.envoy.stop()
         self.applier.stop()
+        self.hosts.stop()  # after the replicas: their holders are stopped first
 
     def admin_url(self) -> str | None:
         """Envoy's admin URL now (None while the supervisor restarts it)."""
@@ -204,6 +212,10 @@ class Mesh:
         out.extend(
             {"pid": r.pid, "role": f"workload {r.namespace}/{r.pod}", "started": r.started}
             for r in replicas
+        )
+        out.extend(
+            {"pid": h.pid, "role": "replica host", "started": start_time(h.pid)}
+            for h in self.hosts.processes()
         )
         if self.prometheus is not None:
             out.append(

@@ -1,7 +1,9 @@
-"""Entry point of one workload replica: ``python -m chaosmesh_ext.mesh.workloads KIND --port P``.
+"""Entry point of one workload replica: ``python -m chaosmesh_ext.mesh.workloads KIND --port P``,
+or of a replica host serving many: ``python -m chaosmesh_ext.mesh.workloads host`` (``host``).
 
-Started by :func:`chaosmesh_ext.mesh.workloads.launch`, one process per replica; the sidecar
-environment (``CHAOSMESH_OUTBOUND``, ``CHAOSMESH_SOURCE``) comes from the parent. Imports stay
+Started by :func:`chaosmesh_ext.mesh.workloads.launch`, one process per replica, or by
+``hosting.ReplicaHosts``; the sidecar environment (``CHAOSMESH_OUTBOUND``,
+``CHAOSMESH_SOURCE``) comes from the parent, or from each replica's order to its host. Imports stay
 inside the branch of each kind: a replica pays only for the modules its kind needs.
 """
 
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
 # passes); repeated here so an echo replica need not import spec and its dependencies.
 DEFAULT_PROXY_TIMEOUT = 60.0
 KINDS = ("echo", "httpbin", "proxy", "command")
+# The kinds a replica host (``host``) serves, many replicas to a process.
+HOSTED_KINDS = ("echo", "proxy")
 USAGE = (
     "usage: python -m chaosmesh_ext.mesh.workloads {echo,httpbin,proxy,command} --port PORT\n"
     "       [--host HOST] [--deployment NAME] [--namespace NS] [--pod POD] [--version V]\n"
@@ -106,16 +110,53 @@ def _limited(handler: Handler, args: Args) -> Handler:
     return limit_handler(handler, parse_capacity(args.capacity, "--capacity"))
 
 
+def build_handler(args: Args, environ: dict[str, str] | None = None) -> Handler:
+    """The request handler of an echo or proxy replica (behind its capacity limit), as its
+    own process or a replica host serves it; ``environ`` holds its sidecar variables (the
+    process environment when None). ``ValueError`` for a bad ``--upstream``."""
+    from .reflect import Identity
+
+    identity = Identity(args.deployment, args.namespace, args.pod, args.version)
+    if args.kind == "echo":
+        from .echo import make_handler
+
+        return _limited(make_handler(identity), args)
+    from chaosmesh_ext._sidecar import Sidecar
+
+    from . import proxy
+    from .upstream import parse_upstreams
+
+    if not args.upstream:
+        raise ValueError("--upstream is required")
+    upstreams = parse_upstreams(args.upstream, "--upstream")
+    handler = proxy.make_handler(upstreams, args.timeout, Sidecar.from_env(environ), identity)
+    return _limited(handler, args)
+
+
+def _hosted(argv: list[str], environ: dict[str, str]) -> tuple[Args, Handler]:
+    """One replica of a replica host: its parsed command line and its handler."""
+    args = parse_args(argv)
+    if args.kind not in HOSTED_KINDS:
+        raise ValueError(f"a replica host serves {' and '.join(HOSTED_KINDS)}, not {args.kind}")
+    return args, build_handler(args, environ)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["host"]:
+        from .host import serve_forever
+
+        return serve_forever(_hosted)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     name = f"{args.kind} {args.namespace}/{args.pod}"
-    if args.kind == "echo":
+    if args.kind in ("echo", "proxy"):
         from ._http import run as serve
-        from .echo import make_handler
-        from .reflect import Identity
 
-        identity = Identity(args.deployment, args.namespace, args.pod, args.version)
-        serve(_limited(make_handler(identity), args), args.host, args.port, name)
+        try:
+            handler = build_handler(args)
+        except ValueError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            return 2
+        serve(handler, args.host, args.port, name)
     elif args.kind == "httpbin":
         from .httpbin_app import run
 
@@ -125,21 +166,6 @@ def main(argv: list[str] | None = None) -> int:
 
             capacity = parse_capacity(args.capacity, "--capacity")
         run(args.host, args.port, name, capacity)
-    elif args.kind == "proxy":
-        from chaosmesh_ext._sidecar import Sidecar
-
-        from . import proxy
-        from ._http import run as serve
-        from .reflect import Identity
-        from .upstream import parse_upstreams
-
-        if not args.upstream:
-            print(f"{name}: --upstream is required", file=sys.stderr)
-            return 2
-        upstreams = parse_upstreams(args.upstream, "--upstream")
-        identity = Identity(args.deployment, args.namespace, args.pod, args.version)
-        handler = proxy.make_handler(upstreams, args.timeout, Sidecar.from_env(), identity)
-        serve(_limited(handler, args), args.host, args.port, name)
     else:
         from .command import supervise
         from .spec import split_command

@@ -31,6 +31,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 MB)
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import FrameType
+    from typing import TextIO
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
@@ -131,10 +132,21 @@ def log_time(now: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
 
 
+# The log of each replica a replica host serves (``host``), by the replica's name; a replica
+# running as its own process writes to stderr, which is its log file.
+LOGS: dict[str, TextIO] = {}
+
+
+def log_of(name: str) -> TextIO:
+    """Where replica ``name`` writes its log."""
+    return LOGS.get(name, sys.stderr)
+
+
 def say(name: str, message: str) -> None:
-    """One line on stderr (the replica's log file), starting with its time."""
-    sys.stderr.write(f"{log_time(time.time())} {name}: {message}\n")
-    sys.stderr.flush()
+    """One line in the replica's log, starting with its time."""
+    stream = log_of(name)
+    stream.write(f"{log_time(time.time())} {name}: {message}\n")
+    stream.flush()
 
 
 class HTTPError(Exception):
@@ -470,7 +482,7 @@ def _answer(handler: Handler, request: Request, name: str) -> Response:
         import traceback  # only on a bug: not worth its memory in every replica
 
         say(name, f"handler failed for {request.method} {request.target}")
-        traceback.print_exc()
+        traceback.print_exc(file=log_of(name))
         return text_response(500, "internal error in the workload\n")
 
 

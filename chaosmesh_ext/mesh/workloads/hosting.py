@@ -1,0 +1,204 @@
+"""The daemon's side of replica hosts: echo and proxy replicas share processes.
+
+A Python process per replica costs about 12 MB of RSS; a mesh of 100 services with 3
+replicas each would need 3.6 GB for its workloads alone. So :class:`ReplicaHosts` (the pod
+controller's ``Launcher``) hands each echo or proxy replica to a replica host (``host``:
+up to :data:`REPLICAS_PER_HOST` replicas in one process) and starts a holder process for it
+(``holder``, about 10 kB): the pod's process. Whatever the pod lifecycle or a user does to
+that pid is what happens to the replica alone — SIGTERM stops it, SIGKILL kills it, SIGSTOP
+freezes it — and its exit code is the pod's. Each replica keeps its own port, identity,
+capacity limit, sidecar and log file.
+
+Other kinds run as processes of their own (``launcher.launch``): ``command`` is the user's
+program, ``httpbin`` runs under waitress and ``fortio`` is the load layer's server, neither
+of which serves several ports from one process.
+
+If a host dies (a bug, an OOM kill), every replica it served ends with it: their holders are
+killed when next polled, so their Pods show Failed, as pods on a failed node would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from chaosmesh_ext._sidecar import OUTBOUND_ENV, OUTBOUND_FILE_ENV, SOURCE_ENV
+
+from .. import spawn
+from ..pods.runtime import ReplicaProcess
+from .holder import holder_argv
+from .launcher import check, launch
+from .spec import PACKAGE_ROOT, WorkloadSpec
+
+MODULE = "chaosmesh_ext.mesh.workloads"
+HOSTED_KINDS = ("echo", "proxy")
+# Enough that hosts cost little per replica, few enough that one host's GIL and threads are
+# not the bottleneck of a large mesh (two cores run two hosts' requests in parallel).
+REPLICAS_PER_HOST = 64
+HOST_STOP_TIMEOUT = 5.0
+
+
+class ReplicaHost:
+    """One host process and the replicas it was given."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+        self.replicas: list[HostedReplica] = []
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def load(self) -> int:
+        """How many of its replicas still run."""
+        self.replicas = [r for r in self.replicas if r.holder.poll() is None]
+        return len(self.replicas)
+
+    def order(self, order: dict[str, object]) -> None:
+        """Send one replica's order (``BrokenPipeError`` when the host is gone)."""
+        line = (json.dumps(order) + "\n").encode()
+        with self._lock:
+            assert self.process.stdin is not None
+            self.process.stdin.write(line)
+            self.process.stdin.flush()
+
+    def stop(self) -> None:
+        """Close its orders (it exits), SIGKILL after :data:`HOST_STOP_TIMEOUT`."""
+        with self._lock:
+            if self.process.stdin is not None:
+                try:
+                    self.process.stdin.close()
+                except OSError:
+                    pass
+        try:
+            self.process.wait(timeout=HOST_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=HOST_STOP_TIMEOUT)
+
+
+class HostedReplica:
+    """A replica served by a host, driven through its holder (the pod's process)."""
+
+    def __init__(self, holder: subprocess.Popen[bytes], host: ReplicaHost) -> None:
+        self.holder = holder
+        self.host = host
+
+    @property
+    def pid(self) -> int:
+        return self.holder.pid
+
+    def poll(self) -> int | None:
+        code = self.holder.poll()
+        if code is None and not self.host.alive():
+            # Its host is gone, so is the replica: its pod ends (killed, as by an OOM kill).
+            self.holder.kill()
+            code = self.holder.wait(timeout=HOST_STOP_TIMEOUT)
+        return code
+
+    def terminate(self) -> None:
+        self.holder.terminate()
+
+    def kill(self) -> None:
+        self.holder.kill()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.holder.wait(timeout=timeout)
+
+
+class ReplicaHosts:
+    """Starts replicas: echo and proxy ones in shared hosts, others as their own process."""
+
+    def __init__(self, log_dir: Path, bin_dir: Path, per_host: int = REPLICAS_PER_HOST) -> None:
+        self.log_dir = log_dir
+        self.bin_dir = bin_dir
+        self.per_host = per_host
+        self.hosts: list[ReplicaHost] = []
+        self._holder: list[str] | None = None
+        self._lock = threading.Lock()
+
+    def launch(self, spec: WorkloadSpec) -> ReplicaProcess:
+        """Start ``spec``'s replica; raises as ``launcher.check`` on a bad spec, nothing
+        started."""
+        if spec.kind not in HOSTED_KINDS:
+            return launch(spec)
+        argv, env = check(spec)
+        args = argv[argv.index(MODULE) + 1 :]
+        sidecar = {k: env[k] for k in (OUTBOUND_ENV, SOURCE_ENV, OUTBOUND_FILE_ENV) if k in env}
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            host = self._host_with_room()
+            holder = spawn.popen(
+                self._holder_argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C at the daemon's terminal is not for it
+                close_fds=True,
+            )
+            order = {"args": args, "env": sidecar, "log": str(spec.log_path), "holder": holder.pid}
+            try:
+                host.order(order)
+            except OSError:
+                holder.kill()
+                holder.wait(timeout=HOST_STOP_TIMEOUT)
+                raise
+            replica = HostedReplica(holder, host)
+            host.replicas.append(replica)
+        return replica
+
+    def _holder_argv(self) -> list[str]:
+        if self._holder is None:
+            self._holder = holder_argv(self.bin_dir)
+        return self._holder
+
+    def _host_with_room(self) -> ReplicaHost:
+        self.hosts = [h for h in self.hosts if h.alive() or h.load()]
+        for host in self.hosts:
+            if host.alive() and host.load() < self.per_host:
+                return host
+        host = self._start_host(len(self.hosts))
+        self.hosts.append(host)
+        return host
+
+    def _start_host(self, index: int) -> ReplicaHost:
+        log_path = self.log_dir / f"replica-host-{os.getpid()}-{index}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        # Lean like the replicas it serves (spec.LEAN_KINDS): no site, the package by path.
+        env = {k: v for k, v in os.environ.items() if k not in (OUTBOUND_ENV, SOURCE_ENV)}
+        env.update(PYTHONPATH=PACKAGE_ROOT, PYTHONUNBUFFERED="1")
+        with open(log_path, "ab") as log:
+            process = spawn.popen(
+                [sys.executable, "-S", "-m", MODULE, "host"],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
+        return ReplicaHost(process, log_path)
+
+    def processes(self) -> list[ReplicaHost]:
+        """The hosts running now (``mesh.json`` lists them, so ``mesh down`` finds them)."""
+        with self._lock:
+            return [h for h in self.hosts if h.alive()]
+
+    def log_paths(self) -> list[Path]:
+        return [h.log_path for h in self.processes()]
+
+    def stop(self) -> None:
+        """Stop every host (their replicas' holders are the Applier's to stop first)."""
+        with self._lock:
+            hosts, self.hosts = self.hosts, []
+        for host in hosts:
+            host.stop()
