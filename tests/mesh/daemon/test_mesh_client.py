@@ -22,9 +22,10 @@ from chaosmesh_ext.mesh.client import (
 )
 from chaosmesh_ext.mesh.logs import LOG_CAP_ENV, LogCapError
 from chaosmesh_ext.mesh.state import DaemonId
+from tests.support.processes import pids_mentioning
 
 from .conftest import SEED, request
-from .test_mesh_lifecycle import _command_deployment, _processes_mentioning, _sleeper
+from .test_mesh_lifecycle import _command_deployment, _sleeper
 
 pytestmark = pytest.mark.envoy
 
@@ -117,12 +118,12 @@ def test_a_daemon_killed_while_starting_leaves_nothing_behind(
         assert client.current() is None and not client.state.mesh_json.exists()
     finally:
         thread.join(timeout=60)
-        for pid in _processes_mentioning(token):
+        for pid in pids_mentioning(token):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while _processes_mentioning(token) and time.monotonic() < deadline:
+    while pids_mentioning(token) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _processes_mentioning(token)
+    assert not pids_mentioning(token)
 
 
 def test_bad_manifests_change_nothing_and_start_nothing(client: MeshClient, tmp_path: Path) -> None:
