@@ -100,9 +100,7 @@ def _function(module: str, func: str) -> tuple[Callable[..., Any] | None, str | 
     return None, f"no function '{func}' in {module}{_closest(func, names)}"
 
 
-def _check_call(
-    where: str, activity: Mapping[str, Any], with_value: bool
-) -> Iterator[Problem]:
+def _check_call(where: str, activity: Mapping[str, Any], with_value: bool) -> Iterator[Problem]:
     provider = activity.get("provider")
     if not isinstance(provider, Mapping) or provider.get("type") != "python":
         return

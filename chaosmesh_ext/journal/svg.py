@@ -275,6 +275,4 @@ def label_room(labels: Sequence[str]) -> int:
 def _label(label: str, x: float, y: float) -> str:
     cut = _cut(label, LABEL_CHARS)
     tip = f"<title>{escape(label)}</title>" if cut != label else ""
-    return (
-        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="end" {FONT}>{tip}{escape(cut)}</text>'
-    )
+    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="end" {FONT}>{tip}{escape(cut)}</text>'

@@ -294,6 +294,7 @@ def join_base_and_path(url: str) -> str:
         return url
     return f"{scheme}://{host}/{path.lstrip('/')}"
 
+
 Scalar = str | float | int
 
 

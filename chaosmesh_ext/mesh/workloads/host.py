@@ -17,7 +17,9 @@ It is served while its holder lives:
 - the holder is stopped (SIGSTOP): the replica's requests wait until it is continued, as a
   frozen process's would (new connections still complete in the kernel's backlog).
 
-The host exits when the daemon closes its stdin (or dies: its parent-death signal). Like
+Once a replica is closed, the host writes its holder's pid on stdout: the daemon sees the
+pod end only then, as it sees a process end after its port closed. The host exits when the
+daemon closes its stdin (or dies: its parent-death signal). Like
 the replicas it replaces, it imports no typing, dataclasses or asyncio (see ``_http``).
 """
 
@@ -32,8 +34,8 @@ import sys
 import threading
 import time
 
-from . import _http
 from ..ports import reusable_listener
+from . import _http
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -127,18 +129,19 @@ class HostedReplica:
         self.log.close()
 
 
-def start_replica(order: dict[str, Any], build: Callable[[list[str], dict[str, str]], Any]):
+def start_replica(
+    order: dict[str, Any], build: Callable[[list[str], dict[str, str]], Any]
+) -> HostedReplica | None:
     """Start what ``order`` describes; None (and the holder killed) when it cannot run."""
     holder = int(order["holder"])
-    log = open(order["log"], "a", buffering=1, encoding="utf-8", errors="replace")
+    # Open for the replica's life, closed by stop() (not a with block).
+    log = open(order["log"], "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
     name = "workload"
     try:
         args, handler = build(list(order["args"]), dict(order.get("env") or {}))
         name = f"{args.kind} {args.namespace}/{args.pod}"
         _http.LOGS[name] = log
-        replica = HostedReplica(
-            name, args.host, args.port, pausable(handler, holder), log, holder
-        )
+        replica = HostedReplica(name, args.host, args.port, pausable(handler, holder), log, holder)
     except (Exception, SystemExit) as exc:
         # What its own process would have printed before exiting: in its log, then it ends.
         log.write(f"{_http.log_time(time.time())} {name}: cannot start: {exc}\n")
@@ -164,6 +167,7 @@ def serve_forever(build: Callable[[list[str], dict[str, str]], Any]) -> int:
     signal.signal(signal.SIGTERM, leave)
     signal.signal(signal.SIGINT, leave)
     orders = sys.stdin.fileno()
+    released = sys.stdout.fileno()
     poller = select.poll()
     poller.register(orders, select.POLLIN)
     by_fd: dict[int, HostedReplica] = {}
@@ -175,6 +179,7 @@ def serve_forever(build: Callable[[list[str], dict[str, str]], Any]) -> int:
                 poller.unregister(fd)
                 os.close(fd)
                 replica.stop()
+                os.write(released, b"%d\n" % replica.holder)  # the daemon waits for this
                 continue
             data = os.read(orders, 65536)
             if not data:
@@ -189,9 +194,9 @@ def serve_forever(build: Callable[[list[str], dict[str, str]], Any]) -> int:
                     watch = os.pidfd_open(int(order["holder"]))
                 except OSError:
                     continue  # its holder already ended: the pod is over before it began
-                replica = start_replica(order, build)
-                if replica is None:
+                started = start_replica(order, build)
+                if started is None:
                     os.close(watch)
                     continue
-                by_fd[watch] = replica
+                by_fd[watch] = started
                 poller.register(watch, select.POLLIN)

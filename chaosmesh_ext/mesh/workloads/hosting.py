@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from chaosmesh_ext._sidecar import OUTBOUND_ENV, OUTBOUND_FILE_ENV, SOURCE_ENV
@@ -40,6 +41,8 @@ HOSTED_KINDS = ("echo", "proxy")
 # not the bottleneck of a large mesh (two cores run two hosts' requests in parallel).
 REPLICAS_PER_HOST = 64
 HOST_STOP_TIMEOUT = 5.0
+# How long a replica's end waits for its host to say it closed the replica's port.
+RELEASE_TIMEOUT = 2.0
 
 
 class ReplicaHost:
@@ -50,6 +53,30 @@ class ReplicaHost:
         self.log_path = log_path
         self.replicas: list[HostedReplica] = []
         self._lock = threading.Lock()
+        # Holders whose replica the host has closed (it says so on its stdout).
+        self._released: set[int] = set()
+        self._changed = threading.Condition()
+        threading.Thread(target=self._read_releases, name="replica-host", daemon=True).start()
+
+    def _read_releases(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                if line.strip().isdigit():
+                    self._released.add(int(line))
+                self._changed.notify_all()
+        with self._changed:  # the host is gone: nothing is left to wait for
+            self._changed.notify_all()
+
+    def released(self, holder: int, timeout: float = 0.0) -> bool:
+        """Whether the host closed the replica of ``holder`` (waiting up to ``timeout``)."""
+        with self._changed:
+            return (
+                self._changed.wait_for(
+                    lambda: holder in self._released or not self.alive(), timeout
+                )
+                and holder in self._released
+            )
 
     @property
     def pid(self) -> int:
@@ -92,18 +119,35 @@ class HostedReplica:
     def __init__(self, holder: subprocess.Popen[bytes], host: ReplicaHost) -> None:
         self.holder = holder
         self.host = host
+        self._ended_at: float | None = None  # when its holder's end was first seen
 
     @property
     def pid(self) -> int:
         return self.holder.pid
 
+    @property
+    def returncode(self) -> int | None:
+        return self.holder.returncode
+
     def poll(self) -> int | None:
+        """The holder's exit code once the host has closed the replica too (its port no
+        longer accepts, its log is complete), as a process's end is seen after its exit."""
         code = self.holder.poll()
         if code is None and not self.host.alive():
             # Its host is gone, so is the replica: its pod ends (killed, as by an OOM kill).
             self.holder.kill()
             code = self.holder.wait(timeout=HOST_STOP_TIMEOUT)
-        return code
+        if code is None or self._closed():
+            return code
+        return None
+
+    def _closed(self, timeout: float = 0.0) -> bool:
+        if self._ended_at is None:
+            self._ended_at = time.monotonic()
+        if not self.host.alive() or self.host.released(self.holder.pid, timeout):
+            return True
+        # A host that never says so (a bug) must not keep the pod from ending.
+        return time.monotonic() - self._ended_at > RELEASE_TIMEOUT
 
     def terminate(self) -> None:
         self.holder.terminate()
@@ -112,7 +156,14 @@ class HostedReplica:
         self.holder.kill()
 
     def wait(self, timeout: float | None = None) -> int:
-        return self.holder.wait(timeout=timeout)
+        """The holder's exit code once the host has closed the replica too."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        code = self.holder.wait(timeout=timeout)
+        if deadline is None or deadline - time.monotonic() >= RELEASE_TIMEOUT:
+            self._closed(RELEASE_TIMEOUT)
+        elif not self._closed(max(0.0, deadline - time.monotonic())):
+            raise subprocess.TimeoutExpired(str(self.holder.args), timeout or 0.0)
+        return code
 
 
 class ReplicaHosts:
@@ -180,8 +231,8 @@ class ReplicaHosts:
             process = spawn.popen(
                 [sys.executable, "-S", "-m", MODULE, "host"],
                 stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.PIPE,  # the holders whose replica it closed
+                stderr=log,
                 env=env,
                 start_new_session=True,
                 close_fds=True,

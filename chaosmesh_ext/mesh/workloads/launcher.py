@@ -12,12 +12,16 @@ import shutil
 import socket
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
 from chaosmesh_ext._sidecar import OUTBOUND_ENV, SOURCE_ENV
 
 from .. import spawn
 from .kinds import COMMAND_ANNOTATION
 from .spec import FORTIO_MODULE, WorkloadSpec, command_line, split_command
+
+if TYPE_CHECKING:
+    from ..pods.runtime import ReplicaProcess
 
 
 class WorkloadUnavailable(RuntimeError):
@@ -80,7 +84,7 @@ def wait_ready(
     host: str,
     port: int,
     timeout: float,
-    process: subprocess.Popen[bytes] | None = None,
+    process: ReplicaProcess | None = None,
 ) -> None:
     """Return once ``host:port`` accepts a TCP connection.
 
@@ -90,9 +94,10 @@ def wait_ready(
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:
-        if process is not None and process.poll() is not None:
+        code = process.poll() if process is not None else None
+        if code is not None:
             raise WorkloadNotReady(
-                f"workload on {host}:{port} exited with code {process.returncode} before "
+                f"workload on {host}:{port} exited with code {code} before "
                 "accepting connections (see its log)"
             )
         remaining = deadline - time.monotonic()

@@ -1,4 +1,10 @@
-"""Fixtures for the workload tests: start real workload processes, stop them by pid."""
+"""Fixtures for the workload tests: start real workload processes, stop them by pid.
+
+In modules that set ``REPLICA_HOSTS_TOO = True``, every test that starts workloads runs
+twice: with every replica a process of its own, and with replicas in shared replica hosts
+(``workloads.hosting``), as the daemon runs echo and proxy replicas — the same behaviour
+either way.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from chaosmesh_ext._sidecar import Sidecar
+from chaosmesh_ext.mesh.pods.runtime import Launcher, ReplicaProcess
 from chaosmesh_ext.mesh.workloads import WorkloadSpec, launch, wait_ready
+from chaosmesh_ext.mesh.workloads.hosting import ReplicaHosts
 
 HOST = "127.0.0.1"
 
@@ -56,9 +64,32 @@ def call(
             connection.close()
 
 
+OWN_PROCESS = "own process"
+REPLICA_HOST = "replica host"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "launcher" in metafunc.fixturenames and getattr(metafunc.module, "REPLICA_HOSTS_TOO", False):
+        metafunc.parametrize("launcher", [OWN_PROCESS, REPLICA_HOST], indirect=True)
+
+
+@pytest.fixture
+def launcher(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launcher]:
+    """How replicas start: ``launch`` (the default), or through replica hosts of two
+    replicas each, so a test with several replicas spans hosts too."""
+    if getattr(request, "param", OWN_PROCESS) == OWN_PROCESS:
+        yield launch
+        return
+    hosts = ReplicaHosts(tmp_path / "hosts", tmp_path / "bin", per_host=2)
+    try:
+        yield hosts.launch
+    finally:
+        hosts.stop()
+
+
 @dataclass
 class Running:
-    process: subprocess.Popen[bytes]
+    process: ReplicaProcess
     spec: WorkloadSpec
 
     @property
@@ -69,7 +100,7 @@ class Running:
         return self.spec.log_path.read_text(errors="replace")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: ReplicaProcess) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -83,9 +114,9 @@ StartWorkload = Callable[..., Running]
 
 
 @pytest.fixture
-def start_workload(tmp_path: Path) -> Iterator[StartWorkload]:
+def start_workload(tmp_path: Path, launcher: Launcher) -> Iterator[StartWorkload]:
     """Start a workload and wait until it accepts; every one started is stopped after."""
-    started: list[subprocess.Popen[bytes]] = []
+    started: list[ReplicaProcess] = []
 
     def start(
         kind: str,
@@ -110,7 +141,7 @@ def start_workload(tmp_path: Path) -> Iterator[StartWorkload]:
             annotations=dict(annotations or {}),
             sidecar=sidecar or Sidecar(),
         )
-        process = launch(spec)
+        process = launcher(spec)
         started.append(process)
         if ready:
             wait_ready(HOST, spec.port, 20.0, process=process)

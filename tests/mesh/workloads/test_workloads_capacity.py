@@ -30,6 +30,9 @@ from chaosmesh_ext.mesh.workloads.spec import command_line
 
 from .conftest import HOST, StartWorkload
 
+# Each test runs with replicas as processes of their own and in shared replica hosts.
+REPLICA_HOSTS_TOO = True
+
 WHERE = "Deployment default/checkout: annotation chaosmesh.io/capacity"
 
 

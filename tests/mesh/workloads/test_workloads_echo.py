@@ -15,6 +15,9 @@ from chaosmesh_ext.mesh.workloads.echo import go_duration
 
 from .conftest import HOST, StartWorkload, call
 
+# Each test runs with replicas as processes of their own and in shared replica hosts.
+REPLICA_HOSTS_TOO = True
+
 
 def test_identity_in_body_and_headers(start_workload: StartWorkload) -> None:
     echo = start_workload("echo", deployment="appv2", version="v2", pod="appv2-0")

@@ -20,6 +20,9 @@ from chaosmesh_ext._sidecar import Sidecar
 
 from .conftest import HOST, StartWorkload, call, free_port
 
+# Each test runs with replicas as processes of their own and in shared replica hosts.
+REPLICA_HOSTS_TOO = True
+
 
 def upstream_body(text: str, index: int = 0) -> str:
     """The body upstream ``index`` answered, from the proxy's ``[i body] line`` lines."""
