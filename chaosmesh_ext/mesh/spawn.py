@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["die_with_parent", "popen"]
+__all__ = ["die_with_parent", "popen", "popen_from_spawner"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -95,3 +95,13 @@ def popen(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     if "preexec_fn" in kwargs:
         raise ValueError("spawn.popen sets preexec_fn itself")
     return _in_spawner(lambda: subprocess.Popen(args, preexec_fn=preexec, **kwargs))  # type: ignore[no-any-return]
+
+
+def popen_from_spawner(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen(args, **kwargs)`` from the same long-lived thread, without a
+    ``preexec_fn``: for a program that asks for its parent-death signal itself (the replica
+    holder), so the kernel ties it to the process, and subprocess can start it with vfork
+    (a fork with a Python ``preexec_fn`` costs milliseconds in a large daemon)."""
+    if not sys.platform.startswith("linux"):
+        return subprocess.Popen(args, **kwargs)
+    return _in_spawner(lambda: subprocess.Popen(args, **kwargs))  # type: ignore[no-any-return]

@@ -31,7 +31,34 @@ _PROGRAM_HEADER = 56
 # such as SIGSTOP/SIGCONT), then exit 0: what an echo or proxy replica of its own does on
 # those signals. SIGKILL ends it as it would end the replica (-9).
 _X86_64_WAIT_THEN_EXIT = bytes.fromhex(
-    "6802400000"  # push 0x4002               the set {SIGINT, SIGTERM}
+    # prctl(PR_SET_PDEATHSIG, SIGKILL): it dies with the daemon, as every mesh process does
+    # (spawn.py), without a preexec_fn in the daemon, so starting one costs a vfork.
+    "bf01000000"  # mov edi, 1
+    "be09000000"  # mov esi, 9
+    "b89d000000"  # mov eax, 157             prctl
+    "0f05"  # syscall
+    # argv[1], when given, is the daemon's pid: if the daemon died before the prctl, the
+    # parent is someone else now, so exit(1) at once rather than live on as an orphan.
+    "488b742410"  # mov rsi, [rsp+16]        argv[1]
+    "31db"  # xor ebx, ebx                 (syscall clobbers rcx)
+    "4885f6"  # test rsi, rsi
+    "742b"  # jz checked
+    "0fb616"  # parse: movzx edx, byte [rsi]
+    "85d2"  # test edx, edx
+    "740d"  # jz compare
+    "83ea30"  # sub edx, '0'
+    "6bdb0a"  # imul ebx, ebx, 10
+    "01d3"  # add ebx, edx
+    "48ffc6"  # inc rsi
+    "ebec"  # jmp parse
+    "b86e000000"  # compare: mov eax, 110    getppid
+    "0f05"  # syscall
+    "39d8"  # cmp eax, ebx
+    "740c"  # je checked
+    "bf01000000"  # mov edi, 1
+    "b83c000000"  # mov eax, 60              exit(1)
+    "0f05"  # syscall
+    "6802400000"  # checked: push 0x4002     the set {SIGINT, SIGTERM}
     "4889e6"  # mov rsi, rsp
     "31ff"  # xor edi, edi                   SIG_BLOCK
     "31d2"  # xor edx, edx
@@ -81,7 +108,11 @@ def holder_image() -> bytes | None:
 
 
 def holder_argv(directory: Path) -> list[str]:
-    """The command line of a holder, its executable written into ``directory`` if needed."""
+    """The command line of a holder, its executable written into ``directory`` if needed.
+
+    The small holder takes the pid of the process starting it as its one argument and dies
+    with that process by itself (:func:`dies_with_parent`); ``sleep`` needs ``spawn.popen``.
+    """
     image = holder_image()
     if image is not None:
         path = directory / HOLDER_NAME
@@ -98,3 +129,8 @@ def holder_argv(directory: Path) -> list[str]:
             pass  # a read-only or full directory: the portable holder below
     sleep = shutil.which("sleep") or "/bin/sleep"
     return [sleep, "infinity"]
+
+
+def dies_with_parent(argv: list[str]) -> bool:
+    """Whether the holder ``argv`` asks for its parent-death signal itself."""
+    return Path(argv[0]).name == HOLDER_NAME

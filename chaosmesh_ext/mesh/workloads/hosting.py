@@ -31,7 +31,7 @@ from chaosmesh_ext._sidecar import OUTBOUND_ENV, OUTBOUND_FILE_ENV, SOURCE_ENV
 
 from .. import spawn
 from ..pods.runtime import ReplicaProcess
-from .holder import holder_argv
+from .holder import dies_with_parent, holder_argv
 from .launcher import check, launch
 from .spec import PACKAGE_ROOT, WorkloadSpec
 
@@ -188,8 +188,12 @@ class ReplicaHosts:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             host = self._host_with_room()
-            holder = spawn.popen(
-                self._holder_argv(),
+            argv = self._holder_argv()
+            start = spawn.popen
+            if dies_with_parent(argv):
+                argv, start = [*argv, str(os.getpid())], spawn.popen_from_spawner
+            holder = start(
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -215,7 +219,9 @@ class ReplicaHosts:
     def _host_with_room(self) -> ReplicaHost:
         self.hosts = [h for h in self.hosts if h.alive() or h.load()]
         for host in self.hosts:
-            if host.alive() and host.load() < self.per_host:
+            # Count the ended replicas out only when the host looks full (polling them all
+            # for every start would cost a mesh of hundreds quadratic time).
+            if host.alive() and (len(host.replicas) < self.per_host or host.load() < self.per_host):
                 return host
         host = self._start_host(len(self.hosts))
         self.hosts.append(host)

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ import pytest
 
 from chaosmesh_ext._sidecar import Sidecar
 from chaosmesh_ext.mesh.workloads import WorkloadSpec, wait_ready
-from chaosmesh_ext.mesh.workloads.holder import holder_argv, holder_image
+from chaosmesh_ext.mesh.workloads.holder import dies_with_parent, holder_argv, holder_image
 from chaosmesh_ext.mesh.workloads.hosting import HostedReplica, ReplicaHosts
 
 from .conftest import HOST, call, free_port
@@ -183,9 +184,9 @@ def test_a_full_host_is_followed_by_another(hosts: ReplicaHosts, tmp_path: Path)
 @pytest.mark.skipif(holder_image() is None, reason="the small holder is built for x86-64 Linux")
 def test_the_holder_ends_as_an_echo_process_would(tmp_path: Path) -> None:
     argv = holder_argv(tmp_path)
-    assert argv == [str(tmp_path / "replica-holder")]
+    assert argv == [str(tmp_path / "replica-holder")] and dies_with_parent(argv)
     for sig, code in ((signal.SIGTERM, 0), (signal.SIGINT, 0), (signal.SIGKILL, -9)):
-        holder = subprocess.Popen(argv)
+        holder = subprocess.Popen([*argv, str(os.getpid())])
         try:
             os.kill(holder.pid, signal.SIGSTOP)  # stopped and continued: still waiting
             os.kill(holder.pid, signal.SIGCONT)
@@ -197,3 +198,30 @@ def test_the_holder_ends_as_an_echo_process_would(tmp_path: Path) -> None:
             if holder.poll() is None:
                 holder.kill()
                 holder.wait(5)
+
+
+@pytest.mark.skipif(holder_image() is None, reason="the small holder is built for x86-64 Linux")
+def test_the_holder_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    argv = holder_argv(tmp_path)
+    # Started by someone else than the pid it is given (its parent died before it could
+    # ask for the parent-death signal, say): it leaves at once.
+    orphan = subprocess.Popen([*argv, "1"])
+    assert orphan.wait(5) == 1
+    # Started by a process that then dies: the kernel kills it.
+    starter = (
+        "import os, subprocess, sys; "
+        "p = subprocess.Popen(sys.argv[1:] + [str(os.getpid())]); print(p.pid, flush=True)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", starter, *argv], capture_output=True, text=True, timeout=30
+    )
+    holder = int(out.stdout)
+
+    def gone() -> bool:
+        try:
+            state = Path(f"/proc/{holder}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            return True
+        return state in ("Z", "X")  # killed; its new parent may not have reaped it yet
+
+    _until(gone, "the holder to die with its parent")
