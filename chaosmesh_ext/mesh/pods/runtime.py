@@ -6,12 +6,12 @@ drains them), after the grace period to ``kill`` (SIGKILL: gone at once), and ``
 its end. A replica is ready when its own port accepts connections (the controller checks
 that; it is the same for every kind of runtime).
 
-Today every replica is a process of its own and ``subprocess.Popen`` is this interface as it
-stands. Replicas hosted together in one process (several echo servers behind one
-interpreter, each on its own port) implement the same methods per replica — ``terminate``
-closes that replica's listener and its connections, ``kill`` drops them at once, ``poll``
-reports that replica's end — so one replica can be stopped or killed without touching its
-neighbours, and ``launch`` hands the spec to the host instead of starting a process.
+A replica of its own process is a ``subprocess.Popen``. Replicas hosted together in one
+process (``workloads.hosting``: echo and proxy replicas, each on its own port) are driven
+through a holder process of their own: ``terminate`` and ``kill`` signal the holder, and
+the host closes that replica's listener and connections when the holder ends, so one
+replica can be stopped or killed without touching its neighbours; ``poll`` reports the
+holder's exit once the host has closed the replica.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class ReplicaProcess(Protocol):
 
     @property
     def pid(self) -> int:
-        """The OS process serving the replica (replicas hosted together share it)."""
+        """The replica's own process: the pod's pid (a hosted replica's holder)."""
         ...
 
     def poll(self) -> int | None:

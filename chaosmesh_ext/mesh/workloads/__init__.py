@@ -1,9 +1,10 @@
-"""Local stand-ins for a Deployment's pods on the embedded mesh: one process per replica.
+"""Local stand-ins for a Deployment's pods on the embedded mesh.
 
 - :func:`workload_kind` picks the kind (echo, httpbin, proxy, command, fortio) for a
   Deployment; :class:`WorkloadSpec` describes one replica (:func:`replica_specs` builds them
-  from a manifest); :func:`launch` starts it and :func:`wait_ready` waits until its port
-  accepts.
+  from a manifest); :func:`launch` starts it as a process of its own and :func:`wait_ready`
+  waits until its port accepts. The daemon starts echo and proxy replicas in shared replica
+  hosts instead, each with a holder process as its pid (``hosting``, ``host``, ``holder``).
 - Each kind lives in its own module (``echo``, ``httpbin_app``, ``proxy``, ``command``); the
   fortio kind is the load layer's REST server, ``chaosmesh_ext.load.rest``.
 
