@@ -4,8 +4,9 @@ Why not http.server: BaseHTTPRequestHandler writes the status line and the body 
 and with Nagle plus the peer's delayed ACK every response then costs ~27 ms. Here every
 response leaves in one write on a TCP_NODELAY socket. Why not asyncio: memory. The mesh runs
 a process per replica host (and per replica of its own), and asyncio's imports (ssl,
-logging, concurrent.futures, inspect, typing) cost ~10 MB of RSS in each; this core needs only ``socket``, ``select`` and
-``threading`` (a replica idles at ~12 MB instead of ~27 MB; benchmarks/bench_workloads.py).
+logging, concurrent.futures, inspect, typing) cost ~10 MB of RSS in each; this core needs
+only ``socket``, ``select`` and ``threading`` (a replica idles at ~12 MB instead of ~27 MB;
+benchmarks/bench_workloads.py).
 So this module, and the echo and proxy built on it, must not import typing, dataclasses,
 logging, email or asyncio at run time.
 
