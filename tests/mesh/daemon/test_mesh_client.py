@@ -22,9 +22,10 @@ from chaosmesh_ext.mesh.client import (
 )
 from chaosmesh_ext.mesh.logs import LOG_CAP_ENV, LogCapError
 from chaosmesh_ext.mesh.state import DaemonId
+from tests.support.processes import pids_mentioning as _processes_mentioning
 
 from .conftest import SEED, request
-from .test_mesh_lifecycle import _command_deployment, _processes_mentioning, _sleeper
+from .test_mesh_lifecycle import _command_deployment, _sleeper
 
 pytestmark = pytest.mark.envoy
 
