@@ -22,7 +22,7 @@ from chaosmesh_ext.mesh.client import (
 )
 from chaosmesh_ext.mesh.logs import LOG_CAP_ENV, LogCapError
 from chaosmesh_ext.mesh.state import DaemonId
-from tests.support.processes import pids_mentioning
+from tests.support.processes import pids_mentioning as _processes_mentioning
 
 from .conftest import SEED, request
 from .test_mesh_lifecycle import _command_deployment, _sleeper
@@ -118,12 +118,12 @@ def test_a_daemon_killed_while_starting_leaves_nothing_behind(
         assert client.current() is None and not client.state.mesh_json.exists()
     finally:
         thread.join(timeout=60)
-        for pid in pids_mentioning(token):
+        for pid in _processes_mentioning(token):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while pids_mentioning(token) and time.monotonic() < deadline:
+    while _processes_mentioning(token) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not pids_mentioning(token)
+    assert not _processes_mentioning(token)
 
 
 def test_bad_manifests_change_nothing_and_start_nothing(client: MeshClient, tmp_path: Path) -> None:
