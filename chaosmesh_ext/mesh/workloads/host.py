@@ -157,6 +157,19 @@ def start_replica(
     return replica
 
 
+def _raise_file_limit() -> None:
+    """As many open files as allowed: each replica holds a listener, a log, a pidfd and its
+    connections, where a process of its own had the whole (often 1024) soft limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def serve_forever(build: Callable[[list[str], dict[str, str]], Any]) -> int:
     """Serve the replicas ordered on stdin until it closes. ``build(args, env)`` returns the
     parsed arguments and the handler of one replica."""
@@ -166,6 +179,7 @@ def serve_forever(build: Callable[[list[str], dict[str, str]], Any]) -> int:
 
     signal.signal(signal.SIGTERM, leave)
     signal.signal(signal.SIGINT, leave)
+    _raise_file_limit()
     orders = sys.stdin.fileno()
     released = sys.stdout.fileno()
     poller = select.poll()
