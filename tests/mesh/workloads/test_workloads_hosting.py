@@ -24,6 +24,7 @@ import pytest
 from chaosmesh_ext._sidecar import Sidecar
 from chaosmesh_ext.mesh.workloads import WorkloadSpec, wait_ready
 from chaosmesh_ext.mesh.workloads.holder import dies_with_parent, holder_argv, holder_image
+from chaosmesh_ext.mesh.workloads.host import frozen as stopped
 from chaosmesh_ext.mesh.workloads.hosting import HostedReplica, ReplicaHosts
 
 from .conftest import HOST, call, free_port
@@ -153,6 +154,8 @@ def test_a_stopped_replica_process_freezes_that_replica_only(
     _, other_spec = _echo(hosts, tmp_path, "catalog-1")
     os.kill(frozen.pid, signal.SIGSTOP)
     try:
+        # The signal takes effect once the kernel next runs the holder: wait for that.
+        _until(lambda: stopped(frozen.pid), "the holder to be stopped")
         with pytest.raises(TimeoutError):
             call(frozen_spec.port, timeout=0.5)
         assert call(other_spec.port).status == 200
