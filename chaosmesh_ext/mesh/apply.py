@@ -35,7 +35,7 @@ from .listener_name import OUTBOUND, ListenerName
 from .paths import GATEWAY_FALLBACK_CERT, StatePaths
 from .readiness import Replica, log_size, wait_all_ready
 from .state import start_time
-from .translate import Endpoint, MeshSnapshot, translate
+from .translate import Endpoint, Memo, MeshSnapshot, translate
 from .translate.gateways import needs_fallback_certificate
 from .views import Key, key_of
 from .xds_files import atomic_write
@@ -96,6 +96,10 @@ class Applier:
         self.secrets: dict[Key, dict[str, Any]] = {}
         self.fallback_certificate: tuple[str, str] | None = None
         self.translation_warnings: list[str] = []  # what translating the served state said
+        # What the translation of the served state computed, reused by the next one for the
+        # objects a write leaves as they were: a change costs what it touches.
+        self.memo = Memo()
+        self._outbound_text: str | None = None  # the sidecars' table as last written
         # Replicas started but not yet committed (waiting to accept): recorded in mesh.json
         # too, so `mesh down` finds them even if the daemon is killed meanwhile.
         self.starting: list[Replica] = []
@@ -125,7 +129,8 @@ class Applier:
     def _reserve_listener_ports(self, istio: dict[str, list[dict[str, Any]]]) -> None:
         """A fixed local port for every Service port and Gateway server port, kept for life."""
         for name in views.listener_names(self.services.values(), istio.get("gateways", [])):
-            self.listener_ports.setdefault(name, free_port())
+            if name not in self.listener_ports:
+                self.listener_ports[name] = free_port()
 
     def _fallback_certificate(
         self, gateways: list[dict[str, Any]], secrets: list[dict[str, Any]]
@@ -161,8 +166,9 @@ class Applier:
 
     def push(self, istio: dict[str, list[dict[str, Any]]]) -> str:
         """Translate the candidate state and make Envoy serve it; the store commits after."""
+        listeners_before = dict(self.listener_ports)
         try:
-            envoy_resources = translate(self._snapshot(istio))
+            envoy_resources = translate(self._snapshot(istio), self.memo)
         except (ValueError, KeyError, TypeError) as exc:
             raise ApplyRejected(f"translation failed: {exc}") from None
         try:
@@ -173,12 +179,21 @@ class Applier:
                 version = self.envoy.apply(envoy_resources, timeout=ENVOY_APPLY_TIMEOUT)
             # Only now do the listeners exist: tell running workloads about new ones.
             self._write_outbound()
+            warnings = [str(w) for w in envoy_resources.warnings]
+            # mesh.json lists the Gateways' URLs, the listeners and these warnings: rewrite
+            # it when one of them changed (a Gateway created or deleted with kubectl), not
+            # on every change of a route.
+            shown = (
+                istio.get("gateways") != self.served.get("gateways")
+                or warnings != self.translation_warnings
+                or listeners_before != self.listener_ports
+            )
             self.served = istio
-            self.translation_warnings = [str(w) for w in envoy_resources.warnings]
+            self.translation_warnings = warnings
             for warning in envoy_resources.warnings:
                 warn(warning.text, warning.about)  # a `Warning:` header if a request is served
-            # A Gateway created or deleted with kubectl changes the URLs mesh.json lists.
-            self.on_change()
+            if shown:
+                self.on_change()
             return version
         except EnvoyRejected as exc:
             raise ApplyRejected(exc.reason) from None
@@ -187,8 +202,12 @@ class Applier:
 
     # ---- workloads -----------------------------------------------------------------------
     def _write_outbound(self) -> None:
-        """The sidecars' outbound table, replaced atomically (workloads re-read it on change)."""
-        atomic_write(self.paths.outbound_file, json.dumps(format_outbound(self.outbound())))
+        """The sidecars' outbound table, replaced atomically when it changed (every workload
+        re-reads it when it is replaced)."""
+        text = json.dumps(format_outbound(self.outbound()))
+        if text != self._outbound_text or not self.paths.outbound_file.exists():
+            atomic_write(self.paths.outbound_file, text)
+            self._outbound_text = text
 
     def _start_replicas(self, deployment: dict[str, Any]) -> list[Replica]:
         from .workloads import launch, replica_count, replica_specs
@@ -258,11 +277,12 @@ class Applier:
                     self.services[key_of(service)] = service
                 changed = [d for d in deployments if self.deployments.get(key_of(d)) != d]
                 # Listener ports first: new workloads learn every outbound listener from env.
-                self._reserve_listener_ports(self.store.all_istio())
+                self._reserve_listener_ports(self.store.istio_state())
                 for deployment in changed:
                     fresh[key_of(deployment)] = self._start_replicas(deployment)
-                    self.starting = [r for reps in fresh.values() for r in reps]
-                    self.on_change()
+                    if fresh[key_of(deployment)]:  # a Deployment scaled to zero starts nothing
+                        self.starting = [r for reps in fresh.values() for r in reps]
+                        self.on_change()
                 wait_all_ready(self.starting, WORKLOAD_READY_TIMEOUT, cancel=self.cancel)
                 for deployment in changed:
                     self.deployments[key_of(deployment)] = deployment
@@ -273,7 +293,7 @@ class Applier:
                     self.store.load_istio(istio, self.namespace)
                 elif self.envoy_started:
                     # On a refusal Envoy keeps serving the last good configuration.
-                    self.push(self.store.all_istio())
+                    self.push(self.store.istio_state())
             except BaseException:
                 self.services, self.deployments, self.replicas = saved
                 self.listener_ports = saved_ports
@@ -299,7 +319,7 @@ class Applier:
         with self.store.writing():
             namespaces = {self.namespace, "default"}
             namespaces |= {ns for ns, _ in self.services} | {ns for ns, _ in self.deployments}
-            for items in self.store.all_istio().values():
+            for items in self.store.istio_state().values():
                 namespaces |= {o["metadata"].get("namespace", "default") for o in items}
             self.store.set_readonly(resources.NAMESPACES, views.namespace_objects(namespaces))
             self.store.set_readonly(
