@@ -16,7 +16,7 @@ SYSTEM_TOOLS := kubectl:kubernetes-client prometheus:prometheus chromium:chromiu
 # Load generators the benchmarks compare against (`make bench` installs them).
 BENCH_TOOLS := hey:hey wrk:wrk
 
-.PHONY: install system-deps bench-deps test run lint bench clean
+.PHONY: install system-deps bench-deps test run lint bench soak clean
 
 install: $(STAMP) system-deps
 
@@ -67,6 +67,11 @@ lint: install
 bench: install bench-deps
 	$(BIN)/python -m benchmarks
 
+# Not part of `bench` or `test`: holds the machine for its whole duration (10 min by default;
+# `make soak SOAK_ARGS="--minutes 2"` for a short run).
+soak: install
+	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) .venv311 .chaosmesh .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
@@ -74,6 +79,8 @@ clean:
 # chaostoolkit 1.19 / chaostoolkit-lib 1.44 (3.12+ gets the newest), in its own .venv311.
 # ensurepip: Debian's python3.11 without python3.11-venv cannot make a venv.
 VENV311 ?= .venv311
+# The oldest kubernetes client pyproject.toml allows: the 3.11 job tests it, the other the newest.
+KUBERNETES_OLDEST ?= 37.0.0
 PYTHON311 ?= $(shell scripts/find-python.sh --venv 3.11)
 STAMP311 := $(VENV311)/.install.stamp
 
@@ -84,5 +91,5 @@ test-py311: $(STAMP311) system-deps
 
 $(STAMP311): pyproject.toml
 	@test -n "$(PYTHON311)" || { echo "no Python 3.11 found (pass PYTHON311=/path/to/python3.11)" >&2; exit 1; }
-	@scripts/install-venv.sh $(VENV311) $(PYTHON311)
+	@scripts/install-venv.sh $(VENV311) $(PYTHON311) 'kubernetes==$(KUBERNETES_OLDEST)'
 	@touch $(STAMP311)

@@ -48,8 +48,11 @@ ACTIVITY_MODULES: list[tuple[str, str]] = [
 
 
 def discover(discover_system: bool = True) -> dict[str, Any]:
-    """Describe every action, probe, tolerance and control of this extension."""
-    from chaoslib.discovery.discover import discover_activities, initialize_discovery_result
+    """Describe every action, probe, tolerance and control of this extension, each argument
+    with chaoslib's type name (``string``, ``integer``, ``mapping`` ...)."""
+    from chaoslib.discovery.discover import initialize_discovery_result
+
+    from chaosmesh_ext._discovery import discover_activities
 
     discovery = initialize_discovery_result("chaostoolkit-mesh", _version(), "mesh")
     for module_name, activity_type in ACTIVITY_MODULES:
@@ -70,6 +73,6 @@ def _controls() -> list[dict[str, Any]]:
         importlib.import_module("chaosmesh_ext.control")
     except ModuleNotFoundError:
         return []
-    from chaoslib.discovery.discover import discover_activities
+    from chaosmesh_ext._discovery import discover_activities
 
     return discover_activities("chaosmesh_ext.control", "control")

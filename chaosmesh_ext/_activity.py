@@ -7,7 +7,11 @@ wire: check their arguments, call the domain code, and turn its errors into chao
 - :data:`Configuration` / :data:`Secrets`, chaoslib's types for the two mappings every
   activity takes;
 - :func:`kube_client` / :func:`istio_objects`: the experiment's Kubernetes client (chaosk8s'
-  settings, see :mod:`chaosmesh_ext.kube.client`), closed when the activity is done;
+  settings, see :mod:`chaosmesh_ext.kube.client`), closed when the activity is done — on
+  the embedded target only one that reaches the mesh prepared for the run
+  (``mesh.target.verify_client``), never a fallback;
+- :func:`check_target`: the same check for activities that need no client (a load from this
+  process, a Prometheus query);
 - :func:`check_name`: a Kubernetes name argument, refused before anything is read;
 - :func:`run_id_for`: which run's ledger a change goes to;
 - :func:`failures_as_activity_failed`: any :class:`~chaosmesh_ext.errors.ChaosMeshError` as
@@ -28,11 +32,13 @@ from chaosmesh_ext.errors import ChaosMeshError
 from chaosmesh_ext.kube.client import KubeSettingsError, api_client
 from chaosmesh_ext.kube.ledger import choose_run_id
 from chaosmesh_ext.kube.objects import IstioObjects
+from chaosmesh_ext.mesh import target as mesh_target
 
 __all__ = [
     "Configuration",
     "Secrets",
     "check_name",
+    "check_target",
     "failures_as_activity_failed",
     "istio_objects",
     "kube_client",
@@ -55,11 +61,22 @@ def kube_client(
     ``doing`` (e.g. ``"fortio_load http://..."``) starts the message, else it reads
     ``Kubernetes configuration: ...``.
     """
+    where = f"{doing}: no Kubernetes client" if doing else "Kubernetes configuration"
     try:
         client = api_client(configuration, secrets)
     except (KubeSettingsError, ValueError) as exc:
-        where = f"{doing}: no Kubernetes client" if doing else "Kubernetes configuration"
         raise ActivityFailed(f"{where}: {exc}") from exc
+    try:
+        settings = client.configuration
+        mesh_target.verify_client(
+            configuration,
+            host=settings.host,
+            ca_file=settings.ssl_ca_cert,
+            verify_ssl=bool(settings.verify_ssl),
+        )
+    except mesh_target.TargetError as exc:
+        client.close()  # type: ignore[no-untyped-call]
+        raise ActivityFailed(f"{where}: {exc}") from None
     try:
         yield client
     finally:
@@ -77,6 +94,15 @@ def istio_objects(
         except ValueError as exc:
             raise ActivityFailed(f"configuration: {exc}") from exc
         yield objects
+
+
+def check_target(configuration: Configuration | None, doing: str) -> None:
+    """``ActivityFailed`` when the experiment's target is the embedded mesh and the mesh
+    prepared for the run is not there (never prepared, or gone)."""
+    try:
+        mesh_target.verify_prepared(configuration)
+    except mesh_target.TargetError as exc:
+        raise ActivityFailed(f"{doing}: {exc}") from None
 
 
 def check_name(value: Any, argument: str, kind: str) -> str:

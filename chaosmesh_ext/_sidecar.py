@@ -10,6 +10,8 @@ local processes, so the mesh tells them where its outbound listeners are and who
 - ``CHAOSMESH_OUTBOUND_FILE``: a JSON file of the same shape that the mesh rewrites (by
   atomic rename) whenever Envoy starts serving a new listener, so a workload started before
   a Service existed still reaches it — as a pod's sidecar learns new services from istiod.
+  The file wins over the variable. The mesh writes it before it starts any workload and
+  removes it when it stops, so it never holds another mesh's ports.
 - ``CHAOSMESH_SOURCE``: JSON ``{"workload": ..., "namespace": ..., "labels": {...}}``. Sent
   as headers so the translator can honour ``match.sourceLabels`` and the access log can name
   the source workload (Istio's ``source_workload``).
@@ -52,23 +54,26 @@ class Sidecar:
     namespace: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     outbound_file: str | None = None
-    # (mtime, table) of the last read of outbound_file; a stat per connection is cheap.
+    # (version, table) of the last read of outbound_file; a stat per connection is cheap.
     _loaded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def _table(self) -> Mapping[int, tuple[str, int]]:
         if not self.outbound_file:
             return self.outbound
         try:
-            mtime = os.stat(self.outbound_file).st_mtime_ns
+            stat = os.stat(self.outbound_file)
         except OSError:
             return self.outbound
-        if self._loaded.get("mtime") != mtime:
+        # Every rewrite is a rename (a new inode): the inode tells a new file even when a
+        # coarse clock gives it the same mtime as the one it replaced.
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._loaded.get("version") != version:
             try:
                 with open(self.outbound_file, encoding="utf-8") as handle:
                     table = {**self.outbound, **parse_outbound(json.load(handle))}
             except (OSError, ValueError):
                 return self._loaded.get("table", self.outbound)
-            self._loaded.update(mtime=mtime, table=table)
+            self._loaded.update(version=version, table=table)
         loaded: Mapping[int, tuple[str, int]] = self._loaded["table"]
         return loaded
 

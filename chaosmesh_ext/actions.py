@@ -115,6 +115,14 @@ class _Target:
                 run_id_for(self.configuration),
                 api=api_identity(objects.api_client, self.configuration),
             )
+            logger.info(
+                "chaosmesh: %s on %s (%s), run %s, API %s",
+                action,
+                ref,
+                ", ".join(f"{k}={v}" for k, v in details.items()) or "no arguments",
+                ledger.run_id,
+                objects.api_client.configuration.host,
+            )
             try:
                 result = apply_change(
                     objects, ledger, ref, edit, action, create_if_absent=create_if_absent
@@ -131,6 +139,14 @@ class _Target:
                 # The entry is made durable before the write, so a failure here usually means
                 # nothing was changed; restore checks the object's ledger annotation either way.
                 raise ActivityFailed(f"{ref}: {exc}") from exc
+        logger.info(
+            "chaosmesh: %s on %s: %s (resourceVersion %s, ledger entry %s)",
+            action,
+            ref,
+            "created" if result.created else "changed" if result.changed else "already so",
+            result.resource_version,
+            result.ledger_entry,
+        )
         warnings = warnings_of(result.object) if warnings_of is not None else []
         for warning in warnings:
             logger.warning(f"{action}: {warning}")
@@ -413,7 +429,7 @@ def apply_advised_breaker(
     host: str | None = None,
     subset: str | None = None,
     measure: Mapping[str, Any] | None = None,
-    from_knee: Any = None,
+    from_knee: Mapping[str, Any] | str | None = None,  # a knee probe output, or its file
     pods: int | None = None,
     p99_slo: str | float | None = None,
     service_time: str | float | None = None,
@@ -511,6 +527,11 @@ def restore(
             )
         except LedgerError as exc:
             raise ActivityFailed(f"restore of run {ledger.run_id}: {exc}") from exc
+    for outcome in outcomes:
+        log = logger.info if outcome.ok else logger.error
+        log("chaosmesh: restore %s: %s %s", outcome.ref, outcome.result, outcome.detail or "")
+    if not outcomes:
+        logger.info("chaosmesh: restore: run %s changed nothing", ledger.run_id)
     failed = [o for o in outcomes if not o.ok]
     if failed:
         text = "\n".join(f"{o.ref}: {o.result}: {o.detail}" for o in failed)

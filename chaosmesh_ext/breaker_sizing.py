@@ -316,7 +316,7 @@ def advise_breaker(
     service_time: str | float | None = None,
     rps_per_pod: float | None = None,
     concurrency_per_pod: float | None = None,
-    from_knee: Any = None,
+    from_knee: Mapping[str, Any] | str | None = None,  # a knee probe output, or its file
     knee_p99: str | float | None = None,
     callers: int = 1,
     keepalive: bool = True,

@@ -28,6 +28,7 @@ and the reason, so it can be shown to a user as it is. Activities (``chaosmesh_e
     │   ├── DaemonError (RuntimeError)         mesh.client — the daemon refused or is silent
     │   ├── ManifestError (ValueError)         mesh.manifests — a manifest for `mesh up -f`
     │   ├── TranslationError (ValueError)      mesh.translate.names — Istio -> Envoy
+    │   ├── LogCapError (ValueError)           mesh.logs — a log cap setting (names it)
     │   └── EnvoyError (RuntimeError)          mesh.envoy — the Envoy process
     │       └── EnvoyRejected                      Envoy refused a configuration
     ├── LoadError                          load — the fortio-compatible engine

@@ -22,6 +22,7 @@ from chaosmesh_ext._activity import (
     Configuration,
     Secrets,
     check_name,
+    check_target,
     failures_as_activity_failed,
     istio_objects,
     kube_client,
@@ -36,6 +37,7 @@ from chaosmesh_ext.kube.cluster_lint import lint_cluster
 from chaosmesh_ext.kube.objects import ObjectRef
 from chaosmesh_ext.load import engine, in_mesh
 from chaosmesh_ext.load.bounds import LOAD_BOUNDS, check_counters, check_load
+from chaosmesh_ext.load.fortio_flags import load_input
 from chaosmesh_ext.load.options import ACTIVITY, LoadInput, LoadOptions, normalize
 from chaosmesh_ext.load.results import flat_summary
 from chaosmesh_ext.load.stats import percentile_value
@@ -76,8 +78,14 @@ def fortio_load(
     expect: Mapping[str, Any] | None = None,
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
+    **fortio_flags: Any,
 ) -> dict[str, Any]:
     """Run fortio load against ``url`` and return fortio's result plus flat keys.
+
+    Any other ``fortio load`` flag may be given by its name (``"abort-on": 503``,
+    ``"allow_initial_errors": true``, ``"p": "50,99"``): the same flags and meanings as
+    ``chaosmesh load`` (docs/FORTIO-FLAGS.md); one that would have no effect is logged, one
+    this engine refuses fails the probe with the reason.
 
     Flat keys: ``count``, ``qps``, ``error_rate``, ``p50_ms``, ``p90_ms``, ``p99_ms``,
     ``max_ms``, ``codes`` (``{200: 17, 503: 3}``). ``qps=0`` is max speed; give ``n`` calls
@@ -109,6 +117,8 @@ def fortio_load(
         method=method,
         open_loop=open_loop,
     )
+    if fortio_flags:
+        given = _with_fortio_flags(given, fortio_flags)
     fortio = in_mesh.Fortio(
         namespace=ns,
         service=fortio_service,
@@ -155,6 +165,20 @@ def _expect(
         raise ActivityFailed(f"{doing}: the fault did not show: " + "; ".join(missed))
 
 
+def _with_fortio_flags(given: LoadInput, flags: Mapping[str, Any]) -> LoadInput:
+    """``given`` with fortio flags from the probe's extra arguments (the CLI's table)."""
+    doing = f"fortio_load {given.url}"
+    with failures_as_activity_failed(doing):
+        parsed = load_input(given.url, flags, prefix="", base=given)
+    for note in parsed.ignored:
+        logger.warning("%s: %s", doing, note)
+    for name in parsed.output:
+        logger.warning(
+            "%s: %s: no effect in a probe (the result is the probe's output)", doing, name
+        )
+    return parsed.given
+
+
 def _load(
     given: LoadInput,
     *,
@@ -168,6 +192,7 @@ def _load(
     with failures_as_activity_failed(doing):
         options = normalize(given, ACTIVITY)
     if via == "local":
+        check_target(configuration, doing)
         return _load_locally(options)
     if via != "mesh":
         raise ActivityFailed(f"{doing}: via must be 'mesh' or 'local', got {via!r}")
@@ -199,8 +224,11 @@ _noted_local: list[bool] = []
 
 def _load_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     """A convenience probe's own arguments, minus its own, for :func:`fortio_load` (the
-    load arguments are spelt out in each signature so ``chaos discover`` lists them)."""
-    return {k: v for k, v in arguments.items() if k != "percentile"}
+    load arguments are spelt out in each signature so ``chaos discover`` lists them; any
+    other fortio flag arrives in ``fortio_flags``)."""
+    flags = arguments.get("fortio_flags") or {}
+    own = {k: v for k, v in arguments.items() if k not in ("percentile", "fortio_flags")}
+    return {**own, **flags}
 
 
 def latency_ms(
@@ -223,6 +251,7 @@ def latency_ms(
     fortio_selector: str = "app=fortio",
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
+    **fortio_flags: Any,
 ) -> float:
     """The ``percentile`` latency of a fortio run, in milliseconds (load arguments as
     :func:`fortio_load`)."""
@@ -252,6 +281,7 @@ def error_rate(
     fortio_selector: str = "app=fortio",
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
+    **fortio_flags: Any,
 ) -> float:
     """The fraction (0..1) of calls that were not 2xx/418, fortio's definition of error
     (load arguments as :func:`fortio_load`)."""
@@ -278,6 +308,7 @@ def response_codes(
     fortio_selector: str = "app=fortio",
     configuration: Configuration | None = None,
     secrets: Secrets | None = None,
+    **fortio_flags: Any,
 ) -> dict[int, int]:
     """``{code: count}`` of a fortio run (-1 = socket error or timeout; load arguments as
     :func:`fortio_load`)."""

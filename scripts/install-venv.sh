@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Usage: install-venv.sh VENV PYTHON
+# Usage: install-venv.sh VENV PYTHON [REQUIREMENT...]
 # Make the virtual environment VENV with PYTHON (unless it exists) and install this checkout
-# into it, editable, with its dev extras. Says which Python it uses, shows pip's progress
+# into it, editable, with its dev extras (and the REQUIREMENTs: the 3.11 job pins the oldest
+# kubernetes client the package allows). Says which Python it uses, shows pip's progress
 # every few seconds, keeps pip's full output (its notices included) in VENV/install.log, and
 # ends by saying which chaostoolkit it installed. Used by the Makefile.
 set -euo pipefail
 
 venv=$1
 python=$2
+shift 2
 say() { echo "make: $*"; }
 
 version=$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
@@ -22,7 +24,7 @@ log=$venv/install.log
 say "installing chaostoolkit-mesh and its dependencies (a minute or two the first time; log: $log)"
 (
     "$venv/bin/python" -m pip install --upgrade pip
-    "$venv/bin/python" -m pip install -e '.[dev]'
+    "$venv/bin/python" -m pip install -e '.[dev]' "$@"
 ) >"$log" 2>&1 &
 pip_pid=$!
 started=$SECONDS
@@ -51,6 +53,6 @@ from importlib.metadata import version
 
 print(
     f"make: ready: Python {sys.version.split()[0]}, chaostoolkit {version('chaostoolkit')},"
-    f" chaostoolkit-lib {version('chaostoolkit-lib')}"
+    f" chaostoolkit-lib {version('chaostoolkit-lib')}, kubernetes {version('kubernetes')}"
 )
 PY

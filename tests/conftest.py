@@ -19,3 +19,6 @@ def _isolated_state(tmp_path_factory: pytest.TempPathFactory) -> None:
     base = tmp_path_factory.mktemp("chaosmesh-home")
     os.environ.setdefault("CHAOSMESH_LEDGER_DIR", str(base / "ledger"))
     os.environ.setdefault("CHAOSMESH_STATE_DIR", str(base / "mesh"))
+    # Commands that find a cluster by themselves (chaosmesh lint) must never reach the
+    # developer's: a test that wants one passes its own kubeconfig.
+    os.environ.pop("KUBECONFIG", None)

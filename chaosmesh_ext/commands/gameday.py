@@ -64,7 +64,13 @@ def _check_settings(plan: Plan) -> None:
 
 def _shared_mesh(plan: Plan, state_dir: Path) -> Surround:
     """One embedded mesh in ``state_dir`` for the plan's experiments that want one."""
-    return functools.partial(shared_mesh, state_dir, plan.experiments, echo=lambda m: click.echo(m))
+    return functools.partial(
+        shared_mesh,
+        state_dir,
+        plan.experiments,
+        echo=lambda m: click.echo(m),
+        run_id=f"gameday-{plan.name}",
+    )
 
 
 def _print_result(result: GameDayResult) -> None:

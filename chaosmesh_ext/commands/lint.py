@@ -1,20 +1,32 @@
 """``chaosmesh lint``: check Istio and Kubernetes YAML — and experiments — before a run.
 
-Like ``istioctl analyze`` on files: ``chaosmesh lint -f DIR -f FILE [--target cluster]
-[--format json]``. A Chaos Toolkit experiment among the files gets its activity arguments
-checked against the real functions (``experiment_check``), with the closest name for a typo.
-Exit code 1 when there is an error finding (malformed YAML included), 0 otherwise.
+Like ``istioctl analyze``: ``chaosmesh lint -f DIR -f FILE [--target cluster]
+[--format json]``. With a cluster — ``--kubeconfig``, else ``KUBECONFIG``, else the embedded
+mesh running for this project — the files are checked together with what that API server
+already holds, so a VirtualService file alone is checked against the Services and
+DestinationRules there; ``--use-kube=false`` checks the files alone. A Chaos Toolkit
+experiment among the files gets its activity arguments checked against the real functions
+(``experiment_check``), with the closest name for a typo. Exit code 1 when there is an error
+finding (malformed YAML included) or the cluster cannot be read, 0 otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import click
 
+from ..errors import KubeError
 from ..experiment_check import Problem, check_file
-from ..istio.lint import EMBEDDED, TARGETS, Finding, has_errors, lint_paths, summary
+from ..istio.lint import EMBEDDED, TARGETS, Finding, has_errors, lint_files, read_files, summary
+from ..kube.client import api_client
+from ..kube.cluster_lint import objects_for_files
+from ..kube.objects import IstioObjects
+from ..mesh.paths import default_state_dir
+from ..mesh.state import StateDir, alive
 
 
 def _text(findings: list[Finding]) -> str:
@@ -26,6 +38,39 @@ def _text(findings: list[Finding]) -> str:
         else "no problems found"
     )
     return "\n".join(lines)
+
+
+def cluster_kubeconfig(flag: str | None) -> tuple[str | None, str]:
+    """The kubeconfig whose API server the files are checked against, and where it came
+    from: ``--kubeconfig``, ``KUBECONFIG``, the project's running embedded mesh, else none."""
+    if flag:
+        return flag, "--kubeconfig"
+    if os.environ.get("KUBECONFIG"):
+        return os.environ["KUBECONFIG"], "KUBECONFIG"
+    state = StateDir(Path(default_state_dir()))  # as every command finds the project's mesh
+    current = state.read() or {}
+    if current.get("ready") and alive(int(current.get("pid") or 0)) and current.get("kubeconfig"):
+        return str(current["kubeconfig"]), f"the embedded mesh in {state.root}"
+    return None, ""
+
+
+def _existing(
+    kubeconfig: str, where: str, files_objects: list[Any], namespace: str
+) -> tuple[list[Any], list[str]]:
+    # KUBECONFIG may list several files: the client merges them as kubectl does.
+    configuration = None if where == "KUBECONFIG" else {"kubeconfig_path": kubeconfig}
+    try:
+        client = api_client(configuration)
+    except (KubeError, ValueError) as exc:
+        raise click.ClickException(f"{exc} (--use-kube=false checks the files alone)") from None
+    try:
+        return objects_for_files(IstioObjects(client), files_objects, namespace)
+    except KubeError as exc:
+        raise click.ClickException(
+            f"cannot read the cluster: {exc} (--use-kube=false checks the files alone)"
+        ) from None
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
 
 
 def _files(paths: tuple[str, ...]) -> list[Path]:
@@ -89,6 +134,22 @@ def experiment_findings(paths: tuple[str, ...]) -> list[Finding]:
     help="Namespace of objects that name none (as kubectl -n).",
 )
 @click.option(
+    "--kubeconfig",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Check the files against this cluster (default: KUBECONFIG, else the embedded mesh"
+    " running here).",
+)
+@click.option(
+    "--use-kube",
+    type=click.BOOL,
+    default=True,
+    show_default=True,
+    is_flag=False,
+    flag_value=True,
+    help="--use-kube=false: check the files alone, as istioctl analyze --use-kube=false.",
+)
+@click.option(
     "--target",
     type=click.Choice(TARGETS),
     default=EMBEDDED,
@@ -103,17 +164,38 @@ def experiment_findings(paths: tuple[str, ...]) -> list[Finding]:
     default="text",
     show_default=True,
 )
-def command(paths: tuple[str, ...], namespace: str, target: str, output_format: str) -> None:
+def command(
+    paths: tuple[str, ...],
+    namespace: str,
+    kubeconfig: str | None,
+    use_kube: bool,
+    target: str,
+    output_format: str,
+) -> None:
     """Check Istio and Kubernetes YAML (like istioctl analyze) and experiments' arguments."""
-    findings = lint_paths(paths, namespace=namespace, target=target) + experiment_findings(paths)
+    files = read_files(paths, namespace)
+    existing: list[Any] = []
+    notes: list[str] = []
+    source, where = cluster_kubeconfig(kubeconfig) if use_kube else (None, "")
+    if source:
+        existing, notes = _existing(source, where, files.objects, namespace)
+        notes.insert(0, f"checked with {len(existing)} object(s) from the cluster of {where}")
+    findings = lint_files(files, namespace, existing=existing, target=target)
+    findings += experiment_findings(paths)
     if output_format == "json":
         click.echo(
             json.dumps(
-                {"findings": [f.to_dict() for f in findings], "summary": summary(findings)},
+                {
+                    "findings": [f.to_dict() for f in findings],
+                    "summary": summary(findings),
+                    "notes": notes,
+                },
                 indent=2,
             )
         )
     else:
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
         click.echo(_text(findings))
     if has_errors(findings):
         raise SystemExit(1)

@@ -1,15 +1,19 @@
 """``chaosmesh load``: fortio's ``load`` command line on our engine, and ``load serve``.
 
-Flags keep fortio's single-dash names (``-qps``, ``-timeout``, ``-json``); the double-dash
-forms work too. Bad input is refused before any traffic, with the flag named.
+Every flag of ``fortio load`` is read with fortio's syntax (``-loglevel Warning``,
+``-qps=0``, ``--c 2``; see ``load.fortio_flags``): supported, accepted with a warning that it
+has no effect here, or refused with the reason. Bad input is refused before any traffic, with
+the flag named.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 import signal
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +22,26 @@ import click
 from ..errors import KubeError, LoadError
 from ..kube.client import api_client
 from ..load import engine, in_mesh
-from ..load.options import COMMAND_LINE, LoadInput, LoadOptions, normalize, parse_url
+from ..load.fortio_flags import (
+    FLAGS,
+    NO_EFFECT,
+    REFUSED,
+    SUPPORTED,
+    Extension,
+    load_input,
+    parse_command_line,
+)
+from ..load.options import (
+    COMMAND_LINE,
+    LoadInput,
+    LoadOptionError,
+    LoadOptions,
+    normalize,
+    parse_int,
+    parse_url,
+)
 from ..load.periodic import StopToken
 from ..load.report import text_report
-from ..mesh.paths import DEFAULT_STATE_DIR, StatePaths
 
 
 class _LoadOrServe(click.Group):
@@ -38,164 +58,224 @@ def command() -> None:
     """fortio-compatible load: `chaosmesh load [flags] URL`, or `chaosmesh load serve`."""
 
 
+# chaosmesh's own flags (one or two dashes, like fortio's).
+EXTENSIONS = (
+    Extension(
+        "via",
+        False,
+        "mesh: send the load from the mesh's fortio pod (through the Kubernetes API, as"
+        " `kubectl exec fortio-deploy -- fortio load` does), so sidecar rules apply and service"
+        " names resolve; local (default): from this process",
+    ),
+    Extension(
+        "kubeconfig",
+        False,
+        "with -via mesh: the kubeconfig (default as chaostoolkit-kubernetes: KUBECONFIG, else"
+        ' ~/.kube/config; for the embedded mesh: eval "$(chaosmesh mesh env)")',
+    ),
+    Extension("fortio-ns", False, "with -via mesh: namespace of the fortio Service/pod (default)"),
+    Extension(
+        "open-loop",
+        True,
+        "send at scheduled times whatever the responses do; latency from the scheduled time",
+    ),
+)
+
+# fortio.org/log's levels, as -loglevel takes them (any case).
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "verbose": logging.DEBUG + 5,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+_LETTERS = {logging.DEBUG: "D", logging.DEBUG + 5: "V", logging.INFO: "I", logging.WARNING: "W"}
+
+
 class _RunCommand(click.Command):
-    """Shows ``chaosmesh load [OPTIONS] URL`` (not ``load run``) in usage and errors."""
+    """``chaosmesh load [flags] URL``: fortio's flag syntax, parsed by ``fortio_flags``.
+
+    click would read ``-loglevel`` as ``-l -o -g ...``; Go's ``flag`` package, which fortio
+    uses, reads it as one word. So click hands the arguments over untouched.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.params["argv"] = tuple(args)
+        return []
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        formatter.write_usage("chaosmesh load", "[OPTIONS] URL   (or: chaosmesh load serve)")
+        formatter.write_usage("chaosmesh load", "[flags] URL   (or: chaosmesh load serve)")
 
 
-def _flag(*names: str, **kw: Any) -> Any:
-    return click.option(*names, **kw)
-
-
-@command.command("run", cls=_RunCommand, context_settings={"help_option_names": ["-h", "--help"]})
-@_flag(
-    "-c", "--c", "c", default=None, help="Number of connections/goroutines (fortio -c, default 4)."
-)
-@_flag(
-    "-qps",
-    "--qps",
-    "qps",
-    default=None,
-    help="Total queries per second, 0 or less = max (default 8).",
-)
-@_flag(
-    "-n", "--n", "n", default=None, help="Run exactly this number of calls instead of a duration."
-)
-@_flag("-t", "--t", "t", default=None, help="How long to run, e.g. 5s, 1m (default 5s).")
-@_flag("-timeout", "--timeout", "timeout", default=None, help="Per-request timeout (default 3s).")
-@_flag("-p", "--p", "p", default=None, help="Percentiles to report (default 50,75,90,99,99.9).")
-@_flag("-H", "--H", "headers", multiple=True, help="Extra header 'Name: value' (repeatable).")
-@_flag("-payload", "--payload", "payload", default=None, help="Request body (makes it a POST).")
-@_flag(
-    "-r",
-    "--r",
-    "resolution",
-    default=None,
-    help="Histogram resolution in seconds (default 0.001; 0.00001 for sub-ms targets).",
-)
-@_flag("-X", "--X", "method", default=None, help="HTTP method override.")
-@_flag(
-    "-json",
-    "--json",
-    "json_out",
-    default=None,
-    help="Write the JSON result to FILE, or - for stdout.",
-)
-@_flag(
-    "--open-loop",
-    "-open-loop",
-    "open_loop",
-    is_flag=True,
-    help="Send at scheduled times whatever the responses do; latency from the scheduled time.",
-)
-@_flag(
-    "-allow-initial-errors",
-    "--allow-initial-errors",
-    "allow_initial_errors",
-    is_flag=True,
-    help="Don't abort when the warm-up calls fail.",
-)
-@_flag("-nocatchup", "--nocatchup", "nocatchup", is_flag=True, help="Skip calls we are late for.")
-@_flag("-labels", "--labels", "labels", default="", help="Labels stored in the result.")
-@_flag(
-    "--via",
-    "-via",
-    "via",
-    type=click.Choice(["local", "mesh"]),
-    default="local",
-    show_default=True,
-    help="mesh: send the load from the mesh's fortio pod (through the Kubernetes API, as"
-    " `kubectl exec fortio-deploy -- fortio load` does), so sidecar rules apply and service"
-    " names resolve; local: from this process.",
-)
-@_flag(
-    "--kubeconfig",
-    "kubeconfig",
-    default=None,
-    help="With --via mesh: the cluster's or embedded mesh's kubeconfig (default: KUBECONFIG,"
-    " else .chaosmesh/kubeconfig, else ~/.kube/config).",
-)
-@_flag(
-    "--fortio-ns",
-    "fortio_ns",
-    default="default",
-    show_default=True,
-    help="With --via mesh: namespace of the fortio Service/pod.",
-)
-@click.argument("url", required=False)
-def run_command(
-    c: str | None,
-    qps: str | None,
-    n: str | None,
-    t: str | None,
-    timeout: str | None,
-    p: str | None,
-    headers: tuple[str, ...],
-    payload: str | None,
-    resolution: str | None,
-    method: str | None,
-    json_out: str | None,
-    open_loop: bool,
-    allow_initial_errors: bool,
-    nocatchup: bool,
-    labels: str,
-    via: str,
-    kubeconfig: str | None,
-    fortio_ns: str,
-    url: str | None,
-) -> None:
-    """Load URL with fortio's semantics and print fortio's report.
-
-    chaosmesh load [-c N] [-qps R] [-n N | -t D] [-timeout D] [-p LIST] [-H "k: v"]...
-    [-payload S] [-json FILE|-] [--open-loop] URL
-    """
-    if not url:
+@command.command("run", cls=_RunCommand, add_help_option=False)
+def run_command(argv: tuple[str, ...]) -> None:
+    """Load URL with fortio's flags and semantics, and print fortio's report."""
+    try:
+        parsed = parse_command_line(argv, EXTENSIONS)
+    except LoadOptionError as exc:
+        raise click.UsageError(str(exc)) from None
+    if parsed.help:
+        click.echo(usage_text())
+        return
+    if not parsed.args:
         raise click.UsageError(
             "a URL to load is required, e.g. chaosmesh load -n 20 http://host:8000/get"
         )
-    given = LoadInput(
-        url=url,
-        c=c,
-        qps=qps,
-        n=n,
-        t=t,
-        timeout=timeout,
-        p=p,
-        r=resolution,
-        headers=list(headers),
-        payload=payload,
-        method=method,
-        open_loop=open_loop,
-        allow_initial_errors=allow_initial_errors,
-        nocatchup=nocatchup,
-        labels=labels,
-    )
+    if len(parsed.args) > 1:
+        raise click.UsageError(
+            f"one URL expected, got {len(parsed.args)}: {' '.join(parsed.args)} (a typo in a flag?)"
+        )
+    values = dict(parsed.values)
+    via = str(values.pop("via", "local"))
+    kubeconfig = values.pop("kubeconfig", None)
+    fortio_ns = str(values.pop("fortio-ns", "default"))
+    open_loop = bool(values.pop("open-loop", False))
+    if via not in ("local", "mesh"):
+        raise click.UsageError(f"-via: expected local or mesh, got {via!r}")
+    url = parsed.args[0]
+    # -log-errors is on by default on fortio's command line.
+    base = LoadInput(url=url, open_loop=open_loop, log_errors=True)
     try:
-        options = normalize(given, COMMAND_LINE)
+        flags = load_input(url, values, base=base)
+        output = _Output.from_flags(flags.output)
+        options = normalize(flags.given, COMMAND_LINE)
     except LoadError as exc:
         raise click.UsageError(str(exc)) from None
+    logger = _fortio_logger(output.level)
+    for note in flags.ignored:
+        logger.warning("%s", note)
     if via == "mesh":
-        result = _run_in_mesh(options, kubeconfig, fortio_ns)
+        result = _run_in_mesh(options, str(kubeconfig) if kubeconfig else None, fortio_ns)
     else:
+        progress = _progress_line(logger) if sys.stderr.isatty() else None
         try:
-            result = engine.run(options, _stop_on_interrupt())
-        except engine.LoadTargetError as exc:
-            raise click.ClickException(f"{exc} (no load was sent{_hint(options.url)})") from None
+            result = engine.run(options, _stop_on_interrupt(), output.run_id, progress=progress)
+        except LoadError as exc:
+            hint = _hint(options.url) if isinstance(exc, engine.LoadTargetError) else ""
+            raise click.ClickException(f"{exc} (no load was sent{hint})") from None
+    _write_outputs(result, output)
+    if result.get("error"):
+        raise click.ClickException(f"{result.get('message')}: {result.get('exception')}")
+
+
+@dataclass(frozen=True)
+class _Output:
+    """Where the result goes and how talkative the run is (fortio's output flags)."""
+
+    json_path: str | None
+    auto_save: bool
+    data_dir: str
+    level: int
+    run_id: int
+
+    @classmethod
+    def from_flags(cls, values: dict[str, object]) -> _Output:
+        level_name = str(values.get("loglevel") or "info")
+        level = LOG_LEVELS.get(level_name.strip().lower())
+        if level is None:
+            raise LoadOptionError(
+                "-loglevel",
+                f"unknown level {level_name!r} (Debug, Verbose, Info, Warning, Error, Critical,"
+                " Fatal)",
+            )
+        if values.get("quiet"):
+            level = max(level, logging.ERROR)
+        run_id = parse_int(str(values.get("runid") or 0), "-runid")
+        return cls(
+            json_path=str(values["json"]) if values.get("json") else None,
+            auto_save=bool(values.get("a")),
+            data_dir=str(values.get("data-dir") or "."),
+            level=level,
+            run_id=run_id,
+        )
+
+
+def _write_outputs(result: dict[str, Any], output: _Output) -> None:
+    """The text report, then the JSON where -json / -a asked for it, as fortio does."""
+    json_out = output.json_path
     report_stream = sys.stderr if json_out == "-" else sys.stdout
     report_stream.write(text_report(result))
     report_stream.flush()
     if json_out == "-":
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
-    elif json_out:
-        Path(json_out).write_text(json.dumps(result, indent=2) + "\n")
-        click.echo(
-            f"Successfully wrote {Path(json_out).stat().st_size} bytes of Json data to {json_out}",
-            err=True,
+        return
+    if not json_out and output.auto_save:
+        json_out = str(Path(output.data_dir) / f"{result.get('ID') or 'result'}.json")
+    if json_out:
+        data = json.dumps(result, indent=2) + "\n"
+        try:
+            Path(json_out).write_text(data)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {json_out}: {exc.strerror}") from None
+        click.echo(f"Successfully wrote {len(data)} bytes of Json data to {json_out}", err=True)
+
+
+def _fortio_logger(level: int) -> logging.Logger:
+    """The engine's logger on stderr at ``-loglevel``, lines like fortio's ``15:04:05 W ...``."""
+    logger = logging.getLogger("chaosmesh_ext.load")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_FortioFormatter())
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    return logger
+
+
+class _FortioFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        letter = _LETTERS.get(record.levelno, record.levelname[:1])
+        return f"{stamp} {letter} {record.getMessage()}"
+
+
+def _progress_line(logger: logging.Logger) -> engine.ProgressCallback | None:
+    """A progress line every few seconds on a terminal, at -loglevel Info or more."""
+    if not logger.isEnabledFor(logging.INFO):
+        return None
+
+    def show(p: engine.Progress) -> None:
+        if p.planned_calls:
+            done = f"{p.calls}/{p.planned_calls} calls"
+        elif p.planned_seconds > 0:
+            done = f"{p.elapsed:.0f}s/{p.planned_seconds:g}s, {p.calls} calls"
+        else:
+            done = f"{p.elapsed:.0f}s, {p.calls} calls"
+        rate = p.calls / p.elapsed if p.elapsed > 0 else 0.0
+        errors = (
+            f"{p.errors} errors ({100.0 * p.errors / p.calls:.1f} %)" if p.calls else "0 errors"
         )
-    if result.get("error"):
-        raise click.ClickException(f"{result.get('message')}: {result.get('exception')}")
+        logger.info("Progress: %s, %.1f qps, %s", done, rate, errors)
+
+    return show
+
+
+def usage_text() -> str:
+    """``chaosmesh load -h``: fortio's flags as this engine takes them."""
+    lines = [
+        "Usage: chaosmesh load [flags] URL   (or: chaosmesh load serve)",
+        "",
+        "fortio load's flags, with fortio's syntax (-flag value, -flag=value, one or two dashes).",
+        "",
+        "Flags:",
+    ]
+    for flag in FLAGS.values():
+        if flag.support == SUPPORTED:
+            default = f" (default {flag.default})" if flag.default else ""
+            lines.append(f"  -{flag.name:<22} {flag.text}{default}")
+    lines += ["", "chaosmesh flags:"]
+    for ext in EXTENSIONS:
+        lines.append(f"  -{ext.name:<22} {ext.text}")
+    ignored = sorted(f.name for f in FLAGS.values() if f.support == NO_EFFECT)
+    refused = sorted(f.name for f in FLAGS.values() if f.support == REFUSED)
+    lines += [
+        "",
+        "Accepted with no effect here (a warning says why): " + ", ".join(f"-{n}" for n in ignored),
+        "Refused (with the reason): " + ", ".join(f"-{n}" for n in refused),
+        "Every flag, and why: docs/FORTIO-FLAGS.md",
+    ]
+    return "\n".join(lines)
 
 
 def _hint(url: str) -> str:
@@ -207,17 +287,15 @@ def _hint(url: str) -> str:
 
 
 def _run_in_mesh(options: LoadOptions, kubeconfig: str | None, namespace: str) -> dict[str, Any]:
-    """The run from the mesh's fortio, exactly as the ``fortio_load`` probe does it."""
-    path = kubeconfig
-    if path is None and not os.environ.get("KUBECONFIG"):
-        local = StatePaths(Path(DEFAULT_STATE_DIR)).kubeconfig
-        path = str(local) if local.exists() else None
-    configuration = {"kubeconfig_path": path} if path else None
+    """The run from the mesh's fortio, exactly as the ``fortio_load`` probe does it, with the
+    activities' kubeconfig lookup (``kube.client.api_client``)."""
+    configuration = {"kubeconfig_path": kubeconfig} if kubeconfig else None
     try:
         api = api_client(configuration)
     except (KubeError, ValueError) as exc:
         raise click.ClickException(
             f"fortio_load {options.url}: no Kubernetes client: {exc}"
+            ' (for the embedded mesh: eval "$(chaosmesh mesh env)", or -kubeconfig)'
         ) from None
     try:
         return in_mesh.run_in_mesh(api, options, fortio=in_mesh.Fortio(namespace=namespace))

@@ -12,7 +12,7 @@ state_dir_option = click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     envvar=paths.STATE_DIR_ENV,
-    default=paths.DEFAULT_STATE_DIR,
-    show_default=True,
+    default=paths.default_state_dir,
+    show_default="CHAOSMESH_STATE_DIR, else the nearest .chaosmesh/ from here up",
     help="The embedded mesh's state directory (the one `make run` and `chaosmesh mesh` use).",
 )

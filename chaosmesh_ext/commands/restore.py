@@ -9,6 +9,11 @@ Each ledger entry names the API server it was made on (``api.host``) and, when t
 gave one, its kubeconfig file (``api.kubeconfig``, e.g. the embedded mesh's). Without
 ``--kubeconfig``/``--context`` a run is restored through its recorded kubeconfig; an entry is
 never restored on a server other than the one it names (it fails, saying both).
+
+Changes made on an embedded mesh that no longer runs (stopped, died, or replaced by a newer
+mesh in its state directory: the API certificate's fingerprint tells) have nothing left to
+put back — the mesh's objects died with it: they are reported ``moot`` and cleared, never
+tried against a server that is gone.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from chaosmesh_ext.kube.ledger import (
     LedgerError,
     all_ledgers,
 )
+from chaosmesh_ext.kube.restore import mark_moot
+from chaosmesh_ext.mesh import target as mesh_target
 
 
 def _ledgers(run: str | None, ledger_dir: str | None) -> list[Ledger]:
@@ -42,6 +49,9 @@ def _actions(entries: list[dict[str, Any]]) -> str:
 
 
 def _object_state(entries: list[dict[str, Any]]) -> str:
+    api = entries[-1].get("api") or {}
+    if mesh_target.mesh_gone(api.get("kubeconfig"), api.get("ca_sha256")):
+        return "moot: its embedded mesh has stopped (restore clears it)"
     states = {e["state"] for e in entries}
     if REFUSED in states:
         return "refused: changed by someone else since (restore shows the diff)"
@@ -154,6 +164,26 @@ def _recorded_kubeconfig(ledger: Ledger) -> str | None:
     return None
 
 
+def _clear_moot(ledger: Ledger, ns: str | None) -> None:
+    """Report and clear the run's entries made on an embedded mesh that no longer runs."""
+    gone: dict[tuple[str | None, str | None], str | None] = {}
+    for entry in ledger.outstanding():
+        api = entry.get("api") or {}
+        key = (api.get("kubeconfig"), api.get("ca_sha256"))
+        if key not in gone:
+            gone[key] = mesh_target.mesh_gone(*key)
+    for (kubeconfig, ca), reason in gone.items():
+        if reason is None:
+            continue
+
+        def made_there(entry: dict[str, Any], key: tuple[Any, Any] = (kubeconfig, ca)) -> bool:
+            api = entry.get("api") or {}
+            return (api.get("kubeconfig"), api.get("ca_sha256")) == key
+
+        for outcome in mark_moot(ledger, reason, select=made_there, namespace=ns):
+            click.echo(f"{ledger.run_id}  {outcome.ref}: moot ({reason}; nothing to put back)")
+
+
 def _command(
     list_only: bool,
     forget: bool,
@@ -178,6 +208,7 @@ def _command(
     pending: list[Ledger] = []
     for ledger in ledgers:
         try:
+            _clear_moot(ledger, ns)
             if ledger.outstanding():
                 pending.append(ledger)
         except LedgerError as exc:

@@ -143,6 +143,12 @@ def next_step(outcomes: Sequence[ExperimentOutcome]) -> str | None:
     "--stop-on-deviation", is_flag=True, help="Do not run the rest once one experiment fails."
 )
 @click.option("--keep-mesh", is_flag=True, help="Leave the embedded mesh running afterwards.")
+@click.option(
+    "--reapply",
+    is_flag=True,
+    help="On a mesh already running, replace objects that differ from an experiment's "
+    "manifests (the safety net puts the Istio ones back afterwards) instead of refusing.",
+)
 def command(
     experiments: tuple[Path, ...],
     journals: Path,
@@ -151,6 +157,7 @@ def command(
     time_limit: str,
     stop_on_deviation: bool,
     keep_mesh: bool,
+    reapply: bool,
 ) -> None:
     """Run EXPERIMENT files with chaos run, one journal each, and print a summary table."""
     try:
@@ -177,7 +184,15 @@ def command(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     stopper = Stopper()
     try:
-        with shared_mesh(state_dir, plan.experiments, environ, keep=keep_mesh, echo=_say) as mesh:
+        with shared_mesh(
+            state_dir,
+            plan.experiments,
+            environ,
+            keep=keep_mesh,
+            echo=_say,
+            run_id=f"run-{stamp}",
+            reapply=reapply,
+        ) as mesh:
             runner = GameDayRunner(
                 plan,
                 journals,

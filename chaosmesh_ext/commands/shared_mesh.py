@@ -9,8 +9,14 @@ and stop a mesh of its own in ``.chaosmesh/`` *of that directory*. Instead the s
 mesh, in the state directory of the directory the command was started in (``--state-dir``,
 ``CHAOSMESH_STATE_DIR``, default ``./.chaosmesh`` — where ``make run`` and ``chaosmesh mesh``
 look): started before the first experiment when any of them runs on the embedded target
-with the safety-net control (the part that uses the mesh), and stopped after the last if
-this started it. Each experiment's control loads its own manifests into it.
+with the safety-net control (the part that uses the mesh) — or joined, when one runs there
+already — and stopped after the last if this started it and no other run still uses it
+(``mesh.sharing``). Each experiment's control loads its own manifests into it (joining:
+objects that differ are refused unless ``--reapply``).
+
+Every experiment's ``chaos run`` gets ``KUBECONFIG`` set to the mesh's kubeconfig and the
+settings that would point a client elsewhere (``KUBERNETES_CONTEXT``, ``KUBERNETES_HOST``,
+...) emptied, so chaostoolkit-kubernetes activities reach the mesh too.
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from chaosmesh_ext._parse import parse_bool
+from chaosmesh_ext.kube.environment import OVERRIDES
 from chaosmesh_ext.mesh import paths
 from chaosmesh_ext.mesh import target as mesh_target
-from chaosmesh_ext.mesh.client import MeshClient
+from chaosmesh_ext.mesh.sharing import Sharing
 from chaosmesh_ext.mesh.state import DaemonId
+from chaosmesh_ext.signal_shield import shielded
 
 
 @dataclass
@@ -89,34 +97,54 @@ def shared_mesh(
     environ: Mapping[str, str],
     keep: bool = False,
     echo: Callable[[str], None] = print,
+    run_id: str = "",
+    reapply: bool = False,
 ) -> Iterator[SharedMesh]:
     """The set's mesh while the block runs (raises ``mesh.target.TargetError`` when it cannot
-    start). With no experiment on the embedded target, nothing is started or set."""
+    start). With no experiment on the embedded target, nothing is started or set.
+
+    ``run_id`` names this set among the mesh's users; ``reapply`` lets each experiment
+    replace objects of a running mesh that differ from its manifests (``mesh_reapply``).
+    """
     state_dir = state_dir.resolve()
     embedded = [p for p in experiments if uses_embedded_mesh(p, environ)]
     if not embedded:
         yield SharedMesh(state_dir)
         return
-    shared = SharedMesh(
-        state_dir,
-        env={paths.STATE_DIR_ENV: str(state_dir), mesh_target.KEEP_MESH_ENV: "1"},
-        restore_env={"KUBECONFIG": str(paths.StatePaths(state_dir).kubeconfig)},
-    )
-    if MeshClient(state_dir).current() is None:
-        prometheus = any(wants_prometheus(p) for p in embedded)
-        echo(
-            f"starting the embedded mesh in {state_dir}"
-            + (" with Prometheus" if prometheus else "")
-            + " ..."
-        )
-        up = mesh_target.mesh_up(state_dir, [], None, prometheus=prometheus)
-        shared.started = up.daemon if up.started else None
+    kubeconfig = str(paths.StatePaths(state_dir).kubeconfig)
+    env = {paths.STATE_DIR_ENV: str(state_dir), mesh_target.KEEP_MESH_ENV: "1"}
+    # Each chaos run reaches this mesh only, whatever its own environment said.
+    env.update({name: "" for name in OVERRIDES}, KUBECONFIG=kubeconfig)
+    if reapply:
+        env[mesh_target.REAPPLY_ENV] = "1"
+    shared = SharedMesh(state_dir, env=env, restore_env={"KUBECONFIG": kubeconfig})
+    prometheus = any(wants_prometheus(p) for p in embedded)
+    configuration = {
+        "mesh_target": mesh_target.EMBEDDED,
+        paths.CONFIG_KEY: str(state_dir),
+        "mesh_prometheus": prometheus,
+    }
+    prepared = mesh_target.prepare(configuration, notify=echo, run_id=run_id)
+    shared.started = prepared.daemon if prepared.started_mesh else None
     try:
         yield shared
     finally:
-        if shared.started is not None and not keep:
-            try:
-                # Only the daemon this started, never one that replaced it.
-                mesh_target.stop_daemon(state_dir, shared.started)
-            except mesh_target.TargetError as exc:
-                echo(f"warning: {exc}")
+        # A second Ctrl-C must not cut the mesh's stop short (it is bounded).
+        with shielded(lambda signum: echo("stopping the embedded mesh first ...")):
+            _release(prepared, state_dir, keep, echo)
+
+
+def _release(
+    prepared: mesh_target.PreparedTarget, state_dir: Path, keep: bool, echo: Callable[[str], None]
+) -> None:
+    say = echo
+    if keep and prepared.daemon is not None:
+        sharing = Sharing(paths.StatePaths(state_dir))
+        with sharing.turn(mesh_target.MESH_DOWN_TIMEOUT_S):
+            sharing.keep(prepared.daemon)
+        echo(f"leaving the embedded mesh in {state_dir} running (--keep-mesh)")
+        say = lambda line: None  # noqa: E731 - nothing more to say about it
+    try:
+        mesh_target.release(prepared, notify=say)
+    except mesh_target.TargetError as exc:
+        echo(f"warning: {exc}")

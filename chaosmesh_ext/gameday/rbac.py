@@ -19,6 +19,11 @@ extension calls on the Kubernetes API:
 - ``chaosmesh_ext.prometheus`` talks to Prometheus and ``chaosmesh_ext.tolerances`` checks
   values: nothing.
 - any other module of this extension: read access to Istio objects (get, list).
+- chaostoolkit-kubernetes' pod and deployment activities (``CHAOSK8S``): what their source
+  calls — ``terminate_pods`` lists and deletes pods, the pod probes list them,
+  ``read_pod_logs`` reads ``pods/log``, ``exec_in_pods`` opens ``pods/exec``, the deployment
+  probes list (and watch) Deployments, ``scale_deployment``/``rollout_deployment`` patch
+  them. Its other modules (nodes, namespaces, services...) are noted as not covered.
 
 The namespace of an activity is its ``ns`` argument (the name this extension's activities
 use; ``namespace`` is read too), and for load the fortio client's ``fortio_ns`` when given.
@@ -41,6 +46,34 @@ EDIT = {"get", "list", "patch", "update"}
 READ = {"get", "list"}
 OWN_PREFIX = "chaosmesh_ext"
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
+APPS = "apps"
+PODS, DEPLOYMENTS = (CORE, "pods"), (APPS, "deployments")
+Need = list[tuple[tuple[str, str], set[str]]]
+# chaostoolkit-kubernetes 0.39: what each activity calls (module -> func -> needs; "*" for
+# the module's other functions).
+CHAOSK8S: dict[str, dict[str, Need]] = {
+    "chaosk8s.pod.actions": {
+        "terminate_pods": [(PODS, {"list", "delete"})],
+        "delete_pods": [(PODS, {"list", "delete"})],
+        # A WebSocket exec is a GET; Kubernetes >= 1.30 checks `create` for it too.
+        "exec_in_pods": [(PODS, {"list"}), ((CORE, "pods/exec"), {"create", "get"})],
+    },
+    "chaosk8s.pod.probes": {
+        "read_pod_logs": [(PODS, {"list"}), ((CORE, "pods/log"), {"get"})],
+        "should_be_found_in_logs": [],  # reads the value it is given
+        "*": [(PODS, {"list"})],
+    },
+    "chaosk8s.deployment.probes": {
+        "deployment_fully_available": [(DEPLOYMENTS, {"list", "watch"})],
+        "deployment_not_fully_available": [(DEPLOYMENTS, {"list", "watch"})],
+        "*": [(DEPLOYMENTS, {"list"})],
+    },
+    "chaosk8s.deployment.actions": {
+        "create_deployment": [(DEPLOYMENTS, {"create"})],
+        "delete_deployment": [(DEPLOYMENTS, {"list", "delete"})],
+        "*": [(DEPLOYMENTS, {"patch"})],  # scale_deployment, rollout_deployment
+    },
+}
 # Activities that run load besides what their module does.
 RUNS_LOAD = {"progressive_rollout", "split_follows_weights"}
 READS_VS = {"split_follows_weights"}
@@ -184,6 +217,10 @@ def permissions(
             elif module.startswith(OWN_PREFIX):
                 perms.grant(ns, VS, READ)
                 perms.grant(ns, DR, READ)
+            elif module in CHAOSK8S:
+                table = CHAOSK8S[module]
+                for resource, verbs in table.get(func, table.get("*", [])):
+                    perms.grant(ns, resource, verbs)
             else:
                 perms.foreign_modules.add(module)
     # Restore (the safety net, or `chaosmesh restore` after a time limit) undoes the

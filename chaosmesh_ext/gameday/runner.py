@@ -210,6 +210,11 @@ class GameDayRunner:
                     )
                 )
                 continue
+            # Said as it starts, so a long experiment never looks like a hang.
+            self.log(
+                f"[{index}/{len(self.plan.experiments)}] {experiment.name}: running"
+                f" (run id {run_id}) ..."
+            )
             outcome = self._run_one(index, experiment, run_id)
             result.outcomes.append(outcome)
             self.log(

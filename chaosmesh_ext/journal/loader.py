@@ -113,7 +113,7 @@ def parse_journal(raw: Any, source: str = "<journal>") -> Journal:
         has_method=bool(_list(experiment.get("method"))),
         restored=restored,
         safety_net=safety_net,
-        interruption=_interruption(interruption),
+        interruption=_control_interruption(raw, experiment) or _interruption(interruption),
         stopped=stopped,
         phases=_phases(raw, experiment),
     )
@@ -315,6 +315,16 @@ def _stopped(raw: dict[str, Any], experiment: dict[str, Any]) -> str | None:
         stopped = section.get("stopped")
         if isinstance(stopped, dict) and stopped.get("reason"):
             return str(stopped["reason"])
+    return None
+
+
+def _control_interruption(raw: dict[str, Any], experiment: dict[str, Any]) -> str | None:
+    """Why the safety-net control interrupted the run's start (a signal while the embedded
+    mesh started: ``"interrupted": "..."``): it says more than chaostoolkit's "received
+    SIGTERM"."""
+    for section in _sections(raw, experiment):
+        if section.get("interrupted"):
+            return str(section["interrupted"])
     return None
 
 

@@ -36,6 +36,7 @@ GOOD_WORDS = {
     "deleted",
     "already-restored",
     "never-applied",
+    "moot",  # its embedded mesh stopped: nothing left to put back
 }
 PHASE_COLOUR = {"before": "#6baed6", "during": "#d62728", "after": "#31a354"}
 # Breaker counters charted per reading: what changed since the previous reading, per call.

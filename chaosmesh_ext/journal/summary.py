@@ -22,6 +22,7 @@ _GOOD = {
     "deleted",
     "already-restored",
     "never-applied",
+    "moot",  # its embedded mesh stopped: nothing left to put back
 }
 _BAD = {"failed", "aborted", "deviated", "refused", "conflict", "not met", "interrupted"}
 

@@ -69,6 +69,11 @@ def verdict(journal: Journal) -> Verdict:
     actions = _failed(journal.method, "action")
     if actions:
         return Verdict("failed", f"{NOT_INJECTED}: {_errors(actions)}")
+    if journal.stopped:
+        # The safety-net control stopped the run: a failed method activity, a target that
+        # could not be prepared, or an embedded mesh that died (never a deviation: the
+        # system under test was not what failed).
+        return Verdict("failed", journal.stopped)
     if journal.deviated:
         if journal.after is not None and journal.after.met is False:
             return Verdict(
@@ -83,9 +88,6 @@ def verdict(journal: Journal) -> Verdict:
                     + _failing(hyp.probes),
                 )
         return Verdict("deviated", "steady state not met")
-    if journal.stopped:
-        # The safety-net control stopped the run after a failed method activity.
-        return Verdict("failed", journal.stopped)
     if journal.status == "interrupted":
         return Verdict(
             "interrupted", f"interrupted: {journal.interruption or 'no reason recorded'}"

@@ -15,7 +15,11 @@ Two rules keep ``restore`` exact and polite:
   the run's entries for the object ``restored``: nothing is left outstanding;
 - when someone else changed the object since this run's last write, the run changes it no
   further (:class:`ForeignChange`, with the diff): a later ``restore`` to the state before
-  the run would silently undo their change.
+  the run would silently undo their change;
+- when the object carries another run's ledger marker for a change that run has not put
+  back (two runs at once on one mesh, or a run killed mid-method), this run does not touch
+  it (:class:`ForeignChange` naming that run): each run would restore it to a different
+  state, and one run's verdict would be computed on the other's fault.
 """
 
 from __future__ import annotations
@@ -30,13 +34,16 @@ from chaosmesh_ext._kobject import KObject
 from chaosmesh_ext.kube.ledger import (
     APPLIED,
     LEDGER_ANNOTATION,
+    OUTSTANDING,
     PENDING,
     RESTORED,
     Ledger,
+    LedgerError,
     content,
     with_content,
 )
 from chaosmesh_ext.kube.objects import (
+    REFUSED,
     Conflict,
     IstioObjects,
     KubeApiError,
@@ -137,6 +144,33 @@ def _check_not_foreign(ref: ObjectRef, open_entries: list[dict[str, Any]], live:
         )
 
 
+def other_run_holding(ledger: Ledger, live: dict[str, Any] | None) -> str | None:
+    """Why another run still holds ``live`` (its ledger marker names an entry that run has
+    not restored), or None. Only ledgers in this ledger's directory can be read."""
+    marker = _marker(live) if live is not None else None
+    if not marker or "#" not in marker or marker.startswith(f"{ledger.run_id}#"):
+        return None
+    run_id = marker.rsplit("#", 1)[0]
+    try:
+        other = Ledger(run_id, ledger.path.parent)
+        entry = next((e for e in other.entries() if e["id"] == marker), None)
+        running = other.running()
+    except (ValueError, LedgerError):
+        return None
+    if entry is None or entry["state"] not in OUTSTANDING:
+        return None
+    what = f"changed by run {run_id} ({marker}, {entry['action']})"
+    if running is False:
+        return (
+            f"{what}, which is no longer running and left it changed; this run does not touch "
+            f"it — put it back first: chaosmesh restore --run {run_id}"
+        )
+    return (
+        f"{what}, which is still running; this run does not touch it (each run would "
+        "restore it to a different state)"
+    )
+
+
 def _origin(open_entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The object's state before the run's first open change (None: none, or we created it)."""
     if not open_entries or open_entries[0]["absent_before"]:
@@ -182,6 +216,11 @@ def apply_change(
             ledger.applied(entry_id, live)
             rv = live["metadata"].get("resourceVersion")
             return ChangeResult(ref, True, False, rv, attempt, entry_id, live)
+        held = other_run_holding(ledger, live)
+        if held:
+            if entry_id:
+                ledger.not_applied(entry_id, held)
+            raise ForeignChange(ref, 409, "Conflict", held)
         try:
             _check_not_foreign(ref, open_entries, live)
         except ForeignChange as exc:
@@ -229,7 +268,7 @@ def apply_change(
             # Another writer got there first: start over from what is there now.
             continue
         except KubeApiError as exc:
-            if exc.status is None:
+            if exc.status is None and exc.reason != REFUSED:
                 # Timeout or lost connection: the write may still have landed. Keep the entry
                 # pending; restore reads the object's ledger annotation to find out.
                 ledger.update(entry_id, error=str(exc))

@@ -23,6 +23,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from chaosmesh_ext._fingerprint import file_fingerprint
 from chaosmesh_ext._parse import parse_bool
 from chaosmesh_ext.errors import KubeError
 
@@ -162,13 +163,18 @@ def api_client(
 def api_identity(
     client: k8s.ApiClient, configuration: Mapping[str, Any] | None = None
 ) -> dict[str, str]:
-    """Which API server ``client`` talks to, for the change ledger: its ``host``, and the
+    """Which API server ``client`` talks to, for the change ledger: its ``host``, the
     ``kubeconfig`` file when the experiment named one (``kubeconfig_path``), so a later
-    ``chaosmesh restore`` from another environment can find the same server again."""
+    ``chaosmesh restore`` from another environment can find the same server again, and the
+    fingerprint of the CA it trusts (``ca_sha256``): an embedded mesh makes a new one at every
+    start, so it tells changes made on a mesh that has since stopped."""
     identity = {"host": str(client.configuration.host or "")}
     explicit = (configuration or {}).get("kubeconfig_path")
     if explicit:
         identity["kubeconfig"] = str(Path(str(explicit)).expanduser().resolve())
+    fingerprint = file_fingerprint(client.configuration.ssl_ca_cert)
+    if fingerprint:
+        identity["ca_sha256"] = fingerprint
     return identity
 
 

@@ -28,7 +28,7 @@ from chaosmesh_ext.istio.hosts import fqdn
 from chaosmesh_ext.istio.lint import CLUSTER, Finding, has_errors, lint_objects, summary
 from chaosmesh_ext.kube.objects import IstioObjects, KubeApiError, translate
 
-__all__ = ["cluster_objects", "lint_cluster"]
+__all__ = ["cluster_objects", "lint_cluster", "objects_for_files"]
 
 ISTIO_KINDS = ("VirtualService", "DestinationRule", "Gateway")
 Lister = Callable[..., Any]
@@ -138,6 +138,35 @@ def cluster_objects(
                 f"cannot list Gateways in namespace {ns} ({exc.reason}): gateways in it are "
                 "reported as missing"
             )
+    return found, notes
+
+
+def objects_for_files(
+    objects: IstioObjects, file_objects: list[dict[str, Any]], namespace: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """What the cluster holds that files about to be applied are checked against: the Istio
+    objects, Services and Deployments of every namespace the files' objects live in or refer
+    to (``chaosmesh lint -f`` with a kubeconfig). Notes name what could not be read; raises
+    :class:`KubeApiError` when the API cannot be reached at all."""
+    service_ns, gateway_ns = _referenced_namespaces(file_objects)
+    own = {KObject(o).namespace_or(namespace) for o in file_objects} | {namespace}
+    client, timeout = objects.api_client, objects.timeout
+    found: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for ns in sorted(own | service_ns | gateway_ns):
+        for kind in ISTIO_KINDS:
+            try:
+                found.extend(_istio(objects, kind, ns))
+            except KubeApiError as exc:
+                if exc.status in (403, 404):
+                    notes.append(f"cannot list {kind}s in namespace {ns} ({exc.reason})")
+                    continue
+                raise
+        for what, read in (("Services", _services), ("Deployments", _deployments)):
+            try:
+                found.extend(read(client, ns, timeout))
+            except KubeApiError as exc:
+                notes.append(f"cannot list {what} in namespace {ns} ({exc.reason})")
     return found, notes
 
 

@@ -10,7 +10,11 @@ safety-net control read these files to put everything back.
 
 Entry states: ``pending`` (recorded, write in flight), ``applied``, ``not-applied`` (the write
 failed: nothing changed), ``restored``, ``refused`` (someone else changed the object since),
-``forgotten`` (dropped by hand with ``chaosmesh restore --forget``).
+``forgotten`` (dropped by hand with ``chaosmesh restore --forget``), ``moot`` (the API server
+that held the object is gone: an embedded mesh that stopped, whose objects died with it).
+
+The file also names the process that made the changes (``process``: pid, start time, host),
+so another run can tell a run still in progress from one that was killed and left changes.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from chaosmesh_ext._annotations import LEDGER_ANNOTATION as LEDGER_ANNOTATION
 from chaosmesh_ext._kobject import KObject
+from chaosmesh_ext._process import ProcessId
 from chaosmesh_ext.errors import KubeError
 
 LEDGER_DIR_ENV = "CHAOSMESH_LEDGER_DIR"
@@ -35,7 +41,6 @@ RUN_ID_ENV = "CHAOSMESH_RUN_ID"
 # The configuration key through which the safety-net control shares the run id with activities.
 RUN_ID_KEY = "chaosmesh_run_id"
 DEFAULT_LEDGER_DIR = "~/.chaosmesh/ledger"
-LEDGER_ANNOTATION = "chaosmesh.io/ledger"
 
 PENDING, APPLIED, NOT_APPLIED, RESTORED, REFUSED = (
     "pending",
@@ -46,6 +51,8 @@ PENDING, APPLIED, NOT_APPLIED, RESTORED, REFUSED = (
 )
 # Dropped by hand (``chaosmesh restore --forget``): the cluster keeps what is there.
 FORGOTTEN = "forgotten"
+# The server is gone with the object (a stopped embedded mesh): nothing left to restore.
+MOOT = "moot"
 OUTSTANDING = (PENDING, APPLIED, REFUSED)
 
 
@@ -212,6 +219,8 @@ class Ledger:
     ) -> dict[str, Any]:
         """Record an intended change (durably) and return the entry, state ``pending``."""
         with self._editing() as data:
+            # Which process makes this run's changes (the latest): while it runs they are its own.
+            data["process"] = ProcessId.current().to_json()
             entry = {
                 "id": f"{self.run_id}#{len(data['entries']) + 1}",
                 "run_id": self.run_id,
@@ -254,6 +263,16 @@ class Ledger:
 
     def outstanding(self) -> list[dict[str, Any]]:
         return [e for e in self.entries() if e["state"] in OUTSTANDING]
+
+    def process(self) -> ProcessId | None:
+        """The process that made this run's changes (None in ledgers older than the field)."""
+        return ProcessId.from_json(self.load().get("process"))
+
+    def running(self) -> bool | None:
+        """Whether the run's process still runs: True/False, None when it cannot be told
+        (another host)."""
+        process = self.process()
+        return process.running() if process is not None else False
 
 
 def all_ledgers(directory: str | os.PathLike[str] | None = None) -> list[Ledger]:

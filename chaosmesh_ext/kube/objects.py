@@ -37,6 +37,9 @@ PLURALS = {
     "Gateway": "gateways",
 }
 DEFAULT_TIMEOUT = 10.0
+# KubeApiError.reason of a connection the server's host refused (nothing listens there): the
+# request was never sent, so a write certainly did not land.
+REFUSED = "ConnectionRefused"
 # How long to wait before retrying a 429 whose answer names no Retry-After.
 DEFAULT_RETRY_AFTER = 1.0
 # kube-apiserver's words when an admission webhook cannot be called (failurePolicy: Fail).
@@ -188,6 +191,12 @@ def translate(exc: BaseException, ref: ObjectRef | str, verb: str, timeout: floa
             body.get("reason") or str(exc.reason),
             f"API error {status} on {verb}: {server_message}",
         )
+    refused = _refused(exc)
+    if refused:
+        # Refused at once (nothing listens there: a stopped embedded mesh): not a timeout.
+        return KubeApiError(
+            ref, None, REFUSED, f"the Kubernetes API refused the connection ({verb}): {refused}"
+        )
     if isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError)):
         return KubeApiError(
             ref, None, "Timeout", f"no answer from the Kubernetes API within {timeout:g}s ({verb})"
@@ -203,6 +212,24 @@ def translate(exc: BaseException, ref: ObjectRef | str, verb: str, timeout: floa
             ref, None, "Unreachable", f"cannot reach the Kubernetes API ({verb}): {exc}"
         )
     return KubeApiError(ref, None, type(exc).__name__, f"{verb} failed: {exc}")
+
+
+def _refused(exc: BaseException) -> str | None:
+    """The address that refused the connection, when that is what happened.
+
+    urllib3 reports a refused connection as ``NewConnectionError``, a subclass of its
+    ``ConnectTimeoutError``: checked first, or it reads as "no answer within 10 s".
+    """
+    reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    if isinstance(reason, urllib3.exceptions.NewConnectionError) and (
+        "refused" in str(reason).lower()
+    ):
+        conn = getattr(reason, "conn", None) or getattr(reason, "pool", None)
+        host, port = getattr(conn, "host", None), getattr(conn, "port", None)
+        return f"{host}:{port}" if host else "connection refused"
+    if isinstance(reason, ConnectionRefusedError):
+        return str(reason)
+    return None
 
 
 def normalise_version(value: str | None) -> str | None:

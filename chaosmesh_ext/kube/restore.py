@@ -27,6 +27,7 @@ from chaosmesh_ext.kube.client import same_host
 from chaosmesh_ext.kube.ledger import (
     APPLIED,
     LEDGER_ANNOTATION,
+    MOOT,
     NOT_APPLIED,
     OUTSTANDING,
     PENDING,
@@ -45,6 +46,9 @@ from chaosmesh_ext.kube.objects import (
 )
 
 MAX_ATTEMPTS = 3
+# Results after which nothing of the run is left on the object (``moot``: the server that
+# held it is gone, an embedded mesh that stopped).
+OK_RESULTS = ("restored", "deleted", "already-restored", "never-applied", MOOT)
 
 ObjectsFor = Callable[[str], IstioObjects]  # API version ("networking.istio.io/v1") -> client
 
@@ -64,14 +68,14 @@ class Outcome:
 
     ref: ObjectRef
     run_id: str
-    # restored | deleted | already-restored | never-applied | deleting | refused | failed
+    # restored | deleted | already-restored | never-applied | moot | deleting | refused | failed
     result: str
     detail: str = ""
     entries: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.result in ("restored", "deleted", "already-restored", "never-applied")
+        return self.result in OK_RESULTS
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -206,15 +210,19 @@ def _other_server(entries: list[dict[str, Any]], objects: IstioObjects) -> str |
 
 
 def restore_ledger(
-    ledger: Ledger, objects_for: ObjectsFor, namespace: str | None = None
+    ledger: Ledger,
+    objects_for: ObjectsFor,
+    namespace: str | None = None,
+    select: Callable[[dict[str, Any]], bool] = lambda entry: True,
 ) -> list[Outcome]:
-    """Restore every outstanding object of one run, newest change first.
+    """Restore every outstanding object of one run (those ``select`` picks), newest change
+    first.
 
     One object's failure is reported in its :class:`Outcome`, never raised. An object whose
     change was recorded against another API server (entry ``api.host``) is not touched here:
     it fails with a message naming both servers and stays outstanding.
     """
-    groups = _group(ledger.entries(), namespace)
+    groups = _group([e for e in ledger.entries() if select(e)], namespace)
     order = sorted(groups, key=lambda ref: max(e["time"] for e in groups[ref]), reverse=True)
     outcomes: list[Outcome] = []
     for ref in order:
@@ -249,4 +257,22 @@ def restore_ledger(
                     restore_detail=detail,
                 )
         outcomes.append(outcome)
+    return outcomes
+
+
+def mark_moot(
+    ledger: Ledger,
+    reason: str,
+    select: Callable[[dict[str, Any]], bool] = lambda entry: True,
+    namespace: str | None = None,
+) -> list[Outcome]:
+    """Clear a run's outstanding entries whose API server is gone (``reason`` says why),
+    those ``select`` picks: nothing can be put back where nothing is left, and the entries
+    would otherwise stay outstanding for ever. One outcome per object, result ``moot``."""
+    groups = _group([e for e in ledger.entries() if select(e)], namespace)
+    outcomes = []
+    for ref, entries in groups.items():
+        for entry in entries:
+            ledger.update(entry["id"], state=MOOT, restore=MOOT, restore_detail=reason)
+        outcomes.append(Outcome(ref, ledger.run_id, MOOT, reason, [e["id"] for e in entries]))
     return outcomes

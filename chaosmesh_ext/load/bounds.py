@@ -62,6 +62,17 @@ def _seen_codes(flat: Mapping[str, Any]) -> dict[int, int]:
     return codes
 
 
+def _failed_codes(codes: Mapping[int, int]) -> str:
+    """``"; failed: 503 x3, -1 x2 (no answer)"``: the codes fortio counts as errors (not
+    2xx, not 418), so a reader sees at once what failed; empty when none are known."""
+    failed = {c: n for c, n in sorted(codes.items()) if n and not (200 <= c < 300 or c == 418)}
+    if not failed:
+        return ""
+    shown = ", ".join(f"{c} x{n}" for c, n in failed.items())
+    note = " (-1: connection error or timeout)" if -1 in failed else ""
+    return f"; failed: {shown}{note}"
+
+
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number, got {value!r}")
@@ -79,6 +90,7 @@ def check_load(flat: Mapping[str, Any], bounds: Mapping[str, Any]) -> list[str]:
     if unknown:
         raise ValueError(f"unknown bound(s) {unknown}; known: {', '.join(LOAD_BOUNDS)}")
     failures: list[str] = []
+    codes = _seen_codes(flat)
     for name, limit in bounds.items():
         if limit is None or name not in _NUMBERS:
             continue
@@ -86,10 +98,12 @@ def check_load(flat: Mapping[str, Any], bounds: Mapping[str, Any]) -> list[str]:
         want = _number(name, limit)
         got = float(flat.get(key) or 0.0)
         if side == "max" and got > want:
-            failures.append(f"{key} {got:g}{unit} > {want:g}{unit} (over by {got - want:g}{unit})")
+            failed = _failed_codes(codes) if key == "error_rate" else ""
+            failures.append(
+                f"{key} {got:g}{unit} > {want:g}{unit} (over by {got - want:g}{unit}{failed})"
+            )
         if side == "min" and got < want:
             failures.append(f"{key} {got:g}{unit} < {want:g}{unit} (short by {want - got:g}{unit})")
-    codes = _seen_codes(flat)
     if bounds.get("expect_codes") is not None:
         allowed = code_list("expect_codes", bounds["expect_codes"])
         unexpected = {c: n for c, n in sorted(codes.items()) if c not in allowed and n}

@@ -9,16 +9,19 @@ server thread or a Chaos Toolkit probe.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from chaosmesh_ext.errors import LoadError
 
 from .._sidecar import Sidecar
-from .http_client import HttpConnection, build_request, code_is_ok
-from .options import LoadOptions, parse_url, validate
+from .http_client import ConnectionSettings, HttpConnection, build_request, code_is_ok
+from .options import LoadOptionError, LoadOptions, parse_url, validate
 from .periodic import (
     Call,
     RunStats,
@@ -32,6 +35,10 @@ from .periodic import (
 from .pod_dns import unresolvable_reason
 from .results import base_result, error_result, ret_codes
 from .stats import Histogram
+
+# fortio logs non-OK answers (-log-errors) and an -abort-on stop as warnings and info lines;
+# the command line shows this logger at its -loglevel.
+log = logging.getLogger("chaosmesh_ext.load")
 
 LOCAL_NOTE = (
     "load ran in the chaos process (via=local): Istio applies faults and breakers in the"
@@ -61,15 +68,37 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run(options: LoadOptions, stop: StopToken | None = None, run_id: int = 0) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Progress:
+    """How far a run has got, for a progress line."""
+
+    elapsed: float  # seconds since the first call
+    calls: int
+    errors: int  # answers that were not 2xx/418, socket errors included
+    planned_calls: int  # 0 when the run is bounded by time
+    planned_seconds: float  # <= 0 when bounded by calls or until stopped
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def run(
+    options: LoadOptions,
+    stop: StopToken | None = None,
+    run_id: int = 0,
+    *,
+    progress: ProgressCallback | None = None,
+    progress_every: float = 5.0,
+) -> dict[str, Any]:
     """Run the load described by ``options`` and return fortio's result JSON.
 
     Raises ``LoadOptionError`` for bad options and :class:`LoadTargetError` when the target
-    cannot even be connected to, in both cases before any request is sent.
+    cannot even be connected to, in both cases before any request is sent. ``progress`` is
+    called every ``progress_every`` seconds while the run lasts (never for a short run).
     """
     validate(options)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(run_async(options, stop or StopToken(), run_id))
+        return runner.run(run_async(options, stop or StopToken(), run_id, progress, progress_every))
 
 
 class _Stats:
@@ -108,7 +137,23 @@ class _Stats:
         self.classes[key] = self.classes.get(key, 0) + 1
 
 
-def _make_call(conn: HttpConnection, st: _Stats) -> Call:
+def _make_call(
+    conn: HttpConnection, st: _Stats, options: LoadOptions, stop: StopToken, thread: int
+) -> Call:
+    """One connection's call; non-OK answers are also logged (``-log-errors``) and may stop
+    the whole run (``-abort-on``), as fortio's HTTP runner does."""
+    on_error: Callable[[int], None] | None = None
+    if options.abort_on is not None or options.log_errors:
+        abort_on = options.abort_on
+        log_errors = options.log_errors
+
+        def on_error(code: int) -> None:
+            if log_errors:
+                log.warning("Non ok http code %d (thread %d)", code, thread)
+            if code == abort_on and not stop.stopped:
+                log.info("Aborted run because of http code %d", code)
+                stop.stop()
+
     fetch = conn.fetch
     codes = st.codes
     sizes = st.sizes.record
@@ -127,20 +172,41 @@ def _make_call(conn: HttpConnection, st: _Stats) -> Call:
             header_sizes(float(info.header_size))
         if classify is not None:
             classify(conn, code)
-        return 200 <= code < 300 or code == 418
+        if 200 <= code < 300 or code == 418:
+            return True
+        if on_error is not None:
+            on_error(code)
+        return False
 
     return call
 
 
-async def run_async(options: LoadOptions, stop: StopToken, run_id: int = 0) -> dict[str, Any]:
+async def run_async(
+    options: LoadOptions,
+    stop: StopToken,
+    run_id: int = 0,
+    progress: ProgressCallback | None = None,
+    progress_every: float = 5.0,
+) -> dict[str, Any]:
     """The body of :func:`run`, for callers that already have an event loop."""
     validate(options)
     target = parse_url(options.url)
     sidecar = options.sidecar if options.sidecar is not None else Sidecar.from_env()
     method = options.effective_method
     request = build_request(
-        target, method, options.headers, options.payload, sidecar.identity_headers()
+        target,
+        method,
+        options.headers,
+        options.payload,
+        sidecar.identity_headers(),
+        http10=options.http10,
+        keepalive=options.keepalive,
     )
+    try:
+        settings = ConnectionSettings.from_options(options, target)
+    except (OSError, ssl.SSLError) as exc:
+        option = "-cacert" if options.ca_cert and not options.cert else "-cert/-key"
+        raise LoadOptionError(option, f"cannot load the certificate: {exc}") from None
     capture = bool(options.classify_regex or options.classify_header)
     st = _Stats(options)
     conns: list[HttpConnection] = []
@@ -154,6 +220,8 @@ async def run_async(options: LoadOptions, stop: StopToken, run_id: int = 0) -> d
             head_only=method == "HEAD",
             capture=capture,
             resolution=options.resolution,
+            settings=settings,
+            offset=options.offset,
         )
         conns.append(conn)
         return conn
@@ -170,6 +238,7 @@ async def run_async(options: LoadOptions, stop: StopToken, run_id: int = 0) -> d
         raise LoadTargetError(options.url, first.last_error or "connection failed")
     first.proto = proto
     start_wall = time.time()
+    reporter = _start_progress(options, st, progress, progress_every)
 
     if options.open_loop:
         total = options.exactly or int(options.qps * options.duration)
@@ -182,7 +251,7 @@ async def run_async(options: LoadOptions, stop: StopToken, run_id: int = 0) -> d
             nonlocal lanes_made
             lanes_made += 1
             conn = first if lanes_made == 1 else new_conn()
-            return _make_call(conn, st)
+            return _make_call(conn, st, options, stop, lanes_made - 1)
 
         requested = (
             f"exactly {options.exactly} calls"
@@ -198,6 +267,7 @@ async def run_async(options: LoadOptions, stop: StopToken, run_id: int = 0) -> d
             initial_lanes=options.connections,
             resolution=options.resolution,
             requested_duration=requested,
+            offset=options.offset,
         )
     else:
         p = plan(options.qps, options.connections, options.exactly, options.duration)
@@ -208,21 +278,26 @@ async def run_async(options: LoadOptions, stop: StopToken, run_id: int = 0) -> d
             extra.close()
         del conns[p.threads :]
         if options.exactly <= 0:
-            # fortio's warm-up: one uncounted call per connection, in parallel.
-            codes = await asyncio.gather(*(c.fetch() for c in work))
+            # fortio's warm-up: one uncounted call per connection, in parallel unless
+            # -sequential-warmup.
+            if options.sequential_warmup:
+                codes = [await c.fetch() for c in work]
+            else:
+                codes = await asyncio.gather(*(c.fetch() for c in work))
             bad = [(i, c) for i, c in enumerate(codes) if not code_is_ok(c)]
             if bad and not options.allow_initial_errors:
                 i, code = bad[0]
                 reason = work[i].last_error if code == -1 else f"HTTP {code}"
                 for c in conns:
                     c.close()
+                _stop_progress(reporter)
                 return error_result(
                     options,
                     "warmup error",
                     f"error {code} for {options.url} ({reason}), thread# {i}",
                     start_wall,
                 )
-        calls = [_make_call(c, st) for c in work]
+        calls = [_make_call(c, st, options, stop, i) for i, c in enumerate(work)]
         stats = await run_closed(
             calls,
             p,
@@ -234,10 +309,40 @@ async def run_async(options: LoadOptions, stop: StopToken, run_id: int = 0) -> d
             nocatchup=options.nocatchup,
             jitter=options.jitter,
             uniform=options.uniform,
+            offset=options.offset,
         )
+    _stop_progress(reporter)
     for c in conns:
         c.close()
     return _result(options, stats, st, conns, run_id)
+
+
+def _start_progress(
+    options: LoadOptions, st: _Stats, progress: ProgressCallback | None, every: float
+) -> asyncio.Task[None] | None:
+    """A task calling ``progress`` every ``every`` seconds with the calls counted so far."""
+    if progress is None:
+        return None
+    start = time.perf_counter()
+    planned_seconds = options.duration if not options.exactly else 0.0
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(every)
+            calls = sum(st.codes.values())
+            errors = calls - sum(n for code, n in st.codes.items() if code_is_ok(code))
+            progress(
+                Progress(
+                    time.perf_counter() - start, calls, errors, options.exactly, planned_seconds
+                )
+            )
+
+    return asyncio.get_running_loop().create_task(report())
+
+
+def _stop_progress(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
 
 
 def _result(
@@ -248,7 +353,7 @@ def _result(
     requested = stats.plan.requested_duration
     if options.exactly and count != options.exactly:
         requested += f", interrupted after {count}"
-    connect = Histogram(0.0, options.resolution)
+    connect = Histogram(options.offset, options.resolution)
     ip_counts: dict[str, int] = {}
     sockets: list[int] = []
     for c in conns:

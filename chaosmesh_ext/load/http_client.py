@@ -12,13 +12,15 @@ applies the mesh's routes, faults and breakers exactly as a pod's sidecar would.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import ssl
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .._sidecar import Sidecar
-from .options import ParsedURL
+from .options import LoadOptions, ParsedURL
 from .stats import Histogram
 
 _STATUS_OK_EXTRA = 418  # fortio counts 418 (teapot) as OK, for its own echo server tests
@@ -35,12 +37,21 @@ def build_request(
     headers: Sequence[tuple[str, str]],
     payload: bytes | None,
     extra_headers: dict[str, str] | None = None,
+    *,
+    http10: bool = False,
+    keepalive: bool = True,
 ) -> bytes:
-    """The request bytes, built once per run (fortio's fast client does the same)."""
+    """The request bytes, built once per run (fortio's fast client does the same).
+
+    As fortio's: HTTP/1.0 sends no Host header unless one is given with ``-H``, and no
+    keep-alive; HTTP/1.1 without keep-alive asks for ``Connection: close``.
+    """
     names = {name.lower() for name, _ in headers}
-    lines = [f"{method} {target.path} HTTP/1.1"]
-    if "host" not in names:
+    lines = [f"{method} {target.path} HTTP/{'1.0' if http10 else '1.1'}"]
+    if "host" not in names and not http10:
         lines.append(f"Host: {target.host_header}")
+    if not keepalive and not http10 and "connection" not in names:
+        lines.append("Connection: close")
     if "user-agent" not in names:
         lines.append("User-Agent: fortio.org/fortio-chaosmesh")
     for name, value in headers:
@@ -204,6 +215,41 @@ class _Protocol(asyncio.Protocol):
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)")
 
 
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """How every connection of a run connects and reuses its socket (fortio's client flags)."""
+
+    keepalive: bool = True
+    half_close: bool = False
+    resolve: str | None = None
+    unix_socket: str | None = None
+    reuse_range: tuple[int, int] | None = None
+    ssl_context: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_options(cls, options: LoadOptions, target: ParsedURL) -> ConnectionSettings:
+        """Raises ``OSError``/``ssl.SSLError`` when a certificate file cannot be loaded."""
+        context = None
+        if target.scheme == "https":
+            context = ssl.create_default_context(cafile=options.ca_cert)
+            if options.cert:
+                context.load_cert_chain(options.cert, options.key)
+            if options.insecure:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        return cls(
+            keepalive=options.keepalive and not options.http10,
+            half_close=options.half_close,
+            resolve=options.resolve,
+            unix_socket=options.unix_socket,
+            reuse_range=options.reuse_range,
+            ssl_context=context,
+        )
+
+
+_DEFAULT_SETTINGS = ConnectionSettings()
+
+
 class HttpConnection:
     """One keep-alive connection that performs the prepared request on demand."""
 
@@ -216,38 +262,58 @@ class HttpConnection:
         head_only: bool = False,
         capture: bool = False,
         resolution: float = 0.001,
+        settings: ConnectionSettings = _DEFAULT_SETTINGS,
+        offset: float = 0.0,
     ) -> None:
         self.target = target
         self.request = request
         self.timeout = timeout
         self.head_only = head_only
         self.capture = capture
-        self.address = (sidecar or Sidecar()).connect_address(target.host, target.port)
-        self._ssl: ssl.SSLContext | None = None
-        if target.scheme == "https":
+        self.settings = settings
+        # -resolve replaces the name, not the port; a sidecar still captures the connection.
+        self.address = (sidecar or Sidecar()).connect_address(
+            settings.resolve or target.host, target.port
+        )
+        self._ssl = settings.ssl_context
+        if target.scheme == "https" and self._ssl is None:
             self._ssl = ssl.create_default_context()
         self.proto: _Protocol | None = None
         self.sockets = 0  # connections opened, fortio's "socket used"
-        self.connect_times = Histogram(0.0, resolution)
+        self.connect_times = Histogram(offset, resolution)
         self.peer: str = ""
         self.last_error: str = ""
         self.info = ResponseInfo()
+        self._uses = 0  # calls on the current socket (-connection-reuse)
+        self._max_uses = 0
 
     async def _connect(self, deadline: float) -> _Protocol | None:
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         self.sockets += 1
+        settings = self.settings
+        if settings.reuse_range is not None:
+            self._uses = 0
+            self._max_uses = random.randint(*settings.reuse_range)
+
+        def protocol() -> _Protocol:
+            return _Protocol(self.head_only, self.capture)
+
+        server_hostname = self.target.host if self._ssl else None
         try:
-            _, proto = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _Protocol(self.head_only, self.capture),
+            if settings.unix_socket:
+                opening = loop.create_unix_connection(
+                    protocol, settings.unix_socket, ssl=self._ssl, server_hostname=server_hostname
+                )
+            else:
+                opening = loop.create_connection(
+                    protocol,
                     self.address[0],
                     self.address[1],
                     ssl=self._ssl,
-                    server_hostname=self.target.host if self._ssl else None,
-                ),
-                max(deadline - t0, 0.001),
-            )
+                    server_hostname=server_hostname,
+                )
+            _, proto = await asyncio.wait_for(opening, max(deadline - t0, 0.001))
         except (TimeoutError, OSError, ssl.SSLError) as exc:
             self.last_error = (
                 f"timed out after {self.timeout:g}s"
@@ -278,6 +344,15 @@ class HttpConnection:
             proto.buf.clear()
         assert proto.transport is not None
         proto.transport.write(self.request)
+        settings = self.settings
+        if not settings.keepalive:
+            proto.keep_alive = False
+            if settings.half_close and proto.transport.can_write_eof():
+                proto.transport.write_eof()
+        elif settings.reuse_range is not None:
+            self._uses += 1
+            if self._uses >= self._max_uses:
+                proto.keep_alive = False
         handle = loop.call_later(self.timeout, _expire, fut)
         try:
             code = await fut

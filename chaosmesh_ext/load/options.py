@@ -12,10 +12,12 @@ naming the option (``-c``, ``qps``, ...) and the bad value; :func:`validate` che
 
 from __future__ import annotations
 
+import base64
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeGuard
 from urllib.parse import urlsplit
 
@@ -70,6 +72,21 @@ class LoadOptions:
     classify_regex: str | None = None
     classify_header: str | None = None
     sidecar: Sidecar | None = None
+    # fortio's HTTP client options (-keepalive, -halfclose, -http1.0, -k, -resolve, ...).
+    abort_on: int | None = None  # stop the run at the first answer with this code (-1: socket)
+    keepalive: bool = True
+    half_close: bool = False
+    http10: bool = False
+    insecure: bool = False
+    resolve: str | None = None  # connect to this IP, keeping the URL's host in Host and SNI
+    unix_socket: str | None = None
+    ca_cert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    sequential_warmup: bool = False
+    reuse_range: tuple[int, int] | None = None  # (min, max) calls per connection, then a new one
+    offset: float = 0.0  # histogram offset in seconds (-offset)
+    log_errors: bool = False  # log every non-OK answer at warning level, as fortio's -log-errors
 
     @property
     def effective_method(self) -> str:
@@ -231,6 +248,12 @@ def validate(options: LoadOptions) -> LoadOptions:
             ) from None
     for name, value in options.headers:
         parse_header(f"{name}: {value}")
+    if options.reuse_range is not None and not 0 < options.reuse_range[0] <= options.reuse_range[1]:
+        raise LoadOptionError(
+            "-connection-reuse", f"must be positive calls per connection, got {options.reuse_range}"
+        )
+    if (options.cert is None) != (options.key is None):
+        raise LoadOptionError("-cert/-key", "a client certificate needs both -cert and -key")
     return options
 
 
@@ -298,6 +321,26 @@ class LoadInput:
     classify_regex: str | None = None
     classify_header: str | None = None
     sidecar: Sidecar | None = None
+    # fortio's other run flags, by their Python names (see ``fortio_flags`` for the mapping).
+    abort_on: Scalar | None = None
+    keepalive: bool = True
+    half_close: bool = False
+    http10: bool = False
+    insecure: bool = False
+    resolve: str | None = None
+    unix_socket: str | None = None
+    ca_cert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    user: str | None = None  # "user:password" -> Authorization: Basic
+    content_type: str | None = None  # Content-Type, and POST unless -X says otherwise
+    payload_size: Scalar | None = None  # random bytes, replaces payload
+    payload_file: str | None = None  # file contents, replaces payload and payload_size
+    sequential_warmup: bool = False
+    connection_reuse: str | None = None  # "min:max" or "n"
+    offset: Scalar | None = None
+    calc_qps: bool = False  # qps = n / t, then the run is n calls
+    log_errors: bool = False
 
 
 def _given(value: Scalar | None) -> TypeGuard[Scalar]:
@@ -332,6 +375,66 @@ def _duration(given: LoadInput, rules: InputRules) -> float:
     return -1.0 if duration == 0 else duration
 
 
+def _payload(given: LoadInput, pre: str) -> bytes | None:
+    """fortio's ``GeneratePayload``: a file wins over a random size, which wins over text."""
+    if given.payload_file:
+        try:
+            with open(given.payload_file, "rb") as handle:
+                return handle.read() or None
+        except OSError as exc:
+            raise LoadOptionError(
+                pre + "payload-file", f"cannot read {given.payload_file}: {exc.strerror}"
+            ) from None
+    if _given(given.payload_size):
+        size = parse_int(given.payload_size, pre + "payload-size")
+        if size < 0:
+            raise LoadOptionError(pre + "payload-size", f"must not be negative, got {size}")
+        if size > 0:
+            return os.urandom(size)
+    payload = given.payload.encode() if isinstance(given.payload, str) else given.payload
+    return payload or None
+
+
+def _extra_headers(given: LoadInput, pre: str) -> list[tuple[str, str]]:
+    """``-user`` as Basic credentials and ``-content-type``, as fortio adds them."""
+    extra: list[tuple[str, str]] = []
+    if given.user:
+        if ":" not in given.user:
+            raise LoadOptionError(
+                pre + "user", f"invalid user credentials {given.user!r}, expecting user:password"
+            )
+        token = base64.b64encode(given.user.encode()).decode()
+        extra.append(("Authorization", f"Basic {token}"))
+    if given.content_type:
+        extra.append(parse_header(f"Content-Type: {given.content_type}"))
+    return extra
+
+
+def parse_reuse_range(text: str, option: str) -> tuple[int, int]:
+    """fortio's ``-connection-reuse``: ``"10:30"`` (either order) or ``"20"``."""
+    parts = text.split(":")
+    if len(parts) > 2:
+        raise LoadOptionError(option, f"expected min:max, got {text!r}")
+    values = [parse_int(part.strip(), option) for part in parts]
+    low, high = min(values), max(values)
+    if low < 1:
+        raise LoadOptionError(option, f"calls per connection must be at least 1, got {text!r}")
+    return low, high
+
+
+def _calc_qps(given: LoadInput, pre: str) -> LoadInput:
+    """``-calc-qps``: the rate that spreads ``-n`` calls over ``-t``; the run is then ``-n``."""
+    if not given.calc_qps:
+        return given
+    if not (_given(given.n) and _given(given.t)):
+        raise LoadOptionError(pre + "calc-qps", f"needs both {pre}n and {pre}t")
+    calls = parse_int(given.n, pre + "n")
+    seconds = parse_duration(given.t, pre + "t")
+    if calls < 1 or seconds <= 0:
+        raise LoadOptionError(pre + "calc-qps", f"needs {pre}n >= 1 and {pre}t > 0")
+    return replace(given, qps=calls / seconds, t=None, calc_qps=False)
+
+
 def normalize(given: LoadInput, rules: InputRules) -> LoadOptions:
     """The :class:`LoadOptions` for ``given``, with fortio's defaults; raise
     :class:`LoadOptionError` naming the first bad option as this front end spells it."""
@@ -341,6 +444,7 @@ def normalize(given: LoadInput, rules: InputRules) -> LoadOptions:
         raise LoadOptionError("url", "URL is required")
     if rules.join_path:
         url = join_base_and_path(url)
+    given = _calc_qps(given, pre)
     if _given(given.n) and _given(given.t) and not rules.rest:
         raise LoadOptionError(
             f"{pre}n/{pre}t",
@@ -371,7 +475,11 @@ def normalize(given: LoadInput, rules: InputRules) -> LoadOptions:
             percentiles = parse_percentiles(str(given.p))
         except ValueError as exc:
             raise LoadOptionError(pre + "p", str(exc)) from None
-    payload = given.payload.encode() if isinstance(given.payload, str) else given.payload
+    payload = _payload(given, pre)
+    abort_on = parse_int(given.abort_on, pre + "abort-on") if _given(given.abort_on) else None
+    method = given.method or None
+    if method is None and given.content_type:
+        method = "POST"  # fortio: a content type makes it a POST, like a payload does
     options = LoadOptions(
         url=url,
         connections=connections,
@@ -385,9 +493,9 @@ def normalize(given: LoadInput, rules: InputRules) -> LoadOptions:
         ),
         percentiles=percentiles,
         resolution=(parse_number(given.r, pre + "r") if _given(given.r) else DEFAULT_RESOLUTION),
-        headers=header_list(given.headers),
-        payload=payload or None,
-        method=given.method or None,
+        headers=header_list(given.headers) + _extra_headers(given, pre),
+        payload=payload,
+        method=method,
         open_loop=given.open_loop,
         allow_initial_errors=given.allow_initial_errors,
         nocatchup=given.nocatchup,
@@ -397,5 +505,23 @@ def normalize(given: LoadInput, rules: InputRules) -> LoadOptions:
         classify_regex=given.classify_regex or None,
         classify_header=given.classify_header or None,
         sidecar=given.sidecar,
+        abort_on=abort_on or None,
+        keepalive=given.keepalive,
+        half_close=given.half_close,
+        http10=given.http10,
+        insecure=given.insecure,
+        resolve=(given.resolve or "").strip() or None,
+        unix_socket=given.unix_socket or None,
+        ca_cert=given.ca_cert or None,
+        cert=given.cert or None,
+        key=given.key or None,
+        sequential_warmup=given.sequential_warmup,
+        reuse_range=(
+            parse_reuse_range(given.connection_reuse, pre + "connection-reuse")
+            if given.connection_reuse
+            else None
+        ),
+        offset=parse_duration(given.offset, pre + "offset") if _given(given.offset) else 0.0,
+        log_errors=given.log_errors,
     )
     return validate(options)

@@ -139,10 +139,11 @@ async def run_closed(
     nocatchup: bool = False,
     jitter: bool = False,
     uniform: bool = False,
+    offset: float = 0.0,
 ) -> RunStats:
     """fortio's closed loop over ``len(calls) == p.threads`` workers."""
-    durations = Histogram(0.0, resolution)
-    errors = Histogram(0.0, resolution)
+    durations = Histogram(offset, resolution)
+    errors = Histogram(offset, resolution)
     start_wall = time.time()
     start = time.perf_counter()
     per_thread_qps = qps / p.threads if qps > 0 else 0.0
@@ -152,8 +153,8 @@ async def run_closed(
     async def worker(tid: int) -> None:
         call = calls[tid]
         num = p.calls_per_thread + (p.leftover if tid == 0 else 0)
-        dur = Histogram(0.0, resolution)
-        err = Histogram(0.0, resolution)
+        dur = Histogram(offset, resolution)
+        err = Histogram(offset, resolution)
         t_start = start
         pc = time.perf_counter
         record = dur.record
@@ -238,6 +239,7 @@ async def run_open(
     initial_lanes: int = 1,
     resolution: float = 0.001,
     requested_duration: str = "",
+    offset: float = 0.0,
 ) -> RunStats:
     """Send ``total`` calls at ``qps``, each at its scheduled time, on up to ``max_lanes`` lanes.
 
@@ -245,8 +247,8 @@ async def run_open(
     scheduled time: that waiting is exactly what a user of an overloaded service sees.
     """
     loop = asyncio.get_running_loop()
-    durations = Histogram(0.0, resolution)
-    errors = Histogram(0.0, resolution)
+    durations = Histogram(offset, resolution)
+    errors = Histogram(offset, resolution)
     lags = Histogram(0.0, resolution)  # actual send - scheduled send
     idle: deque[Call] = deque(new_lane() for _ in range(min(initial_lanes, max_lanes)))
     lanes = len(idle)

@@ -312,14 +312,21 @@ def exec_in_pod(
 def fortio_cli_args(params: Mapping[str, Any]) -> list[str]:
     """``fortio load`` flags for the same run the REST parameters describe."""
     args: list[str] = []
-    for key in ("c", "qps", "n", "t", "timeout", "p", "payload", "X", "labels"):
+    for key in (
+        "c", "qps", "n", "t", "timeout", "p", "payload", "X", "labels", "resolve",
+        "connection-reuse", "abort-on", "offset",
+    ):  # fmt: skip
         value = params.get(key)
         if value is not None and value != "":
             args += [f"-{key}", str(value)]
     for header in params.get("H") or []:
         args += ["-H", str(header)]
-    if params.get("nocatchup"):
-        args.append("-nocatchup")
+    for key in ("jitter", "uniform", "nocatchup", "sequential-warmup", "https-insecure",
+                "halfclose", "http1.0"):  # fmt: skip
+        if params.get(key) in (True, "on"):
+            args.append(f"-{key}")
+    if params.get("keepalive") == "off":
+        args.append("-keepalive=false")
     return args
 
 

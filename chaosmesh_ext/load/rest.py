@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import signal
 import sys
@@ -28,9 +29,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from .._sidecar import Sidecar
 from . import engine
+from .fortio_flags import FLAGS, load_input
 from .options import REST, LoadInput, LoadOptionError, LoadOptions, normalize
 from .periodic import StopToken
 from .results import error_result, run_id_label
+
+log = logging.getLogger("chaosmesh_ext.load")
 
 # fortio's rapi.StateEnum
 STATE_UNKNOWN, STATE_PENDING, STATE_RUNNING, STATE_STOPPING, STATE_STOPPED = range(5)
@@ -64,6 +68,17 @@ class Params:
             return "on" if value else ""
         return str(value)
 
+    def given(self, key: str) -> str | None:
+        """Like :meth:`get`, but a JSON ``false`` is ``"off"`` and a missing key ``None``."""
+        if self.query.get(key) and self.query[key][0]:
+            return self.query[key][0]
+        value = self.body.get(key)
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return str(value)
+
     def all(self, key: str) -> list[str]:
         values = list(self.query.get(key, []))
         body_value = self.body.get(key)
@@ -78,30 +93,35 @@ class Params:
 
 
 def options_from_params(params: Params, sidecar: Sidecar | None) -> LoadOptions:
-    """Options with fortio's REST defaults; raise LoadOptionError naming the parameter."""
-    given = LoadInput(
-        url=params.get("url"),
-        c=params.get("c"),
-        qps=params.get("qps"),
-        n=params.get("n"),
-        t=params.get("t"),
-        timeout=params.get("timeout"),
-        p=params.get("p"),
-        r=params.get("r"),
+    """Options with fortio's REST defaults; raise LoadOptionError naming the parameter.
+
+    Every ``fortio load`` flag is accepted under its own name (``abort-on=503``,
+    ``https-insecure=on``), as fortio's REST API accepts the ones it knows.
+    """
+    runner = params.get("runner")
+    if runner not in ("", "http"):
+        raise LoadOptionError("runner", f"only the http runner is supported, got {runner!r}")
+    url = params.get("url")
+    base = LoadInput(
+        url=url,
         headers=params.all("H") + params.all("headers"),
-        payload=params.get("payload"),
-        method=params.get("X"),
         open_loop=params.on("open_loop"),
         allow_initial_errors=True,  # as fortio's REST runs do
-        nocatchup=params.on("nocatchup"),
-        jitter=params.on("jitter"),
-        uniform=params.on("uniform"),
-        labels=params.get("labels"),
         classify_regex=params.get("classify_regex"),
         classify_header=params.get("classify_header"),
         sidecar=sidecar,
     )
-    return normalize(given, REST)
+    values = {name: params.given(name) for name in FLAGS if name != "H"}
+    flags = load_input(url, values, prefix="", base=base)
+    for note in flags.ignored:
+        log.info("%s", note)
+    return normalize(flags.given, REST)
+
+
+class _Server(ThreadingHTTPServer):
+    # On the embedded mesh the daemon keeps the port reserved (SO_REUSEPORT, never listening)
+    # until this server binds it too, so no other program takes it meanwhile.
+    allow_reuse_port = True
 
 
 class RestServer:
@@ -122,7 +142,7 @@ class RestServer:
         self._next_id = 0
         server = self
         handler = type("Handler", (_Handler,), {"rest": server})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _Server((host, port), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}/fortio/"
@@ -318,7 +338,7 @@ class _Handler(BaseHTTPRequestHandler):
         save = params.on("save")
         if params.on("async"):
             # The result ID is the start time (as fortio's); the file appears when the run ends.
-            rid = run_id_label(time.time(), options.labels)
+            rid = run_id_label(time.time(), options.labels, run.run_id)
             if (self.rest.data_dir / f"{rid}.json").exists():
                 rid += f"_{run.run_id}"
             run.result_id = rid

@@ -25,9 +25,12 @@ def start_time_rfc3339(ts: float) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
 
 
-def run_id_label(ts: float, labels: str) -> str:
-    """fortio's result ID: start time plus sanitized labels, usable as a file name."""
+def run_id_label(ts: float, labels: str, run_id: int = 0) -> str:
+    """fortio's result ID: start time, the run id when not 0, and the sanitized labels,
+    usable as a file name."""
     base = datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d-%H%M%S")
+    if run_id:
+        base += f"_{run_id}"
     if labels:
         base += "_" + re.sub(r"[^A-Za-z0-9_-]+", "_", labels).strip("_")
     return base[:96]
@@ -53,37 +56,45 @@ def base_result(options: LoadOptions, start_wall: float, run_id: int = 0) -> dic
         "NoCatchUp": options.nocatchup,
         "RunID": run_id,
         "AccessLoggerInfo": "",
-        "ID": run_id_label(start_wall, options.labels),
+        "ID": run_id_label(start_wall, options.labels, run_id),
         "RetCodes": {},
         "IPCountMap": {},
         "URL": options.url,
         "NumConnections": 1,
         "Compression": False,
         "DisableFastClient": False,
-        "HTTP10": False,
-        "DisableKeepAlive": False,
-        "AllowHalfClose": False,
-        "Insecure": False,
+        "HTTP10": options.http10,
+        "DisableKeepAlive": not options.keepalive,
+        "AllowHalfClose": options.half_close,
+        "Insecure": options.insecure,
         "FollowRedirects": False,
-        "Resolve": "",
+        "Resolve": options.resolve or "",
         "HTTPReqTimeOut": round(options.timeout * 1e9),
+        # fortio copies -user here verbatim; results end up in journals, so never the secret.
         "UserCredentials": "",
-        "ContentType": "",
+        "ContentType": _content_type(options),
         "Payload": base64.b64encode(options.payload).decode() if options.payload else None,
         "MethodOverride": options.method or "",
-        "LogErrors": False,
-        "SequentialWarmup": False,
-        "ConnReuseRange": [0, 0],
+        "LogErrors": options.log_errors,
+        "SequentialWarmup": options.sequential_warmup,
+        "ConnReuseRange": list(options.reuse_range or (0, 0)),
         "NoResolveEachConn": False,
-        "Offset": 0,
+        "Offset": round(options.offset * 1e9),
         "Resolution": options.resolution,
         "Sizes": None,
         "HeaderSizes": None,
         "Sockets": [],
         "SocketCount": 0,
         "ConnectionStats": None,
-        "AbortOn": 0,
+        "AbortOn": options.abort_on or 0,
     }
+
+
+def _content_type(options: LoadOptions) -> str:
+    for name, value in options.headers:
+        if name.lower() == "content-type":
+            return value
+    return ""
 
 
 def error_result(

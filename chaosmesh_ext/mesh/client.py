@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -48,16 +49,24 @@ from chaosmesh_ext.errors import MeshError
 
 from . import kubeconfig, manifests, requirements
 from .api import tls
-from .daemon_api import DAEMON_MODULE, MANIFESTS_PATH, STATUS_PATH
+from .daemon_api import DAEMON_MODULE, JOIN, MANIFESTS_PATH, REAPPLY, REPLACE, STATUS_PATH
+from .joining import Difference
+from .linux import require_linux
+from .logs import log_cap_of
 from .state import AlreadyRunning, DaemonId, StateDir, alive, start_time, stop_pid
 
-UP_TIMEOUT = 90.0  # workloads + Envoy on a loaded 2-core machine
+# Waiting for a new daemon to serve: the sum of its own start-up bounds, one after the other
+# (every replica serving, apply.WORKLOAD_READY_TIMEOUT; Envoy's admin port and first
+# configuration, envoy.START_TIMEOUT; Prometheus ready, prometheus_server.READY_TIMEOUT)
+# with room to spare on a loaded 2-core machine.
+UP_TIMEOUT = 120.0
 APPLY_TIMEOUT = 120.0
 CALL_TIMEOUT = 10.0
 DAEMON_STOP_TIMEOUT = 45.0  # a daemon still waiting for workloads finishes that wait first
 ABANDON_STOP_TIMEOUT = 5.0  # a daemon that did not serve in time: SIGTERM, SIGKILL after this
 READY_POLL_S = 0.02
 LOG_TAIL_LINES = 20
+STDIN_MANIFESTS = "stdin.yaml"  # `mesh up -f -`: standard input, kept for the daemon to read
 
 
 class ManifestsRefused(MeshError, ValueError):
@@ -82,6 +91,19 @@ class MeshNotInstalled(MeshError, RuntimeError):
 
 class DaemonError(MeshError, RuntimeError):
     """The daemon refused a request (its reason) or did not answer."""
+
+
+class StartInterrupted(MeshError, RuntimeError):
+    """``up`` was cancelled (the run got a signal) while the daemon started; it was stopped."""
+
+
+class ObjectsDiffer(MeshError, RuntimeError):
+    """Joining a running mesh: some of its objects differ from the manifests (nothing was
+    applied). ``differences`` name them, with a diff and the run that changed each."""
+
+    def __init__(self, message: str, differences: Sequence[Difference]) -> None:
+        super().__init__(message)
+        self.differences = tuple(differences)
 
 
 @dataclass(frozen=True)
@@ -154,7 +176,6 @@ class MeshInfo:
             if port is None or gateway.port == port:
                 return gateway.url or None
         return None
-
 
 
 def find_address(
@@ -234,6 +255,7 @@ class DownResult:
     processes: int = 0  # processes mesh.json recorded
     leftovers: tuple[str, ...] = ()  # recorded processes still running after the daemon
     daemon_survived: bool = False  # the daemon did not stop (SIGKILL did not end it either)
+    daemon_was_dead: bool = False  # it had died already (kill -9): only its state was left
 
 
 @dataclass(frozen=True)
@@ -332,19 +354,22 @@ class MeshClient:
             return f"the mesh in {self.state.root} is still starting; try again in a moment"
         return f"no mesh running in {self.state.root} (start one: chaosmesh mesh up -f ...)"
 
-    def _require_running(self) -> MeshInfo:
+    def require_running(self) -> MeshInfo:
+        """The mesh here that serves; ``MeshNotRunning`` saying why there is none."""
         info = self.running()
         if info is None:
             raise MeshNotRunning(self.not_running_reason())
         return info
 
     def status(self) -> MeshStatus:
-        info = self._require_running()
+        info = self.require_running()
         return MeshStatus(info, self.request(info, STATUS_PATH))
 
     # ---- changing ------------------------------------------------------------------------
     def load(self, files: Sequence[str | Path], namespace: str = "default") -> Manifests:
-        """Read and classify manifest files or directories; raises ``ManifestsRefused``."""
+        """Read and classify manifest files or directories (``-``: standard input, as
+        ``kubectl apply -f -``); raises ``ManifestsRefused``."""
+        files = self._spool_stdin(files)
         try:
             found = manifests.load(files)
             loaded = manifests.classify(found, namespace)
@@ -352,36 +377,112 @@ class MeshClient:
             raise ManifestsRefused(f"nothing changed:\n{exc}") from None
         return Manifests(namespace, tuple(Path(f).resolve() for f in files), tuple(found), loaded)
 
+    def _spool_stdin(self, files: Sequence[str | Path]) -> list[str | Path]:
+        """``-`` replaced by a copy of standard input in the state directory: a new daemon
+        reads its manifests from files, after this process has gone."""
+        if not any(str(f) == "-" for f in files):
+            return list(files)
+        self.state.root.mkdir(parents=True, exist_ok=True)
+        copy = self.state.root / STDIN_MANIFESTS
+        copy.write_text(sys.stdin.read(), encoding="utf-8")
+        return [copy if str(f) == "-" else f for f in files]
+
     def up(
         self,
         manifests_: Manifests,
         *,
         concurrency: int = 2,
         prometheus: bool = False,
+        log_cap: int | None = None,
         timeout: float = UP_TIMEOUT,
         apply_timeout: float = APPLY_TIMEOUT,
+        cancel: threading.Event | None = None,
     ) -> UpResult:
         """Apply to the mesh running here, or start one with these manifests.
 
         ``timeout`` bounds the wait for a new daemon to serve (it is then stopped);
-        ``apply_timeout`` the running daemon's answer. ``prometheus`` and ``concurrency``
-        apply to a new mesh only (a running mesh keeps what it has).
+        ``apply_timeout`` the running daemon's answer. ``prometheus``, ``concurrency`` and
+        ``log_cap`` (bytes; None: ``CHAOSMESH_LOG_CAP``, else 64 MiB) apply to a new mesh
+        only (a running mesh keeps what it has). Once ``cancel`` is set the wait ends: the
+        new daemon is stopped with whatever it started (``StartInterrupted``).
         """
         running = self.running()
         if running is not None:
             return self._apply_to(running, manifests_, apply_timeout)
+        return self.start(
+            manifests_,
+            concurrency=concurrency,
+            prometheus=prometheus,
+            log_cap=log_cap,
+            timeout=timeout,
+            cancel=cancel,
+        )
+
+    def start(
+        self,
+        manifests_: Manifests,
+        *,
+        concurrency: int = 2,
+        prometheus: bool = False,
+        log_cap: int | None = None,
+        timeout: float = UP_TIMEOUT,
+        cancel: threading.Event | None = None,
+    ) -> UpResult:
+        """Start a new mesh with these manifests (``up`` without a running mesh)."""
         self.check_for_start(manifests_)
+        args = self._daemon_args(manifests_, concurrency, prometheus, log_cap)
         leftovers = self.clear_dead()
-        process, log_start = self._spawn(self._daemon_args(manifests_, concurrency, prometheus))
-        info = self._wait_ready(process, log_start, timeout)
+        if cancel is not None and cancel.is_set():
+            raise StartInterrupted(f"nothing started in {self.state.root}: interrupted")
+        process, log_start = self._spawn(args)
+        info = self._wait_ready(process, log_start, timeout, cancel)
         return UpResult(True, info, len(manifests_.found), tuple(leftovers))
+
+    def join(
+        self,
+        info: MeshInfo,
+        manifests_: Manifests,
+        *,
+        timeout: float = APPLY_TIMEOUT,
+        reapply: bool = False,
+    ) -> UpResult:
+        """Hand the running mesh ``info`` only the objects it does not have; ``ObjectsDiffer``
+        (nothing applied) when it holds one of them in another form. With ``reapply``,
+        differing Services, Deployments and Secrets are replaced instead and differing
+        Istio objects left as they are (the caller writes those itself)."""
+        return self._apply_to(info, manifests_, timeout, mode=REAPPLY if reapply else JOIN)
+
+    def wait_started(
+        self, timeout: float, cancel: threading.Event | None = None
+    ) -> MeshInfo | None:
+        """The mesh here once it serves, waiting while its daemon is still starting (another
+        ``mesh up``); None when no daemon runs. ``MeshBusy`` if it is still starting after
+        ``timeout``; ``StartInterrupted`` once ``cancel`` is set."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.running()
+            if info is not None:
+                return info
+            if not self.state.is_locked():
+                return None
+            if cancel is not None and cancel.is_set():
+                raise StartInterrupted(f"stopped waiting for the mesh in {self.state.root}")
+            if time.monotonic() > deadline:
+                raise MeshBusy(
+                    f"the other mesh in {self.state.root} is still starting after "
+                    f"{timeout:.0f}s; try again, or run 'chaosmesh mesh down'"
+                )
+            time.sleep(READY_POLL_S * 5)
 
     def apply(self, manifests_: Manifests, *, timeout: float = APPLY_TIMEOUT) -> UpResult:
         """Hand the manifests to the running mesh (all or nothing, on the daemon's side)."""
-        return self._apply_to(self._require_running(), manifests_, timeout)
+        return self._apply_to(self.require_running(), manifests_, timeout)
 
-    def _apply_to(self, info: MeshInfo, manifests_: Manifests, timeout: float) -> UpResult:
+    def _apply_to(
+        self, info: MeshInfo, manifests_: Manifests, timeout: float, mode: str = REPLACE
+    ) -> UpResult:
         payload = {
+            "mode": mode,
             "namespace": manifests_.namespace,
             "manifests": [
                 {"obj": m.obj, "file": m.file, "document": m.document, "line": m.line}
@@ -390,6 +491,8 @@ class MeshClient:
         }
         try:
             answer = self.request(info, MANIFESTS_PATH, "POST", payload, timeout=timeout)
+        except ObjectsDiffer:
+            raise
         except DaemonError as exc:
             raise DaemonError(f"the running mesh keeps what it had:\n{exc}") from None
         after = MeshInfo.from_json(answer, self.state.root) if isinstance(answer, dict) else None
@@ -397,7 +500,9 @@ class MeshClient:
 
     def check_for_start(self, manifests_: Manifests) -> None:
         """Check manifests as a new mesh would (``ManifestsRefused``: nothing started), and
-        that the mesh's parts are installed (``MeshNotInstalled``: a cluster-only install)."""
+        that the mesh's parts are installed (``MeshNotInstalled``: a cluster-only install) on
+        a system that can run them (``UnsupportedPlatform`` elsewhere than Linux)."""
+        require_linux()
         try:
             manifests.check(manifests_.loaded, manifests_.namespace)
         except manifests.ManifestError as exc:
@@ -434,17 +539,27 @@ class MeshClient:
         return stopped
 
     def serve(
-        self, manifests_: Manifests, *, concurrency: int = 2, prometheus: bool = False
+        self,
+        manifests_: Manifests,
+        *,
+        concurrency: int = 2,
+        prometheus: bool = False,
+        log_cap: int | None = None,
     ) -> int:
         """Run the daemon in this process until SIGTERM/SIGINT (``mesh up --foreground``);
         its exit status."""
         from . import daemon
 
         self.check_for_start(manifests_)
+        args = self._daemon_args(manifests_, concurrency, prometheus, log_cap)
         self.clear_dead()
-        return daemon.main(self._daemon_args(manifests_, concurrency, prometheus))
+        return daemon.main(args)
 
-    def _daemon_args(self, manifests_: Manifests, concurrency: int, prometheus: bool) -> list[str]:
+    def _daemon_args(
+        self, manifests_: Manifests, concurrency: int, prometheus: bool, log_cap: int | None
+    ) -> list[str]:
+        """The daemon's command line; a bad ``CHAOSMESH_LOG_CAP`` (``logs.LogCapError``)
+        raises here, before anything starts."""
         args = [
             "--state-dir",
             str(self.state.root.resolve()),
@@ -452,6 +567,8 @@ class MeshClient:
             manifests_.namespace,
             "--concurrency",
             str(concurrency),
+            "--log-cap",
+            str(log_cap if log_cap is not None else log_cap_of()),
         ]
         for path in manifests_.files:
             args += ["-f", str(path)]
@@ -479,13 +596,21 @@ class MeshClient:
         return process, log_start
 
     def _wait_ready(
-        self, process: subprocess.Popen[bytes], log_start: int, timeout: float
+        self,
+        process: subprocess.Popen[bytes],
+        log_start: int,
+        timeout: float,
+        cancel: threading.Event | None = None,
     ) -> MeshInfo:
         """Wait until the daemon ``process`` says ``ready`` in mesh.json; stop it otherwise."""
         daemon = DaemonId(process.pid, start_time(process.pid))
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
+                if cancel is not None and cancel.is_set():
+                    raise StartInterrupted(
+                        f"interrupted while the mesh in {self.state.root} started; stopped it"
+                    )
                 if process.poll() is not None:
                     raise MeshStartFailed(
                         f"the mesh did not start (exit {process.returncode}):\n"
@@ -553,14 +678,19 @@ class MeshClient:
         records = document.get("pids") or []
         started = next((p.get("started") for p in records if p.get("pid") == daemon_pid), None)
         # The daemon stops its own children in order; the pids below are the safety net.
-        survived = alive(daemon_pid, started) and not stop_pid(
-            daemon_pid, started, timeout=stop_timeout
-        )
+        was_dead = not alive(daemon_pid, started)
+        survived = not was_dead and not stop_pid(daemon_pid, started, timeout=stop_timeout)
         leftovers = _stop_recorded(records)
         self.state.clear()
         _reap()
         return DownResult(
-            "stopped", root, daemon_pid, len(records), tuple(leftovers), daemon_survived=survived
+            "stopped",
+            root,
+            daemon_pid,
+            len(records),
+            tuple(leftovers),
+            daemon_survived=survived,
+            daemon_was_dead=was_dead,
         )
 
     def _starting_daemon(self) -> int | None:
@@ -600,8 +730,11 @@ class MeshClient:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             payload = json.loads(exc.read() or b"{}")
-            raise DaemonError(
-                str(payload.get("error") or payload.get("message") or payload)
-            ) from None
+            message = str(payload.get("error") or payload.get("message") or payload)
+            if exc.code == 409 and isinstance(payload.get("differences"), list):
+                raise ObjectsDiffer(
+                    message, [Difference.from_json(d) for d in payload["differences"]]
+                ) from None
+            raise DaemonError(message) from None
         except (OSError, ValueError) as exc:
             raise DaemonError(f"the mesh daemon at {url} does not answer: {exc}") from None

@@ -27,6 +27,8 @@ from typing import Any
 from . import manifests
 from .daemon_api import DAEMON_MODULE
 from .lifecycle import Mesh
+from .linux import UnsupportedPlatform, require_linux
+from .logs import DEFAULT_LOG_CAP, parse_size
 from .paths import DEFAULT_STATE_DIR
 from .state import AlreadyRunning, StateDir, acquire_lock
 from .views import describe
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             manifests.check(loaded, args.namespace)
             for note in loaded.notes:
                 print(f"note: {note}", flush=True)
-            mesh = Mesh(state, args.namespace, args.concurrency, args.prometheus)
+            mesh = Mesh(state, args.namespace, args.concurrency, args.prometheus, args.log_cap)
             if stop.is_set():  # signalled while the manifests were read
                 mesh.stopping.set()
             mesh.up(loaded)
@@ -81,11 +83,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--prometheus", action="store_true")
+    p.add_argument("--log-cap", type=parse_size, default=DEFAULT_LOG_CAP)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(parser().parse_args(argv))
+    args = parser().parse_args(argv)
+    try:
+        require_linux()
+    except UnsupportedPlatform as exc:
+        print(f"chaosmesh mesh: {exc}", file=sys.stderr)
+        return 2
+    return run(args)
 
 
 if __name__ == "__main__":

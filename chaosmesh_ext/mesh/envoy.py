@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import tempfile
@@ -28,17 +29,21 @@ import envoy as envoy_wheel
 
 from chaosmesh_ext.errors import MeshError
 
+from . import spawn
 from .bootstrap import dynamic_bootstrap, static_bootstrap, write_json
 from .paths import StatePaths
 from .translate.model import EnvoyResources
-from .xds_files import XdsFiles
+from .xds_files import Staged, XdsFiles, disk_full
 
 JSON = dict[str, Any]
 
-START_TIMEOUT = 15.0
+# Envoy's admin port, then its first configuration served: a cold Envoy on a loaded 2-core
+# machine has taken over 15 s. mesh.client.UP_TIMEOUT leaves room for it.
+START_TIMEOUT = 45.0
 STOP_TIMEOUT = 5.0
 ADMIN_TIMEOUT = 2.0
 FLUSH_INTERVAL_MS = 50
+WATCH_INTERVAL = 0.5  # the watchdog wakes at once on a death; this only bounds a stop
 _REJECTION_COUNTERS = (".update_rejected", ".update_failure")
 _POLL = 0.0005  # between stats reads while waiting for a push: a rename lands in ~0.5 ms
 # Versions are text readouts, a handful of stats: reading them is cheap whatever the size of
@@ -48,6 +53,23 @@ _POLL = 0.0005  # between stats reads while waiting for a push: a rename lands i
 _REJECTION_CHECK_S = 0.02
 _VERSIONS_PATH = "/stats?format=json&type=TextReadouts"
 _COUNTERS_PATH = "/stats?format=json&type=Counters&filter=update_%28rejected%7Cfailure%29%24"
+
+
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether ``proc`` has exited, waiting up to ``timeout`` s and returning as soon as it
+    does (a pidfd becomes readable when the process ends; without pidfds, a short poll)."""
+    if proc.poll() is not None:
+        return True
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        time.sleep(min(timeout, 0.01))
+        return proc.poll() is not None
+    try:
+        readable, _, _ = select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    return bool(readable) or proc.poll() is not None
 
 
 class EnvoyError(MeshError, RuntimeError):
@@ -105,12 +127,15 @@ class _Admin:
         self._lock = threading.Lock()
 
     def get(self, path: str, timeout: float = ADMIN_TIMEOUT) -> bytes:
+        return self.request("GET", path, timeout)
+
+    def request(self, method: str, path: str, timeout: float = ADMIN_TIMEOUT) -> bytes:
         with self._lock:
             for attempt in (1, 2):
                 if self._conn is None:
                     self._conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
                 try:
-                    self._conn.request("GET", path)
+                    self._conn.request(method, path)
                     response = self._conn.getresponse()
                     body = response.read()
                     if response.status != 200:
@@ -186,6 +211,11 @@ class EnvoyProcess:
         self.log_path = paths.envoy_log
         self.out_path = paths.envoy_out  # Envoy's stdout/stderr (early start-up failures)
         self.restarts = 0
+        # Supervision: when Envoy last died and how long until it served again (seconds).
+        self.last_outage: float | None = None
+        self.last_restart_at: float | None = None  # wall clock (time.time()) of that death
+        self.total_outage = 0.0
+        self._down_since: float | None = None  # monotonic time of a death not yet recovered
         self.version = "0"
         self.applied: EnvoyResources | None = None  # last configuration Envoy accepted
         self._proc: subprocess.Popen[bytes] | None = None
@@ -241,11 +271,11 @@ class EnvoyProcess:
     def stop(self) -> None:
         """Stop the watchdog and Envoy (SIGTERM by pid, then SIGKILL)."""
         self._stopping.set()
+        with self._lock:
+            self._terminate()  # wakes the watchdog, which sees it is stopping
         if self._watchdog is not None:
             self._watchdog.join(timeout=STOP_TIMEOUT)
             self._watchdog = None
-        with self._lock:
-            self._terminate()
 
     def __enter__(self) -> EnvoyProcess:
         return self
@@ -259,7 +289,8 @@ class EnvoyProcess:
         # Envoy logs to envoy.log itself; stdout/stderr (early start-up failures) go to a
         # file as well, never to a pipe nobody reads.
         with open(self.out_path, "ab") as out:
-            self._proc = subprocess.Popen(
+            # Dies with the daemon (spawn.popen): a daemon killed outright leaves no Envoy.
+            self._proc = spawn.popen(
                 [
                     envoy_binary(),
                     "-c", str(self.bootstrap_path),
@@ -312,28 +343,87 @@ class EnvoyProcess:
             proc.wait(timeout=STOP_TIMEOUT)
 
     def _watch(self) -> None:
-        """Restart Envoy with the files on disk (the last good config) when it dies."""
-        while not self._stopping.wait(0.1):
+        """Restart Envoy with the files on disk (the last good config) as soon as it dies.
+
+        The outage is measured from the moment the death is seen (at once: the watchdog
+        sleeps on the process, not on a timer) to the moment the new Envoy serves every
+        listener of that configuration again. Hot restart (``--restart-epoch``) cannot
+        shorten it: it hands the listening sockets over from a parent that is still alive,
+        and here the parent is dead.
+        """
+        while not self._stopping.is_set():
             proc = self._proc
-            if proc is not None and proc.poll() is None:
+            if proc is not None and not _exited(proc, WATCH_INTERVAL):
                 continue
+            # Seen dead now, even if an apply() holds the lock a moment longer.
+            died, died_at = time.monotonic(), time.time()
             with self._lock:
                 if self._stopping.is_set() or self._proc is not proc:
                     continue
+                if self._down_since is None:
+                    self._down_since, self.last_restart_at = died, died_at
                 self._terminate()  # reaps it and closes the admin connection
                 try:
-                    if self.applied is not None:
-                        # One version across every file, so "serving it" is one check.
-                        self.version = self._next_version()
-                        self._write_all(self.applied, self.version)
+                    expected = self._rewrite_for_restart()
                     self._spawn(START_TIMEOUT)
                     if self.applied is not None:
-                        self._wait_all(self.applied, self.version, START_TIMEOUT, {})
+                        deadline = time.monotonic() + START_TIMEOUT
+                        stats = _stat_names(self.applied)
+                        self._wait_versions(expected, stats, START_TIMEOUT, {})
+                        self._wait_listeners([x["name"] for x in self.applied.listeners], deadline)
                     self.restarts += 1
+                    self.last_outage = time.monotonic() - self._down_since
+                    self.total_outage += self.last_outage
+                    self._down_since = None
                 except Exception:
-                    # Leave it to the next tick; a broken binary would loop, so slow down.
+                    # Leave it to the next round; a broken binary would loop, so slow down.
                     self._terminate()
                     self._stopping.wait(1.0)
+
+    def _rewrite_for_restart(self) -> dict[str, str]:
+        """The xDS files rewritten with one new version (so "serving it" is one check); on a
+        full disk the files stay as they are, the last good configuration too, and the
+        versions they carry are what the new Envoy must report. Returns those versions."""
+        if self.applied is None:
+            return {}
+        keys = ["cds", "lds"] + [f"rds:{r['name']}" for r in self.applied.routes]
+        version = self._next_version()
+        try:
+            self._write_all(self.applied, version)
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            return {key: self._version_on_disk(key) for key in keys}
+        self.version = version
+        return dict.fromkeys(keys, version)
+
+    def _version_on_disk(self, key: str) -> str:
+        files = self.files
+        if key == "cds":
+            path = files.cds_path
+        elif key == "lds":
+            path = files.lds_path
+        else:
+            path = files.rds_path(key.removeprefix("rds:"))
+        return str(json.loads(path.read_text())["version_info"])
+
+    def supervision(self) -> dict[str, Any]:
+        """Restarts and outages, for ``mesh status``: seconds, and the last death's time."""
+        down = self._down_since
+        return {
+            "restarts": self.restarts,
+            "last_outage_s": None if self.last_outage is None else round(self.last_outage, 4),
+            "last_restart_at": self.last_restart_at,
+            "total_outage_s": round(self.total_outage, 4),
+            "down_for_s": None if down is None else round(time.monotonic() - down, 4),
+        }
+
+    def reopen_logs(self) -> None:
+        """Make Envoy reopen its log files (access logs and ``--log-path``) by path."""
+        admin = self._admin
+        if admin is None:
+            raise EnvoyError("Envoy is not running")
+        admin.request("POST", "/reopen_logs")
 
     # -- configuration -----------------------------------------------------------------
 
@@ -372,45 +462,64 @@ class EnvoyProcess:
         new_cluster_names = {c["name"] for c in new.clusters}
         removed_clusters = [c for c in old.clusters if c["name"] not in new_cluster_names]
         stats = _stat_names(old) | _stat_names(new)
-        deadline = time.monotonic() + timeout
+        changed = [n for n, r in new_routes.items() if n in old_routes and old_routes[n] != r]
+        added = [n for n in new_routes if n not in old_routes]
+        files = self.files
+        # Every file this change writes, written aside before Envoy sees any of them: a full
+        # disk fails here (OSError), with Envoy and the files as they were.
+        staged = Staged()
+        try:
+            if new.clusters != old.clusters:
+                clusters = sorted(new.clusters + removed_clusters, key=lambda c: c["name"])
+                staged.add("cds", files.cds_path, files.cds_document(clusters, version))
+            for name in changed + added:
+                route = new_routes[name]
+                staged.add(f"rds:{name}", files.rds_path(name), files.rds_document(route, version))
+            if new.listeners != old.listeners:
+                staged.add("lds", files.lds_path, files.lds_document(new.listeners, version))
+            if removed_clusters:
+                staged.add("cds-final", files.cds_path, files.cds_document(new.clusters, version))
+            self._commit_in_order(staged, changed, added, version, timeout, stats, new)
+        finally:
+            staged.discard()
+        for name in old_routes:
+            if name not in new_routes:
+                files.remove_rds(name)
 
+    def _commit_in_order(
+        self,
+        staged: Staged,
+        changed: list[str],
+        added: list[str],
+        version: str,
+        timeout: float,
+        stats: dict[str, str],
+        new: EnvoyResources,
+    ) -> None:
+        """Rename the staged files in the order Envoy needs, waiting for it after each step."""
+        deadline = time.monotonic() + timeout
         # 1. Clusters first (keeping removed ones until nothing routes to them).
-        if new.clusters != old.clusters:
-            clusters = sorted(new.clusters + removed_clusters, key=lambda c: c["name"])
-            self._step(lambda: self.files.write_cds(clusters, version), {"cds": version},
-                       deadline, stats)  # fmt: skip
+        if staged.has("cds"):
+            self._step(lambda: staged.commit("cds"), {"cds": version}, deadline, stats)
         # 2. Route configurations: changed ones now; new ones are read when their listener
         #    arrives, so their files just have to exist before the listener does.
-        changed = {
-            name: route
-            for name, route in new_routes.items()
-            if name in old_routes and old_routes[name] != route
-        }
         if changed:
 
             def write_routes() -> None:
-                for route in changed.values():
-                    self.files.write_rds(route, version)
+                for name in changed:
+                    staged.commit(f"rds:{name}")
 
             self._step(write_routes, {f"rds:{n}": version for n in changed}, deadline, stats)
-        for name, route in new_routes.items():
-            if name not in old_routes:
-                self.files.write_rds(route, version)
+        for name in added:
+            staged.commit(f"rds:{name}")
         # 3. Listeners (added ones reference route files that now exist).
-        if new.listeners != old.listeners:
-            expected = {"lds": version} | {
-                f"rds:{n}": version for n in new_routes if n not in old_routes
-            }
-            self._step(lambda: self.files.write_lds(new.listeners, version), expected,
-                       deadline, stats)  # fmt: skip
+        if staged.has("lds"):
+            expected = {"lds": version} | {f"rds:{n}": version for n in added}
+            self._step(lambda: staged.commit("lds"), expected, deadline, stats)
             self._wait_listeners([x["name"] for x in new.listeners], deadline)
         # 4. Now nothing uses the removed clusters or route configs.
-        if removed_clusters:
-            self._step(lambda: self.files.write_cds(new.clusters, version), {"cds": version},
-                       deadline, stats)  # fmt: skip
-        for name in old_routes:
-            if name not in new_routes:
-                self.files.remove_rds(name)
+        if staged.has("cds-final"):
+            self._step(lambda: staged.commit("cds-final"), {"cds": version}, deadline, stats)
 
     def _rollback(self, good: EnvoyResources, timeout: float) -> None:
         """Put the files back to what Envoy is serving, so a restart loads the same."""
@@ -422,15 +531,26 @@ class EnvoyProcess:
             self.version = version
 
     def _write_all(self, res: EnvoyResources, version: str) -> None:
-        """Make the xDS files exactly ``res`` (clusters, then routes, then listeners)."""
-        self.files.write_cds(res.clusters, version)
+        """Make the xDS files exactly ``res`` (clusters, then routes, then listeners); all of
+        them written aside first, so a full disk changes none (``OSError``)."""
+        files = self.files
+        staged = Staged()
+        try:
+            staged.add("cds", files.cds_path, files.cds_document(res.clusters, version))
+            for route in res.routes:
+                path = files.rds_path(route["name"])
+                staged.add(f"rds:{route['name']}", path, files.rds_document(route, version))
+            staged.add("lds", files.lds_path, files.lds_document(res.listeners, version))
+            staged.commit("cds")
+            for route in res.routes:
+                staged.commit(f"rds:{route['name']}")
+            staged.commit("lds")
+        finally:
+            staged.discard()
         keep = {r["name"] for r in res.routes}
-        for route in res.routes:
-            self.files.write_rds(route, version)
-        self.files.write_lds(res.listeners, version)
-        for name in self.files.route_names():
+        for name in files.route_names():
             if name not in keep:
-                self.files.remove_rds(name)
+                files.remove_rds(name)
 
     def _wait_all(
         self, res: EnvoyResources, version: str, timeout: float, before: dict[str, int]

@@ -4,9 +4,12 @@
 (``apply.Applier``), stores the Istio objects, then starts the API server (HTTPS with a fresh
 self-signed certificate and a fresh random bearer token), writes the kubeconfig (mode 0600)
 that carries both, starts the metrics exporter (and Prometheus when asked) and rewrites
-``mesh.json`` with ``ready: true`` last. While it runs, a monitor thread keeps the Pods the
-API shows true to the processes, and ``mesh.json``'s pids true when Envoy is restarted.
-``Mesh.stop()`` stops everything it started, by pid.
+``mesh.json`` with ``ready: true`` last. While it runs, the pod controller
+(``pods.controller``) answers deletes of Pods and scales of Deployments and keeps Envoy's
+endpoints to the serving replicas, a monitor thread keeps the Pods the API shows true to the
+processes, and ``mesh.json``'s pids true when Envoy is restarted (or once it can be rewritten
+after a full disk), and a log keeper (``logs.LogKeeper``) keeps every log of the state
+directory within the log cap. ``Mesh.stop()`` stops everything it started, by pid.
 """
 
 from __future__ import annotations
@@ -17,12 +20,18 @@ import secrets
 import threading
 from typing import Any
 
+from chaosmesh_ext._fingerprint import ca_fingerprint
+
 from . import daemon_api, kubeconfig, manifests, views
 from .api import ApiServer, resources, tls
 from .apply import Applier
 from .envoy import EnvoyProcess
+from .logs import DEFAULT_LOG_CAP, LogKeeper
 from .manifests import Loaded
+from .paths import ACCESS_JSONL
+from .pods.controller import PodController
 from .state import StateDir, start_time
+from .xds_files import disk_full
 
 MONITOR_INTERVAL_S = 0.5
 
@@ -36,16 +45,28 @@ class Mesh:
         namespace: str = "default",
         concurrency: int = 2,
         prometheus: bool = False,
+        log_cap: int = DEFAULT_LOG_CAP,
     ) -> None:
         self.state = state
         self.namespace = namespace
         self.prometheus_wanted = prometheus
+        self.log_cap = log_cap
+        self.logs: LogKeeper | None = None
         self.stopping = threading.Event()
         self.envoy = EnvoyProcess(state.root, concurrency=concurrency)
         self.applier = Applier(
-            state, namespace, self.envoy, cancel=self.stopping, on_change=self.record_pids
+            state,
+            namespace,
+            self.envoy,
+            cancel=self.stopping,
+            on_change=self.record_pids,
+            on_served=self._write_state_after_push,
+            log_cap=log_cap,
         )
         self.store = self.applier.store
+        self.pods = PodController(self.applier)
+        self.store.set_owner(resources.PODS, self.pods)
+        self.store.set_owner(resources.DEPLOYMENTS, self.pods)
         self.api: ApiServer | None = None
         self.exporter: Any = None
         self.prometheus: Any = None
@@ -54,29 +75,36 @@ class Mesh:
         # so an older snapshot never replaces a newer one.
         self._state_lock = threading.Lock()
         self.ready = False  # set once everything serves; mesh.json says so
+        # This mesh instance's identity: its API certificate's fingerprint (_fingerprint).
+        self.api_ca_sha256: str | None = None
+        self._state_stale = False  # mesh.json could not be rewritten (a full disk)
 
     # ---- lifecycle -----------------------------------------------------------------------
     def up(self, loaded: Loaded) -> None:
         ns = self.namespace
+        # A previous mesh's sidecar table (a crash leaves it): its ports are not ours.
+        self.state.outbound_file.unlink(missing_ok=True)
         self.applier.apply(
             [manifests.with_namespace(m.obj, ns) for m in loaded.services],
             [manifests.with_namespace(m.obj, ns) for m in loaded.deployments],
             secrets=[manifests.with_namespace(m.obj, ns) for m in loaded.secrets],
         )
         # The first push starts Envoy with the whole configuration.
-        self.store.load_istio([manifests.with_namespace(m.obj, ns) for m in loaded.istio], ns)
+        self.store.load_istio([manifests.as_applied(m.obj, ns) for m in loaded.istio], ns)
         self.record_pids()
         self.applier.publish()
         # A fresh secret per mesh: only who can read the kubeconfig (0600) can use the API.
         # Over TLS, because Kubernetes clients send no token to an http:// server.
         token = secrets.token_urlsafe(32)
         cert = tls.make_in_child(self.state.root)
+        self.api_ca_sha256 = ca_fingerprint(cert.cert_pem)
         self.api = ApiServer(
             self.store,
             admin_url=self.admin_url,
             token=token,
             tls=cert.server_context(),
             extra=daemon_api.handlers(self),
+            pod_logs=self.pods.pod_logs,
         ).start()
         kubeconfig.write(self.state.kubeconfig, self.api.url, ns, token, cert.cert_pem)
         self.write_state(ready=False)
@@ -98,6 +126,8 @@ class Mesh:
                 if u
             ]
             self.prometheus = start_prometheus(self.state.root, urls)
+        self.pods.start()
+        self.logs = self._keep_logs()
         self.ready = True
         self.write_state(ready=True)
         self._monitor = threading.Thread(
@@ -105,10 +135,25 @@ class Mesh:
         )
         self._monitor.start()
 
+    def _keep_logs(self) -> LogKeeper:
+        """Rotate every log of the state directory within the cap (see ``logs``)."""
+        follower = getattr(getattr(self.exporter, "pipeline", None), "follower", None)
+        return LogKeeper(
+            self.state.root,
+            self.log_cap,
+            reopen=self.envoy.reopen_logs,
+            # The exporter reads access.jsonl to its end before it may be renamed again.
+            hold={ACCESS_JSONL: follower.behind} if follower is not None else None,
+            live_logs=lambda: [r.log_path for r in self.applier.all_replicas() if r.log_path],
+        ).start()
+
     def stop(self) -> None:
         self.stopping.set()
+        if self.logs is not None:
+            self.logs.stop()
         if self.api is not None:
             self.api.stop()
+        self.pods.stop()
         for part in (self.prometheus, self.exporter):
             if part is not None:
                 with contextlib.suppress(Exception):
@@ -138,11 +183,14 @@ class Mesh:
             if now != seen:
                 with contextlib.suppress(Exception):
                     self.applier.publish()
+                self.pods.wake()  # a replica ended or its program restarts: endpoints follow
                 seen = now
-            if self.envoy.pid != envoy_pid and self.envoy.pid is not None:
-                envoy_pid = self.envoy.pid
-                with contextlib.suppress(Exception):
+            restarted = self.envoy.pid != envoy_pid and self.envoy.pid is not None
+            if restarted or self._state_stale:
+                with contextlib.suppress(Exception):  # a full disk: tried again next round
+                    pid = self.envoy.pid
                     self.write_state(ready=True)
+                    envoy_pid, self._state_stale = pid, False
 
     # ---- mesh.json -----------------------------------------------------------------------
     def pids(self) -> list[dict[str, Any]]:
@@ -152,7 +200,7 @@ class Mesh:
             out.append(
                 {"pid": self.envoy.pid, "role": "envoy", "started": start_time(self.envoy.pid)}
             )
-        replicas = self.applier.all_replicas() + self.applier.starting
+        replicas = self.applier.all_replicas() + self.applier.starting + self.applier.reaping
         out.extend(
             {"pid": r.pid, "role": f"workload {r.namespace}/{r.pod}", "started": r.started}
             for r in replicas
@@ -172,6 +220,16 @@ class Mesh:
         ``ready`` as well)."""
         self.write_state(ready=self.ready)
 
+    def _write_state_after_push(self) -> None:
+        """mesh.json after a change Envoy already serves: a full disk must not undo that
+        change, so mesh.json is then left to the monitor, which rewrites it once it can."""
+        try:
+            self.write_state(ready=self.ready)
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            self._state_stale = True
+
     def write_state(self, ready: bool) -> None:
         with self._state_lock:
             ports = self.applier.listener_ports
@@ -182,6 +240,7 @@ class Mesh:
                     "state_dir": str(self.state.root.resolve()),
                     "namespace": self.namespace,
                     "api_url": self.api.url if self.api is not None else None,
+                    "api_ca_sha256": self.api_ca_sha256,
                     "kubeconfig": str(self.state.kubeconfig.resolve()),
                     "admin_url": self.admin_url(),
                     "listeners": self.applier.listeners(),
@@ -192,6 +251,7 @@ class Mesh:
                     "metrics_url": getattr(self.exporter, "url", None),
                     "prometheus_url": getattr(self.prometheus, "url", None),
                     "access_log": str(self.state.access_log.resolve()),
+                    "log_cap": self.log_cap,
                     # What the translation of the current state reported (docs/FIDELITY.md).
                     "warnings": list(self.applier.translation_warnings),
                 }
@@ -200,7 +260,8 @@ class Mesh:
     # ---- mesh status ---------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """The report behind ``mesh status``: services with their endpoints' health, gateways,
-        Istio objects with the Envoy config that has them, Envoy itself."""
+        Istio objects with the Envoy config that has them, Envoy itself (with its restarts
+        and outages), the logs against their cap."""
         ports = self.applier.listener_ports
         istio = []
         for rt in resources.ISTIO_TYPES:
@@ -221,9 +282,10 @@ class Mesh:
             "envoy": {
                 "pid": self.envoy.pid,
                 "running": self.envoy.running,
-                "restarts": self.envoy.restarts,
+                **self.envoy.supervision(),
                 "config_version": self.envoy.version,
                 "admin_url": self.admin_url(),
             },
+            "logs": self.logs.usage().to_json() if self.logs is not None else None,
             "api_url": self.api.url if self.api else None,
         }

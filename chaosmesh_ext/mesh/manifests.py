@@ -9,6 +9,7 @@ Pure apart from reading the files.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +200,25 @@ def with_namespace(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
     if not meta["namespace"]:
         meta["namespace"] = namespace
     return {**obj, "metadata": meta}
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def as_applied(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """``obj`` as ``kubectl apply -n namespace`` would create it: its namespace filled in and
+    the ``last-applied-configuration`` annotation holding the object as written, so a later
+    ``kubectl apply`` of a changed file computes its patch from this one (a field removed from
+    the file is removed from the object) and does not warn about a missing annotation."""
+    applied = with_namespace(obj, namespace)
+    meta = applied["metadata"]
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+    written = {**applied, "metadata": {**meta, "annotations": annotations}}
+    if not annotations:
+        del written["metadata"]["annotations"]
+    # kubectl's encoding: compact JSON with sorted keys (Go's map order), then a newline.
+    text = json.dumps(written, sort_keys=True, separators=(",", ":")) + "\n"
+    return {**applied, "metadata": {**meta, "annotations": {**annotations, LAST_APPLIED: text}}}
 
 
 def _destinations(spec: dict[str, Any]) -> Iterable[tuple[str, Any]]:

@@ -26,12 +26,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .listener_name import GATEWAY, ListenerName
 from .paths import StatePaths, default_state_dir
@@ -492,33 +493,74 @@ def _number(value: float) -> str:
 
 
 class AccessLogFollower:
-    """Reads new complete lines of a file that may appear late, be truncated or be replaced."""
+    """Reads each complete line of a log once, across truncation and rotation by rename.
+
+    The file being read stays open. When the path names a new file (the log was renamed to
+    ``NAME.1`` and its writer reopened the path), the writer has closed the old file for
+    good: what it appended there since the last read is read first, then the new file from
+    its start. So a rotation loses and repeats nothing, as long as the log is not renamed
+    again before this follower has switched to the newest file: ``behind()`` says when it
+    has not (the log keeper waits for it).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we read
+        self._handle: BinaryIO | None = None
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
         self._offset = 0
         self._partial = b""
 
-    def read_lines(self, max_bytes: int = 4 << 20) -> list[bytes]:
+    def _path_identity(self) -> tuple[int, int] | None:
         try:
             stat = self.path.stat()
         except FileNotFoundError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def behind(self) -> bool:
+        """True while the path names a file this follower has not switched to yet."""
+        current = self._path_identity()
+        return current is not None and current != self._identity
+
+    def _open(self) -> bool:
+        try:
+            handle = self.path.open("rb")
+        except FileNotFoundError:
+            return False
+        stat = os.fstat(handle.fileno())
+        self._handle, self._identity = handle, (stat.st_dev, stat.st_ino)
+        self._offset, self._partial = 0, b""
+        return True
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        self._handle, self._identity = None, None
+
+    def read_lines(self, max_bytes: int = 4 << 20) -> list[bytes]:
+        if self._handle is None and not self._open():
             return []
-        identity = (stat.st_dev, stat.st_ino)
-        if identity != self._identity or stat.st_size < self._offset:
-            # A new file (rotation) or a truncated one: start again from its beginning.
-            self._identity, self._offset, self._partial = identity, 0, b""
-        if stat.st_size == self._offset:
-            return []
-        with self.path.open("rb") as handle:
-            handle.seek(self._offset)
-            chunk = handle.read(max_bytes)
+        assert self._handle is not None
+        # Looked at before reading: once the path names a new file, the old one is final,
+        # so reading it to its end below leaves nothing behind.
+        current = self._path_identity()
+        rotated = current is not None and current != self._identity
+        if os.fstat(self._handle.fileno()).st_size < self._offset:
+            # Truncated in place: start again from its beginning.
+            self._handle.seek(0)
+            self._offset, self._partial = 0, b""
+        chunk = self._handle.read(max_bytes)
         self._offset += len(chunk)
         data = self._partial + chunk
         lines = data.split(b"\n")
-        # The last piece has no newline yet: Envoy may be half-way through writing it.
+        # The last piece has no newline yet: the writer may be half-way through it.
         self._partial = lines.pop()
+        if rotated and len(chunk) < max_bytes:
+            # The old file is read to its end; an unterminated last line is all there is.
+            lines.append(self._partial)
+            self.close()
+            if self._open():
+                lines += self.read_lines(max_bytes - len(chunk))
         return [line for line in lines if line.strip()]
 
 
@@ -677,6 +719,8 @@ class Exporter:
         for thread in (self._follow_thread, self._serve_thread):
             if thread.is_alive():
                 thread.join(timeout)
+        if not self._follow_thread.is_alive():
+            self.pipeline.follower.close()
 
     def __enter__(self) -> Exporter:
         return self

@@ -3,14 +3,16 @@
 One place for what every part of the package reads about the state directory:
 
 - which directory: the configuration key ``mesh_state_dir`` (experiments), else the
-  environment variable ``CHAOSMESH_STATE_DIR``, else ``.chaosmesh`` in the working directory
-  (``state_dir_of``; the commands' ``--state-dir`` defaults to the last two, ``default_state_dir``);
+  environment variable ``CHAOSMESH_STATE_DIR``, else the nearest ``.chaosmesh/`` from the
+  working directory up, else ``.chaosmesh`` in the working directory (``state_dir_of``; the
+  commands' ``--state-dir`` defaults to the last three, ``default_state_dir``);
 - what is in it (``StatePaths``): ``mesh.json`` (the running mesh, keys in docs/CONTRACTS.md),
   the lock and pid files, the ``kubeconfig``, the sidecars' ``outbound.json``, ``daemon.log``,
   workload logs under ``logs/``, Envoy's access logs, xDS files, bootstrap and logs, the API
-  server's certificate, and Prometheus' directory.
+  server's certificate, and Prometheus' directory and log.
 
-Pure: names and paths only, no I/O beyond reading the environment when asked.
+Pure: names and paths only, no I/O beyond reading the environment and looking for
+``.chaosmesh/`` directories when asked.
 """
 
 from __future__ import annotations
@@ -43,11 +45,39 @@ API_CERT = "api.crt"
 API_KEY = "api.key"
 GATEWAY_FALLBACK_CERT = "gateway-fallback"  # .crt/.key: HTTPS servers whose Secret is missing
 PROMETHEUS_DIR = "prometheus"
+PROMETHEUS_LOG = "prometheus.log"  # in PROMETHEUS_DIR
+
+
+def find_state_dir(start: Path | None = None) -> Path | None:
+    """The nearest ``.chaosmesh/`` in ``start`` (default: the working directory) or a parent,
+    as git finds ``.git/``: a command run from ``experiments/`` finds the project's mesh. The
+    per-user ``~/.chaosmesh/`` (where ledgers live by default) counts only when a mesh ran
+    there (it holds a ``mesh.json`` or a ``kubeconfig``)."""
+    here = (start or Path.cwd()).absolute()
+    home = Path.home() / DEFAULT_STATE_DIR
+    for directory in (here, *here.parents):
+        candidate = directory / DEFAULT_STATE_DIR
+        if not candidate.is_dir():
+            continue
+        if candidate == home and not any(
+            (candidate / name).exists() for name in (MESH_JSON, KUBECONFIG)
+        ):
+            continue
+        return candidate
+    return None
 
 
 def default_state_dir() -> str:
-    """The state directory when none is given: ``CHAOSMESH_STATE_DIR``, else ``.chaosmesh``."""
-    return os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR
+    """The state directory when none is given, for every command, ``chaos run``'s control
+    and game days alike: ``CHAOSMESH_STATE_DIR``, else the nearest ``.chaosmesh/`` from the
+    working directory up (``find_state_dir``), else ``.chaosmesh`` here (a new mesh's)."""
+    from_env = os.environ.get(STATE_DIR_ENV)
+    if from_env:
+        return from_env
+    found = find_state_dir()
+    if found is None or found == Path.cwd().absolute() / DEFAULT_STATE_DIR:
+        return DEFAULT_STATE_DIR  # shown as users type it
+    return str(found)
 
 
 def state_dir_of(configuration: Mapping[str, Any] | None = None) -> Path:
@@ -129,3 +159,8 @@ class StatePaths:
     @property
     def prometheus(self) -> Path:
         return self.root / PROMETHEUS_DIR
+
+    def is_state_dir(self) -> bool:
+        """Whether a mesh ever ran here (its daemon's log is there), so a kubeconfig in it is
+        an embedded mesh's."""
+        return self.daemon_log.is_file()

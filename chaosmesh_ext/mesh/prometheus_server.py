@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .paths import StatePaths
+from . import spawn
+from .paths import PROMETHEUS_LOG, StatePaths
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ INSTALL_HINT = (
 )
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 _BIND_FAILED = ("address already in use", "bind: ")
+
+READY_TIMEOUT = 30.0  # Prometheus answering /-/ready after it starts
 
 
 class PrometheusNotInstalled(RuntimeError):
@@ -173,7 +176,7 @@ def start_prometheus(
     interval: str = "1s",
     retention: str = "2h",
     host: str = "127.0.0.1",
-    ready_timeout: float = 30.0,
+    ready_timeout: float = READY_TIMEOUT,
     attempts: int = 5,
     wait_for_scrape: bool = True,
 ) -> PrometheusServer:
@@ -190,14 +193,14 @@ def start_prometheus(
     (directory / "data").mkdir(parents=True, exist_ok=True)
     config_path = directory / "prometheus.yml"
     config_path.write_text(render_config(scrape_urls, interval))
-    log_path = directory / "prometheus.log"
+    log_path = directory / PROMETHEUS_LOG
 
     last_error = ""
     for _ in range(attempts):
         port = _free_port(host)
         url = f"http://{host}:{port}"
         with log_path.open("ab") as log_file:
-            process = subprocess.Popen(
+            process = spawn.popen(  # dies with the daemon
                 [
                     binary,
                     f"--config.file={config_path}",

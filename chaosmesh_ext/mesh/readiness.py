@@ -12,13 +12,16 @@ served is in a crash loop (Kubernetes' CrashLoopBackOff), not slow to start.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .pods.model import Deletion
+from .pods.runtime import ReplicaProcess
 
 # What the command supervisor (workloads/command.py) logs when it starts the user's program
 # and when the program exits.
@@ -30,7 +33,9 @@ _SCAN_LIMIT = 1 << 20  # bytes read per scan: a chatty program must not stall th
 
 @dataclass
 class Replica:
-    """One running replica of a Deployment, as the daemon started it."""
+    """One replica of a Deployment (a Pod), as the daemon started it, through its life:
+    starting (its port does not accept yet), serving (ready), being deleted (``deletion``),
+    ended (``process.poll()`` is not None)."""
 
     pod: str
     namespace: str
@@ -38,7 +43,7 @@ class Replica:
     kind: str
     labels: dict[str, str]
     port: int
-    process: subprocess.Popen[bytes]
+    process: ReplicaProcess
     started: str | None
     log_path: Path | None = None
     # Size of the (appended) log when this replica started: older lines are not its own.
@@ -47,6 +52,12 @@ class Replica:
     # (kept up to date by scan_log(), which reads only what was appended since).
     restarts: int = field(default=0)
     program_running: bool = field(default=True)
+    # The pod's life, in wall-clock seconds: created (its creationTimestamp), serving since
+    # its port first accepted (Ready from then on), ended (when its end was seen).
+    created_at: float = field(default_factory=time.time)
+    serving_since: float | None = field(default=None)
+    ended_at: float | None = field(default=None)
+    deletion: Deletion | None = field(default=None)
     _scanned: int = field(default=-1, repr=False)
 
     @property
@@ -58,9 +69,20 @@ class Replica:
         return self.process.poll() is None
 
     @property
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
+    @property
     def ready(self) -> bool:
-        """Running, and for the command kind its program is not waiting to be restarted."""
-        return self.alive and self.program_running
+        """Running and serving (its port accepted), and for the command kind its program is
+        not waiting to be restarted."""
+        return self.alive and self.program_running and self.serving_since is not None
+
+    @property
+    def in_endpoints(self) -> bool:
+        """Whether Envoy balances load to it: ready and not being deleted (as Istio leaves
+        out a terminating pod's endpoint)."""
+        return self.ready and self.deletion is None
 
     def scan_log(self) -> None:
         """Follow the command supervisor's restarts (as a pod's ``restartCount``)."""
@@ -69,6 +91,9 @@ class Replica:
         start = self.log_offset if self._scanned < 0 else self._scanned
         try:
             with open(self.log_path, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size < start:
+                    # Emptied by the log keeper (copy-truncate): all there is is new.
+                    start = self.log_offset = 0
                 handle.seek(start)
                 chunk = handle.read(_SCAN_LIMIT)
         except OSError:
@@ -87,15 +112,17 @@ class Replica:
             return ""
         try:
             with open(self.log_path, "rb") as handle:
-                handle.seek(self.log_offset)
+                if os.fstat(handle.fileno()).st_size >= self.log_offset:
+                    handle.seek(self.log_offset)  # else emptied by the log keeper: read it all
                 return handle.read().decode(errors="replace")
         except OSError:
             return ""
 
     def crash(self) -> str | None:
         """Why this replica cannot become ready, or None while it may still."""
-        if self.process.poll() is not None:
-            return f"exited with code {self.process.returncode} before accepting connections"
+        code = self.process.poll()
+        if code is not None:
+            return f"exited with code {code} before accepting connections"
         if self.kind == "command":
             found = _PROGRAM_EXITED.search(self.log_since_start())
             if found:
@@ -115,14 +142,8 @@ class Replica:
         return f"{text}\n{tail}" if tail else text
 
 
-def log_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
+    """Whether a replica's loopback port accepts a connection now (its readiness)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.25):
             return True
@@ -137,8 +158,9 @@ class ReplicaNotReady(RuntimeError):
 def wait_all_ready(
     replicas: list[Replica], timeout: float, cancel: threading.Event | None = None
 ) -> None:
-    """Return once every replica's port accepts; raise as soon as any replica crashed, or
-    when ``cancel`` is set (the daemon was told to stop while it was starting)."""
+    """Return once every replica's port accepts (each is then serving); raise as soon as any
+    replica crashed, or when ``cancel`` is set (the daemon was told to stop while it was
+    starting)."""
     deadline = time.monotonic() + timeout
     pending = list(replicas)
     delay = 0.005
@@ -149,7 +171,8 @@ def wait_all_ready(
             why = replica.crash()
             if why is not None:
                 raise ReplicaNotReady(replica.describe_failure(why))
-            if _accepts(replica.port):
+            if accepts(replica.port):
+                replica.serving_since = replica.serving_since or time.time()
                 pending.remove(replica)
         if not pending:
             return

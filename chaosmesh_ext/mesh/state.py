@@ -18,8 +18,9 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any, NamedTuple
+
+from chaosmesh_ext._process import alive, start_time
 
 from .paths import DEFAULT_STATE_DIR, StatePaths
 from .xds_files import atomic_write
@@ -115,37 +116,6 @@ def acquire_lock(state: StateDir) -> IO[str]:
         raise AlreadyRunning(f"a mesh is already running in {state.root}") from None
     state.pid_path.write_text(str(os.getpid()))
     return handle
-
-
-def start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (field 22 of /proc/pid/stat), None if gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    return text.rsplit(")", 1)[1].split()[19]
-
-
-def alive(pid: int, started: str | None = None) -> bool:
-    """Whether ``pid`` runs, and is the same process as recorded when ``started`` is given."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if Path(f"/proc/{pid}/stat").exists():
-        now = start_time(pid)
-        if now is None:
-            return False
-        # A zombie still "exists" for kill(0); treat it as gone.
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        if state == "Z":
-            return False
-        if started is not None and now != started:
-            return False
-    return True
 
 
 def stop_pid(pid: int, started: str | None = None, timeout: float = 5.0) -> bool:

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from .api.server import LOCAL_PORT_ANNOTATION
 from .listener_name import ListenerName
+from .pods import defaults, model
+from .pods.model import PodLike
 
 DOMAIN = "cluster.local"
 LOOPBACK = "127.0.0.1"
@@ -26,31 +28,17 @@ Key = tuple[str, str]  # (namespace, name)
 JSON = dict[str, Any]
 
 
-class ReplicaView(Protocol):
-    """What a view needs of one running replica (``readiness.Replica`` is one)."""
+class ReplicaView(PodLike, Protocol):
+    """What a view needs of one replica (``readiness.Replica`` is one)."""
 
     @property
-    def pod(self) -> str: ...
-    @property
-    def namespace(self) -> str: ...
-    @property
-    def deployment(self) -> str: ...
-    @property
     def kind(self) -> str: ...
-    @property
-    def labels(self) -> dict[str, str]: ...
     @property
     def port(self) -> int: ...
     @property
     def pid(self) -> int: ...
     @property
     def alive(self) -> bool: ...
-    @property
-    def ready(self) -> bool: ...
-    @property
-    def restarts(self) -> int: ...
-    @property
-    def program_running(self) -> bool: ...
 
 
 def key_of(obj: Mapping[str, Any]) -> Key:
@@ -101,70 +89,44 @@ def service_objects(services: Iterable[Mapping[str, Any]]) -> list[JSON]:
 
 
 def deployment_objects(
-    deployments: Mapping[Key, Mapping[str, Any]], replicas: Mapping[Key, Sequence[ReplicaView]]
+    deployments: Mapping[Key, Mapping[str, Any]],
+    replicas: Mapping[Key, Sequence[ReplicaView]],
+    generations: Mapping[Key, int],
+    now: float,
 ) -> list[JSON]:
-    """Deployments with the status their replicas give them."""
+    """Deployments as the API server stores them (defaults filled in, ``spec.replicas`` as
+    wanted now), with the status their replicas give them."""
     out = []
     for key, deployment in deployments.items():
-        reps = replicas.get(key, [])
-        ready = sum(1 for r in reps if r.ready)
-        out.append(
-            {
-                **deployment,
-                "status": {
-                    "replicas": len(reps),
-                    "readyReplicas": ready,
-                    "availableReplicas": ready,
-                    "updatedReplicas": len(reps),
-                },
-            }
-        )
+        shown = defaults.deployment(deployment)
+        generation = generations.get(key, 1)
+        meta = shown.setdefault("metadata", {})
+        meta["generation"] = generation
+        meta["annotations"] = {
+            **(meta.get("annotations") or {}),
+            "deployment.kubernetes.io/revision": "1",
+        }
+        shown["status"] = model.deployment_status(shown, replicas.get(key, []), generation, now)
+        out.append(shown)
     return out
 
 
 def pod_objects(
     deployments: Mapping[Key, Mapping[str, Any]], replicas: Mapping[Key, Sequence[ReplicaView]]
 ) -> list[JSON]:
-    """One Pod per replica: its local port, workload kind and pid as annotations, Ready as the
-    process is."""
+    """One Pod per replica: its local port, workload kind and pid as annotations, phase and
+    conditions as its life stands (``pods.model``)."""
     pods = []
     for key, reps in replicas.items():
         template = (deployments[key].get("spec") or {}).get("template") or {}
-        containers = (template.get("spec") or {}).get("containers") or [{"name": "app"}]
         for r in reps:
+            annotations = {
+                LOCAL_PORT_ANNOTATION: str(r.port),
+                WORKLOAD_ANNOTATION: r.kind,
+                PID_ANNOTATION: str(r.pid),
+            }
             pods.append(
-                {
-                    "metadata": {
-                        "name": r.pod,
-                        "namespace": r.namespace,
-                        "labels": dict(r.labels),
-                        "annotations": {
-                            LOCAL_PORT_ANNOTATION: str(r.port),
-                            WORKLOAD_ANNOTATION: r.kind,
-                            PID_ANNOTATION: str(r.pid),
-                        },
-                    },
-                    "spec": {"containers": containers},
-                    "status": {
-                        "phase": "Running" if r.alive else "Failed",
-                        "podIP": LOOPBACK,
-                        "hostIP": LOOPBACK,
-                        "conditions": [{"type": "Ready", "status": "True" if r.ready else "False"}],
-                        "containerStatuses": [
-                            {
-                                "name": c.get("name", "app"),
-                                "ready": r.ready,
-                                "restartCount": r.restarts,
-                                "image": c.get("image", ""),
-                                # Required by the official client's model; names the
-                                # stand-in that really runs instead of the image.
-                                "imageID": f"chaosmesh.io/workload/{r.kind}",
-                                "started": r.alive,
-                            }
-                            for c in containers
-                        ],
-                    },
-                }
+                model.pod_object(r, template, annotations, f"chaosmesh.io/workload/{r.kind}")
             )
     return pods
 
@@ -241,9 +203,14 @@ def endpoint_records(replicas: Iterable[ReplicaView]) -> list[JSON]:
 
 # ---- mesh status --------------------------------------------------------------------------
 def process_state(replica: ReplicaView) -> str:
-    """``running``, ``exited``, or for a command whose program crashed ``restarting (N)``."""
+    """``running``, ``starting``, ``terminating``, ``exited``, or for a command whose program
+    crashed ``restarting (N)``."""
     if not replica.alive:
         return "exited"
+    if replica.deletion is not None:
+        return "terminating"
+    if replica.serving_since is None:
+        return "starting"
     if not replica.program_running:
         return f"restarting ({replica.restarts})"
     return "running" if not replica.restarts else f"running ({replica.restarts} restarts)"

@@ -4,11 +4,18 @@ Layout under the xDS root: ``cds/cds.json``, ``lds/lds.json`` and ``rds/<name>/r
 (one directory per route configuration, so renaming one file reloads only that one). Every
 write goes to a temp file in the same directory and is renamed over the live one: Envoy's
 ``watched_directory`` reacts to the rename, and in-place writes would be ignored.
+
+A change that spans several files is staged first (``Staged``): every temp file is written
+before any is renamed, so a full disk fails it before Envoy sees anything, and the renames
+that follow need no space. No fsync: these files live only as long as the Envoy reading
+them (a mesh does not survive a reboot); what must survive a crash (the change ledger) is
+written elsewhere, with fsync.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -27,19 +34,61 @@ def config_source(path: Path) -> JSON:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` by rename, so a reader sees the old or the new file whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    """Write ``text`` to ``path`` by rename, so a reader sees the old or the new file whole.
+
+    On a full disk (``OSError`` ENOSPC) the old file is left as it was.
+    """
+    staged = Staged()
     try:
+        staged.add("file", path, text)
+        staged.commit("file")
+    finally:
+        staged.discard()
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write refused for want of space (or of quota)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class Staged:
+    """Files written in advance next to their targets; ``commit(key)`` renames one in place.
+
+    ``add`` raises ``OSError`` (a full disk) with nothing visible changed; ``discard`` removes
+    whatever was not committed (and directories ``add`` created for it).
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[Path, Path]] = {}  # key -> (temp file, target)
+        self._made_dirs: list[Path] = []
+
+    def add(self, key: str, path: Path, text: str) -> None:
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True)
+            self._made_dirs.append(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        self._pending[key] = (Path(tmp), path)
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+
+    def has(self, key: str) -> bool:
+        return key in self._pending
+
+    def commit(self, key: str) -> None:
+        tmp, path = self._pending.pop(key)
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+        with contextlib.suppress(ValueError):
+            self._made_dirs.remove(path.parent)  # holds a live file now
+
+    def discard(self) -> None:
+        for tmp, _ in self._pending.values():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        self._pending.clear()
+        for directory in reversed(self._made_dirs):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        self._made_dirs.clear()
 
 
 def _document(version: str, resources: list[JSON]) -> str:
@@ -70,14 +119,23 @@ class XdsFiles:
                     rds["config_source"] = config_source(self.rds_path(rds["route_config_name"]))
         return out
 
+    def cds_document(self, clusters: list[JSON], version: str) -> str:
+        return _document(version, clusters)
+
+    def lds_document(self, listeners: list[JSON], version: str) -> str:
+        return _document(version, [self.bind_rds(x) for x in listeners])
+
+    def rds_document(self, route: JSON, version: str) -> str:
+        return _document(version, [route])
+
     def write_cds(self, clusters: list[JSON], version: str) -> None:
-        atomic_write(self.cds_path, _document(version, clusters))
+        atomic_write(self.cds_path, self.cds_document(clusters, version))
 
     def write_lds(self, listeners: list[JSON], version: str) -> None:
-        atomic_write(self.lds_path, _document(version, [self.bind_rds(x) for x in listeners]))
+        atomic_write(self.lds_path, self.lds_document(listeners, version))
 
     def write_rds(self, route: JSON, version: str) -> None:
-        atomic_write(self.rds_path(route["name"]), _document(version, [route]))
+        atomic_write(self.rds_path(route["name"]), self.rds_document(route, version))
 
     def remove_rds(self, name: str) -> None:
         """Drop a route configuration's file but keep its directory.

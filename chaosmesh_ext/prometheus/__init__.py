@@ -25,17 +25,23 @@ No data
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from chaosmesh_ext._activity import Configuration, Secrets, failures_as_activity_failed
+from chaosmesh_ext._activity import (
+    Configuration,
+    Secrets,
+    check_target,
+    failures_as_activity_failed,
+)
 
 from .client import query as run_query
 from .results import is_empty
-from .settings import prometheus_settings
+from .settings import prometheus_settings, redact
 
 __all__ = [
     "prometheus_query",
@@ -43,6 +49,8 @@ __all__ = [
     "request_rate",
     "request_success_rate",
 ]
+
+logger = logging.getLogger("chaostoolkit")
 
 NO_DATA_CHOICES = ("fail", "zero", "null")
 REPORTERS = ("source", "destination")
@@ -206,8 +214,13 @@ def _run(
     configuration: Configuration | None,
     secrets: Secrets | None,
 ) -> Any:
+    # On the embedded target the mesh (and its Prometheus) must be the run's, still running.
+    check_target(configuration, f"Prometheus query {query!r}")
     with failures_as_activity_failed():
-        value = run_query(prometheus_settings(configuration, secrets), query, at=at)
+        settings = prometheus_settings(configuration, secrets)
+        logger.info("chaosmesh: Prometheus %s query: %s", redact(settings.base_url), query)
+        value = run_query(settings, query, at=at)
+    logger.info("chaosmesh: Prometheus query %s -> %s", query, value)
     if is_empty(value):
         if on_no_data == "zero":
             return 0.0

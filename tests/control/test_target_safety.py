@@ -165,35 +165,43 @@ def test_a_mesh_that_never_serves_is_stopped_not_orphaned(state_dir: Path, tmp_p
 
 
 @pytest.mark.slow
-def test_release_stops_only_the_daemon_this_run_started(
+def test_release_stops_only_a_run_started_daemon_and_only_when_the_last_run_leaves(
     state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(mesh_target.KEEP_MESH_ENV, raising=False)
     config: dict[str, Any] = {"mesh_target": "embedded", "mesh_state_dir": str(state_dir)}
-    ours = mesh_target.prepare(config)
+    ours = mesh_target.prepare(dict(config), run_id="run-a")
     assert ours.started_mesh and ours.daemon == _daemon(state_dir)
 
-    # Our mesh went away and another run started its own in the same directory.
+    # Our mesh went away and the user started one with `mesh up` in the same directory.
     _mesh("down", state_dir=state_dir)
     _mesh("up", state_dir=state_dir)
     theirs = _daemon(state_dir)
     assert theirs is not None and theirs != ours.daemon
 
-    # A run that found that mesh running did not start it either.
-    joined = mesh_target.prepare(dict(config))
+    # A run that found that mesh running did not start it: it leaves it running, and so does
+    # the run whose own mesh is gone.
+    said: list[str] = []
+    joined = mesh_target.prepare(dict(config), run_id="run-b", notify=said.append)
     assert not joined.started_mesh
-    mesh_target.release(joined)
+    assert any("reusing the embedded mesh" in line for line in said), said
+    mesh_target.release(joined, notify=said.append)
+    assert any("leaving the embedded mesh" in line and "outside" in line for line in said)
     mesh_target.release(ours)
-    assert _daemon(state_dir) == theirs  # still serving the other run
+    assert _daemon(state_dir) == theirs  # still serving the user
     assert alive(*theirs)
+    _mesh("down", state_dir=state_dir)
 
-    # The run that did start it stops it.
-    mesh_target.release(
-        mesh_target.PreparedTarget(
-            target=mesh_target.EMBEDDED, state_dir=state_dir, started_mesh=True, daemon=theirs
-        )
-    )
-    assert _daemon(state_dir) is None and not alive(*theirs)
+    # A mesh a run started is stopped by the last of the runs using it, not the first.
+    first = mesh_target.prepare(dict(config), run_id="run-c")
+    second = mesh_target.prepare(dict(config), run_id="run-d")
+    assert first.started_mesh and not second.started_mesh
+    assert first.daemon == second.daemon
+    assert mesh_target.release(first) is False
+    assert _daemon(state_dir) == first.daemon
+    assert mesh_target.release(second) is True
+    assert first.daemon is not None
+    assert _daemon(state_dir) is None and not alive(*first.daemon)
 
 
 def test_an_unusable_state_directory_is_a_target_error_not_a_crash(tmp_path: Path) -> None:
@@ -205,3 +213,50 @@ def test_an_unusable_state_directory_is_a_target_error_not_a_crash(tmp_path: Pat
     with pytest.raises(mesh_target.TargetError, match=str(not_a_directory)):
         mesh_target.prepare(config)
     assert "kubeconfig_path" not in config
+
+
+@pytest.mark.slow
+def test_activities_of_an_embedded_experiment_reach_its_mesh_or_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chaoslib.exceptions import ActivityFailed
+
+    from chaosmesh_ext import actions, probes
+    from tests.support.lifecycle import MANIFESTS, Tripwire
+
+    state_dir = tmp_path / "mesh"
+    monkeypatch.setenv("CHAOSMESH_LEDGER_DIR", str(tmp_path / "ledger"))
+    monkeypatch.delenv("MESH_TARGET", raising=False)
+    with Tripwire(tmp_path / "cluster") as cluster:
+        monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))  # the user's cluster
+        config: dict[str, Any] = {"mesh_target": "embedded", "mesh_state_dir": str(state_dir)}
+        # No mesh was prepared for the run (no safety-net control): no fallback.
+        with pytest.raises(ActivityFailed, match="none was prepared"):
+            actions.inject_delay("tomcat-vs", "1s", configuration=dict(config))
+        with pytest.raises(ActivityFailed, match="none was prepared"):
+            probes.fortio_load("http://127.0.0.1:1/", n=1, via="local", configuration=config)
+        client = MeshClient(state_dir)
+        client.up(client.load([MANIFESTS / "nginx-tomcat.yaml"]))
+        try:
+            # Another kubeconfig than the mesh's, even a copy of it.
+            for other in (cluster.kubeconfig, tmp_path / "copy"):
+                if other != cluster.kubeconfig:
+                    other.write_bytes((state_dir / "kubeconfig").read_bytes())
+                wrong = {**config, "kubeconfig_path": str(other)}
+                with pytest.raises(ActivityFailed, match="not the embedded mesh's kubeconfig"):
+                    actions.inject_delay("tomcat-vs", "1s", configuration=wrong)
+            # The mesh's own path, but the file now names another server: the client does
+            # not reach the mesh's URL with the mesh's certificate.
+            right = {**config, "kubeconfig_path": str(state_dir / "kubeconfig")}
+            mine = (state_dir / "kubeconfig").read_bytes()
+            (state_dir / "kubeconfig").write_bytes(cluster.kubeconfig.read_bytes())
+            with pytest.raises(ActivityFailed, match="does not reach the embedded mesh"):
+                actions.inject_delay("tomcat-vs", "1s", configuration=right)
+            (state_dir / "kubeconfig").write_bytes(mine)
+            assert actions.inject_delay("tomcat-vs", "1s", configuration=right)["changed"]
+        finally:
+            client.down()
+        # The mesh is gone: refused, not sent elsewhere.
+        with pytest.raises(ActivityFailed, match="is not running"):
+            actions.inject_delay("tomcat-vs", "1s", configuration=right)
+        assert cluster.seen == []

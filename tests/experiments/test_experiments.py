@@ -201,6 +201,7 @@ def test_make_run_path_completes_and_leaves_nothing_behind(tmp_path: Path) -> No
         with_5xx = retries["nginx-upstream-counters-retryOn-5xx"]["rq_retry"]
         assert default == 0 and with_5xx >= 3 * 20
         assert_breaker_sizing_contrast(runs["breaker-sizing"])
+        assert_pod_kill_contrast(runs["pod-kill-retries"])
     finally:
         _run([*CLI, "mesh", "down", "--state-dir", str(state_dir)], env, timeout=60)
 
@@ -231,6 +232,28 @@ def assert_breaker_sizing_contrast(journal: dict[str, Any]) -> None:
     assert counters["ejections_total"] == 0
     assert journal["steady_states"]["after"]["steady_state_met"] is True
     assert journal["steady_states"]["before"] is None  # checked after the method only
+
+
+def assert_pod_kill_contrast(journal: dict[str, Any]) -> None:
+    """One replica of three deleted under 100 calls/s, twice: with Istio's default retries the
+    calls it was serving fail (503); retrying resets, none does — the retries show in the
+    caller's sidecar."""
+    method = {r["activity"]["name"]: r["output"] for r in journal["run"]}
+    default = method["calls-while-a-replica-dies-default-retries"]["codes"]
+    retrying = method["calls-while-a-replica-dies-retrying-resets"]["codes"]
+    assert default.get("503", 0) >= 1 and set(default) == {"200", "503"}
+    assert set(retrying) == {"200"}
+    retries = (
+        method["catalog-retries-after"]["rq_retry"] - method["catalog-retries-before"]["rq_retry"]
+    )
+    assert retries >= 1
+    killed = [
+        method["delete-one-replica-during-the-load"],
+        method["delete-another-replica-during-the-load"],
+    ]
+    assert all(len(pods) == 1 for pods in killed) and killed[0] != killed[1]
+    assert method["second-replacement-ready"] is True
+    assert journal["steady_states"]["after"]["steady_state_met"] is True
 
 
 def test_kubernetes_path_against_a_kubernetes_api(mesh_with_prometheus: dict[str, Any]) -> None:

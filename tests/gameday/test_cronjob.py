@@ -194,6 +194,29 @@ def test_breakers_add_create_and_delete_and_stats_add_pod_proxy(tmp_path: Path) 
     }
 
 
+def test_the_pod_kill_experiment_gets_what_chaostoolkit_kubernetes_calls(tmp_path: Path) -> None:
+    """experiments/pod-kill-retries.json as a game day in the cluster: terminate_pods lists and
+    deletes pods, the deployment probes list and watch Deployments (chaosk8s' own sources)."""
+    experiment = _project_experiment("pod-kill-retries")
+    experiment["method"].append(
+        _act("logs", "read_pod_logs", kind="probe", module="chaosk8s.pod.probes", ns="default")
+    )
+    path = write_plan(tmp_path, {"pod-kill": experiment}, schedule="@daily", target="kubernetes")
+    done = chaosmesh("gameday", "cronjob", str(path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "not covered by the Role" not in done.stdout
+    (role,) = by_kind([d for d in yaml.safe_load_all(done.stdout) if d], "Role")
+    granted = rules(role)
+    assert granted[("", "pods")] == ["delete", "get", "list"]
+    assert granted[("", "pods/log")] == ["get"]
+    assert granted[("apps", "deployments")] == ["list", "watch"]
+    # apply_circuit_breaker may create the rule it edits, and its restore delete it.
+    assert granted[("networking.istio.io", "destinationrules")] == [
+        "create", "delete", "get", "list", "patch", "update",
+    ]  # fmt: skip
+    assert ("apps", "deployments/scale") not in granted
+
+
 def test_plan_without_this_extension_gets_an_empty_role_and_a_note(tmp_path: Path) -> None:
     path = write_plan(tmp_path, {"plain": healthy(tmp_path, "x")}, schedule="@daily")
     done = chaosmesh("gameday", "cronjob", str(path), cwd=tmp_path)

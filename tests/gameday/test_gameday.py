@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -318,6 +319,54 @@ def test_the_safety_net_control_gets_the_game_days_run_id(tmp_path: Path) -> Non
     assert section["run_id"] == outcome["run_id"]
     shown = chaosmesh("journal", "show", outcome["journal"]).stdout
     assert "Safety net\n  nothing left to restore" in shown
+
+
+def test_chaosmesh_run_says_which_experiment_starts_before_it_ends(tmp_path: Path) -> None:
+    """`make run` / `chaosmesh run`: a line per experiment as it starts, not only at its end.
+
+    The experiment waits for a file the test writes only once it has read that line.
+    """
+    go = tmp_path / "go"
+    waiting = {
+        "title": "waits for the test",
+        "description": "holds until the file 'go' exists",
+        "method": [
+            {
+                "type": "action",
+                "name": "wait-for-go",
+                "provider": {
+                    "type": "process",
+                    "path": "sh",
+                    "arguments": ["-c", f"while [ ! -e {go} ]; do sleep 0.1; done"],
+                },
+            }
+        ],
+    }
+    experiment = tmp_path / "waiting.json"
+    experiment.write_text(json.dumps(waiting))
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("chaosmesh")), "run", "--target", "kubernetes",
+         "--time-limit", "120s", "--journals", str(tmp_path / "journals"), str(experiment)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "waiting.json: running" in line:
+                break
+        assert seen and seen[-1].startswith("[1/1] waiting.json: running (run id run-"), seen
+        assert proc.poll() is None  # still running: it cannot end before `go` exists
+        go.touch()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0, err
+    assert "[1/1] waiting.json: completed" in err
+    assert re.search(r"^waiting\s+completed\s+no\s", out, re.M), out
 
 
 def _writes_marker(work: Path) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -351,3 +352,25 @@ def test_an_unresponsive_api_is_activity_failed_within_the_configured_timeout(
     assert "no answer from the Kubernetes API within 0.5s (get)" in text
     assert canonical(seeded.api.get_object(VS, "default", "reviews")) == before
     assert Ledger("test-run").entries() == []
+
+
+def test_actions_log_what_they_change_to_the_chaostoolkit_logger(
+    seeded: RunningEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As chaostoolkit-kubernetes does: the lines end up in chaostoolkit.log."""
+    with caplog.at_level(logging.INFO, logger="chaostoolkit"):
+        result = actions.inject_delay("reviews", "2s", percentage=50, route="default")
+        actions.restore()
+    lines = [r.getMessage() for r in caplog.records if r.name == "chaostoolkit"]
+    assert any(
+        line.startswith("chaosmesh: inject_delay on VirtualService default/reviews (delay=2s,")
+        and "percentage=50" in line
+        and "run test-run" in line
+        for line in lines
+    ), lines
+    assert (
+        "chaosmesh: inject_delay on VirtualService default/reviews: changed (resourceVersion"
+        f" {result['resourceVersion']}, ledger entry {result['ledger_entry']})"
+    ) in lines
+    assert any(line.startswith("chaosmesh: restore VirtualService default/reviews: restored")
+               for line in lines)  # fmt: skip

@@ -154,3 +154,27 @@ def test_a_pending_write_that_never_landed_does_not_block_someone_elses_change(
     assert [(o.result, o.ok) for o in outcomes] == [("never-applied", True)]
     assert canonical(kapi.api.get_object(VS, "default", "reviews")) == theirs
     assert [e["state"] for e in ledger.entries()] == ["not-applied"]
+
+
+def test_a_full_disk_under_the_ledger_stops_the_action_before_the_change(
+    seeded: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real full filesystem: the first entry cannot be recorded, so nothing is changed, and
+    the record of the run's earlier change is still whole."""
+    from chaoslib.exceptions import ActivityFailed
+
+    from chaosmesh_ext import actions
+    from tests.support.full_disk import fill, small_filesystem
+
+    with small_filesystem(tmp_path / "small", "1m") as small:
+        monkeypatch.setenv("CHAOSMESH_LEDGER_DIR", str(small))
+        actions.inject_delay("reviews", "2s", route="default")
+        recorded = (small / "test-run.json").read_text()
+        changed = state(seeded, VS, "reviews")
+        fill(small)
+        with pytest.raises(ActivityFailed, match="No space left on device") as failure:
+            actions.inject_abort("reviews", status=500, route="default")
+        assert "change ledger" in str(failure.value)
+        assert state(seeded, VS, "reviews") == changed  # not touched
+        assert (small / "test-run.json").read_text() == recorded  # old record, whole
+        assert sorted(p.name for p in small.iterdir()) == [".filler", "test-run.json"]

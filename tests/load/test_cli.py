@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import CHAOSMESH_BIN
 from tests.support.load_target import Reply, Target
 
-CHAOSMESH = [sys.executable, "-m", "chaosmesh_ext.cli"]
+CHAOSMESH = [CHAOSMESH_BIN]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -148,3 +149,39 @@ def test_serve_on_a_taken_port_is_a_clear_error(target: Target) -> None:
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{target.port}: Address already in use" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_long_run_on_a_terminal_shows_progress(target: Target) -> None:
+    """stderr on a terminal: a progress line every five seconds; on a pipe, none."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [*CHAOSMESH, "load", "-c", "1", "-qps", "20", "-t", "6s", target.url],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO once the terminal's last writer has gone
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    terminal = b"".join(chunks).decode()
+    assert proc.returncode == 0, terminal
+    (line,) = [line for line in terminal.splitlines() if "Progress:" in line]
+    assert re.search(r" I Progress: 5s/6s, \d+ calls, [\d.]+ qps, 0 errors", line), line
+    assert "Progress:" not in proc.stdout

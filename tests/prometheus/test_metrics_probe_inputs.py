@@ -7,6 +7,7 @@ A small loopback server answers like Prometheus' query API (or refuses to, slowl
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -235,3 +236,28 @@ def test_tls_is_verified_by_default_and_a_ca_file_or_opt_out_is_honoured(
     assert prometheus_query("up", configuration=trusted) == 0.5
     unverified = {"prometheus_base_url": url, "prometheus_verify_ssl": "false"}
     assert prometheus_query("up", configuration=unverified) == 0.5
+
+
+def test_queries_are_logged_to_the_chaostoolkit_logger(
+    fake: FakePrometheus, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = {"prometheus_base_url": fake.url.replace("http://", "http://user:pw@")}
+    with caplog.at_level(logging.INFO, logger="chaostoolkit"):
+        request_rate("reviews", ns="bookinfo", configuration=config)
+    lines = [r.getMessage() for r in caplog.records if r.name == "chaostoolkit"]
+    (asked,) = [line for line in lines if line.startswith("chaosmesh: Prometheus http")]
+    assert 'destination_service_name="reviews"' in asked and "pw" not in asked
+    assert any(line.endswith("-> 0.5") for line in lines)
+
+
+def test_an_error_answer_is_read_from_the_response_not_the_message(
+    fake: FakePrometheus,
+) -> None:
+    body = {"status": "error", "errorType": "execution", "error": "query timed out (quoted: 'x')"}
+    fake.answer = (422, body)
+    with pytest.raises(ActivityFailed) as failure:
+        prometheus_query("up", configuration={"prometheus_base_url": fake.url})
+    assert "HTTP 422: execution: query timed out (quoted: 'x')" in str(failure.value)
+    fake.answer = (503, b"upstream connect error")  # a proxy in front, not Prometheus JSON
+    with pytest.raises(ActivityFailed, match="HTTP 503: upstream connect error"):
+        prometheus_query("up", configuration={"prometheus_base_url": fake.url})

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 CLI_TIMEOUT = 120
+# The console script pip installed next to the interpreter: what a user types.
+CHAOSMESH_BIN = str(Path(sys.executable).with_name("chaosmesh"))
 
 
 def chaosmesh(
@@ -16,12 +18,12 @@ def chaosmesh(
     env: dict[str, str] | None = None,
     timeout: float = CLI_TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``chaosmesh ARGS`` as a real process (the venv's interpreter), bounded."""
+    """Run ``chaosmesh ARGS`` as a real process (the installed entry point), bounded."""
     full_env = dict(os.environ)
     full_env.pop("NO_COLOR", None)
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "chaosmesh_ext.cli", *args],
+        [CHAOSMESH_BIN, *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

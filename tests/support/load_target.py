@@ -33,6 +33,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    version: str = "HTTP/1.1"
 
 
 Behaviour = Callable[[int, str, str, dict[str, str], bytes], Reply]
@@ -111,7 +112,7 @@ class Target:
                         return
                     head = self.buf[:end].decode("latin-1")
                     lines = head.split("\r\n")
-                    method, path, _ = lines[0].split(" ", 2)
+                    method, path, version = lines[0].split(" ", 2)
                     headers = {}
                     for line in lines[1:]:
                         k, _, v = line.partition(":")
@@ -123,7 +124,7 @@ class Target:
                     self.buf = self.buf[end + 4 + length :]
                     with target._lock:
                         index = len(target.seen)
-                        target.seen.append(Seen(method, path, headers, body))
+                        target.seen.append(Seen(method, path, headers, body, version))
                     reply = target.behaviour(index, method, path, headers, body)
                     if reply.never:
                         continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -84,3 +85,20 @@ def scrape(url: str) -> str:
         with urllib.request.urlopen(url, timeout=5) as response:
             text = str(response.read().decode())
     return text
+
+
+def series(text: str, metric: str = "istio_requests_total") -> dict[frozenset, float]:
+    """Parse the exposition into {frozenset(label pairs): value} for one metric name."""
+    found: dict[frozenset, float] = {}
+    for line in text.splitlines():
+        match = re.match(rf"^{metric}\{{(.*)\}} (\S+)$", line)
+        if match:
+            pairs = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(1)))
+            found[pairs] = float(match.group(2))
+    return found
+
+
+def total(text: str, **selector: str) -> float:
+    """The sum of istio_requests_total over the series whose labels include ``selector``."""
+    wanted = set(selector.items())
+    return sum(v for labels, v in series(text).items() if wanted <= labels)

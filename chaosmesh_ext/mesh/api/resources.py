@@ -2,7 +2,9 @@
 
 One ``ResourceType`` per (group, plural): the Istio kinds are writable and served in three
 versions (v1 is the storage version, as on Istio 1.22+); Services, Deployments, Pods and
-Namespaces are read-only views of what the daemon runs.
+Namespaces are views of what the daemon runs. Of those, the writes a workload controller
+answers on a cluster (deleting a Pod, scaling a Deployment) are ``owned_writes``: the store
+hands them to the daemon, which acts on its processes (``Store.set_owner``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from dataclasses import dataclass
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 
-READ_VERBS = ("get", "list")
-WRITE_VERBS = ("create", "delete", "get", "list", "patch", "update")
+READ_VERBS = ("get", "list", "watch")
+WRITE_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,14 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     writable: bool = False
     categories: tuple[str, ...] = ()
+    # Write verbs served by the daemon's owner of this kind (not by the store's Istio path).
+    owned_writes: tuple[str, ...] = ()
 
     @property
     def verbs(self) -> tuple[str, ...]:
-        return WRITE_VERBS if self.writable else READ_VERBS
+        if self.writable:
+            return WRITE_VERBS
+        return tuple(sorted({*READ_VERBS, *self.owned_writes}))
 
     @property
     def key(self) -> str:
@@ -74,7 +80,16 @@ GATEWAYS = ResourceType(
 SERVICES = ResourceType(
     "", ("v1",), "services", "service", "Service", short_names=("svc",), categories=("all",)
 )
-PODS = ResourceType("", ("v1",), "pods", "pod", "Pod", short_names=("po",), categories=("all",))
+PODS = ResourceType(
+    "",
+    ("v1",),
+    "pods",
+    "pod",
+    "Pod",
+    short_names=("po",),
+    categories=("all",),
+    owned_writes=("delete", "deletecollection"),
+)
 NAMESPACES = ResourceType(
     "", ("v1",), "namespaces", "namespace", "Namespace", namespaced=False, short_names=("ns",)
 )
@@ -86,6 +101,7 @@ DEPLOYMENTS = ResourceType(
     "Deployment",
     short_names=("deploy",),
     categories=("all",),
+    owned_writes=("patch", "update"),
 )
 
 ISTIO_TYPES = (VIRTUAL_SERVICES, DESTINATION_RULES, GATEWAYS)

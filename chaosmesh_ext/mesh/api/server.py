@@ -4,7 +4,10 @@ A threaded stdlib server speaking HTTP/1.1 with keep-alive: one thread per conne
 concurrent clients (kubectl, the extension's actions, probes polling the pod proxy) do not
 queue behind one another, and a write waiting on an Envoy push does not block reads.
 Routing follows kube-apiserver's paths; semantics live in ``store.Store``; this module only
-maps HTTP to store calls and back.
+maps HTTP to store calls and back. Subresources: ``services|pods/{name}/proxy``,
+``pods/{name}/log`` (from the daemon's ``pod_logs``), ``deployments/{name}/scale``; a pod's
+``exec``, ``attach`` and ``portforward`` answer 400 saying why (a replica runs as a local
+process, not in a container).
 
 Access (the daemon passes a ``token`` and a TLS context, as Kubernetes clients send a token
 only over TLS): every request must carry ``Authorization: Bearer <token>`` (the token is in
@@ -17,21 +20,22 @@ from __future__ import annotations
 
 import hmac
 import json
+import select
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import discovery, resources, tables
+from . import discovery, resources, scale, tables
 from . import warnings as api_warnings
 from .proxy import ProxyError, forward
 from .resources import ResourceType
-from .selectors import matches_selector
+from .selectors import field_selector, label_selector, matches_selector
 from .status import (
     ApiError,
     bad_request,
@@ -40,28 +44,38 @@ from .status import (
     path_not_found,
     service_unavailable,
     unauthorized,
+    unsupported_media_type,
 )
 from .store import Store
 
 # pilot-agent's port on an Istio pod: it serves the sidecar's merged stats there.
 PILOT_AGENT_PORT = 15020
 LOCAL_PORT_ANNOTATION = "chaosmesh.io/local-port"
+WORKLOAD_ANNOTATION = "chaosmesh.io/workload"
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 # An extra endpoint (the daemon's): (method, query, body) -> (status code, JSON body).
 ExtraHandler = Callable[[str, dict[str, list[str]], bytes], tuple[int, Any]]
+# A pod's log (the daemon's): (namespace, pod, query parameters) -> chunks of text to send;
+# raises ApiError (404 for an unknown pod, 400 for a bad parameter).
+PodLogs = Callable[[str, str, dict[str, str]], Iterable[bytes]]
+# Subresources of a pod no replica on one machine can serve: there is no container to enter.
+CONTAINER_SUBRESOURCES = ("exec", "attach", "portforward")
+# Watches wait for events this long at a time, then check the client and their deadline.
+WATCH_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
 class Route:
     """What a request path names, as kube-apiserver's router would read it."""
 
-    kind: str  # "discovery", "collection", "object", "proxy"
+    kind: str  # "discovery", "collection", "object", "proxy", "subresource"
     rt: ResourceType | None = None
     version: str | None = None
     namespace: str | None = None
     name: str | None = None
-    rest: str = ""  # the proxied path
+    rest: str = ""  # the proxied path, or the subresource's name
     document: Any = None
 
 
@@ -109,7 +123,16 @@ def parse_path(path: str) -> Route:
         # Decoded, as Go's URL.Path is: the official client sends "fortio%2Frest%2Fstatus".
         tail = unquote("/".join(path.split("/proxy", 1)[1:]))
         return Route("proxy", rt, version, namespace, name, rest=tail or "/")
+    if len(rest) == 3 and namespace and (rt.plural, rest[2]) in _SUBRESOURCES:
+        return Route("subresource", rt, version, namespace, name, rest=rest[2])
     raise path_not_found(path)
+
+
+_SUBRESOURCES = {
+    ("pods", "log"),
+    *(("pods", sub) for sub in CONTAINER_SUBRESOURCES),
+    ("deployments", "scale"),
+}
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -135,11 +158,13 @@ class ApiServer:
         extra: dict[str, ExtraHandler] | None = None,
         token: str | None = None,
         tls: ssl.SSLContext | None = None,
+        pod_logs: PodLogs | None = None,
     ) -> None:
         """``token``: the bearer token every request must carry; ``tls``: serve HTTPS with
         it. None for both (plain HTTP, no authentication) only for a server a test builds
-        in-process; the daemon always passes both."""
+        in-process; the daemon always passes both. ``pod_logs`` serves ``pods/{name}/log``."""
         self.store = store
+        self.pod_logs = pod_logs
         self.token = token
         self.tls = tls
         self.admin_url = admin_url
@@ -178,9 +203,13 @@ class ApiServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def admit(self, origin: str | None, authorization: str | None) -> None:
-        """Raise 403 for a browser's request (any ``Origin``), 401 without the token."""
-        if origin is not None:
+    def admit(self, origin: str | None, authorization: str | None, websocket: bool = False) -> None:
+        """Raise 403 for a browser's request (any ``Origin``), 401 without the token.
+
+        One exception: a WebSocket handshake naming this server itself as its origin, which
+        is what WebSocket client libraries send (the official client's ``stream`` for exec);
+        it still needs the token, which no web page can add to a WebSocket."""
+        if origin is not None and not (websocket and origin.rstrip("/") == self.url):
             raise forbidden("requests from a web page (with an Origin header) are not allowed")
         if self.token is None:
             return
@@ -233,6 +262,9 @@ class ApiServer:
 
 
 def _pod_ready(pod: dict[str, Any]) -> bool:
+    """Ready and not being deleted: what an Endpoints object lists as a ready address."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
@@ -348,6 +380,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._headers_buffer.append(payload)
         self.flush_headers()
 
+    def _decoded(self, body: bytes) -> Any:
+        """The request's JSON body (None when empty)."""
+        if not body.strip():
+            return None
+        return _decode(body, self.headers.get("Content-Type"))
+
     def _json(self, code: int, document: Any) -> None:
         self._send(code, json.dumps(document, separators=(",", ":")).encode())
 
@@ -364,7 +402,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._responded = False
         try:
             try:
-                api.admit(self.headers.get("Origin"), self.headers.get("Authorization"))
+                api.admit(
+                    self.headers.get("Origin"),
+                    self.headers.get("Authorization"),
+                    websocket=(self.headers.get("Upgrade") or "").lower() == "websocket",
+                )
             except ApiError:
                 # The body of a refused request is never read: drop the connection after.
                 self.close_connection = True
@@ -387,6 +429,9 @@ class _Handler(BaseHTTPRequestHandler):
             route = parse_path(split.path)
             if route.kind == "proxy":
                 self._proxy(route, split.query, body)
+                return
+            if route.kind == "subresource":
+                self._subresource(method, route, query, body)
                 return
             if route.kind == "discovery":
                 if method not in ("GET", "HEAD"):
@@ -424,8 +469,7 @@ class _Handler(BaseHTTPRequestHandler):
         if rt.namespaced and route.kind == "object" and not route.namespace:
             raise path_not_found(self.path)
         one = {k: v[-1] for k, v in query.items()}
-        if one.get("dryRun"):
-            raise bad_request("dryRun is not supported by the embedded mesh's API")
+        dry_run = _dry_run(query.get("dryRun") or [])
         accept = self.headers.get("Accept") or ""
         if route.kind == "collection":
             if method == "GET":
@@ -456,7 +500,28 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "POST":
                 if not route.namespace and rt.namespaced:
                     raise method_not_allowed("create needs a namespace in the path")
-                return 201, store.create(rt, namespace, _decode(body), route.version)
+                # Before the body: kubectl sends built-in kinds as protobuf, which is not read.
+                store.check_writable(rt, "create")
+                return 201, store.create(
+                    rt, namespace, self._decoded(body), route.version, dry_run=dry_run
+                )
+            if method == "DELETE" and route.namespace:
+                if dry_run:
+                    raise bad_request("dryRun is not supported on a collection delete here")
+                deleted = store.delete_collection(
+                    rt,
+                    namespace,
+                    _delete_options(self._decoded(body), one),
+                    route.version,
+                    one.get("labelSelector"),
+                    one.get("fieldSelector"),
+                )
+                return 200, {
+                    "apiVersion": rt.api_version(route.version),
+                    "kind": f"{rt.kind}List",
+                    "metadata": {"resourceVersion": store.revision},
+                    "items": deleted,
+                }
             raise method_not_allowed(
                 f"the server does not allow {method} on {rt.plural} collections"
             )
@@ -473,14 +538,20 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             return 200, obj
         if method == "PUT":
-            return 200, store.replace(rt, namespace, name, _decode(body), route.version)
+            store.check_writable(rt, "update")
+            return 200, store.replace(
+                rt, namespace, name, self._decoded(body), route.version, dry_run=dry_run
+            )
         if method == "PATCH":
+            content_type = self.headers.get("Content-Type") or ""
             return 200, store.patch(
-                rt, namespace, name, self.headers.get("Content-Type") or "", body, route.version
+                rt, namespace, name, content_type, body, route.version, dry_run=dry_run
             )
         if method == "DELETE":
-            options = _decode(body) if body.strip() else None
-            return 200, store.delete(rt, namespace, name, options, route.version)
+            options = _delete_options(self._decoded(body), one)
+            if isinstance(options, dict) and options.get("dryRun"):
+                dry_run = _dry_run(options["dryRun"])  # DeleteOptions may carry it too
+            return 200, store.delete(rt, namespace, name, options, route.version, dry_run=dry_run)
         raise method_not_allowed(f"the server does not allow {method} on {rt.plural}")
 
     def _proxy(self, route: Route, raw_query: str, body: bytes) -> None:
@@ -508,24 +579,79 @@ class _Handler(BaseHTTPRequestHandler):
                 kept.append((key, value))
         self._send(answer.status, answer.body, content_type, kept)
 
-    def _watch(self, rt: ResourceType, route: Route, one: dict[str, str]) -> None:
-        """A polling watch: enough for ``kubectl delete --wait`` and ``get -w``.
+    def _subresource(
+        self, method: str, route: Route, query: dict[str, list[str]], body: bytes
+    ) -> None:
+        api = self.server.api
+        store = api.store
+        namespace, name = route.namespace or "", route.name or ""
+        one = {k: v[-1] for k, v in query.items()}
+        if route.rest == "scale":
+            self._subject = ("Deployment", namespace, name)
+            if method == "GET":
+                self._json(200, scale.read(store, namespace, name))
+            elif method == "PUT":
+                self._json(200, scale.replace(store, namespace, name, self._decoded(body)))
+            elif method == "PATCH":
+                content_type = self.headers.get("Content-Type") or ""
+                self._json(200, scale.patch(store, namespace, name, content_type, body))
+            else:
+                raise method_not_allowed(f"the server does not allow {method} on scale")
+            return
+        pod = store.get(resources.PODS, namespace, name)  # 404 first, as on a cluster
+        if route.rest in CONTAINER_SUBRESOURCES:
+            kind = ((pod.get("metadata") or {}).get("annotations") or {}).get(
+                WORKLOAD_ANNOTATION, "local"
+            )
+            self.close_connection = True  # a refused upgrade: nothing more on this connection
+            raise bad_request(
+                f"pods/{route.rest} is not supported by the embedded mesh: pod {namespace}/"
+                f"{name} runs as a local {kind} process, not a container, so there is no "
+                f"container to {route.rest.replace('portforward', 'forward ports of')} "
+                "(run the command against a cluster, or use the pod's service proxy)"
+            )
+        if method != "GET":
+            raise method_not_allowed(f"the server does not allow {method} on pods/log")
+        if api.pod_logs is None:
+            raise path_not_found(self.path)
+        chunks = api.pod_logs(namespace, name, one)
+        if one.get("follow") not in ("1", "true"):
+            self._send(200, b"".join(chunks), "text/plain")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for chunk in chunks:
+                if chunk:
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
 
-        Events come from comparing snapshots every 50 ms; the stream ends after
-        ``timeoutSeconds`` (capped at 5 minutes) like a real server's watch timeout.
-        """
+    def _watch(self, rt: ResourceType, route: Route, one: dict[str, str]) -> None:
+        """A watch, as kube-apiserver serves it: from ``resourceVersion`` (none or "0": the
+        current objects as ADDED first), every change in order from the store's event log,
+        until ``timeoutSeconds`` (capped at 5 minutes) or the client leaves."""
         store = self.server.api.store
         timeout = min(float(one.get("timeoutSeconds") or 300), 300.0)
+        namespace = route.namespace if rt.namespaced else None
+        match_labels = label_selector(one.get("labelSelector"))
+        match_fields = field_selector(one.get("fieldSelector"))
 
-        def snapshot() -> dict[tuple[str, str], dict[str, Any]]:
-            items, _ = store.list_objects(
-                rt,
-                route.namespace if rt.namespaced else None,
-                route.version,
-                one.get("labelSelector"),
-                one.get("fieldSelector"),
+        def matches(obj: dict[str, Any] | None) -> bool:
+            if obj is None:
+                return False
+            meta = obj.get("metadata") or {}
+            return (
+                (namespace is None or meta.get("namespace", "") == namespace)
+                and match_labels(meta.get("labels") or {})
+                and match_fields(obj)
             )
-            return {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in items}
 
         accept = self.headers.get("Accept") or ""
 
@@ -543,37 +669,81 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
             self.wfile.flush()
 
-        # Before the 200: a bad selector is a 400 Status, not an error inside the stream.
-        seen = snapshot()
+        # Before the 200: a bad selector or resourceVersion is a 400 Status, not an error
+        # inside the stream; a resourceVersion the log no longer reaches is 410 Gone.
+        since = one.get("resourceVersion") or ""
+        initial: list[dict[str, Any]] = []
+        if since in ("", "0"):
+            initial, revision = store.list_objects(
+                rt, namespace, route.version, one.get("labelSelector"), one.get("fieldSelector")
+            )
+            after = int(revision)
+        else:
+            try:
+                after = int(since)
+            except ValueError:
+                raise bad_request(f"invalid resourceVersion {since!r}") from None
+            store.wait_events(rt, after, 0)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        since = one.get("resourceVersion") or ""
-        if since in ("", "0"):
-            for obj in seen.values():
-                emit("ADDED", obj)
         deadline = time.monotonic() + timeout
         try:
-            while time.monotonic() < deadline:
-                time.sleep(0.05)
-                now = snapshot()
-                for key, obj in now.items():
-                    if key not in seen:
-                        emit("ADDED", obj)
-                    elif obj["metadata"].get("resourceVersion") != seen[key]["metadata"].get(
-                        "resourceVersion"
-                    ):
-                        emit("MODIFIED", obj)
-                for key, obj in seen.items():
-                    if key not in now:
-                        emit("DELETED", obj)
-                seen = now
+            for obj in initial:
+                emit("ADDED", obj)
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    events, after = store.wait_events(rt, after, min(remaining, WATCH_POLL_S))
+                except ApiError as exc:  # fell out of the log: the client lists again
+                    emit("ERROR", exc.to_status())
+                    break
+                for event in events:
+                    now, before = matches(event.obj), matches(event.previous)
+                    if event.type == "DELETED":
+                        kind = "DELETED" if before else ""
+                    elif now:
+                        kind = "MODIFIED" if before else "ADDED"
+                    else:  # no longer selected: gone from this watch's view
+                        kind = "DELETED" if before else ""
+                    if kind:
+                        emit(kind, store.render(rt, event.obj, route.version))
+                if not events and _client_left(self.connection):
+                    break
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, OSError):
             pass
         self.close_connection = True
+
+
+def _dry_run(values: list[str] | Any) -> bool:
+    """kube-apiserver's ``dryRun``: absent, or ``All`` (the only stage there is)."""
+    given = [values] if isinstance(values, str) else list(values or [])
+    for value in given:
+        if value != "All":
+            raise bad_request(f'Invalid dryRun value: "{value}": supported values: "All"')
+    return bool(given)
+
+
+def _client_left(sock: Any) -> bool:
+    """Whether a watcher has gone: it sends nothing after its request, so anything readable
+    on its connection is its hang-up (a FIN, or TLS' close_notify)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _delete_options(options: Any, one: dict[str, str]) -> dict[str, Any] | None:
+    """DeleteOptions (the decoded body, None without one), with the query's
+    ``gracePeriodSeconds`` (kubectl sends it there too) when the body has none."""
+    if options is not None and not isinstance(options, dict):
+        raise bad_request("DeleteOptions must be a JSON object")
+    if "gracePeriodSeconds" in one and (options or {}).get("gracePeriodSeconds") is None:
+        options = {**(options or {}), "gracePeriodSeconds": one["gracePeriodSeconds"]}
+    return options
 
 
 def _subject(route: Route, doc: Any) -> api_warnings.Subject | None:
@@ -586,7 +756,10 @@ def _subject(route: Route, doc: Any) -> api_warnings.Subject | None:
     return (route.rt.kind, route.namespace or "", name) if name else None
 
 
-def _decode(body: bytes) -> Any:
+def _decode(body: bytes, content_type: str | None = None) -> Any:
+    """A JSON request body; 415 for protobuf (kubectl's choice for built-in kinds)."""
+    if body and (content_type or "").split(";", 1)[0].strip().lower() == PROTOBUF:
+        raise unsupported_media_type(PROTOBUF, ["application/json"])
     try:
         return json.loads(body or b"null")
     except ValueError as exc:

@@ -111,8 +111,18 @@ def unsupported_media_type(content_type: str, accepted: list[str]) -> ApiError:
     return ApiError(415, "UnsupportedMediaType", message)
 
 
+def gone(message: str) -> ApiError:
+    """410 ``Expired``: a watch from a resourceVersion older than the server keeps."""
+    return ApiError(410, "Expired", message)
+
+
 def service_unavailable(message: str) -> ApiError:
     return ApiError(503, "ServiceUnavailable", message)
+
+
+def insufficient_storage(message: str) -> ApiError:
+    """507: the server cannot store what the write needs (the embedded mesh's disk is full)."""
+    return ApiError(507, "InsufficientStorage", message)
 
 
 def path_not_found(path: str) -> ApiError:

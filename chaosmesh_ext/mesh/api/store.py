@@ -8,7 +8,20 @@ the daemon's "translate and push to Envoy". Only when ``apply`` returns is the w
 and answered, so the API never reports a state the data plane does not enforce; if it
 raises ``ApplyRejected`` the store is left as it was and the client gets 422 with the reason.
 
-Writes are serialised (one Envoy push at a time); reads never wait for a push.
+Writes are serialised (one Envoy push at a time); reads never wait for a push. A dry run
+(``dry_run=True``, the API's ``?dryRun=All``) goes through every check — validation,
+conflicts, patching — and answers the object as it would be, but neither pushes to Envoy nor
+stores anything nor hands it to an owner, so ``kubectl diff`` and ``kubectl apply
+--dry-run=server`` work.
+
+Every committed change is also an event (``ADDED``/``MODIFIED``/``DELETED`` at its revision) in
+a bounded log that watches read from, so a watch started at a ``resourceVersion`` sees every
+change after it, in order, as from etcd (410 Gone once the log no longer reaches back).
+
+The kinds whose writes a workload controller answers on a cluster (``owned_writes``: deleting
+a Pod, scaling a Deployment) are handed, after the same checks (preconditions, stale
+``resourceVersion``, the patch itself), to an ``Owner`` the daemon sets: it acts on what runs
+and republishes the objects.
 """
 
 from __future__ import annotations
@@ -17,13 +30,16 @@ import copy
 import json
 import re
 import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import resources
-from .patches import PatchError, json_patch, merge_patch
+from .patches import PatchError, json_patch, merge_patch, strategic_merge_patch
 from .resources import ResourceType
 from .selectors import field_selector, label_selector
 from .status import (
@@ -32,6 +48,7 @@ from .status import (
     already_exists,
     bad_request,
     conflict,
+    gone,
     invalid,
     method_not_allowed,
     not_found,
@@ -44,6 +61,11 @@ JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 SUPPORTED_PATCHES = [JSON_PATCH, MERGE_PATCH]
+# Built-in kinds (Deployments) also take a strategic merge patch, the client's default there.
+BUILTIN_PATCHES = [JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH]
+# Events kept for watches, all kinds together (kube-apiserver's watch cache keeps 100 per
+# kind by default; a watcher that falls further behind gets 410 and lists again).
+EVENT_LOG_SIZE = 1_000
 
 _DNS1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -77,6 +99,38 @@ ApplyHook = Callable[[dict[str, list[dict[str, Any]]]], str]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 
 
+@dataclass(frozen=True)
+class Event:
+    """One committed change, as a watch reports it: ``obj`` is the object after it (for
+    ``DELETED`` its last state, at the deletion's revision), ``previous`` the one before."""
+
+    revision: int
+    kind_key: str
+    type: str  # ADDED, MODIFIED, DELETED
+    obj: dict[str, Any]
+    previous: dict[str, Any] | None
+
+
+class Owner(Protocol):
+    """The daemon's side of a kind's ``owned_writes``: it changes what runs, then republishes
+    the objects (``set_readonly``) before returning."""
+
+    def update(self, rt: ResourceType, current: dict[str, Any], wanted: dict[str, Any]) -> None:
+        """Make ``wanted`` (the result of a replace or patch of ``current``) true; raise an
+        ``ApiError`` (422 naming the field) for a change it cannot make."""
+        ...
+
+    def delete(
+        self, rt: ResourceType, current: dict[str, Any], grace_seconds: int | None
+    ) -> dict[str, Any]:
+        """Delete ``current`` (``grace_seconds`` from the DeleteOptions, None for the
+        object's default); return the object to answer with."""
+        ...
+
+
+_PAST = {"create": "created", "update": "updated", "patch": "patched", "delete": "deleted"}
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -106,6 +160,28 @@ def _stamp(obj: dict[str, Any], previous: Mapping[str, Any] | None, now: str | N
         creationTimestamp=before["creationTimestamp"],
         generation=before.get("generation", 1) + (1 if changed else 0),
     )
+
+
+def _user_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata a publisher sets (labels, annotations, deletion, owners...), not the stamps."""
+    return {k: v for k, v in meta.items() if k not in (*_SYSTEM_FIELDS, "namespace", "name")}
+
+
+def _grace_seconds(options: Any) -> int | None:
+    """``DeleteOptions.gracePeriodSeconds``: None when absent; 400 when not a whole number."""
+    if not isinstance(options, dict) or options.get("gracePeriodSeconds") is None:
+        return None
+    value = options["gracePeriodSeconds"]
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            value = int(str(value))
+        except ValueError:
+            raise bad_request(
+                f"DeleteOptions.gracePeriodSeconds: expected a whole number of seconds, got "
+                f"{options['gracePeriodSeconds']!r}"
+            ) from None
+    # kube-apiserver's pod strategy turns a negative period into 1 s (0 means "now").
+    return 1 if int(value) < 0 else int(value)
 
 
 def _modified(rt: ResourceType, name: str) -> ApiError:
@@ -142,6 +218,50 @@ def _refused_by_data_plane(
     return invalid(rt.group, rt.kind, name, [cause])
 
 
+def read_patch(content_type: str, raw: bytes, accepted: list[str]) -> tuple[str, Any]:
+    """(media type, decoded patch): 415 for a patch type not in ``accepted``, 400 for a
+    patch that is not JSON — before the object is even looked up, as on a server."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in accepted:
+        # Strategic merge needs Go struct tags a custom resource does not have, so a real
+        # server answers 415 for it on CRDs; server-side apply is not implemented here.
+        raise unsupported_media_type(media, accepted)
+    try:
+        return media, json.loads(raw or b"null")
+    except ValueError as exc:
+        raise bad_request(f"error decoding patch: {exc}") from None
+
+
+def apply_patch(media: str, patch_doc: Any, document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` patched: 400 for a malformed patch, 422 for one that does not apply or
+    does not give an object."""
+    try:
+        if media == JSON_PATCH:
+            patched = json_patch(document, patch_doc)
+        elif media == STRATEGIC_PATCH:
+            patched = strategic_merge_patch(document, patch_doc)
+        else:
+            patched = merge_patch(document, patch_doc)
+    except PatchError as exc:
+        if exc.malformed:
+            raise bad_request(str(exc)) from None
+        raise ApiError(422, "Invalid", str(exc)) from None
+    if not isinstance(patched, dict):
+        # What kube-apiserver answers when a JSON-patch list is sent as a merge patch:
+        # the merge replaces the whole object with the list, which does not decode.
+        shown = json.dumps(patched)[:200]
+        raise ApiError(
+            422,
+            "Invalid",
+            f' "" is invalid: patch: Invalid value: "{shown}": '
+            "cannot unmarshal array into an object",
+            causes=[
+                Cause("patch", f'Invalid value: "{shown}": cannot unmarshal array into an object')
+            ],
+        )
+    return patched
+
+
 class Store:
     """Objects by resource type, with kube-apiserver's create/replace/patch/delete rules."""
 
@@ -153,11 +273,15 @@ class Store:
     ) -> None:
         self.set_hooks(validate, apply, advise)
         self._data_lock = threading.Lock()  # guards _objects/_revision; held briefly
+        self._changed = threading.Condition(self._data_lock)  # a commit: watches wake up
         self._write_lock = threading.RLock()  # serialises writes across an Envoy push
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {
             rt.key: {} for rt in resources.ALL_TYPES
         }
         self._revision = 0
+        self._events: deque[Event] = deque(maxlen=EVENT_LOG_SIZE)
+        self._compacted = 0  # the newest revision whose event has left the log
+        self._owners: dict[str, Owner] = {}
         self._applied: dict[tuple[str, str, str], str] = {}  # (plural, ns, name) -> config version
         self.config_version: str | None = None
 
@@ -177,6 +301,10 @@ class Store:
         self._validate = validate
         self._apply = apply
         self._advise = advise
+
+    def set_owner(self, rt: ResourceType, owner: Owner) -> None:
+        """Hand ``rt``'s ``owned_writes`` to ``owner`` (without one they answer 405)."""
+        self._owners[rt.key] = owner
 
     # ---- reads -----------------------------------------------------------------------------
     @property
@@ -214,6 +342,33 @@ class Store:
             ]
             return items, str(self._revision)
 
+    def wait_events(self, rt: ResourceType, after: int, timeout: float) -> tuple[list[Event], int]:
+        """Events of ``rt`` after revision ``after``, in order, and the revision they reach;
+        waits up to ``timeout`` s for one. 410 Gone when the log no longer reaches back to
+        ``after`` (the watcher lists again, as on a cluster)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            if after < self._compacted:
+                raise gone(f"too old resource version: {after} ({self._compacted + 1})")
+            while True:
+                found: list[Event] = []
+                for event in reversed(self._events):
+                    if event.revision <= after:
+                        break
+                    if event.kind_key == rt.key:
+                        found.append(event)
+                latest = max(after, self._revision)
+                if found:
+                    return found[::-1], latest
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return [], latest
+                self._changed.wait(remaining)
+
+    def render(self, rt: ResourceType, obj: dict[str, Any], version: str | None) -> dict[str, Any]:
+        """An object of an event as a client asked for it (its API version)."""
+        return self._render(rt, obj, version)
+
     def all_istio(self) -> dict[str, list[dict[str, Any]]]:
         """Every Istio object by plural, copies the caller may change."""
         with self._data_lock:
@@ -240,9 +395,15 @@ class Store:
 
     # ---- writes ----------------------------------------------------------------------------
     def create(
-        self, rt: ResourceType, namespace: str, body: Any, version: str | None = None
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        self._writable(rt)
+        self.check_writable(rt, "create")
         obj = self._check_body(rt, body, namespace, version)
         meta = obj["metadata"]
         if not meta.get("name"):
@@ -268,12 +429,21 @@ class Store:
                 if key in self._objects[rt.key]:
                     raise already_exists(rt.group, rt.plural, meta["name"])
             _stamp(obj, None)
+            if dry_run:
+                return self._render(rt, obj, version)  # no resourceVersion: never stored
             return self._commit(rt, key, obj, version)
 
     def replace(
-        self, rt: ResourceType, namespace: str, name: str, body: Any, version: str | None = None
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        self._writable(rt)
+        self.check_writable(rt, "update")
         obj = self._check_body(rt, body, namespace, version)
         meta = obj["metadata"]
         if meta.get("name") and meta["name"] != name:
@@ -285,6 +455,8 @@ class Store:
         with self._write_lock:
             current = self._current(rt, namespace, name)
             wanted_rv = meta.get("resourceVersion")
+            if not wanted_rv and not rt.writable:
+                wanted_rv = current["metadata"]["resourceVersion"]  # built-in: unconditional
             if not wanted_rv:
                 # Custom resources do not allow unconditional updates on a real server.
                 raise invalid(
@@ -300,7 +472,8 @@ class Store:
                 )
             if str(wanted_rv) != current["metadata"]["resourceVersion"]:
                 raise _modified(rt, name)
-            return self._update(rt, namespace, name, current, obj, version)
+            _check_uid(rt, name, meta.get("uid"), current)
+            return self._update(rt, namespace, name, current, obj, version, dry_run)
 
     def patch(
         self,
@@ -310,45 +483,16 @@ class Store:
         content_type: str,
         raw: bytes,
         version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        self._writable(rt)
-        media = content_type.split(";", 1)[0].strip().lower()
-        if media not in SUPPORTED_PATCHES:
-            # Strategic merge needs Go struct tags a custom resource does not have, so a real
-            # server answers 415 for it on CRDs; server-side apply is not implemented here.
-            raise unsupported_media_type(media, SUPPORTED_PATCHES)
-        try:
-            patch_doc = json.loads(raw or b"null")
-        except ValueError as exc:
-            raise bad_request(f"error decoding patch: {exc}") from None
+        self.check_writable(rt, "patch")
+        media, patch_doc = read_patch(
+            content_type, raw, SUPPORTED_PATCHES if rt.writable else BUILTIN_PATCHES
+        )
         with self._write_lock:
             current = self._current(rt, namespace, name)
-            document = self._render(rt, current, version)
-            try:
-                if media == JSON_PATCH:
-                    patched = json_patch(document, patch_doc)
-                else:
-                    patched = merge_patch(document, patch_doc)
-            except PatchError as exc:
-                if exc.malformed:
-                    raise bad_request(str(exc)) from None
-                raise ApiError(422, "Invalid", str(exc)) from None
-            if not isinstance(patched, dict):
-                # What kube-apiserver answers when a JSON-patch list is sent as a merge patch:
-                # the merge replaces the whole object with the list, which does not decode.
-                shown = json.dumps(patched)[:200]
-                raise ApiError(
-                    422,
-                    "Invalid",
-                    f' "" is invalid: patch: Invalid value: "{shown}": '
-                    "cannot unmarshal array into an object",
-                    causes=[
-                        Cause(
-                            "patch",
-                            f'Invalid value: "{shown}": cannot unmarshal array into an object',
-                        )
-                    ],
-                )
+            patched = apply_patch(media, patch_doc, self._render(rt, current, version))
             meta = (
                 patched.setdefault("metadata", {})
                 if isinstance(patched.get("metadata"), dict)
@@ -368,7 +512,7 @@ class Store:
                 raise _modified(rt, name)
             _check_uid(rt, name, meta.get("uid"), current)
             obj = self._check_body(rt, patched, namespace, version)
-            return self._update(rt, namespace, name, current, obj, version)
+            return self._update(rt, namespace, name, current, obj, version, dry_run)
 
     def delete(
         self,
@@ -377,8 +521,11 @@ class Store:
         name: str,
         options: Any = None,
         version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        self._writable(rt)
+        self.check_writable(rt, "delete")
+        grace = _grace_seconds(options)
         with self._write_lock:
             current = self._current(rt, namespace, name)
             pre = (options or {}).get("preconditions") or {} if isinstance(options, dict) else {}
@@ -395,17 +542,51 @@ class Store:
                     f"meta: {current['metadata']['resourceVersion']}",
                 )
             _check_uid(rt, name, pre.get("uid"), current)
+            if dry_run:
+                return self._render(rt, current, version)
+            owner = self._owners.get(rt.key)
+            if not rt.writable and owner is not None:
+                answer = owner.delete(rt, self._render(rt, current, version), grace)
+                return self._render(rt, answer, version)
             key = self._key(rt, namespace, name)
             self._push(rt, key, None)
             with self._data_lock:
                 self._objects[rt.key].pop(key, None)
                 self._revision += 1
+                gone_obj = copy.deepcopy(current)
+                gone_obj["metadata"]["resourceVersion"] = str(self._revision)
+                self._record(rt, "DELETED", gone_obj, current)
             self._applied.pop((rt.plural, namespace, name), None)
             return self._render(rt, current, version)
 
+    def delete_collection(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        options: Any = None,
+        version: str | None = None,
+        labels: str | None = None,
+        fields: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Delete every object the selectors match in ``namespace`` (``deletecollection``)."""
+        self.check_writable(rt, "deletecollection")
+        items, _ = self.list_objects(rt, namespace, version, labels, fields)
+        deleted = []
+        for item in items:
+            try:
+                deleted.append(
+                    self.delete(rt, namespace, item["metadata"]["name"], options, version)
+                )
+            except ApiError as exc:
+                if exc.code != 404:  # already gone meanwhile: nothing to do
+                    raise
+        return deleted
+
     # ---- bulk (daemon) ---------------------------------------------------------------------
     def set_readonly(self, rt: ResourceType, objects: Iterable[dict[str, Any]]) -> None:
-        """Replace every object of a read-only kind (Services, Pods...) with ``objects``."""
+        """Replace every object of a daemon-published kind (Services, Pods...) with
+        ``objects``. The daemon owns these: a ``generation`` or ``creationTimestamp`` it gives
+        is kept (a Pod was created when its replica started); the store stamps the rest."""
         fresh: dict[Key, dict[str, Any]] = {}
         with self._data_lock:
             old = self._objects[rt.key]
@@ -416,23 +597,30 @@ class Store:
                     meta.setdefault("namespace", "default")
                 key = self._key(rt, meta.get("namespace", ""), meta["name"])
                 previous = old.get(key)
+                given = {f: meta[f] for f in ("generation", "creationTimestamp") if f in meta}
                 if (
                     previous is not None
                     and _spec_part(previous) == _spec_part(obj)
-                    and previous["metadata"].get("labels") == meta.get("labels")
-                    and previous["metadata"].get("annotations") == meta.get("annotations")
+                    and all(previous["metadata"].get(f) == v for f, v in given.items())
+                    and _user_metadata(previous["metadata"]) == _user_metadata(meta)
                     and previous.get("status") == obj.get("status")
                 ):
                     fresh[key] = previous
                     continue
                 _stamp(obj, previous)
+                meta.update(given)
                 self._revision += 1
                 meta["resourceVersion"] = str(self._revision)
                 obj["apiVersion"] = rt.api_version()
                 obj["kind"] = rt.kind
                 fresh[key] = obj
-            if set(fresh) != set(old):
-                self._revision += 1
+                self._record(rt, "ADDED" if previous is None else "MODIFIED", obj, previous)
+            for key, previous in old.items():
+                if key not in fresh:
+                    self._revision += 1
+                    gone_obj = copy.deepcopy(previous)
+                    gone_obj["metadata"]["resourceVersion"] = str(self._revision)
+                    self._record(rt, "DELETED", gone_obj, previous)
             self._objects[rt.key] = fresh
 
     def load_istio(self, objects: Iterable[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
@@ -475,7 +663,9 @@ class Store:
                 for rt, key, obj in staged:
                     self._revision += 1
                     obj["metadata"]["resourceVersion"] = str(self._revision)
+                    previous = self._objects[rt.key].get(key)
                     self._objects[rt.key][key] = obj
+                    self._record(rt, "ADDED" if previous is None else "MODIFIED", obj, previous)
                     self._applied[(rt.plural, key[0], key[1])] = version
                     out.append(copy.deepcopy(obj))
             return out
@@ -484,12 +674,35 @@ class Store:
     def _key(self, rt: ResourceType, namespace: str, name: str) -> Key:
         return (namespace if rt.namespaced else "", name)
 
-    def _writable(self, rt: ResourceType) -> None:
-        if not rt.writable:
+    def check_writable(self, rt: ResourceType, verb: str) -> None:
+        """405 unless ``verb`` is served for ``rt`` (an Istio kind, or an owned write)."""
+        if rt.writable:
+            return
+        if verb in rt.owned_writes and rt.key in self._owners:
+            return
+        if not rt.owned_writes:
             raise method_not_allowed(
                 f"{rt.plural} are read-only on the embedded mesh; change them with "
                 "'chaosmesh mesh up -f FILE'"
             )
+        raise method_not_allowed(
+            f"{rt.plural} cannot be {_PAST.get(verb, verb + 'd')} through the embedded mesh's "
+            f"API (only {', '.join(rt.owned_writes)}); change them with "
+            "'chaosmesh mesh up -f FILE'"
+        )
+
+    def _record(
+        self,
+        rt: ResourceType,
+        kind: str,
+        obj: dict[str, Any],
+        previous: dict[str, Any] | None,
+    ) -> None:
+        """Log a change committed at ``self._revision`` (hold ``_data_lock``)."""
+        if len(self._events) == self._events.maxlen:
+            self._compacted = self._events[0].revision
+        self._events.append(Event(self._revision, rt.key, kind, obj, previous))
+        self._changed.notify_all()
 
     def _current(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
         with self._data_lock:
@@ -582,8 +795,17 @@ class Store:
         current: dict[str, Any],
         obj: dict[str, Any],
         version: str | None,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
+        owner = self._owners.get(rt.key)
+        if not rt.writable and owner is not None and not dry_run:
+            owner.update(rt, self._render(rt, current, version), obj)
+            return self.get(rt, namespace, name, version)
         _stamp(obj, current)
+        if dry_run:
+            # As kube-apiserver's dry run: the object as it would be, the stored version kept.
+            obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return self._render(rt, obj, version)
         return self._commit(rt, self._key(rt, namespace, name), obj, version)
 
     def _apply_candidate(
@@ -626,6 +848,8 @@ class Store:
         with self._data_lock:
             self._revision += 1
             obj["metadata"]["resourceVersion"] = str(self._revision)
+            previous = self._objects[rt.key].get(key)
             self._objects[rt.key][key] = obj
+            self._record(rt, "ADDED" if previous is None else "MODIFIED", obj, previous)
         self._applied[(rt.plural, key[0], key[1])] = applied
         return self._render(rt, obj, version)

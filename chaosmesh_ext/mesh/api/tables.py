@@ -61,6 +61,23 @@ def _pod_ready(obj: dict[str, Any]) -> str:
     return f"{sum(1 for s in statuses if s.get('ready'))}/{len(statuses)}"
 
 
+def _pod_status(obj: dict[str, Any]) -> str:
+    """kubectl's STATUS column (printPod): a waiting or terminated container's reason over
+    the phase, and ``Terminating`` for a pod being deleted."""
+    status = obj.get("status") or {}
+    reason = status.get("reason") or status.get("phase") or "Unknown"
+    for container in reversed(status.get("containerStatuses") or []):
+        state = container.get("state") or {}
+        waiting, terminated = state.get("waiting") or {}, state.get("terminated")
+        if waiting.get("reason"):
+            reason = waiting["reason"]
+        elif terminated is not None:
+            reason = terminated.get("reason") or f"ExitCode:{terminated.get('exitCode', 0)}"
+    if _meta(obj).get("deletionTimestamp"):
+        reason = "Terminating"
+    return str(reason)
+
+
 def _deploy_ready(obj: dict[str, Any]) -> str:
     status = obj.get("status") or {}
     return f"{status.get('readyReplicas', 0)}/{_spec(obj).get('replicas', 1)}"
@@ -86,7 +103,7 @@ COLUMNS: dict[str, list[Column]] = {
     ],
     "pods": [
         ("Ready", "string", _pod_ready),
-        ("Status", "string", lambda o: (o.get("status") or {}).get("phase", "Unknown")),
+        ("Status", "string", _pod_status),
         (
             "Restarts",
             "string",

@@ -21,6 +21,7 @@ USAGE = (
     "usage: python -m chaosmesh_ext.mesh.workloads {echo,httpbin,proxy,command} --port PORT\n"
     "       [--host HOST] [--deployment NAME] [--namespace NS] [--pod POD] [--version V]\n"
     "       [--upstream http://host:port[/base][,...]] [--timeout SECONDS] [--command PROGRAM]\n"
+    "       [--grace SECONDS]\n"
     "       [--capacity workers=N,service=DURATION[,jitter=P%][,queue=N]]\n"
 )
 
@@ -39,6 +40,7 @@ class Args:
         self.version: str | None = None
         self.upstream: str | None = None
         self.timeout = DEFAULT_PROXY_TIMEOUT
+        self.grace: float | None = None
         self.command: str | None = None
         self.capacity: str | None = None
 
@@ -74,11 +76,11 @@ def parse_args(argv: list[str]) -> Args:
             value = rest.pop(0)
         if option == "port":
             port = value
-        elif option == "timeout":
+        elif option in ("timeout", "grace"):
             try:
-                args.timeout = float(value)
+                setattr(args, option, float(value))
             except ValueError:
-                raise _usage_error(f"--timeout: not a number of seconds: {value!r}") from None
+                raise _usage_error(f"--{option}: not a number of seconds: {value!r}") from None
         elif option in _STRINGS:
             setattr(args, option, value)
         else:
@@ -145,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.command:
             print(f"{name}: --command is required", file=sys.stderr)
             return 2
-        return supervise(split_command(args.command, "--command"), name)
+        argv = split_command(args.command, "--command")
+        if args.grace is None:
+            return supervise(argv, name)
+        return supervise(argv, name, args.grace)
     return 0
 
 

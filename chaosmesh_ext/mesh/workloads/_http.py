@@ -25,6 +25,8 @@ import sys
 import threading
 import time
 
+from ..ports import reusable_listener
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 MB)
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -121,10 +123,17 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+def log_time(now: float) -> str:
+    """A log line's time as a container runtime records it: RFC 3339 in UTC, to the
+    microsecond (``kubectl logs --timestamps`` shows it; ``pods.logs`` reads it back)."""
+    whole = int(now)
+    micros = min(int((now - whole) * 1_000_000), 999_999)  # floor: never the next second
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
+
+
 def say(name: str, message: str) -> None:
-    """One line on stderr (the replica's log file), timestamped."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    sys.stderr.write(f"{stamp} {name}: {message}\n")
+    """One line on stderr (the replica's log file), starting with its time."""
+    sys.stderr.write(f"{log_time(time.time())} {name}: {message}\n")
     sys.stderr.flush()
 
 
@@ -528,7 +537,8 @@ def run(handler: Handler, host: str, port: int, name: str) -> None:
     Connection threads are daemons: returning from here (and exiting) drops what is in
     flight, as a pod's container does on SIGTERM without a preStop hook.
     """
-    listener = socket.create_server((host, port), backlog=1024)
+    # The daemon keeps the port reserved (mesh.ports) until this binds it too.
+    listener = reusable_listener(host, port)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     try:

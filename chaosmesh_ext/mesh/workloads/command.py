@@ -5,43 +5,28 @@ its port in ``PORT``, its pod's environment (``HOSTNAME``, ``POD_NAME``, ``POD_N
 ``SERVICE_VERSION``, the container's resolved ``env``) and the sidecar's (``spec``,
 ``container_env``, ``chaosmesh_ext._sidecar``). If it exits it is started again after a
 backoff (0.5 s doubling to 30 s, back to 0.5 s after a run of 10 s or more), like a pod's
-container restarts. SIGTERM stops it (its whole process group) and then this supervisor.
+container restarts. SIGTERM stops it (its whole process group: SIGTERM, then SIGKILL after
+the pod's grace period) and then this supervisor. If this supervisor is killed outright (a
+pod deleted with grace period 0, or whose grace period ran out) the kernel kills the program
+with it, as a container's processes die with the container.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from types import FrameType
 
+from ..spawn import die_with_parent
 from ._http import say
 
 MIN_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 HEALTHY_RUN = 10.0  # a run this long resets the backoff
-STOP_GRACE = 5.0  # SIGTERM, then SIGKILL after this long
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """Linux: have the kernel SIGTERM the program if this supervisor is killed outright."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return preexec
+STOP_GRACE = 5.0  # SIGTERM, then SIGKILL after this long (unless the pod's grace says more)
 
 
 def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
@@ -51,19 +36,20 @@ def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
         pass
 
 
-def _stop(child: subprocess.Popen[bytes]) -> None:
+def _stop(child: subprocess.Popen[bytes], grace: float) -> None:
     if child.poll() is not None:
         return
     _signal_group(child, signal.SIGTERM)
     try:
-        child.wait(STOP_GRACE)
+        child.wait(grace)
     except subprocess.TimeoutExpired:
         _signal_group(child, signal.SIGKILL)
         child.wait(STOP_GRACE)
 
 
-def supervise(argv: list[str], name: str) -> int:
-    """Run ``argv`` until SIGTERM/SIGINT, restarting it with backoff; the exit code."""
+def supervise(argv: list[str], name: str, grace: float = STOP_GRACE) -> int:
+    """Run ``argv`` until SIGTERM/SIGINT, restarting it with backoff; the exit code.
+    ``grace``: how long a stopping program has between SIGTERM and SIGKILL."""
     stopping = threading.Event()
     child: subprocess.Popen[bytes] | None = None
 
@@ -75,7 +61,9 @@ def supervise(argv: list[str], name: str) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     backoff = MIN_BACKOFF
-    preexec = _die_with_parent()
+    # The kernel SIGKILLs the program if this supervisor is killed outright (a pod deleted
+    # with grace period 0, or whose grace ran out): a container's processes die with it.
+    preexec = die_with_parent(signal.SIGKILL)
     while not stopping.is_set():
         started = time.monotonic()
         try:
@@ -87,7 +75,10 @@ def supervise(argv: list[str], name: str) -> int:
             say(name, f"cannot start {argv[0]!r}: {exc.strerror or exc}")
             return 127 if isinstance(exc, FileNotFoundError) else 126
         say(name, f"started pid {child.pid}: {' '.join(argv)}")
-        code = child.wait()
+        # Until it exits, or we are told to stop: a program that ignores SIGTERM must not
+        # keep this loop from its SIGKILL after the grace period.
+        while (code := child.poll()) is None and not stopping.wait(0.1):
+            pass
         if stopping.is_set():
             break
         ran = time.monotonic() - started
@@ -97,6 +88,6 @@ def supervise(argv: list[str], name: str) -> int:
         stopping.wait(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF)
     if child is not None:
-        _stop(child)
+        _stop(child, grace)
     say(name, "stopped")
     return 0

@@ -14,6 +14,7 @@ import signal
 import sys
 from types import FrameType
 
+from ..ports import reusable_listener
 from .capacity import Capacity, limit_wsgi
 
 THREADS = 16  # httpbin's /delay sleeps in its thread; enough for a fortio run at c=16
@@ -39,10 +40,10 @@ def run(host: str, port: int, name: str, capacity: Capacity | None = None) -> No
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # The daemon keeps the port reserved (mesh.ports) until this binds it too.
     server = create_server(
         app,
-        host=host,
-        port=port,
+        sockets=[reusable_listener(host, port)],
         threads=max(THREADS, capacity.workers) if capacity is not None else THREADS,
         channel_timeout=CHANNEL_TIMEOUT,
         connection_limit=1000,

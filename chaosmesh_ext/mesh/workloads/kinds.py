@@ -17,7 +17,8 @@ COMMAND_ANNOTATION = "chaosmesh.io/command"
 # "workers=6,service=20ms": a fixed pool of workers and a queue (see workloads.capacity).
 CAPACITY_ANNOTATION = "chaosmesh.io/capacity"
 
-KINDS: tuple[str, ...] = ("echo", "httpbin", "proxy", "command", "fortio")
+COMMAND_KIND = "command"  # the user's own program: it binds its port itself
+KINDS: tuple[str, ...] = ("echo", "httpbin", "proxy", COMMAND_KIND, "fortio")
 # Kinds whose server this package runs, so it can put a capacity limit in front of it. A
 # command workload is the user's own server; fortio is the load generator.
 CAPACITY_KINDS: tuple[str, ...] = ("echo", "httpbin", "proxy")

@@ -15,6 +15,7 @@ import time
 
 from chaosmesh_ext._sidecar import OUTBOUND_ENV, SOURCE_ENV
 
+from .. import spawn
 from .kinds import COMMAND_ANNOTATION
 from .spec import FORTIO_MODULE, WorkloadSpec, command_line, split_command
 
@@ -63,7 +64,8 @@ def launch(spec: WorkloadSpec) -> subprocess.Popen[bytes]:
     argv, env = check(spec)
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(spec.log_path, "ab") as log:
-        return subprocess.Popen(
+        # Dies with the daemon (spawn.popen): a daemon killed outright leaves no replica.
+        return spawn.popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -69,22 +69,33 @@ def _program_env(
     return container_env(deployment, facts)
 
 
+def _grace_seconds(deployment: Mapping[str, Any]) -> float | None:
+    """The pod template's ``terminationGracePeriodSeconds``, when it gives a valid one."""
+    value = (_template(deployment).get("spec") or {}).get("terminationGracePeriodSeconds")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return None
+    return float(value)
+
+
 def replica_specs(
     deployment: Mapping[str, Any],
     ports: Sequence[int],
     outbound: Mapping[int, tuple[str, int]],
     log_dir: Path,
     default_namespace: str = "default",
+    pods: Sequence[str] | None = None,
 ) -> list[WorkloadSpec]:
-    """One spec per replica, pods named ``<deployment>-<index>``, one port each."""
+    """One spec per replica, one port each: the Deployment's ``spec.replicas`` pods named
+    ``<deployment>-<index>``, or one per name in ``pods`` (replacements, scaling up)."""
     meta = deployment.get("metadata") or {}
     name = str(meta.get("name") or "")
     namespace = str(meta.get("namespace") or default_namespace)
-    count = replica_count(deployment)
+    count = replica_count(deployment) if pods is None else len(pods)
     if len(ports) != count:
         raise ValueError(
             f"Deployment {namespace}/{name}: {count} replicas need {count} ports, got {len(ports)}"
         )
+    names = list(pods) if pods is not None else [f"{name}-{index}" for index in range(count)]
     kind = workload_kind(deployment)
     labels = pod_labels(deployment)
     sidecar = Sidecar(outbound=dict(outbound), workload=name, namespace=namespace, labels=labels)
@@ -93,16 +104,17 @@ def replica_specs(
             kind=kind,
             deployment=name,
             namespace=namespace,
-            pod=f"{name}-{index}",
+            pod=pod,
             port=port,
-            log_path=log_dir / f"{namespace}.{name}-{index}.log",
+            log_path=log_dir / f"{namespace}.{pod}.log",
             labels=labels,
             version=version_of(labels),
             annotations=merged_annotations(deployment),
             sidecar=sidecar,
-            env=_program_env(deployment, kind, f"{name}-{index}", namespace, labels),
+            env=_program_env(deployment, kind, pod, namespace, labels),
+            grace_seconds=_grace_seconds(deployment),
         )
-        for index, port in enumerate(ports)
+        for pod, port in zip(names, ports, strict=True)
     ]
 
 

@@ -68,6 +68,9 @@ class WorkloadSpec:
     sidecar: Sidecar = field(default_factory=Sidecar)
     # A command replica's program: its container's resolved `env` (container_env).
     env: Mapping[str, str] = field(default_factory=dict)
+    # The pod's terminationGracePeriodSeconds: a stopping command program has this long
+    # between SIGTERM and SIGKILL (None: the supervisor's own default).
+    grace_seconds: float | None = None
 
     @property
     def name(self) -> str:
@@ -179,6 +182,8 @@ def command_line(spec: WorkloadSpec) -> tuple[list[str], dict[str, str]]:
         command = _required(spec, COMMAND_ANNOTATION)
         split_command(command, _annotation_where(spec, COMMAND_ANNOTATION))
         argv += ["--command", command]
+        if spec.grace_seconds is not None:
+            argv += ["--grace", repr(float(spec.grace_seconds))]
         # What the program's container would see on a cluster (the kubelet's HOSTNAME, the
         # usual downward-API names), then its own env, then what the mesh must decide.
         pod = {"HOSTNAME": spec.pod, "POD_NAME": spec.pod, "POD_NAMESPACE": spec.namespace}

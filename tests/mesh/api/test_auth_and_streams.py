@@ -210,6 +210,21 @@ def test_the_daemon_endpoint_refuses_strangers_and_browser_pages(secured: Secure
     assert secured.calls == [body]
 
 
+def test_only_a_websocket_naming_the_api_itself_may_carry_an_origin(secured: Secured) -> None:
+    """WebSocket client libraries send ``Origin: <the server's URL>`` (the official client's
+    exec does); a browser page's origin, or a plain request, is still refused."""
+    secured.store.set_readonly(resources.PODS, [{"metadata": {"name": "web-0"}}])
+    exec_path = "/api/v1/namespaces/default/pods/web-0/exec?command=ls"
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", **_bearer()}
+    code, body = _raw(secured, "GET", exec_path, {**upgrade, "Origin": secured.server.url})
+    assert code == 400 and "pods/exec is not supported" in json.loads(body)["message"]
+    assert _raw(secured, "GET", exec_path, {**upgrade, "Origin": "http://evil.example"})[0] == 403
+    plain = {**_bearer(), "Origin": secured.server.url}
+    assert _raw(secured, "GET", VS_PATH, plain)[0] == 403
+    no_token = {"Upgrade": "websocket", "Connection": "Upgrade", "Origin": secured.server.url}
+    assert _raw(secured, "GET", exec_path, no_token)[0] == 401
+
+
 def test_a_refused_request_with_a_body_does_not_poison_the_connection(secured: Secured) -> None:
     conn = _connect(secured)
     try:

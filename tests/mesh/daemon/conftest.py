@@ -105,6 +105,13 @@ class Mesh:
         finally:
             conn.close()
 
+    def status(self) -> dict[str, Any]:
+        """``mesh status --json``."""
+        report: dict[str, Any] = json.loads(
+            chaosmesh("mesh", "status", "--json", cwd=self.workdir).stdout
+        )
+        return report
+
     def service(self, name: str) -> dict[str, Any]:
         return next(s for s in self.state["services"] if s["name"] == name)
 

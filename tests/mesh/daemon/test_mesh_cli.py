@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from chaosmesh_ext.mesh.state import alive
+from chaosmesh_ext.mesh.state import alive, start_time
+from tests.support.processes import kill_all_mentioning, pids_mentioning, wait_until
 
 from .conftest import CLI, SEED, Mesh, chaosmesh, request
 
@@ -217,27 +218,61 @@ def _pids(state: dict[str, Any]) -> list[dict[str, Any]]:
     return pids
 
 
-def test_killed_daemon_leftovers_are_stopped_by_the_next_mesh_up(tmp_path: Path) -> None:
+def test_a_killed_daemon_takes_its_processes_with_it(tmp_path: Path) -> None:
     import shutil
 
     shutil.copytree(SEED / "canary", tmp_path / "canary")
+    state_dir = tmp_path / ".chaosmesh"
     chaosmesh("mesh", "up", "-f", "canary", "--namespace", "istio-test", cwd=tmp_path)
-    first = json.loads((tmp_path / ".chaosmesh" / "mesh.json").read_text())
+    first = json.loads((state_dir / "mesh.json").read_text())
     second: dict[str, Any] = {}
     try:
+        assert len(_pids(first)) >= 4  # daemon, Envoy, two workloads
         os.kill(first["pid"], signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while alive(first["pid"]) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # The kernel's parent-death signal takes Envoy and every workload down with it.
+        wait_until(
+            lambda: not [p for p in _pids(first) if alive(p["pid"], p.get("started"))],
+            timeout=15,
+            what="every process of the killed mesh gone",
+        )
+        assert pids_mentioning(state_dir) == []
         out = chaosmesh("mesh", "up", "-f", "canary", "--namespace", "istio-test", cwd=tmp_path)
-        assert "left by a dead mesh" in out.stderr
-        assert not [p for p in _pids(first) if alive(p["pid"], p.get("started"))]
-        second = json.loads((tmp_path / ".chaosmesh" / "mesh.json").read_text())
+        assert "left by a dead mesh" not in out.stderr  # nothing was left
+        second = json.loads((state_dir / "mesh.json").read_text())
         assert request(second["gateways"][0]["url"])[0] == 200
     finally:
         chaosmesh("mesh", "down", cwd=tmp_path, check=False)
+        kill_all_mentioning(state_dir)
     survivors = [p for p in _pids(first) + _pids(second) if alive(p["pid"], p.get("started"))]
     assert not survivors
+
+
+def test_processes_a_dead_mesh_left_are_stopped_by_the_next_mesh_up(tmp_path: Path) -> None:
+    # Where the kernel did not take them down (a process that left the daemon's care): the
+    # next `mesh up` stops what the dead daemon's mesh.json recorded, by pid and start time.
+    state_dir = tmp_path / ".chaosmesh"
+    state_dir.mkdir()
+    token = f"left-by-a-dead-mesh-{tmp_path.name}"
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)", token], start_new_session=True
+    )
+    try:
+        records = [
+            {
+                "pid": orphan.pid,
+                "role": "workload default/orphan-0",
+                "started": start_time(orphan.pid),
+            }
+        ]
+        (state_dir / "mesh.json").write_text(json.dumps({"pid": 2**22 + 7, "pids": records}))
+        out = chaosmesh("mesh", "up", cwd=tmp_path)
+        assert "left by a dead mesh" in out.stderr and f"pid {orphan.pid}" in out.stderr
+        assert orphan.wait(timeout=15) is not None
+    finally:
+        chaosmesh("mesh", "down", cwd=tmp_path, check=False)
+        if orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()
 
 
 def test_foreground_mesh_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

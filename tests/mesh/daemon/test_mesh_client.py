@@ -20,10 +20,12 @@ from chaosmesh_ext.mesh.client import (
     MeshStartFailed,
     UpResult,
 )
+from chaosmesh_ext.mesh.logs import LOG_CAP_ENV, LogCapError
 from chaosmesh_ext.mesh.state import DaemonId
+from tests.support.processes import pids_mentioning as _processes_mentioning
 
 from .conftest import SEED, request
-from .test_mesh_lifecycle import _command_deployment, _processes_mentioning, _sleeper
+from .test_mesh_lifecycle import _command_deployment, _sleeper
 
 pytestmark = pytest.mark.envoy
 
@@ -149,3 +151,15 @@ def test_without_a_mesh_status_and_apply_say_how_to_start_one(client: MeshClient
     with pytest.raises(MeshNotRunning, match="no mesh running"):
         client.apply(client.load([]))
     assert client.running() is None
+
+
+def test_a_bad_log_cap_in_the_environment_starts_nothing(
+    client: MeshClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``CHAOSMESH_LOG_CAP`` counts for every new mesh the client starts (the experiments'
+    target included), and a bad value is refused, naming it, before a daemon is started."""
+    monkeypatch.setenv(LOG_CAP_ENV, "lots")
+    with pytest.raises(LogCapError, match=f"{LOG_CAP_ENV}: expected a size"):
+        client.up(client.load([]))
+    assert client.current() is None
+    assert not client.state.daemon_log.exists()

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from chaosmesh_ext.mesh.state import alive
+from tests.support.processes import pids_mentioning, wait_until
 
 from .conftest import CLI, Mesh, chaosmesh, request
 
@@ -43,21 +44,6 @@ spec:
 def _sleeper(token: str) -> str:
     """A program that runs but never opens its port (``token`` marks its command line)."""
     return f"python3 -c 'import time; time.sleep(600)' {token}"
-
-
-def _processes_mentioning(token: str) -> list[int]:
-    """Pids whose command line holds ``token`` (the unique name a test gave its workloads)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if token.encode() in cmdline and alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
 
 
 def _listening(pids: list[int]) -> list[str]:
@@ -143,12 +129,12 @@ def test_a_crashing_workload_fails_mesh_up_with_its_log_and_leaves_nothing(
     assert f"{token}: address-in-use" in proc.stderr
     assert not (tmp_path / ".chaosmesh" / "mesh.json").exists()
     deadline = time.monotonic() + 10
-    while _processes_mentioning(token) and time.monotonic() < deadline:
+    while pids_mentioning(token) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _processes_mentioning(token)
+    assert not pids_mentioning(token)
 
 
-def test_mesh_down_after_kill_9_of_the_daemon_stops_everything(mesh_up) -> None:
+def test_kill_9_of_the_daemon_leaves_nothing_running(mesh_up) -> None:
     mesh: Mesh = mesh_up(["canary", "timeout"], "--namespace", "istio-test")
     pids: list[dict[str, Any]] = mesh.state["pids"]
     addresses = _listening([p["pid"] for p in pids])
@@ -163,9 +149,15 @@ def test_mesh_down_after_kill_9_of_the_daemon_stops_everything(mesh_up) -> None:
     status = chaosmesh("mesh", "status", cwd=mesh.workdir, check=False)
     assert status.returncode != 0 and "daemon" in status.stderr and "mesh down" in status.stderr
 
+    # Envoy and the workloads died with it (the kernel's parent-death signal): nothing is
+    # left for `mesh down` to stop, only the state it removes.
+    wait_until(
+        lambda: not [p for p in pids if alive(p["pid"], p.get("started"))],
+        timeout=15,
+        what="every process of the killed daemon gone",
+    )
     out = chaosmesh("mesh", "down", cwd=mesh.workdir).stdout
-    assert "left-over" in out and "envoy" in out
-    assert not [p for p in pids if alive(p["pid"], p.get("started"))]
+    assert "had died already" in out and "left-over" not in out
     assert not (mesh.state_dir / "mesh.json").exists()
 
 
@@ -184,9 +176,9 @@ def test_mesh_down_while_mesh_up_still_waits_stops_the_starting_daemon(tmp_path:
     )
     try:
         deadline = time.monotonic() + 30
-        while not _processes_mentioning(token) and time.monotonic() < deadline:
+        while not pids_mentioning(token) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _processes_mentioning(token), "the workload never started"
+        assert pids_mentioning(token), "the workload never started"
         status = chaosmesh("mesh", "status", cwd=tmp_path, check=False)
         assert status.returncode != 0 and "still starting" in status.stderr
 
@@ -199,9 +191,9 @@ def test_mesh_down_while_mesh_up_still_waits_stops_the_starting_daemon(tmp_path:
             up.kill()
             up.wait(timeout=10)
     deadline = time.monotonic() + 10
-    while _processes_mentioning(token) and time.monotonic() < deadline:
+    while pids_mentioning(token) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _processes_mentioning(token)
+    assert not pids_mentioning(token)
     assert not (tmp_path / ".chaosmesh" / "mesh.lock").exists()
 
 
@@ -222,12 +214,12 @@ def test_a_crashing_workload_added_to_a_running_mesh_changes_nothing(mesh_up) ->
     assert mesh.kubectl("get", "service", token, check=False).returncode != 0
     assert request(mesh.gateway()["url"])[0] == 200
     deadline = time.monotonic() + 10
-    while _processes_mentioning(token) and time.monotonic() < deadline:
+    while pids_mentioning(token) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _processes_mentioning(token)
+    assert not pids_mentioning(token)
 
 
-def test_mesh_down_after_kill_9_of_a_starting_daemon_stops_its_workloads(tmp_path: Path) -> None:
+def test_kill_9_of_a_starting_daemon_takes_its_workloads_with_it(tmp_path: Path) -> None:
     token = f"orphan{uuid.uuid4().hex[:8]}"
     (tmp_path / "slow.yaml").write_text(_command_deployment(token, _sleeper(token)))
     env = {**os.environ, "CHAOSMESH_STATE_DIR": str(tmp_path / ".chaosmesh")}
@@ -257,22 +249,23 @@ def test_mesh_down_after_kill_9_of_a_starting_daemon_stops_its_workloads(tmp_pat
         up.kill()
         up.wait(timeout=10)
         os.kill(state["pid"], signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while alive(state["pid"]) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert alive(workload["pid"], workload["started"])  # orphaned, until mesh down
-
+        # The workload (and its user program) die with the daemon: no orphan to stop.
+        wait_until(
+            lambda: not alive(workload["pid"], workload["started"]) and not pids_mentioning(token),
+            timeout=15,
+            what="the starting daemon's workload gone with it",
+        )
         out = chaosmesh("mesh", "down", cwd=tmp_path).stdout
-        assert f"workload default/{token}-0" in out
+        assert "had died already" in out
     finally:
         if up.poll() is None:
             up.kill()
             up.wait(timeout=10)
     assert not alive(workload["pid"], workload["started"])
     deadline = time.monotonic() + 10
-    while _processes_mentioning(token) and time.monotonic() < deadline:
+    while pids_mentioning(token) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _processes_mentioning(token)
+    assert not pids_mentioning(token)
 
 
 FLAKY_PROGRAM = """\
@@ -295,6 +288,11 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 """
 
 
+def _ready(pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod's Ready condition."""
+    return next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+
+
 def test_a_command_program_that_exits_is_restarted_and_counted_like_a_container(
     mesh_up, tmp_path: Path
 ) -> None:
@@ -311,14 +309,11 @@ def test_a_command_program_that_exits_is_restarted_and_counted_like_a_container(
     while time.monotonic() < deadline:
         pod = json.loads(mesh.kubectl("get", "pod", "flaky-0", "-o", "json").stdout)
         status = pod["status"]
-        if (
-            status["containerStatuses"][0]["restartCount"] >= 1
-            and status["conditions"][0]["status"] == "True"
-        ):
+        if status["containerStatuses"][0]["restartCount"] >= 1 and _ready(pod)["status"] == "True":
             break
         time.sleep(0.1)
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 1
-    assert pod["status"]["conditions"][0] == {"type": "Ready", "status": "True"}
+    assert _ready(pod)["status"] == "True"
     report = json.loads(chaosmesh("mesh", "status", "--json", cwd=mesh.workdir).stdout)
     endpoint = report["services"][0]["endpoints"][0]
     assert endpoint["process"] == "running (1 restarts)"
@@ -342,5 +337,5 @@ def test_a_command_program_that_exits_is_restarted_and_counted_like_a_container(
             break
         time.sleep(0.1)
     assert pod["status"]["phase"] == "Failed"
-    assert pod["status"]["conditions"][0] == {"type": "Ready", "status": "False"}
+    assert _ready(pod)["status"] == "False"
     assert "0/1" in mesh.kubectl("get", "deployment", "flaky").stdout

@@ -3,28 +3,22 @@ the ``mesh status`` report and what ``mesh up`` prints — from the state the da
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Any
 
 from chaosmesh_ext.mesh import views
 from chaosmesh_ext.mesh.api.server import LOCAL_PORT_ANNOTATION
 from chaosmesh_ext.mesh.listener_name import ListenerName
+from chaosmesh_ext.mesh.pods.model import Deletion
+from tests.support.replicas import T0, FakeReplica
 
 
-@dataclass(frozen=True)
-class Running:
-    """A replica as the views read it (``readiness.Replica`` has the same attributes)."""
+def Running(pod: str, port: int, pid: int, **fields: Any) -> FakeReplica:
+    """A replica of the reviews Deployment in namespace shop."""
+    return FakeReplica(pod, port, pid, **fields)
 
-    pod: str
-    port: int
-    pid: int
-    namespace: str = "shop"
-    deployment: str = "reviews"
-    kind: str = "echo"
-    labels: dict[str, str] = field(default_factory=lambda: {"app": "reviews"})
-    alive: bool = True
-    ready: bool = True
-    restarts: int = 0
-    program_running: bool = True
+
+def _ready(pod: dict) -> str:
+    return next(c["status"] for c in pod["status"]["conditions"] if c["type"] == "Ready")
 
 
 SERVICE = {
@@ -44,7 +38,10 @@ KEY = ("shop", "reviews")
 
 def test_pods_and_deployments_follow_their_replicas() -> None:
     replicas = {
-        KEY: [Running("reviews-0", 31001, 501), Running("reviews-1", 31002, 502, ready=False)]
+        KEY: [
+            Running("reviews-0", 31001, 501),
+            Running("reviews-1", 31002, 502, serving_since=None),
+        ]
     }
 
     pods = views.pod_objects({KEY: DEPLOYMENT}, replicas)
@@ -54,11 +51,15 @@ def test_pods_and_deployments_follow_their_replicas() -> None:
         "chaosmesh.io/workload": "echo",
         "chaosmesh.io/pid": "502",
     }
-    assert [p["status"]["conditions"][0]["status"] for p in pods] == ["True", "False"]
+    assert [_ready(p) for p in pods] == ["True", "False"]
     assert pods[0]["status"]["containerStatuses"][0]["image"] == "reviews:1"
 
-    (deployment,) = views.deployment_objects({KEY: DEPLOYMENT}, replicas)
+    (deployment,) = views.deployment_objects({KEY: DEPLOYMENT}, replicas, {KEY: 3}, T0 + 5)
     assert deployment["status"]["replicas"] == 2 and deployment["status"]["readyReplicas"] == 1
+    # The API server's defaults and the controller's bookkeeping, as on a cluster.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["metadata"]["generation"] == 3
+    assert deployment["status"]["observedGeneration"] == 3
 
 
 def test_entries_name_the_local_url_of_each_listener_and_the_host_to_send() -> None:
@@ -127,3 +128,10 @@ def test_describe_prints_one_line_per_way_in() -> None:
         "  gateway shop/ingress:80  http://127.0.0.1:42000/  (Host: www.example.com)",
         "warning: Gateway shop/ingress: spec.servers[0].tls: not served",
     ]
+
+
+def test_mesh_status_names_a_replica_starting_or_being_deleted() -> None:
+    assert views.process_state(Running("reviews-0", 1, 1, serving_since=None)) == "starting"
+    deleted = Running("reviews-0", 1, 1, deletion=Deletion(T0 + 5, 30))
+    assert views.process_state(deleted) == "terminating"
+    assert views.process_state(Running("reviews-0", 1, 1, exit_code=1)) == "exited"

@@ -31,6 +31,7 @@ from tests.support.metrics_helpers import (
     endpoint,
     record,
     scrape,
+    total,
     wait_for,
     write_mesh_state,
 )
@@ -40,22 +41,6 @@ DIRECTORY = MeshDirectory.from_mesh_state({"endpoints": [REVIEWS_V1, PRODUCTPAGE
 
 def labels_of(sample_labels: tuple[str, ...]) -> dict[str, str]:
     return dict(zip(LABEL_NAMES, sample_labels, strict=True))
-
-
-def series(text: str, metric: str = "istio_requests_total") -> dict[frozenset, float]:
-    """Parse the exposition into {frozenset(label pairs): value} for one metric name."""
-    found: dict[frozenset, float] = {}
-    for line in text.splitlines():
-        match = re.match(rf"^{metric}\{{(.*)\}} (\S+)$", line)
-        if match:
-            pairs = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(1)))
-            found[pairs] = float(match.group(2))
-    return found
-
-
-def total(text: str, **selector: str) -> float:
-    wanted = set(selector.items())
-    return sum(v for labels, v in series(text).items() if wanted <= labels)
 
 
 # ---------------------------------------------------------------------------- pure derivation

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from chaosmesh_ext._sidecar import Sidecar
-from chaosmesh_ext.mesh.workloads import check_manifest, launch, replica_specs, wait_ready
+from chaosmesh_ext.mesh.workloads import (
+    WorkloadSpec,
+    check_manifest,
+    launch,
+    replica_specs,
+    wait_ready,
+)
 
 from .conftest import HOST, StartWorkload, call, free_port, stop
 
@@ -91,6 +97,45 @@ def test_restarts_program_that_dies_and_stops_it_on_sigterm(
     app.process.terminate()
     assert app.process.wait(10) == 0
     assert not _alive(second)  # the supervisor took its program down with it
+
+
+STUBBORN = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+open(sys.argv[1], "w").write(str(os.getpid()))
+while True:
+    time.sleep(1)
+"""
+
+
+def test_a_program_that_ignores_sigterm_is_killed_after_the_pods_grace_period(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "stubborn.py").write_text(STUBBORN)
+    pid_file = tmp_path / "pid"
+    spec = WorkloadSpec(
+        kind="command",
+        deployment="stubborn",
+        namespace="default",
+        pod="stubborn-0",
+        port=free_port(),
+        log_path=tmp_path / "stubborn-0.log",
+        annotations={
+            "chaosmesh.io/command": shlex.join(
+                [sys.executable, str(tmp_path / "stubborn.py"), str(pid_file)]
+            )
+        },
+        grace_seconds=1,  # the pod template's terminationGracePeriodSeconds
+    )
+    supervisor = launch(spec)
+    try:
+        program = _wait_pid(pid_file)
+        supervisor.terminate()
+        assert supervisor.wait(20) == 0  # it does not wait for a program that never exits
+        assert not _alive(program)
+    finally:
+        stop(supervisor)
+    assert spec.log_path.read_text().rstrip().endswith("stopped")
 
 
 def test_missing_program_is_refused_at_launch(start_workload: StartWorkload) -> None:

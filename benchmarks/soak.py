@@ -1,0 +1,598 @@
+"""Soak: the embedded mesh for minutes at 1000 qps while its configuration keeps changing.
+
+``make soak`` (``python -m benchmarks.soak [--minutes 10] [--qps 1000]``): not part of
+``make bench`` or ``make test`` — it holds the machine for its whole duration.
+
+What runs: a real ``chaosmesh mesh up`` of the runbook's canary (ingress gateway -> v1/v2),
+with its default log cap. Through the gateway, an open-loop load at ``--qps`` from this
+project's load engine (each request sent at its scheduled time whatever the answers before
+it did, so a stall shows up as errors and latency instead of as fewer requests; and each
+request's send time and outcome is kept, which is what attributing an error to a fault
+window needs — hey and wrk only count). Meanwhile, through the Kubernetes API with the
+official client, exactly as experiments do (``chaosmesh_ext.actions``): the weights flip
+100/0 <-> 0/100 every second (``shift_traffic``), and every 10 s an abort fault (503 for
+``FAULT_PERCENT`` % of requests) is injected (``inject_abort``) and removed 5 s later
+(``remove_faults``).
+
+What it reports, with the goals:
+
+- unexpected errors: 0. An error is expected only when it is the fault's 503 and its
+  request was sent between the start of the ``inject_abort`` call and the return of the
+  ``remove_faults`` call (both return once Envoy enforces the change). Every other failure —
+  a connection error, a timeout, another status, a 503 outside a fault window — is not.
+- RSS of every mesh process (daemon, Envoy, each workload), growth from the end of the
+  warm-up (a minute) to the end: < 10 %; with the growth over the second half and each
+  process's threads (a workload runs a thread per connection, and Envoy keeps an upstream
+  connection for an hour as Istio does, so RSS that follows the most connections a stall
+  ever needed is a high-water mark, not a leak: it stops growing in the second half).
+- the logs' disk use (``mesh status``) against the log cap, and the whole state directory.
+- change -> enforced: from the start of ``shift_traffic`` to the first response from the
+  newly chosen version on a separate keep-alive connection; p50/p95 per minute, first
+  against last minute (no drift).
+- the metrics exporter's count of requests against the requests sent (across every log
+  rotation: equal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+CANARY = ROOT / "experiments" / "manifests" / "canary.yaml"
+NAMESPACE = "istio-test"
+VIRTUAL_SERVICE = "canary"
+FAULT_STATUS = 503
+FAULT_PERCENT = 10
+FAULT_PERIOD = 10  # seconds: injected at the start of each period ...
+FAULT_ON = 5  # ... and removed this many seconds later
+REQUEST_TIMEOUT = 5.0
+CLI_TIMEOUT = 120.0
+SAMPLE_EVERY = 5.0
+RSS_GOAL = 0.10
+
+
+# --------------------------------------------------------------------------------------------
+# The load: open loop, every request's send time and outcome kept
+
+
+@dataclass
+class Timeline:
+    """Per request: when it was sent (s since start), its status (-1: no answer), latency."""
+
+    sent: array[float] = field(default_factory=lambda: array("d"))
+    codes: array[int] = field(default_factory=lambda: array("h"))
+    latency: array[float] = field(default_factory=lambda: array("d"))
+
+    def add(self, sent: float, code: int, latency: float) -> None:
+        self.sent.append(sent)
+        self.codes.append(code)
+        self.latency.append(latency)
+
+
+def run_load(
+    url: str, qps: float, seconds: float, t0: float, timeline: Timeline, stop: Any = None
+) -> dict[str, Any]:
+    """Open-loop GETs of ``url`` for ``seconds`` (or until ``stop``, a ``StopToken``), send
+    times relative to ``t0`` on the perf_counter clock; returns the achieved rate."""
+    from chaosmesh_ext.load.http_client import HttpConnection, build_request
+    from chaosmesh_ext.load.options import parse_url
+    from chaosmesh_ext.load.periodic import StopToken, open_loop_lanes, run_open
+
+    target = parse_url(url)
+    request = build_request(target, "GET", [], None)
+
+    def new_lane() -> Any:
+        conn = HttpConnection(target, request, REQUEST_TIMEOUT)
+
+        async def call() -> bool:
+            started = time.perf_counter()
+            code = await conn.fetch()
+            timeline.add(started - t0, code, time.perf_counter() - started)
+            return code == 200
+
+        return call
+
+    async def main() -> Any:
+        lanes = open_loop_lanes(qps, REQUEST_TIMEOUT, 16)
+        return await run_open(new_lane, int(qps * seconds), qps, stop or StopToken(), lanes, 16)
+
+    try:
+        import uvloop
+
+        factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        stats = runner.run(main())
+    count = len(timeline.codes)
+    return {"achieved_qps": count / max(stats.elapsed, 1e-9), "open_loop": stats.open_loop}
+
+
+def load_in_child(
+    url: str,
+    qps: float,
+    seconds: float,
+    t0: float,
+    timeline: Timeline,
+    tmp: str,
+    abort: threading.Event,
+) -> dict[str, Any]:
+    """``run_load`` in a process of its own: in this one it would share the interpreter lock
+    with the changes and the probes, and slow the changes it measures. perf_counter is the
+    system's monotonic clock, so the child's send times compare with ``t0`` here. Stopped
+    early (and the soak failed) when ``abort`` is set."""
+    out = Path(tmp) / "timeline"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.soak", "--load-only", url, str(qps), str(seconds),
+         repr(t0), str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + seconds + 120
+    while child.poll() is None:
+        if abort.is_set() or time.monotonic() > deadline:
+            child.kill()
+            child.communicate(timeout=30)
+            raise RuntimeError("the soak was stopped: a part of it failed (see above)")
+        abort.wait(1.0)
+    stdout, stderr = child.communicate(timeout=30)
+    if child.returncode != 0:
+        raise RuntimeError(f"the load process failed: {stderr[-2000:]}")
+    count = int(json.loads(stdout)["count"])
+    with open(out, "rb") as handle:
+        timeline.sent.fromfile(handle, count)
+        timeline.codes.fromfile(handle, count)
+        timeline.latency.fromfile(handle, count)
+    return dict(json.loads(stdout))
+
+
+def _load_only(url: str, qps: float, seconds: float, t0: float, out: str) -> int:
+    timeline = Timeline()
+    result = run_load(url, qps, seconds, t0, timeline)
+    with open(out, "wb") as handle:
+        timeline.sent.tofile(handle)
+        timeline.codes.tofile(handle)
+        timeline.latency.tofile(handle)
+    print(json.dumps({**result, "count": len(timeline.codes)}))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# The changes: weights every second, a fault every 10 s, through the official client
+
+
+@dataclass
+class Changes:
+    fault_windows: list[tuple[float, float]] = field(default_factory=list)
+    enforced: list[tuple[float, float]] = field(default_factory=list)  # (when, seconds)
+    # How long after the action returned the first answer of the new version came (seconds):
+    # 0 but for the request itself, since an action returns once Envoy enforces its change.
+    after_return: list[float] = field(default_factory=list)
+    action_errors: list[str] = field(default_factory=list)
+    probes: int = 0
+
+
+def _probe(gateway: http.client.HTTPConnection, want: str, deadline: float) -> int:
+    """GET through the gateway until the answer comes from ``want``; the number of GETs."""
+    sent = 0
+    while time.perf_counter() < deadline:
+        gateway.request("GET", "/")
+        response = gateway.getresponse()
+        body = response.read().decode(errors="replace")
+        sent += 1
+        if response.status == 200 and body.startswith(want):
+            return sent
+    raise TimeoutError(f"no answer from {want} before the deadline")
+
+
+def warm_up(mesh: dict[str, Any]) -> None:
+    """One change before the clock starts: the first call imports the Kubernetes client and
+    opens its first connection (seconds), which is not what a change costs."""
+    from chaosmesh_ext import actions
+
+    configuration = {"kubeconfig_path": mesh["kubeconfig"], "chaosmesh_run_id": "soak-warm-up"}
+    actions.shift_traffic(VIRTUAL_SERVICE, {"v1": 100, "v2": 0}, ns=NAMESPACE,
+                          configuration=configuration)  # fmt: skip
+
+
+def drive_changes(
+    mesh: dict[str, Any], seconds: float, t0: float, changes: Changes, stop: threading.Event
+) -> None:
+    from chaosmesh_ext import actions
+    from chaosmesh_ext.kube.ledger import RUN_ID_KEY, new_run_id
+
+    configuration: dict[str, Any] = {"kubeconfig_path": mesh["kubeconfig"]}
+    split = urlsplit(mesh["gateways"][0]["url"])
+    gateway = http.client.HTTPConnection(split.hostname, split.port, timeout=REQUEST_TIMEOUT)
+    fault_started: float | None = None
+    tick = 0
+    while not stop.is_set():
+        now = time.perf_counter() - t0
+        if now >= seconds:
+            break
+        if tick % FAULT_PERIOD == 0:
+            # One run per fault period, as a game day of short experiments: each run's ledger
+            # holds its own ten changes (one run's ledger is rewritten whole at every change,
+            # so a single run of hundreds of changes would measure the ledger, not the mesh).
+            configuration[RUN_ID_KEY] = new_run_id()
+        to_v2 = tick % 2 == 0
+        weights = {"v1": 0, "v2": 100} if to_v2 else {"v1": 100, "v2": 0}
+        try:
+            started = time.perf_counter()
+            actions.shift_traffic(VIRTUAL_SERVICE, weights, ns=NAMESPACE,
+                                  configuration=configuration)  # fmt: skip
+            returned = time.perf_counter()
+            changes.probes += _probe(gateway, "appv2" if to_v2 else "appv1", returned + 5)
+            changes.enforced.append((started - t0, time.perf_counter() - started))
+            changes.after_return.append(time.perf_counter() - returned)
+            phase = tick % FAULT_PERIOD
+            if phase == 0:
+                fault_started = time.perf_counter() - t0
+                actions.inject_abort(VIRTUAL_SERVICE, status=FAULT_STATUS,
+                                     percentage=FAULT_PERCENT, ns=NAMESPACE,
+                                     configuration=configuration)  # fmt: skip
+            elif phase == FAULT_ON and fault_started is not None:
+                actions.remove_faults(VIRTUAL_SERVICE, ns=NAMESPACE, configuration=configuration)
+                changes.fault_windows.append((fault_started, time.perf_counter() - t0))
+                fault_started = None
+        except Exception as exc:  # reported, and the soak goes on
+            changes.action_errors.append(f"{time.perf_counter() - t0:.1f}s: {exc!r}"[:300])
+            with contextlib.suppress(Exception):
+                gateway.close()
+            gateway = http.client.HTTPConnection(split.hostname, split.port,
+                                                 timeout=REQUEST_TIMEOUT)  # fmt: skip
+        tick += 1
+        # The next tick on the whole second, whatever this one cost.
+        stop.wait(max(0.0, tick - (time.perf_counter() - t0)))
+    if fault_started is not None:
+        with contextlib.suppress(Exception):
+            actions.remove_faults(VIRTUAL_SERVICE, ns=NAMESPACE, configuration=configuration)
+        changes.fault_windows.append((fault_started, time.perf_counter() - t0))
+    gateway.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Resources: RSS of every mesh process, disk
+
+
+def rss_and_threads(pid: int) -> tuple[int, int] | None:
+    """(RSS bytes, threads) of ``pid``: a thread per connection explains RSS that follows the
+    most connections seen so far (a high-water mark, not a leak)."""
+    try:
+        fields = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
+        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["Threads"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def dir_bytes(root: Path) -> int:
+    total = 0
+    for path in root.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_blocks * 512
+    return total
+
+
+@dataclass
+class Samples:
+    rss: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    threads: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    logs_used: list[tuple[float, int]] = field(default_factory=list)
+    state_dir: list[tuple[float, int]] = field(default_factory=list)
+    log_cap: int = 0
+    rotations: int = 0
+
+
+def sample(
+    state_dir: Path, t0: float, seconds: float, samples: Samples, stop: threading.Event
+) -> None:
+    while not stop.is_set():
+        now = time.perf_counter() - t0
+        mesh = json.loads((state_dir / "mesh.json").read_text())
+        for record in mesh["pids"]:
+            found = rss_and_threads(int(record["pid"]))
+            if found is not None:
+                samples.rss.setdefault(record["role"], []).append((now, found[0]))
+                samples.threads.setdefault(record["role"], []).append((now, found[1]))
+        try:
+            status = _status(state_dir)
+        except (OSError, ValueError) as exc:
+            print(f"  status unavailable at {now:.0f} s: {exc}", flush=True)
+            status = {}
+        logs = status.get("logs") or {}
+        samples.logs_used.append((now, int(logs.get("used_bytes", 0))))
+        samples.log_cap = int(logs.get("cap_bytes", 0))
+        samples.rotations = int(logs.get("rotations", 0))
+        samples.state_dir.append((now, dir_bytes(state_dir)))
+        if now >= seconds:
+            return
+        stop.wait(SAMPLE_EVERY)
+
+
+# --------------------------------------------------------------------------------------------
+# The mesh
+
+
+def _cli(*args: str, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chaosmesh_ext.cli", *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def _status(state_dir: Path) -> dict[str, Any]:
+    """The daemon's status (what ``mesh status --json`` prints), without a new process."""
+    from chaosmesh_ext.mesh.api.tls import client_context
+    from chaosmesh_ext.mesh.kubeconfig import credentials
+
+    mesh = json.loads((state_dir / "mesh.json").read_text())
+    token, ca_pem = credentials(Path(mesh["kubeconfig"]))
+    split = urlsplit(mesh["api_url"])
+    conn = http.client.HTTPSConnection(
+        split.hostname or "127.0.0.1", split.port, timeout=10, context=client_context(ca_pem)
+    )
+    try:
+        conn.request("GET", "/chaosmesh/v1/status", headers={"Authorization": f"Bearer {token}"})
+        response = conn.getresponse()
+        body = response.read()
+        return json.loads(body) if response.status == 200 else {}
+    finally:
+        conn.close()
+
+
+def _metrics_total(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("istio_requests_total{") and 'reporter="source"' in line
+    )
+
+
+def _settled_count(url: str, timeout: float = 60.0) -> int:
+    """The exporter's count once it stops moving (it follows the access log every 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        count = _metrics_total(url)
+        if count == last:
+            return count
+        last = count
+        time.sleep(1.0)
+    return last
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis (pure)
+
+
+def classify_errors(
+    timeline: Timeline, windows: list[tuple[float, float]]
+) -> tuple[int, int, dict[str, int]]:
+    """(errors, expected, unexpected by kind): expected = the fault's status, sent in a window."""
+    errors = expected = 0
+    unexpected: dict[str, int] = {}
+    ordered = sorted(windows)
+    for sent, code in zip(timeline.sent, timeline.codes, strict=True):
+        if code == 200:
+            continue
+        errors += 1
+        if code == FAULT_STATUS and any(start <= sent <= end for start, end in ordered):
+            expected += 1
+            continue
+        kind = "no answer (connection error or timeout)" if code == -1 else f"HTTP {code}"
+        if code == FAULT_STATUS:
+            kind += " outside a fault window"
+        unexpected[kind] = unexpected.get(kind, 0) + 1
+    return errors, expected, unexpected
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def per_period(
+    enforced: list[tuple[float, float]], period: float
+) -> list[tuple[int, float, float, int]]:
+    """(index, p50 ms, p95 ms, changes) of change -> enforced, period by period."""
+    periods: dict[int, list[float]] = {}
+    for when, took in enforced:
+        periods.setdefault(int(when // period), []).append(took * 1000)
+    return [
+        (m, statistics.median(v), percentile(v, 95), len(v)) for m, v in sorted(periods.items())
+    ]
+
+
+def rss_growth(
+    series: list[tuple[float, int]], warmup: float
+) -> tuple[int, int, int, float, float] | None:
+    """(RSS after warm-up, half-way, at the end, growth, growth over the second half) of one
+    process: a leak keeps growing in the second half, a high-water mark does not."""
+    after = [rss for when, rss in series if when >= warmup]
+    if len(after) < 2:
+        return None
+    first, middle, last = after[0], after[len(after) // 2], after[-1]
+    return first, middle, last, (last - first) / first, (last - middle) / middle
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def soak(minutes: float, qps: float, keep: bool = False) -> int:
+    seconds = minutes * 60
+    warmup = min(60.0, seconds / 4)
+    machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+    print(f"soak: {minutes:g} min at {qps:g} qps through the canary gateway ({machine})")
+    with tempfile.TemporaryDirectory(prefix="chaosmesh-soak-") as tmp:
+        state_dir = Path(tmp) / "mesh"
+        os.environ["CHAOSMESH_LEDGER_DIR"] = str(Path(tmp) / "ledger")
+        up = _cli("mesh", "up", "-f", str(CANARY), "-n", NAMESPACE, "--state-dir", str(state_dir))
+        if up.returncode != 0:
+            print(f"mesh up failed: {up.stderr}")
+            return 1
+        try:
+            mesh = json.loads((state_dir / "mesh.json").read_text())
+            warm_up(mesh)
+            timeline, changes, samples = Timeline(), Changes(), Samples()
+            stop = threading.Event()
+            t0 = time.perf_counter()
+            abort = threading.Event()
+
+            def guarded(part: Any, *args: Any) -> None:
+                try:
+                    part(*args)
+                except BaseException:
+                    abort.set()
+                    raise
+
+            threads = [
+                threading.Thread(
+                    target=guarded, args=(drive_changes, mesh, seconds, t0, changes, stop)
+                ),
+                threading.Thread(
+                    target=guarded, args=(sample, state_dir, t0, seconds, samples, stop)
+                ),
+            ]
+            for thread in threads:
+                thread.start()
+            try:
+                url = mesh["gateways"][0]["url"]
+                load = load_in_child(url, qps, seconds, t0, timeline, tmp, abort)
+            finally:
+                stop.set()
+                for thread in threads:
+                    thread.join(timeout=60)
+            counted = _settled_count(mesh["metrics_url"])
+            status = _status(state_dir)
+            return report(load, timeline, changes, samples, warmup, counted, status, seconds)
+        finally:
+            if keep:
+                print(f"mesh kept running in {state_dir} (--keep)")
+            else:
+                _cli("mesh", "down", "--state-dir", str(state_dir))
+
+
+def report(
+    load: dict[str, Any],
+    timeline: Timeline,
+    changes: Changes,
+    samples: Samples,
+    warmup: float,
+    counted: int,
+    status: dict[str, Any],
+    seconds: float,
+) -> int:
+    ok = True
+    sent = len(timeline.codes)
+    errors, expected, unexpected = classify_errors(timeline, changes.fault_windows)
+    print(f"requests: {sent:,} sent ({load['achieved_qps']:.0f}/s achieved), "
+          f"{errors:,} errors, of which {expected:,} the fault's {FAULT_STATUS} in its "
+          f"{len(changes.fault_windows)} windows")  # fmt: skip
+    n_unexpected = sum(unexpected.values())
+    print(f"  unexpected errors: {n_unexpected} (goal 0)"
+          + "".join(f"\n    {kind}: {n}" for kind, n in sorted(unexpected.items())))  # fmt: skip
+    ok &= n_unexpected == 0
+    if changes.action_errors:
+        ok = False
+        print(f"  actions that failed: {len(changes.action_errors)}")
+        for line in changes.action_errors[:5]:
+            print(f"    {line}")
+    latencies = sorted(timeline.latency)
+    print(f"  latency p50 {percentile(latencies, 50) * 1000:.2f} ms, "
+          f"p99 {percentile(latencies, 99) * 1000:.2f} ms, "
+          f"max {latencies[-1] * 1000 if latencies else 0:.1f} ms")  # fmt: skip
+    total = sent + changes.probes
+    print(f"  metrics exporter counted {counted:,} of {total:,} requests "
+          f"(load + change probes){'' if counted == total else '  <-- MISMATCH'}")  # fmt: skip
+    ok &= counted == total
+
+    print(f"RSS, after the {warmup:.0f} s warm-up -> end (goal < {RSS_GOAL:.0%} growth):")
+    for role, series in sorted(samples.rss.items()):
+        growth = rss_growth(series, warmup)
+        if growth is None:
+            continue
+        first, _, last, ratio, second_half = growth
+        flag = "" if ratio < RSS_GOAL else "  <-- OVER"
+        ok &= ratio < RSS_GOAL
+        threads = [n for when, n in samples.threads.get(role, []) if when >= warmup]
+        print(f"  {role:<28} {first / 2**20:6.1f} -> {last / 2**20:6.1f} MiB ({ratio:+.1%}; "
+              f"second half {second_half:+.1%}), threads {threads[0]} -> {threads[-1]}"
+              f"{flag}")  # fmt: skip
+
+    from chaosmesh_ext.mesh.logs import format_size
+
+    peak_logs = max((b for _, b in samples.logs_used), default=0)
+    peak_dir = max((b for _, b in samples.state_dir), default=0)
+    within = peak_logs <= samples.log_cap
+    ok &= within
+    print(f"disk: logs peak {format_size(peak_logs)} of the {format_size(samples.log_cap)} cap "
+          f"({samples.rotations} rotations){'' if within else '  <-- OVER'}; "
+          f"state directory peak {format_size(peak_dir)}")  # fmt: skip
+
+    # Minutes; a short run (development) is cut in quarters instead.
+    period = 60.0 if seconds >= 180 else seconds / 4
+    unit = "minute" if period == 60 else f"{period:.0f} s"
+    periods = per_period(changes.enforced, period)
+    waits = sorted(changes.after_return)
+    print(f"after an action returned, the new version answered within p50 "
+          f"{percentile(waits, 50) * 1000:.1f} ms, max {waits[-1] * 1000 if waits else 0:.1f} ms "
+          "(one request: the action returns once Envoy enforces the change)")  # fmt: skip
+    print("change -> enforced (shift_traffic through the API, to the first answer of the new "
+          f"version), per {unit}:")  # fmt: skip
+    for index, p50, p95, n in periods:
+        print(f"  {unit} {index + 1:>2}: p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  ({n} changes)")
+    if len(periods) >= 2:
+        first, last = periods[0], periods[-1]
+        drift = last[2] - first[2]
+        print(f"  first vs last {unit}: p50 {first[1]:.1f} -> {last[1]:.1f} ms, "
+              f"p95 {first[2]:.1f} -> {last[2]:.1f} ms")  # fmt: skip
+        # No drift: the last minute's p95 within 50 % (and 10 ms) of the first's.
+        drifted = drift > max(10.0, 0.5 * first[2])
+        ok &= not drifted
+        if drifted:
+            print("  <-- DRIFT")
+    envoy = status.get("envoy") or {}
+    print(f"Envoy restarts during the soak: {envoy.get('restarts', '?')}")
+    print("soak: " + ("all goals met" if ok else "GOALS MISSED"))
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--load-only"]:  # the load's own process (see load_in_child)
+        url, qps, seconds, t0, out = argv[1:6]
+        return _load_only(url, float(qps), float(seconds), float(t0), out)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
+    parser.add_argument("--minutes", type=float, default=10.0, help="duration (default 10)")
+    parser.add_argument("--qps", type=float, default=1000.0, help="load rate (default 1000)")
+    parser.add_argument("--keep", action="store_true", help="leave the mesh running after")
+    args = parser.parse_args(argv)
+    return soak(args.minutes, args.qps, args.keep)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
