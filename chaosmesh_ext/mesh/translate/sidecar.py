@@ -283,18 +283,27 @@ def _route_config(
     ctx = RouteContext(port, fqdn_ports, snapshot.domain, rules=rules)
     claimed: set[str] = set()
     hosts = []
+    # What every virtual host of this port reads besides its own VirtualServices, as one
+    # object standing for them (hashing the callers once per port, not once per host).
+    inputs = (port, tuple(callers), frozenset(keys), id(rules), id(fqdn_ports), snapshot.domain)
+    shared = memo.get(("sidecar vhost inputs", inputs), (rules, fqdn_ports), object)
     for service in services:
         fqdn = service.fqdn
         # Two Services with one short name in different namespaces: the first keeps it.
         domains = [d for d in domains_for(fqdn, port) if d not in claimed]
         claimed.update(domains)
+        candidates = mesh_vs.covering(fqdn)
         hosts.append(
-            {
-                "name": f"{fqdn}:{port}",
-                "domains": domains,
-                "routes": host_routes(fqdn, port, ctx, snapshot, callers, keys, mesh_vs, memo),
-                "include_request_attempt_count": True,
-            }
+            memo.get(
+                ("sidecar vhost", fqdn, tuple(domains), tuple(map(id, candidates)), id(shared)),
+                (tuple(candidates), shared),
+                lambda fqdn=fqdn, domains=domains: {  # type: ignore[misc]
+                    "name": f"{fqdn}:{port}",
+                    "domains": domains,
+                    "routes": host_routes(fqdn, port, ctx, snapshot, callers, keys, mesh_vs, memo),
+                    "include_request_attempt_count": True,
+                },
+            )
         )
     return {
         "@type": ROUTE_TYPE,
