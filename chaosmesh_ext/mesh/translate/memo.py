@@ -32,8 +32,9 @@ class Memo:
     VirtualServices) remembers their keys, so while it is reused they are kept as well: when
     it must be recomputed one day, its parts are still there to be reused. What the last
     translation used, and what that was made from, is all that is kept when ``done()`` finds
-    the memo has grown to twice that since it last looked (then a translation pays for the
-    look, not every translation).
+    the memo has grown by ``_SLACK`` entries since it last looked (then one translation in
+    tens pays for the look, not every translation). Some entries pin a whole snapshot's
+    lists: a looser bound let a thousand changes keep ~150 MB.
     """
 
     def __init__(self) -> None:
@@ -66,7 +67,7 @@ class Memo:
 
     def done(self) -> None:
         """End of a translation: drop what it does not need, when that is worth a look."""
-        if len(self._entries) > 2 * self._live + _SLACK:
+        if len(self._entries) > self._live + _SLACK:
             keep: dict[Hashable, _Entry] = {}
             todo = list(self._used)
             while todo:
@@ -91,5 +92,6 @@ class Memo:
 
 
 _Entry = tuple[Any, object, tuple[Hashable, ...]]
-# Entries a memo may hold beyond twice what it needs before it looks (a small mesh never does).
-_SLACK = 1000
+# Entries a memo may hold beyond what it needs before it looks: a change of one VirtualService
+# adds about six, so about every forty changes (a look costs a few ms).
+_SLACK = 256
