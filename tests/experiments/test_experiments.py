@@ -87,6 +87,9 @@ def _live(kubeconfig: str, ns: str, kind: str, name: str) -> dict[str, Any]:
         api.close()
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
 def assert_objects_as_manifests(kubeconfig: str) -> None:
     """Every Istio object has exactly its manifest's spec, labels and annotations (none of ours
     left behind), compared as canonical JSON text: 90 is not 90.0, absent is not empty."""
@@ -95,8 +98,13 @@ def assert_objects_as_manifests(kubeconfig: str) -> None:
         live = _live(kubeconfig, ns, doc["kind"], name)
         where = f"{doc['kind']} {ns}/{name}"
         assert canonical(live["spec"]) == canonical(doc["spec"]), f"{where}: spec differs"
-        for field in ("labels", "annotations"):
-            got, manifest = live["metadata"].get(field), doc["metadata"].get(field)
+        annotations = dict(live["metadata"].get("annotations") or {})
+        # `mesh up -f` applies as `kubectl apply` does: the object carries what was applied.
+        applied = json.loads(annotations.pop(LAST_APPLIED))
+        assert canonical(applied["spec"]) == canonical(doc["spec"]), f"{where}: last-applied"
+        got_fields = {"labels": live["metadata"].get("labels"), "annotations": annotations or None}
+        for field, got in got_fields.items():
+            manifest = doc["metadata"].get(field)
             assert canonical(got) == canonical(manifest), f"{where}: {field} {got} != {manifest}"
 
 
