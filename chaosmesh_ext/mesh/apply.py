@@ -47,7 +47,7 @@ from .pods.runtime import Launcher
 from .ports import PortReservations
 from .readiness import Replica, wait_all_ready
 from .state import start_time
-from .translate import Endpoint, MeshSnapshot, translate
+from .translate import Endpoint, Memo, MeshSnapshot, translate
 from .translate.gateways import needs_fallback_certificate
 from .views import Key, key_of
 from .workloads.kinds import COMMAND_KIND
@@ -114,6 +114,10 @@ class Applier:
         self.secrets: dict[Key, dict[str, Any]] = {}
         self.fallback_certificate: tuple[str, str] | None = None
         self.translation_warnings: list[str] = []  # what translating the served state said
+        # What the translation of the served state computed, reused by the next one for the
+        # objects a write leaves as they were: a change costs what it touches.
+        self.memo = Memo()
+        self._last_described: tuple[Any, ...] | None = None  # what on_served last showed
         # Replicas started but not yet committed (waiting to accept): recorded in mesh.json
         # too, so `mesh down` finds them even if the daemon is killed meanwhile.
         self.starting: list[Replica] = []
@@ -157,6 +161,16 @@ class Applier:
     def served_gateways(self) -> list[dict[str, Any]]:
         """The Gateways Envoy serves now (a write the store is still pushing is not one yet)."""
         return self.served.get("gateways", [])
+
+    def _described(self) -> tuple[Any, ...]:
+        """What mesh.json shows of the served state (``push`` rewrites it when this changes)."""
+        return (
+            self.served.get("gateways"),
+            tuple(self.translation_warnings),
+            tuple(self.listener_ports.items()),
+            tuple(self.services),
+            views.endpoint_records(self.all_replicas()),
+        )
 
     def listeners(self) -> dict[str, int]:
         """Listener name -> local port, as ``mesh.json`` and the translator spell them."""
@@ -217,7 +231,7 @@ class Applier:
         file the change needs is written aside first (xDS files, the sidecars' table).
         """
         try:
-            envoy_resources = translate(self._snapshot(istio))
+            envoy_resources = translate(self._snapshot(istio), self.memo)
         except (ValueError, KeyError, TypeError) as exc:
             raise ApplyRejected(f"translation failed: {exc}") from None
         except OSError as exc:  # a gateway's fallback certificate could not be written
@@ -236,12 +250,18 @@ class Applier:
             if outbound.has("outbound"):
                 outbound.commit("outbound")
                 self._outbound_written = self.outbound()
+            warnings = [str(w) for w in envoy_resources.warnings]
             self.served = istio
-            self.translation_warnings = [str(w) for w in envoy_resources.warnings]
+            self.translation_warnings = warnings
             for warning in envoy_resources.warnings:
                 warn(warning.text, warning.about)  # a `Warning:` header if a request is served
-            # A Gateway created or deleted with kubectl changes the URLs mesh.json lists.
-            self.on_served()
+            # mesh.json lists the Gateways' URLs, the listeners, the endpoints and these
+            # warnings: rewritten when one of them changed (a Gateway created or deleted with
+            # kubectl, a replica started), not on every change of a route.
+            described = self._described()
+            if described != self._last_described:
+                self._last_described = described
+                self.on_served()
             return version
         except EnvoyRejected as exc:
             raise ApplyRejected(exc.reason) from None
@@ -372,12 +392,13 @@ class Applier:
                 changed = [d for d in deployments if self.deployments.get(key_of(d)) != d]
                 # Listener ports first: new workloads learn every outbound listener from env,
                 # and from the file, written before any of them starts.
-                self._reserve_listener_ports(self.store.all_istio())
+                self._reserve_listener_ports(self.store.istio_state())
                 self._write_outbound()
                 for deployment in changed:
                     fresh[key_of(deployment)] = self.start_replicas(deployment)
-                    self.starting = [r for reps in fresh.values() for r in reps]
-                    self.on_change()
+                    if fresh[key_of(deployment)]:  # a Deployment scaled to zero starts nothing
+                        self.starting = [r for reps in fresh.values() for r in reps]
+                        self.on_change()
                 wait_all_ready(self.starting, WORKLOAD_READY_TIMEOUT, cancel=self.cancel)
                 for deployment in changed:
                     key = key_of(deployment)
@@ -392,7 +413,7 @@ class Applier:
                     self.store.load_istio(istio, self.namespace)
                 elif self.envoy_started:
                     # On a refusal Envoy keeps serving the last good configuration.
-                    self.push(self.store.all_istio())
+                    self.push(self.store.istio_state())
             except BaseException:
                 self.services, self.deployments, self.replicas = saved
                 self.ports.release(
@@ -427,7 +448,7 @@ class Applier:
         with self.store.writing():
             namespaces = {self.namespace, "default"}
             namespaces |= {ns for ns, _ in self.services} | {ns for ns, _ in self.deployments}
-            for items in self.store.all_istio().values():
+            for items in self.store.istio_state().values():
                 namespaces |= {o["metadata"].get("namespace", "default") for o in items}
             self.store.set_readonly(resources.NAMESPACES, views.namespace_objects(namespaces))
             self.store.set_readonly(

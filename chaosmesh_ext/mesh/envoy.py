@@ -46,6 +46,13 @@ FLUSH_INTERVAL_MS = 50
 WATCH_INTERVAL = 0.5  # the watchdog wakes at once on a death; this only bounds a stop
 _REJECTION_COUNTERS = (".update_rejected", ".update_failure")
 _POLL = 0.0005  # between stats reads while waiting for a push: a rename lands in ~0.5 ms
+# Versions are text readouts, a handful of stats: reading them is cheap whatever the size of
+# the configuration. The rejection counters are found among every counter (tens of thousands
+# with hundreds of clusters), so they are read only while a version is late: first after
+# this long, then at this interval.
+_REJECTION_CHECK_S = 0.02
+_VERSIONS_PATH = "/stats?format=json&type=TextReadouts"
+_COUNTERS_PATH = "/stats?format=json&type=Counters&filter=update_%28rejected%7Cfailure%29%24"
 
 
 def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -553,6 +560,9 @@ class EnvoyProcess:
         keys = {"cds": version, "lds": version} | {f"rds:{r['name']}": version for r in res.routes}
         self._wait_versions(keys, _stat_names(res), timeout, before)
         self._wait_listeners([x["name"] for x in res.listeners], deadline)
+        if not before:
+            # A fresh Envoy, waited on with no baseline: the next push reads the counters.
+            self._counters = None
 
     def _step(
         self, write: Any, expected: dict[str, str], deadline: float, stats: dict[str, str]
@@ -574,13 +584,14 @@ class EnvoyProcess:
         name = key.removeprefix("rds:")
         return f"http.{stats[name]}.rds.{name}"
 
-    def _read_stats(self) -> dict[str, Any]:
+    def _read_stats(self, path: str) -> dict[str, Any]:
         assert self._admin is not None
-        body = self._admin.get_json("/stats?format=json&filter=%5C.(cds%7Clds%7Crds)%5C.")
+        body = self._admin.get_json(path)
         return {s["name"]: s.get("value") for s in body.get("stats", []) if "name" in s}
 
     def _config_counters(self, stats: dict[str, str]) -> dict[str, int]:
-        values = self._read_stats()
+        """Every xDS source's rejection counters now (``update_rejected``/``_failure``)."""
+        values = self._read_stats(_COUNTERS_PATH)
         return {
             name: int(value) for name, value in values.items() if name.endswith(_REJECTION_COUNTERS)
         }
@@ -594,17 +605,21 @@ class EnvoyProcess:
     ) -> None:
         """Poll Envoy's stats until each xDS source reports its expected version_text."""
         want = {self._stat_key(k, stats) + ".version_text": v for k, v in expected.items()}
-        deadline = time.monotonic() + max(timeout, 0.0)
+        started = time.monotonic()
+        deadline = started + max(timeout, 0.0)
+        next_check = started + _REJECTION_CHECK_S
         while True:
-            values = self._read_stats()
+            values = self._read_stats(_VERSIONS_PATH)
             if all(values.get(name) == v for name, v in want.items()):
-                self._counters = {
-                    n: int(v) for n, v in values.items() if n.endswith(_REJECTION_COUNTERS)
-                }
+                # An accepted version moved no rejection counter: ``before`` still holds.
+                self._counters = dict(before)
                 return
-            for name, value in values.items():
-                if name.endswith(_REJECTION_COUNTERS) and int(value) > before.get(name, 0):
-                    raise EnvoyRejected(self._rejection_reason(name))
+            now = time.monotonic()
+            if now >= next_check or now > deadline:
+                for name, value in self._config_counters(stats).items():
+                    if value > before.get(name, 0):
+                        raise EnvoyRejected(self._rejection_reason(name))
+                next_check = time.monotonic() + _REJECTION_CHECK_S
             if self._proc is None or self._proc.poll() is not None:
                 raise EnvoyError(f"Envoy exited while applying a configuration: {self._log_tail()}")
             if time.monotonic() > deadline:

@@ -90,7 +90,9 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
 def _documents(text: str, name: str) -> list[tuple[int, int, Any]]:
     """(document number, start line, parsed) for each non-empty document."""
     out: list[tuple[int, int, Any]] = []
-    loader = yaml.SafeLoader(text)
+    # libyaml's loader when present: the same nodes and line marks, ten times faster (a
+    # configuration of a thousand objects loads in well under a second).
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     number = 0
     try:
         while loader.check_node():

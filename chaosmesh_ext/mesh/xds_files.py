@@ -95,6 +95,47 @@ def _document(version: str, resources: list[JSON]) -> str:
     return json.dumps({"version_info": version, "resources": resources}, sort_keys=True)
 
 
+class _Texts:
+    """The JSON text of the objects in the last document of one file, by identity.
+
+    The translator hands back the very same objects for what a change left alone (its memo),
+    so a thousand unchanged clusters or virtual hosts are not serialised again. Each object is
+    held with its text, so no other object can take its identity while it is remembered; only
+    the last document's objects are.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[object, str]] = {}
+        self._now: dict[int, tuple[object, str]] = {}
+
+    def text(self, obj: JSON) -> str:
+        found = self._last.get(id(obj))
+        if found is None or found[0] is not obj:
+            found = (obj, json.dumps(obj, sort_keys=True))
+        self._now[id(obj)] = found
+        return found[1]
+
+    def done(self) -> None:
+        self._last, self._now = self._now, {}
+
+
+def _joined(version: str, texts: list[str]) -> str:
+    """``_document`` from the resources' texts: the same bytes (keys sorted: "resources"
+    before "version_info", json.dumps' default separators)."""
+    return f'{{"resources": [{", ".join(texts)}], "version_info": {json.dumps(version)}}}'
+
+
+def _route_text(route: JSON, hosts: _Texts) -> str:
+    """``json.dumps(route, sort_keys=True)``, each virtual host's text reused while it is the
+    same object ("virtual_hosts" sorts after every other key of a route configuration)."""
+    vhosts = route.get("virtual_hosts")
+    if not isinstance(vhosts, list) or max(route) != "virtual_hosts":
+        return json.dumps(route, sort_keys=True)
+    head = json.dumps({k: v for k, v in route.items() if k != "virtual_hosts"}, sort_keys=True)
+    listed = f'"virtual_hosts": [{", ".join(hosts.text(h) for h in vhosts)}]}}'
+    return f"{head[:-1]}, {listed}" if len(route) > 1 else f"{{{listed}"
+
+
 class XdsFiles:
     """The xDS directory tree of one Envoy."""
 
@@ -103,6 +144,8 @@ class XdsFiles:
         self.cds_path = self.root / "cds" / "cds.json"
         self.lds_path = self.root / "lds" / "lds.json"
         self.rds_root = self.root / "rds"
+        self._clusters = _Texts()
+        self._vhosts: dict[str, _Texts] = {}  # by route configuration name
 
     def rds_path(self, name: str) -> Path:
         if not name or "/" in name or name in (".", ".."):
@@ -120,13 +163,18 @@ class XdsFiles:
         return out
 
     def cds_document(self, clusters: list[JSON], version: str) -> str:
-        return _document(version, clusters)
+        texts = [self._clusters.text(c) for c in clusters]
+        self._clusters.done()
+        return _joined(version, texts)
 
     def lds_document(self, listeners: list[JSON], version: str) -> str:
         return _document(version, [self.bind_rds(x) for x in listeners])
 
     def rds_document(self, route: JSON, version: str) -> str:
-        return _document(version, [route])
+        hosts = self._vhosts.setdefault(str(route.get("name")), _Texts())
+        text = _route_text(route, hosts)
+        hosts.done()
+        return _joined(version, [text])
 
     def write_cds(self, clusters: list[JSON], version: str) -> None:
         atomic_write(self.cds_path, self.cds_document(clusters, version))
@@ -145,6 +193,7 @@ class XdsFiles:
         a listener re-added with the same route name meanwhile shares that subscription. If
         the directory were deleted, the shared subscription would never see the new file.
         """
+        self._vhosts.pop(name, None)
         with contextlib.suppress(FileNotFoundError):
             self.rds_path(name).unlink()
 

@@ -370,9 +370,23 @@ class Store:
         return self._render(rt, obj, version)
 
     def all_istio(self) -> dict[str, list[dict[str, Any]]]:
+        """Every Istio object by plural, copies the caller may change."""
         with self._data_lock:
             return {
                 rt.plural: [copy.deepcopy(o) for _, o in sorted(self._objects[rt.key].items())]
+                for rt in resources.ISTIO_TYPES
+            }
+
+    def istio_state(self) -> dict[str, list[dict[str, Any]]]:
+        """Every Istio object by plural, the stored objects themselves: read-only.
+
+        What the apply hook is given. No copy: a write replaces an object, never edits a
+        stored one, so the hook can tell an unchanged object by its identity (the
+        translator reuses what it computed from it) and a write costs what it changes.
+        """
+        with self._data_lock:
+            return {
+                rt.plural: [o for _, o in sorted(self._objects[rt.key].items())]
                 for rt in resources.ISTIO_TYPES
             }
 
@@ -626,24 +640,23 @@ class Store:
             self._check_name(rt, obj["metadata"].get("name") or "")
             staged.append((rt, self._key(rt, ns, obj["metadata"]["name"]), obj))
         with self._write_lock:
-            candidate = self.all_istio()
+            candidate = self.istio_state()
             now = _now()
+            # Where each object is in its list, to replace it in place.
+            position = {
+                (rt.plural, self._key(rt, meta.get("namespace", ""), meta["name"])): i
+                for rt in resources.ISTIO_TYPES
+                for i, meta in enumerate(o["metadata"] for o in candidate[rt.plural])
+            }
             for rt, key, obj in staged:
                 items = candidate[rt.plural]
-                current = next(
-                    (
-                        o
-                        for o in items
-                        if self._key(rt, o["metadata"].get("namespace", ""), o["metadata"]["name"])
-                        == key
-                    ),
-                    None,
-                )
-                _stamp(obj, current, now)
-                if current is None:
+                at = position.get((rt.plural, key))
+                _stamp(obj, None if at is None else items[at], now)
+                if at is None:
+                    position[(rt.plural, key)] = len(items)
                     items.append(obj)
                 else:
-                    items[items.index(current)] = obj
+                    items[at] = obj
             version = self._apply_candidate(candidate)
             out = []
             with self._data_lock:
@@ -815,14 +828,16 @@ class Store:
         """Run the apply hook on the state the store would have after this write."""
         if self._apply is None:
             return ""
-        candidate = self.all_istio()
+        candidate = self.istio_state()
         items = [
             o
             for o in candidate[rt.plural]
             if self._key(rt, o["metadata"].get("namespace", ""), o["metadata"]["name"]) != key
         ]
         if obj is not None:
-            items.append(copy.deepcopy(obj))
+            # The object about to be stored (nobody else holds it): only its resourceVersion
+            # is set after the push, which no translation reads.
+            items.append(obj)
         candidate[rt.plural] = items
         return self._apply_candidate(candidate, rt, key[1])
 

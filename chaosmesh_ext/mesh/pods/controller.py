@@ -396,7 +396,9 @@ class PodController:
         if now == self._endpoints or not self.applier.envoy_started:
             return
         try:
-            self.applier.push(self.store.all_istio())
+            # The stored objects themselves (read-only), as every write pushes them: copies
+            # would make the translator redo everything, for this push and the next write.
+            self.applier.push(self.store.istio_state())
         except (ApplyRejected, ApiError) as exc:
             _say(f"endpoints not pushed (retrying): {exc}")
             return

@@ -5,22 +5,27 @@ in the same order, so the Envoy adapter can skip pushes that change nothing. One
 Istio field group, as in istiod: ``clusters`` (DestinationRule), ``routes`` with ``matches``,
 ``headers``, ``retries``, ``faults``, ``cors``, ``mirrors`` (VirtualService http), ``sidecar``
 and ``gateways`` (route configurations), ``listeners`` / ``access_log`` (listeners and their
-HTTP connection manager); ``names`` and ``context`` hold what they share.
+HTTP connection manager); ``names`` and ``context`` hold what they share. ``facts`` reads
+each VirtualService and Service once; ``memo`` lets a translation reuse what the previous one
+computed from the objects a change left as they were.
 """
 
 from __future__ import annotations
 
-from .clusters import build_clusters, destination_rules_by_host, service_fqdn, service_ports
+from .clusters import build_clusters, destination_rules_by_host
+from .facts import snapshot_facts
 from .gateways import build_gateways
 from .listeners import build_listener
+from .memo import Memo
 from .model import Endpoint, EnvoyResources, MeshSnapshot, TranslationWarning
 from .names import ListenerName, cluster_name
-from .sidecar import outbound_route_configs
+from .sidecar import headers_to_strip, label_keys, outbound_route_configs
 
 __all__ = [
     "Endpoint",
     "EnvoyResources",
     "ListenerName",
+    "Memo",
     "MeshSnapshot",
     "TranslationWarning",
     "cluster_name",
@@ -28,18 +33,37 @@ __all__ = [
 ]
 
 
-def translate(snapshot: MeshSnapshot) -> EnvoyResources:
+def translate(snapshot: MeshSnapshot, memo: Memo | None = None) -> EnvoyResources:
     """istiod's output for one Envoy that is every sidecar and the ingress gateway at once.
 
     ``EnvoyResources.warnings`` says what the user should hear about (DestinationRules merged
     or not applied, HTTPS servers without their Secret...); it is not sent to Envoy.
+
+    ``memo`` carries results from one translation to the next (``memo.Memo``): what the
+    previous snapshot's objects gave is reused for the same objects, so a change costs what it
+    touches. The result is the same as without it.
     """
+    memo = memo if memo is not None else Memo()
+    try:
+        resources = _translate(snapshot, memo)
+    except BaseException:
+        memo.abandon()
+        raise
+    memo.done()
+    return resources
+
+
+def _translate(snapshot: MeshSnapshot, memo: Memo) -> EnvoyResources:
     notes: list[TranslationWarning] = []
-    fqdn_ports = {service_fqdn(s, snapshot.domain): service_ports(s) for s in snapshot.services}
-    rules = destination_rules_by_host(snapshot, notes)
-    clusters = build_clusters(snapshot, rules)
-    sidecar_routes = outbound_route_configs(snapshot, rules)
-    gateway_routes, gateway_listeners = build_gateways(snapshot, fqdn_ports, rules, notes)
+    fqdn_ports = snapshot_facts(snapshot, memo).fqdn_ports
+    rules = destination_rules_by_host(snapshot, notes, memo)
+    clusters = build_clusters(snapshot, rules, memo)
+    keys = label_keys(snapshot, memo)
+    sidecar_routes = outbound_route_configs(snapshot, rules, memo, keys)
+    strip = headers_to_strip(snapshot, memo, keys)
+    gateway_routes, gateway_listeners = build_gateways(
+        snapshot, fqdn_ports, rules, notes, memo, strip
+    )
     listeners = []
     for config in sidecar_routes:
         listener = ListenerName.outbound(int(config["name"]))

@@ -7,8 +7,11 @@ Envoy's: unlimited circuit breakers, 10 s connect timeout, LEAST_REQUEST.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from .facts import service_facts, service_ports
+from .memo import Memo
 from .model import CLUSTER_TYPE, JSON, Endpoint, MeshSnapshot, TranslationWarning
 from .names import (
     MAX_UINT32,
@@ -39,15 +42,6 @@ _PORT_BLOCKS = ("connectionPool", "loadBalancer", "outlierDetection", "tls")
 # MergeTrafficPolicy: the four blocks above are replaced whole by a subset's (all four when the
 # subset has a port-level policy for the port); these only when the subset sets them.
 _SUBSET_ONLY_IF_SET = ("tunnel", "proxyProtocol", "retryBudget")
-
-
-def service_fqdn(service: JSON, domain: str) -> str:
-    return f"{name_of(service)}.{namespace_of(service)}.svc.{domain}"
-
-
-def service_ports(service: JSON) -> list[int]:
-    ports = (service.get("spec") or {}).get("ports") or []
-    return sorted({int(p["port"]) for p in ports if "port" in p})
 
 
 def _rule_warning(rule: JSON, field: str, message: str) -> TranslationWarning:
@@ -99,31 +93,78 @@ def merge_destination_rules(rules: list[JSON], host: str) -> tuple[JSON, list[Tr
     return {**first, "spec": spec}, notes
 
 
+class Rules(dict[str, JSON]):
+    """The merged DestinationRule of each resolved host (``destination_rules_by_host``), with
+    the lookup by Service host (``destination_rule_for``) remembered: every cluster and every
+    route destination asks, and wildcard hosts would otherwise be scanned each time."""
+
+    def __init__(self, rules: dict[str, JSON]) -> None:
+        super().__init__(rules)
+        self._wildcards = [h for h in rules if h.startswith("*")]
+        self._found: dict[str, JSON | None] = {}
+
+    def for_host(self, fqdn: str) -> JSON | None:
+        try:
+            return self._found[fqdn]
+        except KeyError:
+            pass
+        rule = self.get(fqdn)
+        if rule is None:
+            wildcards = [h for h in self._wildcards if host_matches(h, fqdn)]
+            rule = self[max(wildcards, key=len)] if wildcards else None
+        self._found[fqdn] = rule
+        return rule
+
+
 def destination_rules_by_host(
-    snapshot: MeshSnapshot, notes: list[TranslationWarning] | None = None
-) -> dict[str, JSON]:
+    snapshot: MeshSnapshot,
+    notes: list[TranslationWarning] | None = None,
+    memo: Memo | None = None,
+) -> Rules:
     """One (merged) DestinationRule per resolved host.
 
     Rules of one host in one namespace are merged as istiod does. istiod picks the rules of
     the caller's namespace, else of the Service's; one Envoy plays every caller here, so the
     Service's namespace wins (else the oldest namespace) and rules in other namespaces are
     reported when a workload there would see them on a cluster.
+
+    With a ``memo``, the result is the same object while the DestinationRules (and the
+    namespaces with callers) are the same, and a host's merge is reused while its rules are.
     """
+    memo = memo if memo is not None else Memo()
+    rules = snapshot.destination_rules
+    callers = frozenset(e.namespace for e in snapshot.endpoints)
+    chosen, found = memo.get(
+        ("rules", tuple(map(id, rules)), callers, snapshot.domain),
+        tuple(rules),
+        lambda: _rules_by_host(snapshot, callers, memo),
+    )
+    if notes is not None:
+        notes.extend(found)
+    return chosen
+
+
+def _rules_by_host(
+    snapshot: MeshSnapshot, callers: frozenset[str], memo: Memo
+) -> tuple[Rules, list[TranslationWarning]]:
+    notes: list[TranslationWarning] = []
     grouped: dict[str, dict[str, list[JSON]]] = {}
-    for rule in sorted(snapshot.destination_rules, key=creation_key):
+    for rule in sorted(snapshot.destination_rules, key=lambda r: memo.of(r, "age", creation_key)):
         spec = rule.get("spec") or {}
         host = resolve_host(str(spec.get("host") or ""), namespace_of(rule), snapshot.domain)
         grouped.setdefault(host, {}).setdefault(namespace_of(rule), []).append(rule)
-    callers = {e.namespace for e in snapshot.endpoints}
     chosen: dict[str, JSON] = {}
     for host, by_namespace in grouped.items():
         parts = host.split(".")
         home = parts[1] if len(parts) > 2 and parts[2] == "svc" else None
         pick = home if home in by_namespace else next(iter(by_namespace))
-        merged, merge_notes = merge_destination_rules(by_namespace[pick], host)
+        group = by_namespace[pick]
+        merged, merge_notes = memo.get(
+            ("merged rule", host, tuple(map(id, group))),
+            tuple(group),
+            lambda group=group, host=host: merge_destination_rules(group, host),  # type: ignore[misc]
+        )
         chosen[host] = merged
-        if notes is None:
-            continue
         notes.extend(merge_notes)
         for ns, rules in by_namespace.items():
             if ns != pick and ns in callers:
@@ -136,11 +177,13 @@ def destination_rules_by_host(
                         f"uses DestinationRule {namespace_of(merged)}/{name_of(merged)}",
                     )
                 )
-    return chosen
+    return Rules(chosen), notes
 
 
 def destination_rule_for(fqdn: str, rules: dict[str, JSON]) -> JSON | None:
     """An exact host first, else the most specific wildcard host (``*.ns.svc...``, ``*``)."""
+    if isinstance(rules, Rules):
+        return rules.for_host(fqdn)
     if fqdn in rules:
         return rules[fqdn]
     wildcards = [h for h in rules if h.startswith("*") and host_matches(h, fqdn)]
@@ -411,13 +454,14 @@ def build_cluster(name: str, policy: JSON, endpoints: list[Endpoint], where: str
 
 
 def endpoints_for(
-    service: JSON, snapshot: MeshSnapshot, subset_labels: dict[str, str] | None = None
+    service: JSON, endpoints: Iterable[Endpoint], subset_labels: dict[str, str] | None = None
 ) -> list[Endpoint]:
+    """The endpoints a Service selects (and a subset's labels, when given), in a fixed order."""
     selector = (service.get("spec") or {}).get("selector") or {}
     ns = namespace_of(service)
     chosen = [
         e
-        for e in snapshot.endpoints
+        for e in endpoints
         if e.namespace == ns
         and labels_match(selector, dict(e.labels))
         and (not subset_labels or all(e.labels.get(k) == v for k, v in subset_labels.items()))
@@ -425,42 +469,100 @@ def endpoints_for(
     return sorted(chosen, key=lambda e: (e.pod, e.address, e.port))
 
 
-def build_clusters(snapshot: MeshSnapshot, rules: dict[str, JSON] | None = None) -> list[JSON]:
-    """Every outbound cluster, sorted by name (``rules``: ``destination_rules_by_host``)."""
+_NO_ENDPOINTS: list[Endpoint] = []  # one object: the key of a namespace without replicas
+
+
+def _endpoint_key(endpoint: Endpoint) -> tuple[Any, ...]:
+    return (
+        endpoint.pod,
+        endpoint.namespace,
+        tuple(sorted(endpoint.labels.items())),
+        endpoint.address,
+        endpoint.port,
+    )
+
+
+def build_clusters(
+    snapshot: MeshSnapshot, rules: dict[str, JSON] | None = None, memo: Memo | None = None
+) -> list[JSON]:
+    """Every outbound cluster, sorted by name (``rules``: ``destination_rules_by_host``).
+
+    A Service's clusters are reused (``memo``) while the Service and its DestinationRule are
+    the same objects and the endpoints of its namespace are the same.
+    """
+    memo = memo if memo is not None else Memo()
     if rules is None:
-        rules = destination_rules_by_host(snapshot)
+        rules = destination_rules_by_host(snapshot, memo=memo)
+    by_namespace: dict[str, list[Endpoint]] = {}
+    for endpoint in snapshot.endpoints:
+        by_namespace.setdefault(endpoint.namespace, []).append(endpoint)
+    # The endpoints of a namespace as one object while they are the same, compared once per
+    # namespace, not per Service.
+    endpoint_sets = {
+        ns: memo.get(("endpoints", tuple(map(_endpoint_key, group))), None, lambda g=group: g)  # type: ignore[misc]
+        for ns, group in by_namespace.items()
+    }
+    services = snapshot.services
+    whole = (
+        "all clusters", tuple(map(id, services)), id(rules), snapshot.domain,
+        tuple((ns, id(group)) for ns, group in endpoint_sets.items()),
+    )  # fmt: skip
+    return memo.get(
+        whole,
+        (tuple(services), rules, tuple(endpoint_sets.values())),
+        lambda: _all_clusters(snapshot, rules, endpoint_sets, memo),
+    )
+
+
+def _all_clusters(
+    snapshot: MeshSnapshot,
+    rules: dict[str, JSON],
+    endpoint_sets: dict[str, list[Endpoint]],
+    memo: Memo,
+) -> list[JSON]:
     clusters: list[JSON] = []
     for service in snapshot.services:
-        fqdn = service_fqdn(service, snapshot.domain)
+        fqdn = service_facts(service, snapshot.domain, memo).fqdn
         rule = destination_rule_for(fqdn, rules)
-        spec = (rule or {}).get("spec") or {}
-        where = f"DestinationRule {namespace_of(rule)}/{name_of(rule)}: spec" if rule else ""
-        try:
-            clusters += _service_clusters(service, fqdn, spec, where, snapshot)
-        except TranslationError:
-            raise
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            what = where or f"Service {namespace_of(service)}/{name_of(service)}: spec"
-            raise TranslationError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        endpoints = endpoint_sets.get(namespace_of(service), _NO_ENDPOINTS)
+        clusters += memo.get(
+            ("clusters", id(service), id(rule), id(endpoints), snapshot.domain),
+            (service, rule, endpoints),
+            lambda s=service, f=fqdn, r=rule, e=endpoints: _checked_service_clusters(s, f, r, e),  # type: ignore[misc]
+        )
     clusters.sort(key=lambda c: c["name"])
     return clusters
 
 
+def _checked_service_clusters(
+    service: JSON, fqdn: str, rule: JSON | None, endpoints: list[Endpoint]
+) -> list[JSON]:
+    spec = (rule or {}).get("spec") or {}
+    where = f"DestinationRule {namespace_of(rule)}/{name_of(rule)}: spec" if rule else ""
+    try:
+        return _service_clusters(service, fqdn, spec, where, endpoints)
+    except TranslationError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        what = where or f"Service {namespace_of(service)}/{name_of(service)}: spec"
+        raise TranslationError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
 def _service_clusters(
-    service: JSON, fqdn: str, spec: JSON, where: str, snapshot: MeshSnapshot
+    service: JSON, fqdn: str, spec: JSON, where: str, endpoints: list[Endpoint]
 ) -> list[JSON]:
     clusters: list[JSON] = []
     for port in service_ports(service):
         name = cluster_name(port, "", fqdn)
         policy = effective_policy(spec, port, None)
         clusters.append(
-            build_cluster(name, policy, endpoints_for(service, snapshot), f"{where}.trafficPolicy")
+            build_cluster(name, policy, endpoints_for(service, endpoints), f"{where}.trafficPolicy")
         )
         for index, subset in enumerate(spec.get("subsets") or []):
             subset_name = str(subset.get("name") or "")
             sub_name = cluster_name(port, subset_name, fqdn)
             sub_policy = effective_policy(spec, port, subset)
-            members = endpoints_for(service, snapshot, dict(subset.get("labels") or {}))
+            members = endpoints_for(service, endpoints, dict(subset.get("labels") or {}))
             clusters.append(
                 build_cluster(
                     sub_name, sub_policy, members, f"{where}.subsets[{index}].trafficPolicy"

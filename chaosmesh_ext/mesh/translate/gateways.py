@@ -21,7 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .context import RouteContext
+from .facts import gateway_names, resolved_hosts, snapshot_facts
 from .listeners import build_listener, build_tls_listener
+from .matches import is_catch_all
+from .memo import Memo
 from .model import JSON, ROUTE_TYPE, MeshSnapshot, TranslationWarning
 from .names import (
     ListenerName,
@@ -29,10 +32,9 @@ from .names import (
     hosts_intersect,
     name_of,
     namespace_of,
-    resolve_gateway_name,
 )
-from .routes import routes_for_virtual_service, sort_vhost_routes
-from .sidecar import headers_to_strip, resolved_hosts
+from .routes import routes_key, sort_vhost_routes, virtual_service_routes
+from .sidecar import headers_to_strip
 
 HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"}
 # istiod's DefaultMaxDirectResponseBodySizeBytes (Envoy alone allows 4 KiB).
@@ -167,9 +169,36 @@ def served_servers(
 
 def bound_to(vs: JSON, gateway_name: str) -> bool:
     """Does ``spec.gateways`` name this Gateway (any of istiod's spellings)?"""
-    ns = namespace_of(vs)
-    refs = (vs.get("spec") or {}).get("gateways") or []
-    return any(resolve_gateway_name(str(ref), ns) == gateway_name for ref in refs)
+    return gateway_name in gateway_names(vs)
+
+
+Bound = dict[str, list[JSON]]
+
+
+def bound_virtual_services(snapshot: MeshSnapshot, memo: Memo) -> Bound:
+    """Gateway ``ns/name`` -> the VirtualServices bound to it, oldest first."""
+    bound: Bound = {}
+    for fact in snapshot_facts(snapshot, memo).by_age:
+        for gateway in fact.gateways:
+            bound.setdefault(gateway, []).append(fact.vs)
+    return bound
+
+
+def _server_context(
+    server: Server,
+    port: int,
+    snapshot: MeshSnapshot,
+    fqdn_ports: dict[str, list[int]],
+    rules: dict[str, JSON],
+) -> RouteContext:
+    return RouteContext(
+        port,
+        fqdn_ports,
+        snapshot.domain,
+        frozenset({server.gateway_name}),
+        rules,
+        is_tls=server.tls is not None,
+    )
 
 
 def route_config(
@@ -180,38 +209,104 @@ def route_config(
     fqdn_ports: dict[str, list[int]],
     rules: dict[str, JSON],
     strip: list[str],
+    bound: Bound | None = None,
+    memo: Memo | None = None,
 ) -> JSON:
-    """istiod's buildGatewayHTTPRouteConfig for the servers sharing one route name."""
-    vhosts: dict[str, JSON] = {}
-    cache: dict[tuple[str, int], list[JSON]] = {}
-    virtual_services = sorted(snapshot.virtual_services, key=creation_key)
+    """istiod's buildGatewayHTTPRouteConfig for the servers sharing one route name, reused
+    (``memo``) while its servers, their VirtualServices and what those read are the same."""
+    memo = memo if memo is not None else Memo()
+    if bound is None:
+        bound = bound_virtual_services(snapshot, memo)
+    # While the Services and DestinationRules are the same objects (the usual change: one
+    # VirtualService), the servers and their VirtualServices say it all.
+    served = [bound.get(server.gateway_name, []) for server in servers]
+    common = (name, port, snapshot.domain, tuple(strip))
+    coarse = (
+        "gateway route config", common, id(rules), id(fqdn_ports),
+        tuple(
+            (id(s.gateway), s.index, tuple(map(id, vs)))
+            for s, vs in zip(servers, served, strict=True)
+        ),
+    )  # fmt: skip
+    pins = (rules, fqdn_ports, tuple(s.gateway for s in servers), tuple(map(tuple, served)))
+    return memo.get(
+        coarse,
+        pins,
+        lambda: _reusing_routes(
+            name, port, servers, snapshot, fqdn_ports, rules, strip, bound, memo
+        ),
+    )
+
+
+def _reusing_routes(
+    name: str,
+    port: int,
+    servers: list[Server],
+    snapshot: MeshSnapshot,
+    fqdn_ports: dict[str, list[int]],
+    rules: dict[str, JSON],
+    strip: list[str],
+    bound: Bound,
+    memo: Memo,
+) -> JSON:
+    """The route configuration, reused while every input of every route it holds is the
+    same: a DestinationRule changed, the configurations that do not route to its host stay."""
+    parts = []
+    pins: list[object] = []
     for server in servers:
-        ctx = RouteContext(
-            port,
-            fqdn_ports,
-            snapshot.domain,
-            frozenset({server.gateway_name}),
-            rules,
-            is_tls=server.tls is not None,
-        )
+        ctx = _server_context(server, port, snapshot, fqdn_ports, rules)
+        keys = []
+        for vs in bound.get(server.gateway_name, ()):
+            found = routes_key(vs, ctx, memo)
+            if found is None:
+                return _route_config(
+                    name, port, servers, snapshot, fqdn_ports, rules, strip, bound, memo
+                )
+            keys.append(found[0])
+            pins.append(found[1])
+        parts.append((id(server.gateway), server.index, tuple(keys)))
+        pins.append(server.gateway)
+    key = ("gateway routes", name, port, snapshot.domain, tuple(strip), tuple(parts))
+    return memo.get(
+        key,
+        tuple(pins),
+        lambda: _route_config(name, port, servers, snapshot, fqdn_ports, rules, strip, bound, memo),
+    )
+
+
+def _route_config(
+    name: str,
+    port: int,
+    servers: list[Server],
+    snapshot: MeshSnapshot,
+    fqdn_ports: dict[str, list[int]],
+    rules: dict[str, JSON],
+    strip: list[str],
+    bound: Bound,
+    memo: Memo,
+) -> JSON:
+    vhosts: dict[str, JSON] = {}
+    # Per virtual host its routes as SortVHostRoutes orders them: catch-all routes last,
+    # each group in the order the VirtualServices were appended.
+    routes_of: dict[str, tuple[list[JSON], list[JSON]]] = {}
+    cache: dict[tuple[str, int], tuple[list[JSON], list[JSON]]] = {}
+    for server in servers:
+        ctx = _server_context(server, port, snapshot, fqdn_ports, rules)
         redirect = bool((server.tls or {}).get("httpsRedirect"))
-        for vs in virtual_services:
-            if not bound_to(vs, server.gateway_name):
-                continue
-            server_hosts = names_for_namespace(server.hosts, namespace_of(vs))
-            hosts: list[str] = []
-            for vs_host in resolved_hosts(vs, snapshot.domain):
-                for server_host in server_hosts:
-                    both = hosts_intersect(server_host, vs_host)
-                    if both is not None and both.lower() not in hosts:
-                        hosts.append(both.lower())
+        for vs in bound.get(server.gateway_name, ()):
+            hosts = memo.get(
+                ("gateway hosts", id(server.gateway), server.index, id(vs), snapshot.domain),
+                (server.gateway, vs),
+                lambda server=server, vs=vs: _vhost_names(server, vs, snapshot.domain),  # type: ignore[misc]
+            )
             if not hosts:
                 continue
             key = (server.gateway_name, id(vs))
             if key not in cache:
-                cache[key] = routes_for_virtual_service(vs, ctx)
-            routes = cache[key]
-            if not routes:
+                routes = virtual_service_routes(vs, ctx, memo)
+                cache[key] = memo.of(routes, "catch-all last", _split_catch_all)
+            plain, catch_all = cache[key]
+            if not plain and not catch_all:
                 continue  # BuildHTTPRoutesForVirtualService: "no routes matched"
             for host in hosts:
                 vhost = vhosts.get(host)
@@ -222,7 +317,9 @@ def route_config(
                         "routes": [],
                         "include_request_attempt_count": True,
                     }
-                vhost["routes"] = vhost["routes"] + routes
+                    routes_of[host] = ([], [])
+                routes_of[host][0].extend(plain)
+                routes_of[host][1].extend(catch_all)
                 if redirect:
                     vhost["require_tls"] = "ALL"
         if redirect:
@@ -239,9 +336,10 @@ def route_config(
                     }
     if vhosts:
         virtual_hosts = []
-        for vhost in vhosts.values():
+        for host, vhost in vhosts.items():
             if "routes" in vhost:
-                vhost["routes"] = sort_vhost_routes(vhost["routes"])
+                plain, catch_all = routes_of[host]
+                vhost["routes"] = plain + catch_all
             virtual_hosts.append(vhost)
         virtual_hosts.sort(key=lambda h: str(h["name"]))
     else:
@@ -351,14 +449,42 @@ def sni_hosts(server: Server) -> list[str]:
     return [] if "*" in hosts else hosts
 
 
+def _vhost_names(server: Server, vs: JSON, domain: str) -> list[str]:
+    """The virtual hosts a bound VirtualService gets on a server: the intersections of their
+    hosts, lower-cased, in order, once each."""
+    server_hosts = names_for_namespace(server.hosts, namespace_of(vs))
+    hosts: list[str] = []
+    for vs_host in resolved_hosts(vs, domain):
+        for server_host in server_hosts:
+            both = hosts_intersect(server_host, vs_host)
+            if both is not None and both.lower() not in hosts:
+                hosts.append(both.lower())
+    return hosts
+
+
+def _split_catch_all(routes: list[JSON]) -> tuple[list[JSON], list[JSON]]:
+    """(routes, catch-all routes): ``sort_vhost_routes`` of several route lists is the
+    concatenation of their first parts, then of their second parts."""
+    ordered = sort_vhost_routes(routes)
+    plain = sum(1 for r in routes if not is_catch_all(r))
+    return ordered[:plain], ordered[plain:]
+
+
 def build_gateways(
     snapshot: MeshSnapshot,
     fqdn_ports: dict[str, list[int]],
     rules: dict[str, JSON],
     notes: list[TranslationWarning],
+    memo: Memo | None = None,
+    strip: list[str] | None = None,
 ) -> tuple[list[JSON], list[JSON]]:
-    """(route configurations, listeners) of the ingress gateway, sorted by name."""
-    strip = headers_to_strip(snapshot)
+    """(route configurations, listeners) of the ingress gateway, sorted by name
+    (``strip``: ``headers_to_strip``, computed when not given; ``memo``: results of the
+    previous translation to reuse)."""
+    memo = memo if memo is not None else Memo()
+    if strip is None:
+        strip = headers_to_strip(snapshot, memo)
+    bound = bound_virtual_services(snapshot, memo)
     configs: list[JSON] = []
     listeners: list[JSON] = []
     for port, servers in sorted(served_servers(snapshot, notes).items()):
@@ -368,7 +494,9 @@ def build_gateways(
         if servers[0].protocol in HTTP_PROTOCOLS:
             route_name = listener.route_config
             configs.append(
-                route_config(route_name, port, servers, snapshot, fqdn_ports, rules, strip)
+                route_config(
+                    route_name, port, servers, snapshot, fqdn_ports, rules, strip, bound, memo
+                )
             )
             log_dir, prefix = snapshot.access_log_dir, listener.stat_prefix
             listeners.append(build_listener(name, listen, route_name, prefix, log_dir))
@@ -379,7 +507,17 @@ def build_gateways(
             if transport is None:
                 continue
             configs.append(
-                route_config(server.route_name, port, [server], snapshot, fqdn_ports, rules, strip)
+                route_config(
+                    server.route_name,
+                    port,
+                    [server],
+                    snapshot,
+                    fqdn_ports,
+                    rules,
+                    strip,
+                    bound,
+                    memo,
+                )
             )
             stat_prefix = str(server.spec.get("name") or name)
             chains.append((sni_hosts(server), transport, server.route_name, stat_prefix))

@@ -8,14 +8,18 @@ their own modules: ``matches``, ``headers``, ``retries``, ``faults``, ``cors``, 
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
+from .clusters import destination_rule_for
 from .context import RouteContext
 from .cors import CORS_FILTER, cors_policy
+from .facts import vs_facts
 from .faults import FAULT_FILTER, http_fault
 from .hashing import destination_hash, hash_policy, service_hash
 from .headers import header_operations
 from .matches import is_catch_all, route_match
+from .memo import Memo
 from .mirrors import mirror_policies
 from .model import JSON
 from .names import TranslationError, duration, name_of, namespace_of, resolve_host
@@ -28,6 +32,7 @@ __all__ = [
     "routes_for_virtual_service",
     "service_hash_policy",
     "sort_vhost_routes",
+    "virtual_service_routes",
 ]
 
 NO_TIMEOUT = "0s"
@@ -247,6 +252,34 @@ def routes_for_virtual_service(vs: JSON, ctx: RouteContext) -> list[JSON]:
         if catch_all:
             break
     return out
+
+
+RoutesKey = tuple[Hashable, tuple[Any, ...]]  # (key, the objects whose id() it holds)
+
+
+def routes_key(vs: JSON, ctx: RouteContext, memo: Memo) -> RoutesKey | None:
+    """Everything ``routes_for_virtual_service(vs, ctx)`` reads, as a memo key and its pins
+    (None: not reusable): the VirtualService, the listener, and for each destination host
+    its Service ports and DestinationRule."""
+    hosts = vs_facts(vs, ctx.domain, memo).destination_hosts
+    if hosts is None:
+        return None
+    rules = tuple(destination_rule_for(h, ctx.rules) for h in hosts)
+    ports = tuple(tuple(ctx.service_ports.get(h) or ()) for h in hosts)
+    key = (
+        "routes", id(vs), ctx.listen_port, ctx.gateway_names, ctx.is_tls, ctx.domain,
+        ports, tuple(map(id, rules)),
+    )  # fmt: skip
+    return key, (vs, rules)
+
+
+def virtual_service_routes(vs: JSON, ctx: RouteContext, memo: Memo) -> list[JSON]:
+    """``routes_for_virtual_service``, reused while nothing it reads changed."""
+    found = routes_key(vs, ctx, memo)
+    if found is None:
+        return routes_for_virtual_service(vs, ctx)
+    key, pins = found
+    return memo.get(key, pins, lambda: routes_for_virtual_service(vs, ctx))
 
 
 def sort_vhost_routes(routes: list[JSON]) -> list[JSON]:

@@ -20,23 +20,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..._sidecar import SOURCE_NAMESPACE_HEADER, SOURCE_WORKLOAD_HEADER, label_header
-from .clusters import destination_rules_by_host, service_fqdn, service_ports
+from .clusters import destination_rules_by_host
+from .facts import ServiceFacts, snapshot_facts, vs_facts
 from .matches import source_applies
+from .memo import Memo
 from .model import JSON, ROUTE_TYPE, MeshSnapshot
 from .names import (
     ListenerName,
     cluster_name,
-    creation_key,
     host_matches,
-    name_of,
     namespace_of,
-    resolve_host,
 )
 from .routes import (
     RouteContext,
     default_route,
-    routes_for_virtual_service,
     service_hash_policy,
+    virtual_service_routes,
 )
 
 
@@ -76,42 +75,32 @@ def callers_of(snapshot: MeshSnapshot) -> list[Caller]:
     return [Caller(ns, labels) for ns, labels in sorted(known)] + [Caller(None)]
 
 
-def applies_to_mesh(vs: JSON) -> bool:
-    """``gateways`` empty means the sidecars; otherwise only if it lists ``mesh``."""
-    gateways = (vs.get("spec") or {}).get("gateways") or []
-    return not gateways or "mesh" in gateways
+class MeshIndex:
+    """The VirtualServices bound to ``mesh``, oldest first (creationTimestamp, then name), by
+    the hosts they name: built once per translation, so finding the VirtualServices of one
+    Service does not go through all of them."""
 
+    def __init__(self, snapshot: MeshSnapshot, memo: Memo) -> None:
+        ordered = [f for f in snapshot_facts(snapshot, memo).by_age if f.for_mesh]
+        self.virtual_services = tuple(f.vs for f in ordered)
+        self._exact: dict[str, list[JSON]] = {}
+        self._wildcard: list[tuple[JSON, list[str]]] = []
+        for fact in ordered:
+            for host in dict.fromkeys(fact.hosts):
+                self._exact.setdefault(host, []).append(fact.vs)
+            if any(h.startswith("*") for h in fact.hosts):
+                self._wildcard.append((fact.vs, fact.hosts))
 
-def resolved_hosts(vs: JSON, domain: str) -> list[str]:
-    ns = namespace_of(vs)
-    return [resolve_host(str(h), ns, domain) for h in (vs.get("spec") or {}).get("hosts") or []]
-
-
-MeshIndex = list[tuple[JSON, list[str]]]
-
-
-def mesh_index(snapshot: MeshSnapshot) -> MeshIndex:
-    """The VirtualServices bound to ``mesh`` with their resolved hosts, oldest first
-    (creationTimestamp, then name): computed once per translation."""
-    candidates = sorted(
-        (vs for vs in snapshot.virtual_services if applies_to_mesh(vs)), key=creation_key
-    )
-    return [(vs, resolved_hosts(vs, snapshot.domain)) for vs in candidates]
-
-
-def mesh_virtual_services_for(
-    fqdn: str, snapshot: MeshSnapshot, index: MeshIndex | None = None
-) -> list[JSON]:
-    """The VirtualServices bound to ``mesh`` that cover ``fqdn``, in the order istiod tries
-    them: exact hosts before wildcards, each oldest first."""
-    entries = mesh_index(snapshot) if index is None else index
-    exact = [vs for vs, hosts in entries if fqdn in hosts]
-    wildcard = [
-        vs
-        for vs, hosts in entries
-        if all(vs is not e for e in exact) and any(host_matches(h, fqdn) for h in hosts)
-    ]
-    return exact + wildcard
+    def covering(self, fqdn: str) -> list[JSON]:
+        """The VirtualServices that cover ``fqdn``, in the order istiod tries them: exact
+        hosts before wildcards, each oldest first."""
+        exact = self._exact.get(fqdn, [])
+        wildcard = [
+            vs
+            for vs, hosts in self._wildcard
+            if all(vs is not e for e in exact) and any(host_matches(h, fqdn) for h in hosts)
+        ]
+        return exact + wildcard
 
 
 def yields_routes_for(vs: JSON, ctx: RouteContext, caller: Caller) -> bool:
@@ -125,6 +114,17 @@ def yields_routes_for(vs: JSON, ctx: RouteContext, caller: Caller) -> bool:
     return False
 
 
+def _yields_for_all(vs: JSON, ctx: RouteContext, memo: Memo) -> bool | None:
+    """``yields_routes_for`` when it is the same for every caller, else None."""
+    if not vs_facts(vs, ctx.domain, memo).names_no_source:
+        return None
+    return memo.get(
+        ("yields", id(vs), ctx.listen_port, ctx.gateway_names),
+        vs,
+        lambda: yields_routes_for(vs, ctx, Caller(None)),
+    )
+
+
 def domains_for(fqdn: str, port: int) -> list[str]:
     """fqdn, the absolute ``fqdn.``, short, short.ns, short.ns.svc — each also with ``:port``
     (istiod's generateVirtualHostDomains with PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN)."""
@@ -133,20 +133,22 @@ def domains_for(fqdn: str, port: int) -> list[str]:
     return [d for name in names for d in (name, f"{name}:{port}")]
 
 
-def label_keys(snapshot: MeshSnapshot) -> set[str]:
+def label_keys(snapshot: MeshSnapshot, memo: Memo | None = None) -> set[str]:
     """Every pod label key a caller may send, and every key a sourceLabels match names."""
+    memo = memo if memo is not None else Memo()
     keys = {k for e in snapshot.endpoints for k in e.labels}
-    for vs in snapshot.virtual_services:
-        for http in (vs.get("spec") or {}).get("http") or []:
-            for match in http.get("match") or []:
-                keys.update((match or {}).get("sourceLabels") or {})
+    for facts in snapshot_facts(snapshot, memo).virtual_services:
+        keys.update(facts.source_label_keys)
     return keys
 
 
-def headers_to_strip(snapshot: MeshSnapshot) -> list[str]:
-    """The mesh's identity headers: they tell Envoy who calls and must not reach the upstream."""
+def headers_to_strip(
+    snapshot: MeshSnapshot, memo: Memo | None = None, keys: set[str] | None = None
+) -> list[str]:
+    """The mesh's identity headers: they tell Envoy who calls and must not reach the upstream
+    (``keys``: ``label_keys``, computed when not given)."""
     headers = {SOURCE_WORKLOAD_HEADER, SOURCE_NAMESPACE_HEADER}
-    headers |= {label_header(k) for k in label_keys(snapshot)}
+    headers |= {label_header(k) for k in (label_keys(snapshot, memo) if keys is None else keys)}
     return sorted(headers)
 
 
@@ -161,6 +163,34 @@ def _guarded(routes: list[JSON], guards: list[list[JSON]]) -> list[JSON]:
     return out
 
 
+def _governing(
+    candidates: list[JSON], ctx: RouteContext, callers: list[Caller], memo: Memo
+) -> dict[int, list[Caller]]:
+    """Index in ``candidates`` of the VirtualService governing each caller (``len``: none,
+    the Service's default route), callers grouped by it. Candidates are tried in order, as
+    istiod does, each only if all before it yield nothing."""
+    for index, vs in enumerate(candidates):
+        same_for_all = _yields_for_all(vs, ctx, memo)
+        if same_for_all is None:
+            break  # this one depends on the caller: decide caller by caller
+        if same_for_all:
+            return {index: list(callers)}  # the common case: one group
+    else:
+        return {len(candidates): list(callers)}
+    governing: dict[int, list[Caller]] = {}
+    for caller in callers:
+        chosen = len(candidates)
+        for index, vs in enumerate(candidates):
+            yields = _yields_for_all(vs, ctx, memo)
+            if yields is None:
+                yields = yields_routes_for(vs, ctx, caller)
+            if yields:
+                chosen = index
+                break
+        governing.setdefault(chosen, []).append(caller)
+    return governing
+
+
 def host_routes(
     fqdn: str,
     port: int,
@@ -169,20 +199,16 @@ def host_routes(
     callers: list[Caller],
     keys: set[str],
     mesh_vs: MeshIndex | None = None,
+    memo: Memo | None = None,
 ) -> list[JSON]:
     """The routes of one virtual host: istiod's per-caller choice, merged for one Envoy."""
-    candidates = mesh_virtual_services_for(fqdn, snapshot, mesh_vs)
-    governing: dict[int, list[Caller]] = {}  # index in candidates (len: default) -> callers
-    for caller in callers:
-        index = next(
-            (i for i, vs in enumerate(candidates) if yields_routes_for(vs, ctx, caller)),
-            len(candidates),
-        )
-        governing.setdefault(index, []).append(caller)
+    memo = memo if memo is not None else Memo()
+    candidates = (mesh_vs or MeshIndex(snapshot, memo)).covering(fqdn)
+    governing = _governing(candidates, ctx, callers, memo)
     out: list[JSON] = []
     for position, index in enumerate(sorted(governing)):
         if index < len(candidates):
-            routes = routes_for_virtual_service(candidates[index], ctx)
+            routes = virtual_service_routes(candidates[index], ctx, memo)
         else:
             route = default_route(cluster_name(port, "", fqdn), f"{fqdn}:{port}/*")
             hash_policy = service_hash_policy(fqdn, port, ctx.rules)
@@ -199,50 +225,93 @@ def host_routes(
 
 
 def outbound_route_configs(
-    snapshot: MeshSnapshot, rules: dict[str, JSON] | None = None
+    snapshot: MeshSnapshot,
+    rules: dict[str, JSON] | None = None,
+    memo: Memo | None = None,
+    keys: set[str] | None = None,
 ) -> list[JSON]:
     """RouteConfigurations named after each distinct Service port, sorted by port
-    (``rules``: ``destination_rules_by_host``, computed when not given)."""
-    by_port: dict[int, list[JSON]] = {}
-    fqdn_ports: dict[str, list[int]] = {}
-    for service in sorted(snapshot.services, key=lambda s: (namespace_of(s), name_of(s))):
-        fqdn_ports[service_fqdn(service, snapshot.domain)] = service_ports(service)
-        for port in service_ports(service):
+    (``rules``: ``destination_rules_by_host``, ``keys``: ``label_keys``, computed when not
+    given). With a ``memo``, a port's configuration is the same object while its Services,
+    the VirtualServices bound to ``mesh``, the callers and the DestinationRules are."""
+    memo = memo if memo is not None else Memo()
+    facts = snapshot_facts(snapshot, memo)
+    by_port: dict[int, list[ServiceFacts]] = {}
+    for service in sorted(facts.services, key=lambda s: s.sort_key):
+        for port in service.ports:
             by_port.setdefault(port, []).append(service)
-    strip = headers_to_strip(snapshot)
+    if keys is None:
+        keys = label_keys(snapshot, memo)
+    strip = headers_to_strip(snapshot, memo, keys)
     callers = callers_of(snapshot)
-    keys = label_keys(snapshot)
-    mesh_vs = mesh_index(snapshot)
+    mesh_vs = MeshIndex(snapshot, memo)
     if rules is None:
-        rules = destination_rules_by_host(snapshot)
+        rules = destination_rules_by_host(snapshot, memo=memo)
+    fqdn_ports = facts.fqdn_ports
+    shared = (
+        tuple(map(id, mesh_vs.virtual_services)), tuple(callers), frozenset(keys), tuple(strip),
+        id(rules), id(fqdn_ports), snapshot.domain,
+    )  # fmt: skip
     configs = []
     for port in sorted(by_port):
-        ctx = RouteContext(port, fqdn_ports, snapshot.domain, rules=rules)
-        claimed: set[str] = set()
-        hosts = []
-        for service in by_port[port]:
-            fqdn = service_fqdn(service, snapshot.domain)
-            # Two Services with one short name in different namespaces: the first keeps it.
-            domains = [d for d in domains_for(fqdn, port) if d not in claimed]
-            claimed.update(domains)
-            hosts.append(
-                {
-                    "name": f"{fqdn}:{port}",
-                    "domains": domains,
-                    "routes": host_routes(fqdn, port, ctx, snapshot, callers, keys, mesh_vs),
-                    "include_request_attempt_count": True,
-                }
-            )
+        services = by_port[port]
+        key = ("sidecar routes", port, tuple(id(s.service) for s in services), shared)
         configs.append(
-            {
-                "@type": ROUTE_TYPE,
-                "name": ListenerName.outbound(port).route_config,
-                "virtual_hosts": sorted(hosts, key=lambda h: str(h["name"])),
-                "validate_clusters": False,
-                "ignore_port_in_host_matching": True,
-                # istiod's DefaultMaxDirectResponseBodySizeBytes (Envoy alone: 4 KiB).
-                "max_direct_response_body_size_bytes": 1024 * 1024,
-                "request_headers_to_remove": strip,
-            }
+            memo.get(
+                key,
+                (tuple(services), mesh_vs.virtual_services, rules, fqdn_ports),
+                lambda port=port, services=services: _route_config(  # type: ignore[misc]
+                    port, services, snapshot, fqdn_ports, rules, callers, keys, strip, mesh_vs, memo
+                ),
+            )
         )
     return configs
+
+
+def _route_config(
+    port: int,
+    services: list[ServiceFacts],
+    snapshot: MeshSnapshot,
+    fqdn_ports: dict[str, list[int]],
+    rules: dict[str, JSON],
+    callers: list[Caller],
+    keys: set[str],
+    strip: list[str],
+    mesh_vs: MeshIndex,
+    memo: Memo,
+) -> JSON:
+    ctx = RouteContext(port, fqdn_ports, snapshot.domain, rules=rules)
+    claimed: set[str] = set()
+    hosts = []
+    # What every virtual host of this port reads besides its own VirtualServices, as one
+    # object standing for them (hashing the callers once per port, not once per host).
+    inputs = (port, tuple(callers), frozenset(keys), id(rules), id(fqdn_ports), snapshot.domain)
+    shared = memo.get(("sidecar vhost inputs", inputs), (rules, fqdn_ports), object)
+    for service in services:
+        fqdn = service.fqdn
+        # Two Services with one short name in different namespaces: the first keeps it.
+        domains = [d for d in domains_for(fqdn, port) if d not in claimed]
+        claimed.update(domains)
+        candidates = mesh_vs.covering(fqdn)
+        hosts.append(
+            memo.get(
+                ("sidecar vhost", fqdn, tuple(domains), tuple(map(id, candidates)), id(shared)),
+                (tuple(candidates), shared),
+                lambda fqdn=fqdn, domains=domains: {  # type: ignore[misc]
+                    "name": f"{fqdn}:{port}",
+                    "domains": domains,
+                    "routes": host_routes(fqdn, port, ctx, snapshot, callers, keys, mesh_vs, memo),
+                    "include_request_attempt_count": True,
+                },
+            )
+        )
+    return {
+        "@type": ROUTE_TYPE,
+        "name": ListenerName.outbound(port).route_config,
+        "virtual_hosts": sorted(hosts, key=lambda h: str(h["name"])),
+        "validate_clusters": False,
+        "ignore_port_in_host_matching": True,
+        # istiod's DefaultMaxDirectResponseBodySizeBytes (Envoy alone: 4 KiB).
+        "max_direct_response_body_size_bytes": 1024 * 1024,
+        "request_headers_to_remove": strip,
+    }

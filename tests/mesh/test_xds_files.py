@@ -1,0 +1,46 @@
+"""The xDS documents Envoy reads: the same bytes whether a resource's text is reused or not."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from chaosmesh_ext.mesh.translate import Memo, translate
+from chaosmesh_ext.mesh.xds_files import XdsFiles
+from tests.support import mesh_seed as seed
+
+
+def _plain(version: str, resources: list) -> str:
+    return json.dumps({"version_info": version, "resources": resources}, sort_keys=True)
+
+
+def test_documents_are_the_json_of_the_resources_change_after_change(tmp_path):
+    """Unchanged clusters and virtual hosts (the very same objects, from the translator's
+    memo) reuse their text; changed ones are serialised again: the document is byte for
+    byte what json.dumps gives for the whole."""
+    files = XdsFiles(tmp_path)
+    memo = Memo()
+    snap = seed.snapshot(seed.CANARY + "---\n" + seed.BREAKER, seed.canary_endpoints())
+    for step in range(4):
+        res = translate(snap, memo)
+        version = f"v{step}"
+        assert files.cds_document(res.clusters, version) == _plain(version, res.clusters)
+        for route in res.routes:
+            assert files.rds_document(route, version) == _plain(version, [route])
+        # The next change: a new VirtualService object (as the API store makes on a write),
+        # then a new DestinationRule.
+        snap.virtual_services = copy.deepcopy(snap.virtual_services)
+        route = snap.virtual_services[0]["spec"]["http"][0]["route"]
+        route[0]["weight"], route[1]["weight"] = route[1]["weight"], route[0]["weight"]
+        if step == 1:
+            snap.destination_rules = copy.deepcopy(snap.destination_rules)
+            snap.destination_rules[0]["spec"]["trafficPolicy"] = {
+                "loadBalancer": {"simple": "RANDOM"}
+            }
+
+
+def test_a_route_configuration_of_virtual_hosts_only(tmp_path):
+    files = XdsFiles(tmp_path)
+    route = {"virtual_hosts": [{"name": "a", "domains": ["*"], "routes": []}]}
+    assert files.rds_document(route, "1") == _plain("1", [route])
+    assert files.rds_document(route, "2") == _plain("2", [route])
