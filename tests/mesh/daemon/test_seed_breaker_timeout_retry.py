@@ -116,11 +116,13 @@ def test_timeout_nginx_gives_504_after_about_2s_despite_tomcat_10s_delay(mesh_up
     assert status == 504, body
     assert b"upstream request timeout" in body
     # The band, derived: Envoy arms the route timeout (2 s, on nginx-svc's route) when it has
-    # read the whole request, which is after `started`, and a timer never fires early — so
-    # 2.0 s exactly is the lower bound (a timeout taken as 1 s, or applied per try, fails it).
+    # read the whole request, which is after `started`. Its event loop reads the clock once
+    # per wake-up (libevent's cached time), so the timer may be measured from a moment just
+    # before the request arrived: seen 0.16 ms early under load. 10 ms of allowance below
+    # 2.0 s still fails a timeout taken as 1 s, or applied per try.
     # Above: the 504 travels back over loopback; 1.5 s of slack covers a loaded 2-core machine
     # and is still far below tomcat's 10 s delay (a timeout not programmed lands at >= 10 s).
-    assert 2.0 <= elapsed < 2.0 + 1.5, elapsed
+    assert 2.0 - 0.01 <= elapsed < 2.0 + 1.5, elapsed
     records = wait_for_log(mesh, lambda rs: any(r.get("response_flags") == "UT" for r in rs))
     assert any(r.get("response_code") == 504 and r.get("response_flags") == "UT" for r in records)
 
