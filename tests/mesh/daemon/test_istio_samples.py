@@ -66,7 +66,10 @@ def bookinfo(mesh_up) -> Mesh:
 def test_request_routing_task(bookinfo: Mesh):
     """istio.io tasks/traffic-management/request-routing: all traffic to v1, then jason to
     v2 with virtual-service-reviews-test-v2.yaml."""
-    assert set(_versions(bookinfo, "reviews", 12)) == {"v1", "v2", "v3"}  # no rules: all three
+    # No rules: Istio's default LEAST_REQUEST picks among the three versions' endpoints at
+    # random when none is busy, so a version is missed in n calls with probability
+    # 3 * (2/3)**n: 2 % for 12 calls (seen once), 3e-7 for 40.
+    assert set(_versions(bookinfo, "reviews", 40)) == {"v1", "v2", "v3"}
     _apply(bookinfo, "destination-rule-all")
     _apply(bookinfo, "virtual-service-all-v1")
     assert _versions(bookinfo, "reviews", 10) == {"v1": 10}
