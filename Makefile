@@ -53,8 +53,22 @@ for pair in $(1); do command -v "$${pair%%:*}" >/dev/null 2>&1 || { \
 	echo "error: $${pair%%:*} is still not on PATH after installing $${pair#*:}" >&2; exit 1; }; done
 endef
 
+# The suite on TEST_WORKERS pytest-xdist workers (most tests wait on Envoy and processes
+# rather than use a core; `--dist loadgroup`: tests/conftest.py keeps the tests that share a
+# module's or package's mesh on one worker), then the tests marked `serial` one at a time:
+# they count what a loaded machine can delay. Both runs get PYTEST_ARGS; pytest's status 5
+# (nothing selected, e.g. PYTEST_ARGS naming only tests of one kind) is no failure.
+TEST_WORKERS ?= 3
+define run_suite
+status=0; \
+$(1) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial" $(PYTEST_ARGS) || status=$$?; \
+[ $$status != 5 ] || status=0; \
+$(1) -m pytest -p no:xdist -m serial $(PYTEST_ARGS) || { s=$$?; [ $$s = 5 ] || status=$$s; }; \
+exit $$status
+endef
+
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(call run_suite,$(BIN)/python)
 
 run: install
 	$(BIN)/chaosmesh run --journals journals experiments/*.json
@@ -87,7 +101,7 @@ STAMP311 := $(VENV311)/.install.stamp
 .PHONY: test-py311
 
 test-py311: $(STAMP311) system-deps
-	$(VENV311)/bin/python -m pytest $(PYTEST_ARGS)
+	@$(call run_suite,$(VENV311)/bin/python)
 
 $(STAMP311): pyproject.toml
 	@test -n "$(PYTHON311)" || { echo "no Python 3.11 found (pass PYTHON311=/path/to/python3.11)" >&2; exit 1; }

@@ -70,6 +70,9 @@ def test_a_signal_during_mesh_start_up_stops_the_mesh_and_reaches_no_other_clust
     assert not (state_dir / "mesh.json").exists()
 
 
+# Under parallel load the first Ctrl-C was once not seen as an interruption (the run completed
+# its 60 s load): run alone, after the rest, until that window is understood.
+@pytest.mark.serial
 def test_a_second_ctrl_c_during_clean_up_does_not_stop_the_clean_up(tmp_path: Path) -> None:
     state_dir = tmp_path / "mesh"
     experiment = mesh_experiment(

@@ -24,6 +24,9 @@ REQUESTS = 2500
 CAP = 1024**2  # the smallest cap: access.jsonl rotates every ~430 requests
 
 
+# How many rotations happen depends on how soon Envoy reopens its files after each one: on a
+# machine loaded by other tests it keeps writing to the renamed file longer (2 of 3 seen).
+@pytest.mark.serial
 def test_rotated_access_logs_stay_in_the_cap_and_every_request_is_counted_once(
     tmp_path: Path,
 ) -> None:

@@ -233,8 +233,14 @@ def test_a_replica_killed_outside_the_api_leaves_envoys_endpoints(
         lambda: k8s.envoy_endpoints("|80||web.") == local_ports(pods[1:]),
         "Envoy to drop the endpoint",
     )
-    shown = core.read_namespaced_pod(victim.metadata.name, "default", _request_timeout=T)
-    assert shown.status.phase == "Failed" and ready_status(shown) == "False"
+
+    def shown() -> client.V1Pod:
+        return core.read_namespaced_pod(victim.metadata.name, "default", _request_timeout=T)
+
+    # The pod's status and Envoy's endpoints follow the death separately: on a busy machine
+    # the status can land a moment after Envoy's update, so it is waited for as well.
+    wait_for(lambda: shown().status.phase == "Failed", "the pod to show Failed")
+    assert ready_status(shown()) == "False"
     assert deployment_fully_available("web", timeout=1, raise_on_not_fully_available=False) is False
     # Deleting it (as an operator would) brings the Deployment back to two.
     terminate_pods(name_pattern=f"^{victim.metadata.name}$", label_selector="app=web")
