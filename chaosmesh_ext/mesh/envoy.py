@@ -477,7 +477,7 @@ class EnvoyProcess:
         files = self.files
         # Every file this change writes, written aside before Envoy sees any of them: a full
         # disk fails here (OSError), with Envoy and the files as they were.
-        staged = Staged()
+        staged = Staged(links=True)
         try:
             if new.clusters != old.clusters:
                 clusters = sorted(new.clusters + removed_clusters, key=lambda c: c["name"])
@@ -544,7 +544,7 @@ class EnvoyProcess:
         """Make the xDS files exactly ``res`` (clusters, then routes, then listeners); all of
         them written aside first, so a full disk changes none (``OSError``)."""
         files = self.files
-        staged = Staged()
+        staged = Staged(links=True)
         try:
             staged.add("cds", files.cds_path, files.cds_document(res.clusters, version))
             for route in res.routes:

@@ -4,15 +4,22 @@ Layout under the xDS root: ``cds/cds.json``, ``lds/lds.json`` and ``rds/<name>/r
 (one directory per route configuration, so renaming one file reloads only that one). Route
 configurations are binary protobuf (``proto_wire``): Istio gives every Service of one port a
 single route configuration, Envoy reloads all of it for a change to one VirtualService, and
-binary is what it reads fastest; the rest is JSON. Every
-write goes to a temp file in the same directory and is renamed over the live one: Envoy's
-``watched_directory`` reacts to the rename, and in-place writes would be ignored.
+binary is what it reads fastest; the rest is JSON.
 
-A change that spans several files is staged first (``Staged``): every temp file is written
-before any is renamed, so a full disk fails it before Envoy sees anything, and the renames
-that follow need no space. No fsync: these files live only as long as the Envoy reading
-them (a mesh does not survive a reboot); what must survive a crash (the change ledger) is
-written elsewhere, with fsync.
+Every write is a new file next to the live one, and Envoy's ``watched_directory`` reacts
+when it is renamed into place (in-place writes would be ignored). Envoy's files are swapped
+as symbolic links (``Staged(links=True)``): the live name is a link to a data file, and a
+change writes a new data file and renames a new link over the old one. Renaming a regular
+file over another makes ext4 write the new file's data out first (its ``auto_da_alloc``
+guard against empty files after a crash), which a busy disk stretches to tens or hundreds
+of milliseconds on every change; renaming a link costs nothing of the kind. The data file
+before the last one is removed at the next swap, once Envoy has read the last one.
+
+A change that spans several files is staged first (``Staged``): every new file (and link) is
+written before any is renamed, so a full disk fails it before Envoy sees anything, and the
+renames that follow need no space. No fsync: these files live only as long as the Envoy
+reading them (a mesh does not survive a reboot); what must survive a crash (the change
+ledger) is written elsewhere, with fsync.
 """
 
 from __future__ import annotations
@@ -68,40 +75,85 @@ class Staged:
     """Files written in advance next to their targets; ``commit(key)`` renames one in place.
 
     ``add`` raises ``OSError`` (a full disk) with nothing visible changed; ``discard`` removes
-    whatever was not committed (and directories ``add`` created for it).
+    whatever was not committed (and directories ``add`` created for it). With ``links`` the
+    target becomes a symbolic link to a data file beside it (see the module's docstring).
     """
 
-    def __init__(self) -> None:
-        self._pending: dict[str, tuple[Path, Path]] = {}  # key -> (temp file, target)
+    def __init__(self, links: bool = False) -> None:
+        # key -> (what is renamed into place, target, the link's data file or None)
+        self._pending: dict[str, tuple[Path, Path, Path | None]] = {}
         self._made_dirs: list[Path] = []
+        self._links = links
 
     def add(self, key: str, path: Path, content: str | bytes) -> None:
         if not path.parent.is_dir():
             path.parent.mkdir(parents=True)
             self._made_dirs.append(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-        self._pending[key] = (Path(tmp), path)
+        prefix = f"{_DATA_PREFIX}{path.name}." if self._links else ".tmp-"
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".part")
+        self._pending[key] = (Path(tmp), path, None)
         with os.fdopen(fd, "wb") as handle:
             handle.write(content.encode() if isinstance(content, str) else content)
+        if self._links:
+            link = path.parent / f".tmp-{os.urandom(8).hex()}.link"
+            os.symlink(Path(tmp).name, link)  # FileExistsError rather than reuse a name
+            self._pending[key] = (link, path, Path(tmp))
 
     def has(self, key: str) -> bool:
         return key in self._pending
 
     def commit(self, key: str) -> None:
-        tmp, path = self._pending.pop(key)
-        os.replace(tmp, path)
+        moved, path, data = self._pending.pop(key)
+        previous = _link_target(path)
+        os.replace(moved, path)
         with contextlib.suppress(ValueError):
             self._made_dirs.remove(path.parent)  # holds a live file now
+        if data is not None:
+            staged = {d.name for _, target, d in self._pending.values() if d and target == path}
+            _retire(path, keep={data.name, previous, *staged})
 
     def discard(self) -> None:
-        for tmp, _ in self._pending.values():
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        for moved, _, data in self._pending.values():
+            for leftover in (moved, data):
+                if leftover is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        leftover.unlink()
         self._pending.clear()
         for directory in reversed(self._made_dirs):
             with contextlib.suppress(OSError):
                 directory.rmdir()
         self._made_dirs.clear()
+
+
+_DATA_PREFIX = "."  # a link's data files: ".<name>.<random>.part" beside <name>
+
+
+def _link_target(path: Path) -> str | None:
+    """The data file ``path`` links to now (None: no link there)."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def _retire(path: Path, keep: set[str | None]) -> None:
+    """Remove ``path``'s data files but ``keep``: the one just linked, and the one before,
+    which Envoy may still be reading (it is removed at the next swap, after Envoy has
+    confirmed this one)."""
+    prefix = f"{_DATA_PREFIX}{path.name}."
+    for entry in os.scandir(path.parent):
+        ours = entry.name.startswith(prefix) and entry.name.endswith(".part")
+        if ours and entry.name not in keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+
+
+def remove_linked(path: Path) -> None:
+    """Remove ``path`` and, when it is a link ``Staged(links=True)`` made, its data files."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    if path.parent.is_dir():
+        _retire(path, keep=set())
 
 
 def _document(version: str, resources: list[JSON]) -> str:
@@ -243,15 +295,6 @@ class XdsFiles:
         """The version of route configuration ``name`` on disk."""
         return read_route_document(self.rds_path(name).read_bytes())[0]
 
-    def write_cds(self, clusters: list[JSON], version: str) -> None:
-        atomic_write(self.cds_path, self.cds_document(clusters, version))
-
-    def write_lds(self, listeners: list[JSON], version: str) -> None:
-        atomic_write(self.lds_path, self.lds_document(listeners, version))
-
-    def write_rds(self, route: JSON, version: str) -> None:
-        atomic_write(self.rds_path(route["name"]), self.rds_document(route, version))
-
     def remove_rds(self, name: str) -> None:
         """Drop a route configuration's file but keep its directory.
 
@@ -261,8 +304,7 @@ class XdsFiles:
         the directory were deleted, the shared subscription would never see the new file.
         """
         self._vhosts.pop(name, None)
-        with contextlib.suppress(FileNotFoundError):
-            self.rds_path(name).unlink()
+        remove_linked(self.rds_path(name))
 
     def route_names(self) -> list[str]:
         if not self.rds_root.is_dir():

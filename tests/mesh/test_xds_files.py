@@ -45,3 +45,28 @@ def test_a_route_configuration_of_virtual_hosts_only(tmp_path):
     route = {"virtual_hosts": [{"name": "a", "domains": ["*"], "routes": []}]}
     assert files.rds_document(route, "1") == route_document("1", route_bytes(route))
     assert files.rds_document(route, "2") == route_document("2", route_bytes(route))
+
+
+def test_envoys_files_are_swapped_as_links_and_only_two_generations_are_kept(tmp_path):
+    """A linked file is renamed into place without ext4 flushing its data first; the data
+    file before the last stays for an Envoy still reading it, older ones go."""
+    from chaosmesh_ext.mesh.xds_files import Staged, remove_linked
+
+    path = tmp_path / "cds" / "cds.json"
+    for n in range(4):
+        staged = Staged(links=True)
+        staged.add("cds", path, f"generation {n}")
+        assert path.read_text() == f"generation {n - 1}" if n else not path.exists()
+        staged.commit("cds")
+        staged.discard()
+        assert path.is_symlink() and path.read_text() == f"generation {n}"
+    data = sorted(p.read_text() for p in path.parent.iterdir() if p != path)
+    assert data == ["generation 2", "generation 3"]
+    # Staged but not committed: nothing visible, and nothing left behind.
+    staged = Staged(links=True)
+    staged.add("cds", path, "never")
+    staged.discard()
+    assert path.read_text() == "generation 3"
+    assert len(list(path.parent.iterdir())) == 3
+    remove_linked(path)
+    assert list(path.parent.iterdir()) == []
