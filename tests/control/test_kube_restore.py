@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.kapi import RunningEmulator, wait_until
 from tests.support.kubefix import state
+from tests.support.processes import Watched
 
 BIN = Path(sys.executable).parent
 CHAOS = str(BIN / "chaos")
@@ -168,15 +169,23 @@ def test_sigterm_mid_method_is_restored_by_the_control_then_restore_is_a_no_op(
 ) -> None:
     before = _state(seeded)
     env = _env(seeded, tmp_path, "e2e-sigterm")
-    proc = _chaos(tmp_path, _experiment(tmp_path / "exp.json", pause_after=120), env)
+    experiment = _experiment(tmp_path / "exp.json", pause_after=120)
+    argv = [CHAOS, "--no-log-file", "run", "--journal-path", str(tmp_path / "journal.json")]
+    run = Watched([*argv, str(experiment)], cwd=tmp_path, env=env)
     try:
         assert wait_until(lambda: _applied(tmp_path, "e2e-sigterm", 4), timeout=60), (
             "changes never landed"
         )
         assert _state(seeded) != before
-        os.killpg(proc.pid, signal.SIGTERM)
+        # Mid-method is the pause after the last action. The ledger shows the 4th change while
+        # that action is still returning: a SIGTERM there (seen on a loaded machine) becomes
+        # the action's failure on chaoslib 1.44, which then still pauses its 120 s.
+        run.wait_for(r"Pausing after activity for 120s", timeout=60)
+        os.killpg(run.proc.pid, signal.SIGTERM)
+        run.wait(timeout=60)
     finally:
-        out = _stop(proc)
+        run.stop()
+    out = run.output
     assert _state(seeded) == before, out
     journal = json.loads((tmp_path / "journal.json").read_text())
     assert journal["status"] in ("interrupted", "aborted", "failed")

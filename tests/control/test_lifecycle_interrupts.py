@@ -79,6 +79,9 @@ def _requests_logged(state_dir: Path) -> int:
     return text.count("\n")
 
 
+# Loaded machines: its first Ctrl-C was sometimes taken for nothing (the run completed its
+# 60 s load), once with 3 other workers beside it, once alone at load 5; cause not found yet.
+@pytest.mark.serial
 def test_a_second_ctrl_c_during_clean_up_does_not_stop_the_clean_up(tmp_path: Path) -> None:
     state_dir = tmp_path / "mesh"
     experiment = mesh_experiment(
@@ -104,7 +107,7 @@ def test_a_second_ctrl_c_during_clean_up_does_not_stop_the_clean_up(tmp_path: Pa
     assert leftover == [], run.output
     assert "signal received during the clean-up" in run.output
     journal = load_journal(journal_path)  # written
-    assert journal.status == "interrupted"
+    assert journal.status == "interrupted", run.output
     assert [r.action for r in journal.restored] == ["restored"]
     assert {e["state"] for e in _ledger_entries(tmp_path / "ledger")} == {"restored"}
     assert not (state_dir / "mesh.json").exists()
