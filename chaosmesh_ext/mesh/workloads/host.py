@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
     from ._http import Handler, Request, Response
 
+    Build = Callable[[list[str], dict[str, str], int], tuple[Any, Handler]]
+
 FROZEN_POLL_S = 0.02
 
 
@@ -78,10 +80,18 @@ class HostedReplica:
     """One replica in this host: its listener, its connections, its log."""
 
     def __init__(
-        self, name: str, host: str, port: int, handler: Handler, log: TextIO, holder: int
+        self,
+        name: str,
+        host: str,
+        port: int,
+        handler: Handler,
+        log: TextIO,
+        holder: int,
+        on_stop: Callable[[], object] | None = None,
     ) -> None:
         self.name = name
         self.handler = handler
+        self.on_stop = on_stop  # what else the replica's exit ends (a fortio's load runs)
         self.log = log
         self.holder = holder
         self.listener = reusable_listener(host, port)
@@ -123,25 +133,33 @@ class HostedReplica:
             except OSError:
                 pass
         self.listener.close()
+        if self.on_stop is not None:
+            self.on_stop()
         _http.say(self.name, "stopping")
         if _http.LOGS.get(self.name) is self.log:
             del _http.LOGS[self.name]  # a replacement with the same name keeps its own
         self.log.close()
 
 
-def start_replica(
-    order: dict[str, Any], build: Callable[[list[str], dict[str, str]], Any]
-) -> HostedReplica | None:
+def start_replica(order: dict[str, Any], build: Build) -> HostedReplica | None:
     """Start what ``order`` describes; None (and the holder killed) when it cannot run."""
     holder = int(order["holder"])
     # Open for the replica's life, closed by stop() (not a with block).
     log = open(order["log"], "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
     name = "workload"
     try:
-        args, handler = build(list(order["args"]), dict(order.get("env") or {}))
+        args, handler = build(list(order["args"]), dict(order.get("env") or {}), holder)
         name = f"{args.kind} {args.namespace}/{args.pod}"
         _http.LOGS[name] = log
-        replica = HostedReplica(name, args.host, args.port, pausable(handler, holder), log, holder)
+        replica = HostedReplica(
+            name,
+            args.host,
+            args.port,
+            pausable(handler, holder),
+            log,
+            holder,
+            getattr(handler, "close", None),
+        )
     except (Exception, SystemExit) as exc:
         # What its own process would have printed before exiting: in its log, then it ends.
         log.write(f"{_http.log_time(time.time())} {name}: cannot start: {exc}\n")
@@ -170,9 +188,10 @@ def _raise_file_limit() -> None:
             pass
 
 
-def serve_forever(build: Callable[[list[str], dict[str, str]], Any]) -> int:
-    """Serve the replicas ordered on stdin until it closes. ``build(args, env)`` returns the
-    parsed arguments and the handler of one replica."""
+def serve_forever(build: Build) -> int:
+    """Serve the replicas ordered on stdin until it closes. ``build(args, env, holder)``
+    returns the parsed arguments and the handler of one replica (a ``close()`` of the
+    handler, if it has one, runs when the replica stops)."""
 
     def leave(signum: int, frame: object) -> None:
         os._exit(0)  # the replicas' connections die with the process, as theirs would
