@@ -1,6 +1,7 @@
 """Entry point of one workload replica: ``python -m chaosmesh_ext.mesh.workloads KIND --port P``,
 or of a replica host serving many: ``python -m chaosmesh_ext.mesh.workloads host`` (echo and
-proxy replicas, ``host``) or ``... host fortio`` (fortio replicas, ``fortio_replica``).
+proxy replicas, ``host``), ``... host fortio`` (``fortio_replica``) or ``... host httpbin``
+(``httpbin_replica``).
 
 Started by :func:`chaosmesh_ext.mesh.workloads.launch`, one process per replica, or by
 ``hosting.ReplicaHosts``; the sidecar environment (``CHAOSMESH_OUTBOUND``,
@@ -153,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
 
             route_run_logs()
             return serve_forever(build)
+        if given[1:] == ["httpbin"]:
+            from .httpbin_replica import build as build_httpbin
+            from .httpbin_replica import route_logs
+
+            route_logs()
+            return serve_forever(build_httpbin)
         return serve_forever(_hosted)
     args = parse_args(given)
     name = f"{args.kind} {args.namespace}/{args.pod}"

@@ -88,10 +88,12 @@ class HostedReplica:
         log: TextIO,
         holder: int,
         on_stop: Callable[[], object] | None = None,
+        serve: Callable[[socket.socket], object] | None = None,
     ) -> None:
         self.name = name
         self.handler = handler
         self.on_stop = on_stop  # what else the replica's exit ends (a fortio's load runs)
+        self.serve = serve  # a server of its own on the listener (httpbin's waitress)
         self.log = log
         self.holder = holder
         self.listener = reusable_listener(host, port)
@@ -100,6 +102,9 @@ class HostedReplica:
         self.stopped = False
 
     def start(self) -> None:
+        if self.serve is not None:
+            self.serve(self.listener)
+            return
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -124,6 +129,8 @@ class HostedReplica:
 
     def stop(self) -> None:
         """Close the listener and drop every connection (what the process's exit did)."""
+        if self.on_stop is not None:
+            self.on_stop()
         with self.lock:
             self.stopped = True
             connections = list(self.connections)
@@ -133,8 +140,6 @@ class HostedReplica:
             except OSError:
                 pass
         self.listener.close()
-        if self.on_stop is not None:
-            self.on_stop()
         _http.say(self.name, "stopping")
         if _http.LOGS.get(self.name) is self.log:
             del _http.LOGS[self.name]  # a replacement with the same name keeps its own
@@ -159,6 +164,7 @@ def start_replica(order: dict[str, Any], build: Build) -> HostedReplica | None:
             log,
             holder,
             getattr(handler, "close", None),
+            getattr(handler, "serve", None),
         )
     except (Exception, SystemExit) as exc:
         # What its own process would have printed before exiting: in its log, then it ends.
@@ -190,8 +196,9 @@ def _raise_file_limit() -> None:
 
 def serve_forever(build: Build) -> int:
     """Serve the replicas ordered on stdin until it closes. ``build(args, env, holder)``
-    returns the parsed arguments and the handler of one replica (a ``close()`` of the
-    handler, if it has one, runs when the replica stops)."""
+    returns the parsed arguments and the handler of one replica. A handler may also have
+    ``close()``, run first when the replica stops, and ``serve(listener)``: then it serves
+    the replica's listener itself (and ``close()`` must end that)."""
 
     def leave(signum: int, frame: object) -> None:
         os._exit(0)  # the replicas' connections die with the process, as theirs would

@@ -1,18 +1,19 @@
-"""The daemon's side of replica hosts: echo, proxy and fortio replicas share processes.
+"""The daemon's side of replica hosts: replicas of the built-in kinds share processes.
 
 A Python process per replica costs about 12 MB of RSS; a mesh of 100 services with 3
 replicas each would need 3.6 GB for its workloads alone. So :class:`ReplicaHosts` (the pod
-controller's ``Launcher``) hands each echo, proxy or fortio replica to a replica host
-(``host``: up to :data:`REPLICAS_PER_HOST` replicas in one process; echo and proxy replicas
-share lean hosts, fortio ones hosts of their own, ``fortio_replica``, since the load engine's
-imports cost ~25 MB once per host) and starts a holder process for it
+controller's ``Launcher``) hands each echo, proxy, fortio or httpbin replica to a replica
+host (``host``: up to :data:`REPLICAS_PER_HOST` replicas in one process; echo and proxy
+replicas share lean hosts, fortio and httpbin ones hosts of their kind, ``fortio_replica``
+and ``httpbin_replica``, whose imports cost 25-35 MB once per host) and starts a holder
+process for it
 (``holder``, about 10 kB): the pod's process. Whatever the pod lifecycle or a user does to
 that pid is what happens to the replica alone — SIGTERM stops it, SIGKILL kills it, SIGSTOP
 freezes it — and its exit code is the pod's. Each replica keeps its own port, identity,
 capacity limit, sidecar and log file.
 
-Other kinds run as processes of their own (``launcher.launch``): ``command`` is the user's
-program, and ``httpbin`` runs the real httpbin under waitress.
+``command`` replicas, the user's own programs, run as processes of their own
+(``launcher.launch``).
 
 If a host dies (a bug, an OOM kill), every replica it served ends with it: their holders are
 killed when next polled, so their Pods show Failed, as pods on a failed node would.
@@ -38,7 +39,7 @@ from .spec import PACKAGE_ROOT, WorkloadSpec
 
 MODULE = "chaosmesh_ext.mesh.workloads"
 # Kind -> the kind of host that serves it (its ``host`` command line's tail).
-HOST_OF_KIND = {"echo": "", "proxy": "", "fortio": "fortio"}
+HOST_OF_KIND = {"echo": "", "proxy": "", "fortio": "fortio", "httpbin": "httpbin"}
 HOSTED_KINDS = tuple(HOST_OF_KIND)
 # Enough that hosts cost little per replica, few enough that one host's GIL and threads are
 # not the bottleneck of a large mesh (two cores run two hosts' requests in parallel).
@@ -64,7 +65,7 @@ class ReplicaHost:
     def __init__(self, process: subprocess.Popen[bytes], log_path: Path, kind: str = "") -> None:
         self.process = process
         self.log_path = log_path
-        self.kind = kind  # "" for echo and proxy replicas, "fortio" for fortio ones
+        self.kind = kind  # "" for echo and proxy replicas, else "fortio" or "httpbin"
         self.replicas: list[HostedReplica] = []
         self._lock = threading.Lock()
         # Holders whose replica the host has closed (it says so on its stdout).
@@ -181,8 +182,8 @@ class HostedReplica:
 
 
 class ReplicaHosts:
-    """Starts replicas: echo, proxy and fortio ones in shared hosts, others as their own
-    process."""
+    """Starts replicas: those of the built-in kinds in shared hosts, ``command`` ones as
+    their own process."""
 
     def __init__(self, log_dir: Path, bin_dir: Path, per_host: int = REPLICAS_PER_HOST) -> None:
         self.log_dir = log_dir
@@ -251,7 +252,7 @@ class ReplicaHosts:
         env = {k: v for k, v in os.environ.items() if k not in hidden}
         env["PYTHONUNBUFFERED"] = "1"
         if kind:
-            # The load engine needs site-packages (uvloop): the normal start-up.
+            # The load engine and httpbin need site-packages: the normal start-up.
             argv = [sys.executable, "-m", MODULE, "host", kind]
         else:
             # Lean like the replicas it serves (spec.LEAN_KINDS): no site, the package by path.
