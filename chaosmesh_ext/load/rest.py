@@ -161,7 +161,10 @@ class FortioApi:
             self._next_id += 1  # starts at 1: 0 means "all runs" for stop
             run = _Run(self._next_id, options, StopToken(self.paused))
             self._runs[run.run_id] = run
-            return run
+            closed = self._closed
+        if closed:
+            run.stop.abandon()  # closed meanwhile: the run ends at once, as close() ends runs
+        return run
 
     def execute(self, run: _Run, save: bool) -> dict[str, Any]:
         run.state = STATE_RUNNING

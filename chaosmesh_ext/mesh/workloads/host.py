@@ -1,4 +1,4 @@
-"""A replica host: one process serving many echo and proxy replicas, each as if on its own.
+"""A replica host: one process serving many replicas of built-in kinds, each as if on its own.
 
 ``python -S -m chaosmesh_ext.mesh.workloads host`` reads orders on stdin, one JSON object a
 line, from the daemon (``hosting.ReplicaHosts``)::
@@ -20,7 +20,9 @@ It is served while its holder lives:
 Once a replica is closed, the host writes its holder's pid on stdout: the daemon sees the
 pod end only then, as it sees a process end after its port closed. The host exits when the
 daemon closes its stdin (or dies: its parent-death signal). Like
-the replicas it replaces, it imports no typing, dataclasses or asyncio (see ``_http``).
+the replicas it replaces, it imports no typing, dataclasses or asyncio (see ``_http``); the
+hosts of fortio and httpbin replicas (``... host fortio``, ``... host httpbin``) run this
+same loop with their kind's ``build`` (``fortio_replica``, ``httpbin_replica``).
 """
 
 from __future__ import annotations
