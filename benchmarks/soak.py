@@ -210,6 +210,9 @@ def warm_up(mesh: dict[str, Any]) -> None:
     configuration = {"kubeconfig_path": mesh["kubeconfig"], "chaosmesh_run_id": "soak-warm-up"}
     actions.shift_traffic(VIRTUAL_SERVICE, {"v1": 100, "v2": 0}, ns=NAMESPACE,
                           configuration=configuration)  # fmt: skip
+    # Its rollback, as a run ends: a run that still holds the object would have every later
+    # run refused (another run's change, still running).
+    actions.restore(ns=NAMESPACE, configuration=configuration)
 
 
 def drive_changes(
@@ -231,6 +234,13 @@ def drive_changes(
             # One run per fault period, as a game day of short experiments: each run's ledger
             # holds its own ten changes (one run's ledger is rewritten whole at every change,
             # so a single run of hundreds of changes would measure the ledger, not the mesh).
+            # Each run ends with its rollback, as an experiment does: while a run holds the
+            # object, the next run's changes to it are refused.
+            if RUN_ID_KEY in configuration:
+                try:
+                    actions.restore(ns=NAMESPACE, configuration=configuration)
+                except Exception as exc:  # reported, and the soak goes on
+                    changes.action_errors.append(f"{now:.1f}s: restore: {exc!r}"[:300])
             configuration[RUN_ID_KEY] = new_run_id()
         to_v2 = tick % 2 == 0
         weights = {"v1": 0, "v2": 100} if to_v2 else {"v1": 100, "v2": 0}
