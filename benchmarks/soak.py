@@ -311,6 +311,8 @@ class Samples:
     state_dir: list[tuple[float, int]] = field(default_factory=list)
     log_cap: int = 0
     rotations: int = 0
+    # Envoy's open upstream connections (every cluster): what its RSS follows.
+    upstream_connections: list[tuple[float, int]] = field(default_factory=list)
 
 
 def sample(
@@ -334,6 +336,9 @@ def sample(
         samples.log_cap = int(logs.get("cap_bytes", 0))
         samples.rotations = int(logs.get("rotations", 0))
         samples.state_dir.append((now, dir_bytes(state_dir)))
+        connections = _envoy_upstream_connections(state_dir)
+        if connections is not None:
+            samples.upstream_connections.append((now, connections))
         if now >= seconds:
             return
         stop.wait(SAMPLE_EVERY)
@@ -368,6 +373,19 @@ def _status(state_dir: Path) -> dict[str, Any]:
         return json.loads(body) if response.status == 200 else {}
     finally:
         conn.close()
+
+
+def _envoy_upstream_connections(state_dir: Path) -> int | None:
+    """Envoy's open upstream connections, summed over its clusters (None: no answer)."""
+    try:
+        admin = (state_dir / "envoy-admin-address").read_text().strip()
+        with urllib.request.urlopen(
+            f"http://{admin}/stats?filter=upstream_cx_active$", timeout=5
+        ) as response:
+            text = response.read().decode()
+    except (OSError, ValueError):
+        return None
+    return sum(int(line.rsplit(":", 1)[1]) for line in text.splitlines() if ":" in line)
 
 
 def _metrics_total(url: str) -> int:
@@ -552,6 +570,13 @@ def report(
         print(f"  {role:<28} {first / 2**20:6.1f} -> {last / 2**20:6.1f} MiB ({ratio:+.1%}; "
               f"second half {second_half:+.1%}), threads {threads[0]} -> {threads[-1]}"
               f"{flag}")  # fmt: skip
+
+    upstream = [n for when, n in samples.upstream_connections if when >= warmup]
+    if upstream:
+        half = [n for when, n in samples.upstream_connections if when >= (warmup + seconds) / 2]
+        print(f"  Envoy's upstream connections (kept idle for an hour, as Istio's sidecars do): "
+              f"{upstream[0]} -> {upstream[-1]}, peak {max(upstream)} "
+              f"(second half: {half[0] if half else '?'} -> {upstream[-1]})")  # fmt: skip
 
     from chaosmesh_ext.mesh.logs import format_size
 
