@@ -12,7 +12,7 @@ window needs — hey and wrk only count). Meanwhile, through the Kubernetes API 
 official client, exactly as experiments do (``chaosmesh_ext.actions``): the weights flip
 100/0 <-> 0/100 every second (``shift_traffic``), and every 10 s an abort fault (503 for
 ``FAULT_PERCENT`` % of requests) is injected (``inject_abort``) and removed 5 s later
-(``remove_faults``).
+(``remove_faults``). Each 10 s is one run, ended by its rollback (``restore``).
 
 What it reports, with the goals:
 
@@ -21,10 +21,10 @@ What it reports, with the goals:
   ``remove_faults`` call (both return once Envoy enforces the change). Every other failure —
   a connection error, a timeout, another status, a 503 outside a fault window — is not.
 - RSS of every mesh process (daemon, Envoy, each workload), growth from the end of the
-  warm-up (a minute) to the end: < 10 %; with the growth over the second half and each
-  process's threads (a workload runs a thread per connection, and Envoy keeps an upstream
-  connection for an hour as Istio does, so RSS that follows the most connections a stall
-  ever needed is a high-water mark, not a leak: it stops growing in the second half).
+  warm-up (a minute) to the end: < 10 %; with the growth over the second half, each
+  process's threads (a replica's follow its requests in flight) and Envoy's open upstream
+  connections (kept idle for an hour, as Istio's sidecars do: Envoy's RSS follows the most
+  connections a stall ever needed, a high-water mark that stops growing, not a leak).
 - the logs' disk use (``mesh status``) against the log cap, and the whole state directory.
 - change -> enforced: from the start of ``shift_traffic`` to the first response from the
   newly chosen version on a separate keep-alive connection; p50/p95 per minute, first
@@ -283,8 +283,7 @@ def drive_changes(
 
 
 def rss_and_threads(pid: int) -> tuple[int, int] | None:
-    """(RSS bytes, threads) of ``pid``: a thread per connection explains RSS that follows the
-    most connections seen so far (a high-water mark, not a leak)."""
+    """(RSS bytes, threads) of ``pid``: threads that pile up explain RSS that grows."""
     try:
         fields = dict(
             line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
