@@ -495,6 +495,23 @@ def _answer(handler: Handler, request: Request, name: str) -> Response:
         return text_response(500, "internal error in the workload\n")
 
 
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def start_thread(target: Callable[..., None], *args: object, name: str | None = None) -> None:
+    """Start a daemon thread that never takes SIGTERM or SIGINT. The kernel hands a process's
+    signal to any thread not blocking it, but only the main thread runs Python's handler, and
+    only once its own wait ends: a replica whose signal went to an idle thread would sleep on
+    in ``accept`` instead of stopping. Threads started by such a thread inherit the mask."""
+    masking = hasattr(signal, "pthread_sigmask")
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if masking else None
+    try:
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class Workers:
     """Threads that run jobs: a new thread when none is free, and a thread that found nothing
     to do for ``idle_seconds`` ends. So there are as many threads as jobs running at once
@@ -520,7 +537,7 @@ class Workers:
                 return
             self.threads += 1
         try:
-            threading.Thread(target=self._work, args=(job,), daemon=True).start()
+            start_thread(self._work, job)
         except RuntimeError:  # no thread to be had: the job runs here (its caller waits)
             with self._lock:
                 self.threads -= 1
@@ -564,7 +581,7 @@ class Parking:
         self._epoll = select.epoll()
         self._parked: dict[int, tuple[Connection, float]] = {}
         self._lock = threading.Lock()
-        threading.Thread(target=self._watch, name="parking", daemon=True).start()
+        start_thread(self._watch, name="parking")
 
     def __len__(self) -> int:
         return len(self._parked)
@@ -752,7 +769,7 @@ class Server:
                 on_close(sock)
             return
         if self.parking is None:
-            threading.Thread(target=conn.serve_to_end, daemon=True).start()
+            start_thread(conn.serve_to_end)
         else:
             self.parking.park(conn)  # served once its first request arrives
 

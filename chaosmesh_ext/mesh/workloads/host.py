@@ -90,7 +90,7 @@ class HostedReplica:
         self.stopped = False
 
     def start(self) -> None:
-        threading.Thread(target=self._accept, daemon=True).start()
+        _http.start_thread(self._accept)  # SIGTERM is the host's main thread's (see there)
 
     def _accept(self) -> None:
         while True:
