@@ -48,9 +48,10 @@ _REJECTION_COUNTERS = (".update_rejected", ".update_failure")
 _POLL = 0.0005  # between stats reads while waiting for a push: a rename lands in ~0.5 ms
 # Versions are text readouts, a handful of stats: reading them is cheap whatever the size of
 # the configuration. The rejection counters are found among every counter (tens of thousands
-# with hundreds of clusters), so they are read only while a version is late: first after
-# this long, then at this interval.
+# with hundreds of clusters), so they are read only while a version is late and Envoy has
+# logged something (every refusal is logged): first after this long, then at this interval.
 _REJECTION_CHECK_S = 0.02
+_LOGS_REJECTIONS = ("trace", "debug", "info", "warning", "warn")  # Envoy's -l levels
 _VERSIONS_PATH = "/stats?format=json&type=TextReadouts"
 _COUNTERS_PATH = "/stats?format=json&type=Counters&filter=update_%28rejected%7Cfailure%29%24"
 
@@ -110,6 +111,15 @@ def validate_offline(resources: EnvoyResources, timeout: float = 60.0) -> None:
         if done.returncode != 0:
             lines = (done.stderr + done.stdout).strip().splitlines()
             raise EnvoyRejected(_strip_log_prefix(lines[-1]) if lines else "invalid configuration")
+
+
+def _rds(files: XdsFiles, route: JSON, version: str) -> bytes:
+    """A route configuration's file; a field Envoy's API cannot take is refused as Envoy
+    would refuse it (the file is binary, so Envoy never sees the field to name it)."""
+    try:
+        return files.rds_document(route, version)
+    except ValueError as exc:
+        raise EnvoyRejected(f"route configuration {route.get('name')}: {exc}") from None
 
 
 def _strip_log_prefix(line: str) -> str:
@@ -404,7 +414,7 @@ class EnvoyProcess:
         elif key == "lds":
             path = files.lds_path
         else:
-            path = files.rds_path(key.removeprefix("rds:"))
+            return files.rds_version(key.removeprefix("rds:"))
         return str(json.loads(path.read_text())["version_info"])
 
     def supervision(self) -> dict[str, Any]:
@@ -467,14 +477,14 @@ class EnvoyProcess:
         files = self.files
         # Every file this change writes, written aside before Envoy sees any of them: a full
         # disk fails here (OSError), with Envoy and the files as they were.
-        staged = Staged()
+        staged = Staged(links=True)
         try:
             if new.clusters != old.clusters:
                 clusters = sorted(new.clusters + removed_clusters, key=lambda c: c["name"])
                 staged.add("cds", files.cds_path, files.cds_document(clusters, version))
             for name in changed + added:
-                route = new_routes[name]
-                staged.add(f"rds:{name}", files.rds_path(name), files.rds_document(route, version))
+                route = _rds(files, new_routes[name], version)
+                staged.add(f"rds:{name}", files.rds_path(name), route)
             if new.listeners != old.listeners:
                 staged.add("lds", files.lds_path, files.lds_document(new.listeners, version))
             if removed_clusters:
@@ -534,12 +544,12 @@ class EnvoyProcess:
         """Make the xDS files exactly ``res`` (clusters, then routes, then listeners); all of
         them written aside first, so a full disk changes none (``OSError``)."""
         files = self.files
-        staged = Staged()
+        staged = Staged(links=True)
         try:
             staged.add("cds", files.cds_path, files.cds_document(res.clusters, version))
             for route in res.routes:
                 path = files.rds_path(route["name"])
-                staged.add(f"rds:{route['name']}", path, files.rds_document(route, version))
+                staged.add(f"rds:{route['name']}", path, _rds(files, route, version))
             staged.add("lds", files.lds_path, files.lds_document(res.listeners, version))
             staged.commit("cds")
             for route in res.routes:
@@ -615,7 +625,7 @@ class EnvoyProcess:
                 self._counters = dict(before)
                 return
             now = time.monotonic()
-            if now >= next_check or now > deadline:
+            if now > deadline or (now >= next_check and self._may_have_rejected()):
                 for name, value in self._config_counters(stats).items():
                     if value > before.get(name, 0):
                         raise EnvoyRejected(self._rejection_reason(name))
@@ -682,6 +692,15 @@ class EnvoyProcess:
             if time.monotonic() > deadline:
                 return f"{stat} rose"
             time.sleep(0.01)
+
+    def _may_have_rejected(self) -> bool:
+        """Whether Envoy may have refused something since this step began: it logs every
+        refusal (at warning), so while its log has not grown it has not. The log is cheap to
+        look at; the rejection counters are found among every counter (tens of thousands with
+        hundreds of clusters), and reading them slows Envoy down just when a change is late."""
+        if self.log_level not in _LOGS_REJECTIONS:
+            return True
+        return self._log_size() != self._log_offset
 
     def _log_size(self) -> int:
         try:

@@ -1,4 +1,5 @@
-"""The xDS documents Envoy reads: the same bytes whether a resource's text is reused or not."""
+"""The xDS documents Envoy reads: the same bytes whether a resource's text is reused or not
+(JSON for clusters, binary protobuf for route configurations)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import copy
 import json
 
 from chaosmesh_ext.mesh.translate import Memo, translate
-from chaosmesh_ext.mesh.xds_files import XdsFiles
+from chaosmesh_ext.mesh.xds_files import XdsFiles, route_bytes, route_document
 from tests.support import mesh_seed as seed
 
 
@@ -17,7 +18,7 @@ def _plain(version: str, resources: list) -> str:
 def test_documents_are_the_json_of_the_resources_change_after_change(tmp_path):
     """Unchanged clusters and virtual hosts (the very same objects, from the translator's
     memo) reuse their text; changed ones are serialised again: the document is byte for
-    byte what json.dumps gives for the whole."""
+    byte what serialising the whole afresh gives."""
     files = XdsFiles(tmp_path)
     memo = Memo()
     snap = seed.snapshot(seed.CANARY + "---\n" + seed.BREAKER, seed.canary_endpoints())
@@ -26,7 +27,7 @@ def test_documents_are_the_json_of_the_resources_change_after_change(tmp_path):
         version = f"v{step}"
         assert files.cds_document(res.clusters, version) == _plain(version, res.clusters)
         for route in res.routes:
-            assert files.rds_document(route, version) == _plain(version, [route])
+            assert files.rds_document(route, version) == route_document(version, route_bytes(route))
         # The next change: a new VirtualService object (as the API store makes on a write),
         # then a new DestinationRule.
         snap.virtual_services = copy.deepcopy(snap.virtual_services)
@@ -42,5 +43,30 @@ def test_documents_are_the_json_of_the_resources_change_after_change(tmp_path):
 def test_a_route_configuration_of_virtual_hosts_only(tmp_path):
     files = XdsFiles(tmp_path)
     route = {"virtual_hosts": [{"name": "a", "domains": ["*"], "routes": []}]}
-    assert files.rds_document(route, "1") == _plain("1", [route])
-    assert files.rds_document(route, "2") == _plain("2", [route])
+    assert files.rds_document(route, "1") == route_document("1", route_bytes(route))
+    assert files.rds_document(route, "2") == route_document("2", route_bytes(route))
+
+
+def test_envoys_files_are_swapped_as_links_and_only_two_generations_are_kept(tmp_path):
+    """A linked file is renamed into place without ext4 flushing its data first; the data
+    file before the last stays for an Envoy still reading it, older ones go."""
+    from chaosmesh_ext.mesh.xds_files import Staged, remove_linked
+
+    path = tmp_path / "cds" / "cds.json"
+    for n in range(4):
+        staged = Staged(links=True)
+        staged.add("cds", path, f"generation {n}")
+        assert path.read_text() == f"generation {n - 1}" if n else not path.exists()
+        staged.commit("cds")
+        staged.discard()
+        assert path.is_symlink() and path.read_text() == f"generation {n}"
+    data = sorted(p.read_text() for p in path.parent.iterdir() if p != path)
+    assert data == ["generation 2", "generation 3"]
+    # Staged but not committed: nothing visible, and nothing left behind.
+    staged = Staged(links=True)
+    staged.add("cds", path, "never")
+    staged.discard()
+    assert path.read_text() == "generation 3"
+    assert len(list(path.parent.iterdir())) == 3
+    remove_linked(path)
+    assert list(path.parent.iterdir()) == []

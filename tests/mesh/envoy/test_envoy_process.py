@@ -12,6 +12,7 @@ import pytest
 
 from chaosmesh_ext.mesh.envoy import EnvoyProcess, EnvoyRejected
 from chaosmesh_ext.mesh.translate import Endpoint, translate
+from chaosmesh_ext.mesh.xds_files import read_route_document, route_bytes
 from tests.support import mesh_seed as seed
 
 from .conftest import request
@@ -55,8 +56,8 @@ def test_a_rejected_config_raises_with_envoys_reason_and_the_old_one_keeps_servi
     assert request(port, "tomcat-svc:8080")[0] == 200
     assert proc.applied is good and proc.version != version
     # The files on disk are the good config again, so a restart serves it too.
-    on_disk = json.loads(proc.files.rds_path("8080").read_text())["resources"][0]
-    assert on_disk == good.route_config("8080")
+    _, on_disk = read_route_document(proc.files.rds_path("8080").read_bytes())
+    assert on_disk == [route_bytes(good.route_config("8080"))]
     assert json.loads(proc.files.cds_path.read_text())["resources"][0]["connect_timeout"] == "10s"
     # ...and the next good change still goes through.
     delay_vs["spec"]["http"][0]["fault"] = {
@@ -146,9 +147,11 @@ def test_envoy_is_restarted_with_its_current_config_after_kill_9(envoy, upstream
     assert proc.pid != old_pid
     assert request(listen, "tomcat-svc:8080")[0] == 200
     # It came back with the applied config (the 1 ms delay), not the first one (10 s).
-    route = json.loads(proc.files.rds_path("8080").read_text())["resources"][0]
+    route = proc.applied.route_config("8080")
     fault = route["virtual_hosts"][0]["routes"][0]["typed_per_filter_config"]
     assert fault["envoy.filters.http.fault"]["delay"]["fixed_delay"] == "0.001s"
+    _, on_disk = read_route_document(proc.files.rds_path("8080").read_bytes())
+    assert on_disk == [route_bytes(route)]
 
 
 def test_stop_ends_envoy_and_a_second_envoy_can_run_beside_the_first(tmp_path, upstreams):
