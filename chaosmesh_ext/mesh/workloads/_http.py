@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 import time
+from collections import deque
 
 from ..ports import reusable_listener
 
@@ -43,6 +44,10 @@ IDLE_TIMEOUT = 3600.0
 REQUEST_TIMEOUT = 60.0
 # A thread with no request to serve for this long ends (``Workers``).
 WORKER_IDLE_S = 10.0
+# Threads started at once for requests that find every thread busy; past that, a request
+# waits this long for a thread to free up before one is started for it (``Workers``).
+EAGER_THREADS = 4
+SPAWN_DELAY_S = 0.002
 # How often parked connections are checked against IDLE_TIMEOUT.
 PARKING_SWEEP_S = 60.0
 
@@ -513,29 +518,67 @@ def start_thread(target: Callable[..., None], *args: object, name: str | None = 
 
 
 class Workers:
-    """Threads that run jobs: a new thread when none is free, and a thread that found nothing
-    to do for ``idle_seconds`` ends. So there are as many threads as jobs running at once
-    lately (requests in flight), however many connections are open.
+    """Threads that run jobs: a thread that found nothing to do for ``idle_seconds`` ends, so
+    there are about as many threads as jobs running at once lately (requests in flight),
+    however many connections are open.
 
-    The thread that went idle last gets the next job (a stack, not a queue): under a steady
-    trickle the same few threads serve it and the ones a burst added run out their idle time.
+    A job that finds every thread busy starts a thread of its own at once while there are
+    fewer than ``eager`` threads; past that it waits for a thread to free up, and after
+    ``spawn_delay`` (see :meth:`due`) it starts one. A burst of quick requests after a stall
+    (hundreds at once) is then served by the threads there are, while a slow request (a
+    delay, a capacity queue, an upstream call) still has a thread of its own within
+    milliseconds, so a job never waits for another to end. The thread that went idle last
+    gets the next job (a stack): under a steady trickle the same few threads serve it, and the
+    ones a burst added run out their idle time.
     """
 
-    def __init__(self, idle_seconds: float = WORKER_IDLE_S) -> None:
+    def __init__(
+        self,
+        idle_seconds: float = WORKER_IDLE_S,
+        spawn_delay: float = SPAWN_DELAY_S,
+        eager: int = EAGER_THREADS,
+    ) -> None:
         self.idle_seconds = idle_seconds
+        self.spawn_delay = spawn_delay
+        self.eager = eager
         self._lock = threading.Lock()
         # Idle threads, each as [job, lock held until a job is handed to it].
         self._idle: list[list[Any]] = []
+        self._pending: deque[tuple[float, Callable[[], None]]] = deque()  # (since, job)
         self.threads = 0
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
             if self._idle:
-                waiter = self._idle.pop()
-                waiter[0] = job
-                waiter[1].release()
+                self._hand(job)
+                return
+            if self.threads >= self.eager:
+                self._pending.append((time.monotonic(), job))
                 return
             self.threads += 1
+        self._start(job)
+
+    def due(self) -> float | None:
+        """Start a thread for each job that waited ``spawn_delay``; the seconds until the
+        next one is due (None: no job waits). Called by whoever submits, now and then."""
+        now = time.monotonic()
+        starting = []
+        with self._lock:
+            while self._pending and now - self._pending[0][0] >= self.spawn_delay:
+                starting.append(self._pending.popleft()[1])
+            self.threads += len(starting)
+            wait = self._pending[0][0] + self.spawn_delay - now if self._pending else None
+        for job in starting:
+            self._start(job)
+        return wait
+
+    def _hand(self, job: Callable[[], None]) -> None:
+        """Give ``job`` to the thread that went idle last (hold ``_lock``)."""
+        waiter = self._idle.pop()
+        waiter[0] = job
+        waiter[1].release()
+
+    def _start(self, job: Callable[[], None]) -> None:
         try:
             start_thread(self._work, job)
         except RuntimeError:  # no thread to be had: the job runs here (its caller waits)
@@ -556,6 +599,9 @@ class Workers:
                 traceback.print_exc()
             job = None  # type: ignore[assignment]  # nothing of the last job kept alive
             with self._lock:
+                if self._pending:  # the longest waiting first
+                    job = self._pending.popleft()[1]
+                    continue
                 self._idle.append(waiter)
             if not handed.acquire(timeout=self.idle_seconds):
                 with self._lock:
@@ -604,9 +650,10 @@ class Parking:
 
     def _watch(self) -> None:
         swept = time.monotonic()
+        timeout = PARKING_SWEEP_S
         while True:
             try:
-                events = self._epoll.poll(PARKING_SWEEP_S)
+                events = self._epoll.poll(timeout)
             except InterruptedError:
                 continue
             for fd, _ in events:
@@ -614,6 +661,9 @@ class Parking:
                     found = self._parked.pop(fd, None)
                 if found is not None:
                     self.workers.submit(found[0].serve)
+            # Requests that found every worker busy get threads of their own once due.
+            wait = self.workers.due()
+            timeout = PARKING_SWEEP_S if wait is None else max(wait, 0.0005)
             now = time.monotonic()
             if now - swept >= PARKING_SWEEP_S:
                 swept = now

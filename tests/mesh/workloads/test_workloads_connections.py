@@ -128,7 +128,7 @@ def test_a_killed_replica_closes_its_idle_connections(start_workload: StartWorkl
 
 
 def test_worker_threads_follow_the_jobs_running_at_once() -> None:
-    workers = Workers(idle_seconds=0.1)
+    workers = Workers(idle_seconds=0.1, spawn_delay=0.01, eager=2)
     release = threading.Event()
     started = threading.Semaphore(0)
 
@@ -139,10 +139,23 @@ def test_worker_threads_follow_the_jobs_running_at_once() -> None:
     for _ in range(8):
         workers.submit(job)
     for _ in range(8):
-        assert started.acquire(timeout=20)  # eight jobs at once: eight threads
+        # Two threads at once; the others once their jobs have waited (the parking thread
+        # calls due() whenever it wakes): no job waits for another to end.
+        while not started.acquire(timeout=0.01):
+            workers.due()
     assert workers.threads == 8
     release.set()
     _until(lambda: workers.threads == 0, "idle worker threads to end")
     done = threading.Event()
     workers.submit(done.set)  # and a thread again when work comes
     assert done.wait(20)
+
+
+def test_a_burst_of_quick_jobs_is_served_by_the_threads_there_are() -> None:
+    workers = Workers(eager=3)
+    done = threading.Semaphore(0)
+    for _ in range(200):  # due() is never called: no thread beyond the eager ones
+        workers.submit(done.release)
+    for _ in range(200):
+        assert done.acquire(timeout=20)
+    assert workers.threads <= 3
