@@ -39,6 +39,8 @@ from .stats import Histogram
 # fortio logs non-OK answers (-log-errors) and an -abort-on stop as warnings and info lines;
 # the command line shows this logger at its -loglevel.
 log = logging.getLogger("chaosmesh_ext.load")
+# How often a paused run (StopToken.paused) looks whether it may go on.
+PAUSED_POLL_S = 0.02
 
 LOCAL_NOTE = (
     "load ran in the chaos process (via=local): Istio applies faults and breakers in the"
@@ -155,6 +157,19 @@ def _make_call(
                 stop.stop()
 
     fetch = conn.fetch
+    paused = stop.paused
+    if paused is not None:
+        unpaused = conn.fetch
+
+        async def fetch() -> int:
+            # A stopped (SIGSTOP'd) client sends nothing and reads no answer until continued.
+            while paused():
+                await asyncio.sleep(PAUSED_POLL_S)
+            code = await unpaused()
+            while paused():
+                await asyncio.sleep(PAUSED_POLL_S)
+            return code
+
     codes = st.codes
     sizes = st.sizes.record
     header_sizes = st.header_sizes.record
@@ -223,6 +238,7 @@ async def run_async(
             settings=settings,
             offset=options.offset,
         )
+        conn.abandoned = stop.abandoned
         conns.append(conn)
         return conn
 
@@ -232,6 +248,19 @@ async def run_async(
         reason = await unresolvable_reason(target.host, sidecar)
         if reason:
             raise LoadTargetError(options.url, reason)
+    loop = asyncio.get_running_loop()
+
+    def drop_connections() -> None:
+        for conn in conns:
+            conn.abandon()  # the calls in flight end as errors; the workers see the stop
+
+    def abandoned() -> None:
+        try:
+            loop.call_soon_threadsafe(drop_connections)
+        except RuntimeError:
+            pass  # the run ended meanwhile and its loop is closed
+
+    stop.on_abandon(abandoned)
     first = new_conn()
     proto = await first._connect(asyncio.get_running_loop().time() + options.timeout)
     if proto is None:

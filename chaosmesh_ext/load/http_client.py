@@ -286,6 +286,7 @@ class HttpConnection:
         self.info = ResponseInfo()
         self._uses = 0  # calls on the current socket (-connection-reuse)
         self._max_uses = 0
+        self.abandoned = False  # closed for good: its run's process is gone (abandon())
 
     async def _connect(self, deadline: float) -> _Protocol | None:
         loop = asyncio.get_running_loop()
@@ -330,6 +331,8 @@ class HttpConnection:
 
     async def fetch(self) -> int:
         """Send the request once; the status code, or -1 on socket error or timeout."""
+        if self.abandoned:
+            return -1
         loop = asyncio.get_running_loop()
         proto = self.proto
         if proto is None or proto.closed or not proto.keep_alive:
@@ -377,6 +380,14 @@ class HttpConnection:
     def close(self) -> None:
         if self.proto is not None and self.proto.transport is not None:
             self.proto.transport.close()
+        self.proto = None
+
+    def abandon(self) -> None:
+        """Close, the call in flight ending as an error, and never connect again."""
+        self.abandoned = True
+        self.last_error = "the run was abandoned"
+        if self.proto is not None and self.proto.transport is not None:
+            self.proto.transport.abort()
         self.proto = None
 
 

@@ -34,10 +34,18 @@ _SLEEP_SLICE = 0.2
 
 
 class StopToken:
-    """Thread-safe "stop this run" flag (fortio's aborter)."""
+    """Thread-safe "stop this run" flag (fortio's aborter).
 
-    def __init__(self) -> None:
+    ``paused``, when given, says whether the process the run stands for is stopped (a
+    SIGSTOP'd pod in a shared replica host): its calls then wait, as a frozen process's would.
+    """
+
+    def __init__(self, paused: Callable[[], bool] | None = None) -> None:
         self._event = threading.Event()
+        self.paused = paused
+        self.abandoned = False
+        self._lock = threading.Lock()
+        self._on_abandon: list[Callable[[], None]] = []
 
     def stop(self) -> None:
         self._event.set()
@@ -45,6 +53,24 @@ class StopToken:
     @property
     def stopped(self) -> bool:
         return self._event.is_set()
+
+    def abandon(self) -> None:
+        """Stop, and drop the calls in flight too: the run's process is gone."""
+        with self._lock:
+            self.abandoned = True
+            callbacks, self._on_abandon = self._on_abandon, []
+        self._event.set()
+        for callback in callbacks:
+            callback()
+
+    def on_abandon(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from the abandoning thread) when the run is abandoned; at once
+        if it already is."""
+        with self._lock:
+            if not self.abandoned:
+                self._on_abandon.append(callback)
+                return
+        callback()
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,13 @@ import argparse
 import json
 import logging
 import re
+import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -124,8 +126,14 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_port = True
 
 
-class RestServer:
-    """A running fortio REST server; ``url`` is its base, ``shutdown()`` stops it."""
+# The API whose run the current thread executes (``FortioApi.execute``), so that a process
+# serving several APIs (a replica host) can tell whose run a log record comes from.
+RUNNING = threading.local()
+
+
+class FortioApi:
+    """fortio's REST API of one server, apart from any HTTP transport: its runs, its saved
+    results, its sidecar. :meth:`answer` turns one request into (status, type, body)."""
 
     def __init__(
         self,
@@ -133,40 +141,34 @@ class RestServer:
         port: int = 0,
         sidecar: Sidecar | None = None,
         data_dir: str | Path | None = None,
+        paused: Callable[[], bool] | None = None,
     ) -> None:
+        self.host = host
+        self.port = port
         self.sidecar = sidecar
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="chaosmesh-fortio-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Whether the process the runs stand for is stopped (SIGSTOP): its calls wait.
+        self.paused = paused
         self._lock = threading.Lock()
         self._runs: dict[int, _Run] = {}
         self._next_id = 0
-        server = self
-        handler = type("Handler", (_Handler,), {"rest": server})
-        self.httpd = _Server((host, port), handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://{host}:{self.port}/fortio/"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def start(self) -> RestServer:
-        self._thread.start()
-        return self
-
-    def shutdown(self) -> None:
-        self.stop_runs(0, wait=False)
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._closed = False
 
     # --- runs -----------------------------------------------------------------------------
     def new_run(self, options: LoadOptions) -> _Run:
         with self._lock:
             self._next_id += 1  # starts at 1: 0 means "all runs" for stop
-            run = _Run(self._next_id, options)
+            run = _Run(self._next_id, options, StopToken(self.paused))
             self._runs[run.run_id] = run
-            return run
+            closed = self._closed
+        if closed:
+            run.stop.abandon()  # closed meanwhile: the run ends at once, as close() ends runs
+        return run
 
     def execute(self, run: _Run, save: bool) -> dict[str, Any]:
         run.state = STATE_RUNNING
+        RUNNING.api = self
         try:
             try:
                 result = engine.run(run.options, run.stop, run.run_id)
@@ -186,10 +188,12 @@ class RestServer:
             # An async run announced its ID before it started; keep that one.
             run.result_id = run.result_id or str(result.get("ID", ""))
             result["ID"] = run.result_id
-            if save and run.result_id:
+            # A closed server's runs were cut off with it: nothing of theirs is kept.
+            if save and run.result_id and not run.stop.abandoned:
                 (self.data_dir / f"{run.result_id}.json").write_text(json.dumps(result, indent=2))
             return result
         finally:
+            RUNNING.api = None
             with self._lock:
                 self._runs.pop(run.run_id, None)  # fortio drops finished runs from status
             run.state = STATE_STOPPED
@@ -233,6 +237,148 @@ class RestServer:
         rid = targets[0].result_id if len(targets) == 1 else ""
         return stopped, rid
 
+    def close(self, remove_data: bool = False) -> None:
+        """What the server's process exiting does to its runs: every one ends at once, its
+        connections dropped with the calls in flight, nothing saved; with ``remove_data``
+        the saved results go too (a pod's files go with the pod)."""
+        with self._lock:
+            self._closed = True
+            runs = list(self._runs.values())
+        for r in runs:
+            r.stop.abandon()
+        if remove_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    # --- the API ----------------------------------------------------------------------------
+    def answer(
+        self, method: str, target: str, body: bytes, host_header: str | None
+    ) -> tuple[int, str, bytes]:
+        """One request: ``target`` is the request line's path and query, ``host_header``
+        names this server in the result URLs. Returns (status, content type, body)."""
+        parts = urlsplit(target)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        path = parts.path
+        host = host_header or f"{self.host}:{self.port}"
+        if path == "/fortio/rest/run":
+            return self._run(query, body, host)
+        if path == "/fortio/rest/status":
+            return _json(200, {"Statuses": self.statuses(_int_param(query, "runid"))})
+        if path == "/fortio/rest/stop":
+            run_id = _int_param(query, "runid")
+            wait = (query.get("wait", [""])[0].lower()) not in ("", "off", "false")
+            count, rid = self.stop_runs(run_id, wait)
+            return _json(
+                200,
+                {
+                    "message": _STATE_NAMES[
+                        STATE_STOPPED if wait and count == 1 else STATE_STOPPING
+                    ],
+                    "RunID": run_id,
+                    "Count": count,
+                    "ResultID": rid,
+                    "ResultURL": _data_url(host, rid) if rid else "",
+                },
+            )
+        if path.startswith("/fortio/data/"):
+            return self._data(path[len("/fortio/data/") :])
+        if path in ("/fortio", "/fortio/"):
+            return 200, "text/plain", b"fortio-compatible load server (chaosmesh)\n"
+        return _error(404, f"no such path {path}")
+
+    def _data(self, name: str) -> tuple[int, str, bytes]:
+        if name in ("", "index.tsv"):
+            files = sorted(p.name for p in self.data_dir.glob("*.json"))
+            return 200, "text/plain", ("\n".join(files) + "\n").encode()
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+\.json", name):
+            return _error(400, f"bad result name {name!r}")
+        path = self.data_dir / name
+        if not path.is_file():
+            return _error(404, f"no saved result {name}")
+        return 200, "application/json", path.read_bytes()
+
+    def _run(self, query: dict[str, list[str]], body: bytes, host: str) -> tuple[int, str, bytes]:
+        data: dict[str, Any] = {}
+        if body.strip():
+            try:
+                data = json.loads(body)
+            except ValueError as exc:
+                return _error(400, "body is not JSON", str(exc))
+            if not isinstance(data, dict):
+                return _error(400, "body must be a JSON object")
+            json_path = query.get("jsonPath", [""])[0]
+            for key in [k for k in json_path.split(".") if k]:
+                sub = data.get(key)
+                if not isinstance(sub, dict):
+                    return _error(400, f"jsonPath {json_path!r}: no object at {key!r}")
+                data = sub
+        params = Params(query, data)
+        try:
+            options = options_from_params(params, self.sidecar)
+        except LoadOptionError as exc:
+            return _error(400, "bad parameter", str(exc))
+        if self._closed:
+            return _error(503, "this server is stopping")
+        run = self.new_run(options)
+        save = params.on("save")
+        if params.on("async"):
+            # The result ID is the start time (as fortio's); the file appears when the run ends.
+            rid = run_id_label(time.time(), options.labels, run.run_id)
+            if (self.data_dir / f"{rid}.json").exists():
+                rid += f"_{run.run_id}"
+            run.result_id = rid
+            threading.Thread(target=self.execute, args=(run, True), daemon=True).start()
+            return _json(
+                200,
+                {
+                    "message": "started",
+                    "RunID": run.run_id,
+                    "Count": 1,
+                    "ResultID": rid,
+                    "ResultURL": _data_url(host, rid),
+                },
+            )
+        return _json(200, self.execute(run, save))
+
+
+def _json(status: int, payload: Any) -> tuple[int, str, bytes]:
+    return status, "application/json", json.dumps(payload, indent=2).encode()
+
+
+def _error(status: int, message: str, exception: str = "") -> tuple[int, str, bytes]:
+    return _json(status, {"error": True, "message": message, "exception": exception})
+
+
+def _data_url(host: str, rid: str) -> str:
+    return f"http://{host}/fortio/data/{rid}.json"
+
+
+class RestServer(FortioApi):
+    """A running fortio REST server; ``url`` is its base, ``shutdown()`` stops it."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        sidecar: Sidecar | None = None,
+        data_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(host, port, sidecar, data_dir)
+        handler = type("Handler", (_Handler,), {"rest": self})
+        self.httpd = _Server((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://{host}:{self.port}/fortio/"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> RestServer:
+        self._thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        self.stop_runs(0, wait=False)
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
 
 class _Handler(BaseHTTPRequestHandler):
     rest: RestServer
@@ -242,17 +388,6 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet: probes poll a lot
         return
 
-    def _reply(self, status: int, payload: Any, content_type: str = "application/json") -> None:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload, indent=2).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _error(self, status: int, message: str, exception: str = "") -> None:
-        self._reply(status, {"error": True, "message": message, "exception": exception})
-
     def do_GET(self) -> None:
         self._dispatch(b"")
 
@@ -261,101 +396,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch(self.rfile.read(length) if length else b"")
 
     def _dispatch(self, body: bytes) -> None:
-        parts = urlsplit(self.path)
-        query = parse_qs(parts.query, keep_blank_values=True)
-        path = parts.path
-        if path == "/fortio/rest/run":
-            self._run(query, body)
-        elif path == "/fortio/rest/status":
-            run_id = _int_param(query, "runid")
-            self._reply(200, {"Statuses": self.rest.statuses(run_id)})
-        elif path == "/fortio/rest/stop":
-            run_id = _int_param(query, "runid")
-            wait = (query.get("wait", [""])[0].lower()) not in ("", "off", "false")
-            count, rid = self.rest.stop_runs(run_id, wait)
-            self._reply(
-                200,
-                {
-                    "message": _STATE_NAMES[
-                        STATE_STOPPED if wait and count == 1 else STATE_STOPPING
-                    ],
-                    "RunID": run_id,
-                    "Count": count,
-                    "ResultID": rid,
-                    "ResultURL": self._data_url(rid) if rid else "",
-                },
-            )
-        elif path.startswith("/fortio/data/"):
-            self._data(path[len("/fortio/data/") :])
-        elif path in ("/fortio", "/fortio/"):
-            self._reply(200, b"fortio-compatible load server (chaosmesh)\n", "text/plain")
-        else:
-            self._error(404, f"no such path {path}")
-
-    def _data_url(self, rid: str) -> str:
-        host = self.headers.get("Host") or f"127.0.0.1:{self.rest.port}"
-        return f"http://{host}/fortio/data/{rid}.json"
-
-    def _data(self, name: str) -> None:
-        if name in ("", "index.tsv"):
-            files = sorted(p.name for p in self.rest.data_dir.glob("*.json"))
-            self._reply(200, ("\n".join(files) + "\n").encode(), "text/plain")
-            return
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+\.json", name):
-            self._error(400, f"bad result name {name!r}")
-            return
-        path = self.rest.data_dir / name
-        if not path.is_file():
-            self._error(404, f"no saved result {name}")
-            return
-        self._reply(200, path.read_bytes())
-
-    def _run(self, query: dict[str, list[str]], body: bytes) -> None:
-        data: dict[str, Any] = {}
-        if body.strip():
-            try:
-                data = json.loads(body)
-            except ValueError as exc:
-                self._error(400, "body is not JSON", str(exc))
-                return
-            if not isinstance(data, dict):
-                self._error(400, "body must be a JSON object")
-                return
-            json_path = query.get("jsonPath", [""])[0]
-            for key in [k for k in json_path.split(".") if k]:
-                sub = data.get(key)
-                if not isinstance(sub, dict):
-                    self._error(400, f"jsonPath {json_path!r}: no object at {key!r}")
-                    return
-                data = sub
-        params = Params(query, data)
-        try:
-            options = options_from_params(params, self.rest.sidecar)
-        except LoadOptionError as exc:
-            self._error(400, "bad parameter", str(exc))
-            return
-        run = self.rest.new_run(options)
-        save = params.on("save")
-        if params.on("async"):
-            # The result ID is the start time (as fortio's); the file appears when the run ends.
-            rid = run_id_label(time.time(), options.labels, run.run_id)
-            if (self.rest.data_dir / f"{rid}.json").exists():
-                rid += f"_{run.run_id}"
-            run.result_id = rid
-            threading.Thread(target=self.rest.execute, args=(run, True), daemon=True).start()
-            self._reply(
-                200,
-                {
-                    "message": "started",
-                    "RunID": run.run_id,
-                    "Count": 1,
-                    "ResultID": rid,
-                    "ResultURL": self._data_url(rid),
-                },
-            )
-            return
-        result = self.rest.execute(run, save)
-        self._reply(200, result)
+        status, content_type, payload = self.rest.answer(
+            self.command, self.path, body, self.headers.get("Host")
+        )
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
 
 def _int_param(query: dict[str, list[str]], key: str) -> int:

@@ -3,8 +3,9 @@
 - :func:`workload_kind` picks the kind (echo, httpbin, proxy, command, fortio) for a
   Deployment; :class:`WorkloadSpec` describes one replica (:func:`replica_specs` builds them
   from a manifest); :func:`launch` starts it as a process of its own and :func:`wait_ready`
-  waits until its port accepts. The daemon starts echo and proxy replicas in shared replica
-  hosts instead, each with a holder process as its pid (``hosting``, ``host``, ``holder``).
+  waits until its port accepts. The daemon starts echo, proxy, fortio and httpbin replicas
+  in shared replica hosts instead, each with a holder process as its pid (``hosting``,
+  ``host``, ``holder``; ``fortio_replica`` and ``httpbin_replica`` for the hosts of those).
 - Each kind lives in its own module (``echo``, ``httpbin_app``, ``proxy``, ``command``); the
   fortio kind is the load layer's REST server, ``chaosmesh_ext.load.rest``.
 

@@ -1,5 +1,7 @@
 """Entry point of one workload replica: ``python -m chaosmesh_ext.mesh.workloads KIND --port P``,
-or of a replica host serving many: ``python -m chaosmesh_ext.mesh.workloads host`` (``host``).
+or of a replica host serving many: ``python -m chaosmesh_ext.mesh.workloads host`` (echo and
+proxy replicas, ``host``), ``... host fortio`` (``fortio_replica``) or ``... host httpbin``
+(``httpbin_replica``).
 
 Started by :func:`chaosmesh_ext.mesh.workloads.launch`, one process per replica, or by
 ``hosting.ReplicaHosts``; the sidecar environment (``CHAOSMESH_OUTBOUND``,
@@ -57,8 +59,9 @@ def _usage_error(message: str) -> SystemExit:
     return SystemExit(2)
 
 
-def parse_args(argv: list[str]) -> Args:
-    """``KIND --port P [--option VALUE | --option=VALUE ...]``; exit 2 on a bad line."""
+def parse_args(argv: list[str], kinds: tuple[str, ...] = KINDS) -> Args:
+    """``KIND --port P [--option VALUE | --option=VALUE ...]``, KIND one of ``kinds``; exit 2
+    on a bad line."""
     args = Args()
     kind: str | None = None
     port: str | None = None
@@ -89,8 +92,8 @@ def parse_args(argv: list[str]) -> Args:
             setattr(args, option, value)
         else:
             raise _usage_error(f"unrecognized argument --{option}")
-    if kind not in KINDS:
-        raise _usage_error(f"KIND: expected one of {', '.join(KINDS)}, got {kind!r}")
+    if kind not in kinds:
+        raise _usage_error(f"KIND: expected one of {', '.join(kinds)}, got {kind!r}")
     if port is None:
         raise _usage_error("--port is required")
     try:
@@ -133,7 +136,7 @@ def build_handler(args: Args, environ: dict[str, str] | None = None) -> Handler:
     return _limited(handler, args)
 
 
-def _hosted(argv: list[str], environ: dict[str, str]) -> tuple[Args, Handler]:
+def _hosted(argv: list[str], environ: dict[str, str], holder: int) -> tuple[Args, Handler]:
     """One replica of a replica host: its parsed command line and its handler."""
     args = parse_args(argv)
     if args.kind not in HOSTED_KINDS:
@@ -142,11 +145,23 @@ def _hosted(argv: list[str], environ: dict[str, str]) -> tuple[Args, Handler]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if (sys.argv[1:] if argv is None else argv)[:1] == ["host"]:
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["host"]:
         from .host import serve_forever
 
+        if given[1:] == ["fortio"]:
+            from .fortio_replica import build, route_run_logs
+
+            route_run_logs()
+            return serve_forever(build)
+        if given[1:] == ["httpbin"]:
+            from .httpbin_replica import build as build_httpbin
+            from .httpbin_replica import route_logs
+
+            route_logs()
+            return serve_forever(build_httpbin)
         return serve_forever(_hosted)
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse_args(given)
     name = f"{args.kind} {args.namespace}/{args.pod}"
     if args.kind in ("echo", "proxy"):
         from ._http import run as serve

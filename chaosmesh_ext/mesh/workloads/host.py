@@ -1,4 +1,4 @@
-"""A replica host: one process serving many echo and proxy replicas, each as if on its own.
+"""A replica host: one process serving many replicas of built-in kinds, each as if on its own.
 
 ``python -S -m chaosmesh_ext.mesh.workloads host`` reads orders on stdin, one JSON object a
 line, from the daemon (``hosting.ReplicaHosts``)::
@@ -20,7 +20,9 @@ It is served while its holder lives:
 Once a replica is closed, the host writes its holder's pid on stdout: the daemon sees the
 pod end only then, as it sees a process end after its port closed. The host exits when the
 daemon closes its stdin (or dies: its parent-death signal). Like
-the replicas it replaces, it imports no typing, dataclasses or asyncio (see ``_http``).
+the replicas it replaces, it imports no typing, dataclasses or asyncio (see ``_http``); the
+hosts of fortio and httpbin replicas (``... host fortio``, ``... host httpbin``) run this
+same loop with their kind's ``build`` (``fortio_replica``, ``httpbin_replica``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
     from ._http import Handler, Request, Response
+
+    Build = Callable[[list[str], dict[str, str], int], tuple[Any, Handler]]
 
 FROZEN_POLL_S = 0.02
 
@@ -78,10 +82,20 @@ class HostedReplica:
     """One replica in this host: its listener, its connections, its log."""
 
     def __init__(
-        self, name: str, host: str, port: int, handler: Handler, log: TextIO, holder: int
+        self,
+        name: str,
+        host: str,
+        port: int,
+        handler: Handler,
+        log: TextIO,
+        holder: int,
+        on_stop: Callable[[], object] | None = None,
+        serve: Callable[[socket.socket], object] | None = None,
     ) -> None:
         self.name = name
         self.handler = handler
+        self.on_stop = on_stop  # what else the replica's exit ends (a fortio's load runs)
+        self.serve = serve  # a server of its own on the listener (httpbin's waitress)
         self.log = log
         self.holder = holder
         self.listener = reusable_listener(host, port)
@@ -90,6 +104,9 @@ class HostedReplica:
         self.stopped = False
 
     def start(self) -> None:
+        if self.serve is not None:
+            self.serve(self.listener)
+            return
         _http.start_thread(self._accept)  # SIGTERM is the host's main thread's (see there)
 
     def _accept(self) -> None:
@@ -112,6 +129,8 @@ class HostedReplica:
 
     def stop(self) -> None:
         """Close the listener and drop every connection (what the process's exit did)."""
+        if self.on_stop is not None:
+            self.on_stop()
         with self.lock:
             self.stopped = True
             connections = list(self.connections)
@@ -128,19 +147,26 @@ class HostedReplica:
         self.log.close()
 
 
-def start_replica(
-    order: dict[str, Any], build: Callable[[list[str], dict[str, str]], Any]
-) -> HostedReplica | None:
+def start_replica(order: dict[str, Any], build: Build) -> HostedReplica | None:
     """Start what ``order`` describes; None (and the holder killed) when it cannot run."""
     holder = int(order["holder"])
     # Open for the replica's life, closed by stop() (not a with block).
     log = open(order["log"], "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
     name = "workload"
     try:
-        args, handler = build(list(order["args"]), dict(order.get("env") or {}))
+        args, handler = build(list(order["args"]), dict(order.get("env") or {}), holder)
         name = f"{args.kind} {args.namespace}/{args.pod}"
         _http.LOGS[name] = log
-        replica = HostedReplica(name, args.host, args.port, pausable(handler, holder), log, holder)
+        replica = HostedReplica(
+            name,
+            args.host,
+            args.port,
+            pausable(handler, holder),
+            log,
+            holder,
+            getattr(handler, "close", None),
+            getattr(handler, "serve", None),
+        )
     except (Exception, SystemExit) as exc:
         # What its own process would have printed before exiting: in its log, then it ends.
         log.write(f"{_http.log_time(time.time())} {name}: cannot start: {exc}\n")
@@ -169,9 +195,11 @@ def _raise_file_limit() -> None:
             pass
 
 
-def serve_forever(build: Callable[[list[str], dict[str, str]], Any]) -> int:
-    """Serve the replicas ordered on stdin until it closes. ``build(args, env)`` returns the
-    parsed arguments and the handler of one replica."""
+def serve_forever(build: Build) -> int:
+    """Serve the replicas ordered on stdin until it closes. ``build(args, env, holder)``
+    returns the parsed arguments and the handler of one replica. A handler may also have
+    ``close()``, run first when the replica stops, and ``serve(listener)``: then it serves
+    the replica's listener itself (and ``close()`` must end that)."""
 
     def leave(signum: int, frame: object) -> None:
         os._exit(0)  # the replicas' connections die with the process, as theirs would

@@ -1,17 +1,19 @@
-"""The daemon's side of replica hosts: echo and proxy replicas share processes.
+"""The daemon's side of replica hosts: replicas of the built-in kinds share processes.
 
 A Python process per replica costs about 12 MB of RSS; a mesh of 100 services with 3
 replicas each would need 3.6 GB for its workloads alone. So :class:`ReplicaHosts` (the pod
-controller's ``Launcher``) hands each echo or proxy replica to a replica host (``host``:
-up to :data:`REPLICAS_PER_HOST` replicas in one process) and starts a holder process for it
+controller's ``Launcher``) hands each echo, proxy, fortio or httpbin replica to a replica
+host (``host``: up to :data:`REPLICAS_PER_HOST` replicas in one process; echo and proxy
+replicas share lean hosts, fortio and httpbin ones hosts of their kind, ``fortio_replica``
+and ``httpbin_replica``, whose imports cost 25-35 MB once per host) and starts a holder
+process for it
 (``holder``, about 10 kB): the pod's process. Whatever the pod lifecycle or a user does to
 that pid is what happens to the replica alone — SIGTERM stops it, SIGKILL kills it, SIGSTOP
 freezes it — and its exit code is the pod's. Each replica keeps its own port, identity,
 capacity limit, sidecar and log file.
 
-Other kinds run as processes of their own (``launcher.launch``): ``command`` is the user's
-program, ``httpbin`` runs under waitress and ``fortio`` is the load layer's server, neither
-of which serves several ports from one process.
+``command`` replicas, the user's own programs, run as processes of their own
+(``launcher.launch``).
 
 If a host dies (a bug, an OOM kill), every replica it served ends with it: their holders are
 killed when next polled, so their Pods show Failed, as pods on a failed node would.
@@ -36,7 +38,9 @@ from .launcher import check, launch
 from .spec import PACKAGE_ROOT, WorkloadSpec
 
 MODULE = "chaosmesh_ext.mesh.workloads"
-HOSTED_KINDS = ("echo", "proxy")
+# Kind -> the kind of host that serves it (its ``host`` command line's tail).
+HOST_OF_KIND = {"echo": "", "proxy": "", "fortio": "fortio", "httpbin": "httpbin"}
+HOSTED_KINDS = tuple(HOST_OF_KIND)
 # Enough that hosts cost little per replica, few enough that one host's GIL and threads are
 # not the bottleneck of a large mesh (two cores run two hosts' requests in parallel).
 REPLICAS_PER_HOST = 64
@@ -45,12 +49,23 @@ HOST_STOP_TIMEOUT = 5.0
 RELEASE_TIMEOUT = 2.0
 
 
+def _replica_args(spec: WorkloadSpec, argv: list[str]) -> list[str]:
+    """The replica's command line as its host parses it (``__main__.parse_args``): the
+    workload module's arguments; a fortio replica's own process runs the load layer's server
+    with a port alone, so its identity is added here."""
+    if spec.kind != "fortio":
+        return argv[argv.index(MODULE) + 1 :]
+    identity = ["--deployment", spec.deployment, "--namespace", spec.namespace, "--pod", spec.pod]
+    return ["fortio", "--port", str(spec.port), *identity]
+
+
 class ReplicaHost:
     """One host process and the replicas it was given."""
 
-    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path, kind: str = "") -> None:
         self.process = process
         self.log_path = log_path
+        self.kind = kind  # "" for echo and proxy replicas, else "fortio" or "httpbin"
         self.replicas: list[HostedReplica] = []
         self._lock = threading.Lock()
         # Holders whose replica the host has closed (it says so on its stdout).
@@ -167,7 +182,8 @@ class HostedReplica:
 
 
 class ReplicaHosts:
-    """Starts replicas: echo and proxy ones in shared hosts, others as their own process."""
+    """Starts replicas: those of the built-in kinds in shared hosts, ``command`` ones as
+    their own process."""
 
     def __init__(self, log_dir: Path, bin_dir: Path, per_host: int = REPLICAS_PER_HOST) -> None:
         self.log_dir = log_dir
@@ -183,11 +199,11 @@ class ReplicaHosts:
         if spec.kind not in HOSTED_KINDS:
             return launch(spec)
         argv, env = check(spec)
-        args = argv[argv.index(MODULE) + 1 :]
+        args = _replica_args(spec, argv)
         sidecar = {k: env[k] for k in (OUTBOUND_ENV, SOURCE_ENV, OUTBOUND_FILE_ENV) if k in env}
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            host = self._host_with_room()
+            host = self._host_with_room(HOST_OF_KIND[spec.kind])
             argv = self._holder_argv()
             start = spawn.popen
             if dies_with_parent(argv):
@@ -216,26 +232,35 @@ class ReplicaHosts:
             self._holder = holder_argv(self.bin_dir)
         return self._holder
 
-    def _host_with_room(self) -> ReplicaHost:
+    def _host_with_room(self, kind: str) -> ReplicaHost:
         self.hosts = [h for h in self.hosts if h.alive() or h.load()]
         for host in self.hosts:
+            if host.kind != kind:
+                continue
             # Count the ended replicas out only when the host looks full (polling them all
             # for every start would cost a mesh of hundreds quadratic time).
             if host.alive() and (len(host.replicas) < self.per_host or host.load() < self.per_host):
                 return host
-        host = self._start_host(len(self.hosts))
+        host = self._start_host(len(self.hosts), kind)
         self.hosts.append(host)
         return host
 
-    def _start_host(self, index: int) -> ReplicaHost:
+    def _start_host(self, index: int, kind: str) -> ReplicaHost:
         log_path = self.log_dir / f"replica-host-{os.getpid()}-{index}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        # Lean like the replicas it serves (spec.LEAN_KINDS): no site, the package by path.
-        env = {k: v for k, v in os.environ.items() if k not in (OUTBOUND_ENV, SOURCE_ENV)}
-        env.update(PYTHONPATH=PACKAGE_ROOT, PYTHONUNBUFFERED="1")
+        hidden = (OUTBOUND_ENV, SOURCE_ENV, OUTBOUND_FILE_ENV)  # each replica has its own
+        env = {k: v for k, v in os.environ.items() if k not in hidden}
+        env["PYTHONUNBUFFERED"] = "1"
+        if kind:
+            # The load engine and httpbin need site-packages: the normal start-up.
+            argv = [sys.executable, "-m", MODULE, "host", kind]
+        else:
+            # Lean like the replicas it serves (spec.LEAN_KINDS): no site, the package by path.
+            argv = [sys.executable, "-S", "-m", MODULE, "host"]
+            env["PYTHONPATH"] = PACKAGE_ROOT
         with open(log_path, "ab") as log:
             process = spawn.popen(
-                [sys.executable, "-S", "-m", MODULE, "host"],
+                argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,  # the holders whose replica it closed
                 stderr=log,
@@ -243,7 +268,7 @@ class ReplicaHosts:
                 start_new_session=True,
                 close_fds=True,
             )
-        return ReplicaHost(process, log_path)
+        return ReplicaHost(process, log_path, kind)
 
     def processes(self) -> list[ReplicaHost]:
         """The hosts running now (``mesh.json`` lists them, so ``mesh down`` finds them)."""

@@ -1,4 +1,5 @@
-"""The httpbin workload is the real httpbin application, served with keep-alive."""
+"""The httpbin workload is the real httpbin application, served with keep-alive, as its own
+process and in a replica host."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import json
 import time
 
 from .conftest import HOST, StartWorkload, call
+
+# Each test runs with replicas as processes of their own and in shared replica hosts.
+REPLICA_HOSTS_TOO = True
 
 
 def test_httpbin_endpoints(start_workload: StartWorkload) -> None:
