@@ -12,7 +12,7 @@ window needs — hey and wrk only count). Meanwhile, through the Kubernetes API 
 official client, exactly as experiments do (``chaosmesh_ext.actions``): the weights flip
 100/0 <-> 0/100 every second (``shift_traffic``), and every 10 s an abort fault (503 for
 ``FAULT_PERCENT`` % of requests) is injected (``inject_abort``) and removed 5 s later
-(``remove_faults``).
+(``remove_faults``). Each 10 s is one run, ended by its rollback (``restore``).
 
 What it reports, with the goals:
 
@@ -21,10 +21,10 @@ What it reports, with the goals:
   ``remove_faults`` call (both return once Envoy enforces the change). Every other failure —
   a connection error, a timeout, another status, a 503 outside a fault window — is not.
 - RSS of every mesh process (daemon, Envoy, each workload), growth from the end of the
-  warm-up (a minute) to the end: < 10 %; with the growth over the second half and each
-  process's threads (a workload runs a thread per connection, and Envoy keeps an upstream
-  connection for an hour as Istio does, so RSS that follows the most connections a stall
-  ever needed is a high-water mark, not a leak: it stops growing in the second half).
+  warm-up (a minute) to the end: < 10 %; with the growth over the second half, each
+  process's threads (a replica's follow its requests in flight) and Envoy's open upstream
+  connections (kept idle for an hour, as Istio's sidecars do: Envoy's RSS follows the most
+  connections a stall ever needed, a high-water mark that stops growing, not a leak).
 - the logs' disk use (``mesh status``) against the log cap, and the whole state directory.
 - change -> enforced: from the start of ``shift_traffic`` to the first response from the
   newly chosen version on a separate keep-alive connection; p50/p95 per minute, first
@@ -210,6 +210,9 @@ def warm_up(mesh: dict[str, Any]) -> None:
     configuration = {"kubeconfig_path": mesh["kubeconfig"], "chaosmesh_run_id": "soak-warm-up"}
     actions.shift_traffic(VIRTUAL_SERVICE, {"v1": 100, "v2": 0}, ns=NAMESPACE,
                           configuration=configuration)  # fmt: skip
+    # Its rollback, as a run ends: a run that still holds the object would have every later
+    # run refused (another run's change, still running).
+    actions.restore(ns=NAMESPACE, configuration=configuration)
 
 
 def drive_changes(
@@ -231,6 +234,13 @@ def drive_changes(
             # One run per fault period, as a game day of short experiments: each run's ledger
             # holds its own ten changes (one run's ledger is rewritten whole at every change,
             # so a single run of hundreds of changes would measure the ledger, not the mesh).
+            # Each run ends with its rollback, as an experiment does: while a run holds the
+            # object, the next run's changes to it are refused.
+            if RUN_ID_KEY in configuration:
+                try:
+                    actions.restore(ns=NAMESPACE, configuration=configuration)
+                except Exception as exc:  # reported, and the soak goes on
+                    changes.action_errors.append(f"{now:.1f}s: restore: {exc!r}"[:300])
             configuration[RUN_ID_KEY] = new_run_id()
         to_v2 = tick % 2 == 0
         weights = {"v1": 0, "v2": 100} if to_v2 else {"v1": 100, "v2": 0}
@@ -273,8 +283,7 @@ def drive_changes(
 
 
 def rss_and_threads(pid: int) -> tuple[int, int] | None:
-    """(RSS bytes, threads) of ``pid``: a thread per connection explains RSS that follows the
-    most connections seen so far (a high-water mark, not a leak)."""
+    """(RSS bytes, threads) of ``pid``: threads that pile up explain RSS that grows."""
     try:
         fields = dict(
             line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
@@ -301,6 +310,8 @@ class Samples:
     state_dir: list[tuple[float, int]] = field(default_factory=list)
     log_cap: int = 0
     rotations: int = 0
+    # Envoy's open upstream connections (every cluster): what its RSS follows.
+    upstream_connections: list[tuple[float, int]] = field(default_factory=list)
 
 
 def sample(
@@ -324,6 +335,9 @@ def sample(
         samples.log_cap = int(logs.get("cap_bytes", 0))
         samples.rotations = int(logs.get("rotations", 0))
         samples.state_dir.append((now, dir_bytes(state_dir)))
+        connections = _envoy_upstream_connections(state_dir)
+        if connections is not None:
+            samples.upstream_connections.append((now, connections))
         if now >= seconds:
             return
         stop.wait(SAMPLE_EVERY)
@@ -358,6 +372,19 @@ def _status(state_dir: Path) -> dict[str, Any]:
         return json.loads(body) if response.status == 200 else {}
     finally:
         conn.close()
+
+
+def _envoy_upstream_connections(state_dir: Path) -> int | None:
+    """Envoy's open upstream connections, summed over its clusters (None: no answer)."""
+    try:
+        admin = (state_dir / "envoy-admin-address").read_text().strip()
+        with urllib.request.urlopen(
+            f"http://{admin}/stats?filter=upstream_cx_active$", timeout=5
+        ) as response:
+            text = response.read().decode()
+    except (OSError, ValueError):
+        return None
+    return sum(int(line.rsplit(":", 1)[1]) for line in text.splitlines() if ":" in line)
 
 
 def _metrics_total(url: str) -> int:
@@ -542,6 +569,13 @@ def report(
         print(f"  {role:<28} {first / 2**20:6.1f} -> {last / 2**20:6.1f} MiB ({ratio:+.1%}; "
               f"second half {second_half:+.1%}), threads {threads[0]} -> {threads[-1]}"
               f"{flag}")  # fmt: skip
+
+    upstream = [n for when, n in samples.upstream_connections if when >= warmup]
+    if upstream:
+        half = [n for when, n in samples.upstream_connections if when >= (warmup + seconds) / 2]
+        print(f"  Envoy's upstream connections (kept idle for an hour, as Istio's sidecars do): "
+              f"{upstream[0]} -> {upstream[-1]}, peak {max(upstream)} "
+              f"(second half: {half[0] if half else '?'} -> {upstream[-1]})")  # fmt: skip
 
     from chaosmesh_ext.mesh.logs import format_size
 

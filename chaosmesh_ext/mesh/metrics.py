@@ -492,6 +492,12 @@ def _number(value: float) -> str:
 # Following access.jsonl
 
 
+# Bytes read from the log at a time (a caller behind reads again at once). Small on purpose:
+# after a stall megabytes wait, and reading them in one go made the exporter's RSS grow by
+# that peak for good (glibc keeps the freed heap); 64 KiB is a few hundred records.
+READ_CHUNK = 64 * 1024
+
+
 class AccessLogFollower:
     """Reads each complete line of a log once, across truncation and rotation by rename.
 
@@ -537,7 +543,7 @@ class AccessLogFollower:
             self._handle.close()
         self._handle, self._identity = None, None
 
-    def read_lines(self, max_bytes: int = 4 << 20) -> list[bytes]:
+    def read_lines(self, max_bytes: int = READ_CHUNK) -> list[bytes]:
         if self._handle is None and not self._open():
             return []
         assert self._handle is not None
@@ -549,18 +555,22 @@ class AccessLogFollower:
             # Truncated in place: start again from its beginning.
             self._handle.seek(0)
             self._offset, self._partial = 0, b""
-        chunk = self._handle.read(max_bytes)
-        self._offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
-        # The last piece has no newline yet: the writer may be half-way through it.
-        self._partial = lines.pop()
+        while True:
+            chunk = self._handle.read(max_bytes)
+            self._offset += len(chunk)
+            lines = (self._partial + chunk).split(b"\n")
+            # The last piece has no newline yet: the writer may be half-way through it.
+            self._partial = lines.pop()
+            # Nothing but part of a line, and more to read: read on (a caller takes no lines
+            # for having caught up).
+            if lines or len(chunk) < max_bytes:
+                break
         if rotated and len(chunk) < max_bytes:
             # The old file is read to its end; an unterminated last line is all there is.
             lines.append(self._partial)
             self.close()
             if self._open():
-                lines += self.read_lines(max_bytes - len(chunk))
+                lines += self.read_lines(max_bytes)
         return [line for line in lines if line.strip()]
 
 

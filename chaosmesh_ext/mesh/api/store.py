@@ -63,9 +63,11 @@ APPLY_PATCH = "application/apply-patch+yaml"
 SUPPORTED_PATCHES = [JSON_PATCH, MERGE_PATCH]
 # Built-in kinds (Deployments) also take a strategic merge patch, the client's default there.
 BUILTIN_PATCHES = [JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH]
-# Events kept for watches, all kinds together (kube-apiserver's watch cache keeps 100 per
-# kind by default; a watcher that falls further behind gets 410 and lists again).
-EVENT_LOG_SIZE = 1_000
+# Events kept for watches, per kind, as kube-apiserver's watch cache keeps them (100 by
+# default, --default-watch-cache-size): a watcher that falls further behind gets 410 and lists
+# again. Per kind, so a burst of changes to one kind (an experiment flipping weights every
+# second) neither ends the watches of another nor keeps hundreds of old versions in memory.
+EVENT_LOG_SIZE = 100
 
 _DNS1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -279,8 +281,11 @@ class Store:
             rt.key: {} for rt in resources.ALL_TYPES
         }
         self._revision = 0
-        self._events: deque[Event] = deque(maxlen=EVENT_LOG_SIZE)
-        self._compacted = 0  # the newest revision whose event has left the log
+        # Per kind: its latest events, and the newest revision whose event has left them.
+        self._events: dict[str, deque[Event]] = {
+            rt.key: deque(maxlen=EVENT_LOG_SIZE) for rt in resources.ALL_TYPES
+        }
+        self._compacted: dict[str, int] = dict.fromkeys(self._events, 0)
         self._owners: dict[str, Owner] = {}
         self._applied: dict[tuple[str, str, str], str] = {}  # (plural, ns, name) -> config version
         self.config_version: str | None = None
@@ -348,15 +353,16 @@ class Store:
         ``after`` (the watcher lists again, as on a cluster)."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            if after < self._compacted:
-                raise gone(f"too old resource version: {after} ({self._compacted + 1})")
+            events = self._events[rt.key]
             while True:
+                compacted = self._compacted[rt.key]
+                if after < compacted:
+                    raise gone(f"too old resource version: {after} ({compacted + 1})")
                 found: list[Event] = []
-                for event in reversed(self._events):
+                for event in reversed(events):
                     if event.revision <= after:
                         break
-                    if event.kind_key == rt.key:
-                        found.append(event)
+                    found.append(event)
                 latest = max(after, self._revision)
                 if found:
                     return found[::-1], latest
@@ -699,9 +705,10 @@ class Store:
         previous: dict[str, Any] | None,
     ) -> None:
         """Log a change committed at ``self._revision`` (hold ``_data_lock``)."""
-        if len(self._events) == self._events.maxlen:
-            self._compacted = self._events[0].revision
-        self._events.append(Event(self._revision, rt.key, kind, obj, previous))
+        events = self._events[rt.key]
+        if len(events) == events.maxlen:
+            self._compacted[rt.key] = events[0].revision
+        events.append(Event(self._revision, rt.key, kind, obj, previous))
         self._changed.notify_all()
 
     def _current(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 import time
+from collections import deque
 
 from ..ports import reusable_listener
 
@@ -32,7 +33,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 MB)
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import FrameType
-    from typing import TextIO
+    from typing import Any, TextIO
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
@@ -41,10 +42,22 @@ MAX_BODY = 64 * 1024 * 1024
 IDLE_TIMEOUT = 3600.0
 # Once a request has started arriving, the rest of it must follow promptly.
 REQUEST_TIMEOUT = 60.0
+# A thread with no request to serve for this long ends (``Workers``).
+WORKER_IDLE_S = 10.0
+# Threads started at once for requests that find every thread busy; past that, a request
+# waits this long for a thread to free up before one is started for it (``Workers``).
+EAGER_THREADS = 4
+SPAWN_DELAY_S = 0.002
+# How often parked connections are checked against IDLE_TIMEOUT.
+PARKING_SWEEP_S = 60.0
 
 # Linux only; elsewhere a client's hang-up is noticed only when its answer is written.
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0)
 _HANGUP = _POLLRDHUP | select.POLLHUP | select.POLLERR
+# A parked connection wakes on its next request or its end, once (then it is a worker's).
+_PARK_EVENTS = (
+    select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT if hasattr(select, "epoll") else 0
+)
 
 # Headers that describe one connection, not the message (RFC 9110 7.6.1); never relayed.
 HOP_BY_HOP = frozenset(
@@ -487,38 +500,269 @@ def _answer(handler: Handler, request: Request, name: str) -> Response:
         return text_response(500, "internal error in the workload\n")
 
 
-def serve_connection(sock: socket.socket, handler: Handler, name: str = "workload") -> None:
-    """Answer the requests of one client connection, in order, until it closes."""
-    set_nodelay(sock)
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def start_thread(target: Callable[..., None], *args: object, name: str | None = None) -> None:
+    """Start a daemon thread that never takes SIGTERM or SIGINT. The kernel hands a process's
+    signal to any thread not blocking it, but only the main thread runs Python's handler, and
+    only once its own wait ends: a replica whose signal went to an idle thread would sleep on
+    in ``accept`` instead of stopping. Threads started by such a thread inherit the mask."""
+    masking = hasattr(signal, "pthread_sigmask")
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if masking else None
     try:
-        peer = str(sock.getpeername()[0])
-    except OSError:
-        peer = ""
-    conn = BufferedSocket(sock)
-    try:
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class Workers:
+    """Threads that run jobs: a thread that found nothing to do for ``idle_seconds`` ends, so
+    there are about as many threads as jobs running at once lately (requests in flight),
+    however many connections are open.
+
+    A job that finds every thread busy starts a thread of its own at once while there are
+    fewer than ``eager`` threads; past that it waits for a thread to free up, and after
+    ``spawn_delay`` (see :meth:`due`) it starts one. A burst of quick requests after a stall
+    (hundreds at once) is then served by the threads there are, while a slow request (a
+    delay, a capacity queue, an upstream call) still has a thread of its own within
+    milliseconds, so a job never waits for another to end. The thread that went idle last
+    gets the next job (a stack): under a steady trickle the same few threads serve it, and the
+    ones a burst added run out their idle time.
+    """
+
+    def __init__(
+        self,
+        idle_seconds: float = WORKER_IDLE_S,
+        spawn_delay: float = SPAWN_DELAY_S,
+        eager: int = EAGER_THREADS,
+    ) -> None:
+        self.idle_seconds = idle_seconds
+        self.spawn_delay = spawn_delay
+        self.eager = eager
+        self._lock = threading.Lock()
+        # Idle threads, each as [job, lock held until a job is handed to it].
+        self._idle: list[list[Any]] = []
+        self._pending: deque[tuple[float, Callable[[], None]]] = deque()  # (since, job)
+        self.threads = 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle:
+                self._hand(job)
+                return
+            if self.threads >= self.eager:
+                self._pending.append((time.monotonic(), job))
+                return
+            self.threads += 1
+        self._start(job)
+
+    def due(self) -> float | None:
+        """Start a thread for each job that waited ``spawn_delay``; the seconds until the
+        next one is due (None: no job waits). Called by whoever submits, now and then."""
+        now = time.monotonic()
+        starting = []
+        with self._lock:
+            while self._pending and now - self._pending[0][0] >= self.spawn_delay:
+                starting.append(self._pending.popleft()[1])
+            self.threads += len(starting)
+            wait = self._pending[0][0] + self.spawn_delay - now if self._pending else None
+        for job in starting:
+            self._start(job)
+        return wait
+
+    def _hand(self, job: Callable[[], None]) -> None:
+        """Give ``job`` to the thread that went idle last (hold ``_lock``)."""
+        waiter = self._idle.pop()
+        waiter[0] = job
+        waiter[1].release()
+
+    def _start(self, job: Callable[[], None]) -> None:
+        try:
+            start_thread(self._work, job)
+        except RuntimeError:  # no thread to be had: the job runs here (its caller waits)
+            with self._lock:
+                self.threads -= 1
+            job()
+
+    def _work(self, job: Callable[[], None]) -> None:
+        handed = threading.Lock()
+        handed.acquire()
+        waiter: list[Any] = [None, handed]
         while True:
             try:
-                sock.settimeout(IDLE_TIMEOUT)
+                job()
+            except Exception:  # a bug: said, and this thread serves on
+                import traceback  # only on a bug: not worth its memory in every replica
+
+                traceback.print_exc()
+            job = None  # type: ignore[assignment]  # nothing of the last job kept alive
+            with self._lock:
+                if self._pending:  # the longest waiting first
+                    job = self._pending.popleft()[1]
+                    continue
+                self._idle.append(waiter)
+            if not handed.acquire(timeout=self.idle_seconds):
+                with self._lock:
+                    if waiter in self._idle:  # nothing came: this thread ends
+                        self._idle.remove(waiter)
+                        self.threads -= 1
+                        return
+                handed.acquire()  # a job was handed over just as the wait ran out
+            job, waiter[0] = waiter[0], None
+
+
+class Parking:
+    """Keep-alive connections between requests, watched by one thread instead of one each.
+
+    A connection is parked (``park``) once its pending requests are answered; when its next
+    request (or its close) arrives, one thread of ``workers`` serves it. Linux's epoll in
+    one-shot mode: an event disarms the connection, so exactly one worker gets it, and the
+    worker re-arms it by parking it again. A connection parked for ``IDLE_TIMEOUT`` is closed.
+    """
+
+    def __init__(self, workers: Workers) -> None:
+        self.workers = workers
+        self._epoll = select.epoll()
+        self._parked: dict[int, tuple[Connection, float]] = {}
+        self._lock = threading.Lock()
+        start_thread(self._watch, name="parking")
+
+    def __len__(self) -> int:
+        return len(self._parked)
+
+    def park(self, conn: Connection) -> None:
+        fd = conn.sock.fileno()
+        if fd < 0:
+            return  # closed meanwhile (its replica stopped)
+        with self._lock:
+            self._parked[fd] = (conn, time.monotonic())
+        try:
+            try:
+                self._epoll.modify(fd, _PARK_EVENTS)
+            except FileNotFoundError:
+                self._epoll.register(fd, _PARK_EVENTS)  # its first park
+        except (OSError, ValueError):
+            with self._lock:
+                self._parked.pop(fd, None)
+            conn.close()
+
+    def _watch(self) -> None:
+        swept = time.monotonic()
+        timeout = PARKING_SWEEP_S
+        while True:
+            try:
+                events = self._epoll.poll(timeout)
+            except InterruptedError:
+                continue
+            for fd, _ in events:
+                with self._lock:
+                    found = self._parked.pop(fd, None)
+                if found is not None:
+                    self.workers.submit(found[0].serve)
+            # Requests that found every worker busy get threads of their own once due.
+            wait = self.workers.due()
+            timeout = PARKING_SWEEP_S if wait is None else max(wait, 0.0005)
+            now = time.monotonic()
+            if now - swept >= PARKING_SWEEP_S:
+                swept = now
+                self._expire(now - IDLE_TIMEOUT)
+
+    def _expire(self, before: float) -> None:
+        """Close the connections parked since before ``before`` (the idle timeout)."""
+        with self._lock:
+            stale = [fd for fd, (_, since) in self._parked.items() if since < before]
+            expired = [self._parked.pop(fd)[0] for fd in stale]
+        for conn in expired:
+            try:
+                self._epoll.unregister(conn.sock.fileno())
+            except (OSError, ValueError):
+                pass
+            conn.close()
+
+
+class Connection:
+    """One client connection: its requests answered in order by whichever worker has it."""
+
+    __slots__ = ("handler", "name", "on_close", "parking", "peer", "reader", "sock")
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        handler: Handler,
+        name: str,
+        parking: Parking | None,
+        on_close: Callable[[socket.socket], None] | None = None,
+    ) -> None:
+        set_nodelay(sock)
+        try:
+            self.peer = str(sock.getpeername()[0])
+        except OSError:
+            self.peer = ""
+        self.sock = sock
+        self.reader = BufferedSocket(sock)
+        self.handler = handler
+        self.name = name
+        self.parking = parking
+        self.on_close = on_close
+
+    def serve(self) -> None:
+        """Answer what the client has sent; then park the connection (or close it)."""
+        keep = False
+        try:
+            keep = self._answer_pending()
+        except OSError:
+            pass
+        finally:
+            if keep and self.parking is not None:
+                self.parking.park(self)
+            else:
+                self.close()
+
+    def serve_to_end(self) -> None:
+        """Answer its requests until the client closes, holding this thread all along (where
+        there is no parking)."""
+        try:
+            while self._answer_pending():
+                self.sock.settimeout(IDLE_TIMEOUT)
+                self.reader._fill()  # the next request's first bytes (or its end)
+        except (OSError, ConnectionError):
+            pass
+        self.close()
+
+    def close(self) -> None:
+        self.reader.close()
+        if self.on_close is not None:
+            self.on_close(self.sock)
+
+    def _answer_pending(self) -> bool:
+        """Answer every request that has arrived (pipelined ones in order); True when the
+        connection stays open for more, False when it is over."""
+        conn, sock = self.reader, self.sock
+        while True:
+            try:
+                # Called when data (or the end) has arrived: the head must follow promptly.
+                sock.settimeout(REQUEST_TIMEOUT)
                 try:
                     head = conn.read_until(b"\r\n\r\n", MAX_HEAD)
                 except (ConnectionError, TimeoutError):
-                    break  # the client went away between requests: the end of keep-alive
+                    return False  # the client went away between requests: end of keep-alive
                 except LimitOverrun:
                     raise HTTPError(431, "request head too large") from None
-                sock.settimeout(REQUEST_TIMEOUT)
-                request = _read_request(conn, head, peer)
+                request = _read_request(conn, head, self.peer)
             except HTTPError as exc:
                 sock.sendall(render(text_response(exc.status, f"{exc}\n"), False, False, False))
-                break
+                return False
             except (ConnectionError, TimeoutError):
-                break  # a request cut off half way: nobody is left to answer
+                return False  # a request cut off half way: nobody is left to answer
             keep_alive = _keep_alive(request)
             # Without keep-alive a client may half-close right after its request: not a hang-up.
             request._watch_fd = sock.fileno() if keep_alive else None
             try:
-                response = _answer(handler, request, name)
+                response = _answer(self.handler, request, self.name)
             except ClientGone:
-                break
+                return False
             sock.settimeout(REQUEST_TIMEOUT)
             sock.sendall(
                 render(
@@ -529,11 +773,74 @@ def serve_connection(sock: socket.socket, handler: Handler, name: str = "workloa
                 )
             )
             if not keep_alive:
-                break
-    except OSError:
-        pass
-    finally:
-        conn.close()
+                return False
+            # A pipelined request (or the next one, already here) is answered by this thread
+            # rather than handed over.
+            if not conn.buffer and not _readable(sock):
+                return True
+
+
+def _readable(sock: socket.socket) -> bool:
+    poller = select.poll()
+    try:
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+class Server:
+    """Where connections go to be served: one per process, shared by its replicas.
+
+    On Linux idle keep-alive connections are parked without a thread (``Parking``) and a
+    thread serves a connection only while it has a request, so the threads follow the
+    requests in flight: a sidecar keeps hundreds of upstream connections open after a burst,
+    and a thread each (stack, per-thread malloc arena) stayed with them for the hour they
+    idle. Elsewhere each connection has its thread, as before.
+    """
+
+    def __init__(self) -> None:
+        self.workers = Workers()
+        self.parking = Parking(self.workers) if hasattr(select, "epoll") else None
+
+    def adopt(
+        self,
+        sock: socket.socket,
+        handler: Handler,
+        name: str,
+        on_close: Callable[[socket.socket], None] | None = None,
+    ) -> None:
+        """Serve the requests of connection ``sock`` until it closes (then ``on_close``)."""
+        try:
+            conn = Connection(sock, handler, name, self.parking, on_close)
+        except OSError:
+            sock.close()
+            if on_close is not None:
+                on_close(sock)
+            return
+        if self.parking is None:
+            start_thread(conn.serve_to_end)
+        else:
+            self.parking.park(conn)  # served once its first request arrives
+
+
+_server: Server | None = None
+_server_lock = threading.Lock()
+
+
+def server() -> Server:
+    """This process's :class:`Server` (started on first use)."""
+    global _server
+    with _server_lock:
+        if _server is None:
+            _server = Server()
+        return _server
+
+
+def serve_connection(sock: socket.socket, handler: Handler, name: str = "workload") -> None:
+    """Answer the requests of one client connection, in order, until it closes (in this
+    thread)."""
+    Connection(sock, handler, name, None).serve_to_end()
 
 
 class _Stop(Exception):
@@ -556,11 +863,10 @@ def run(handler: Handler, host: str, port: int, name: str) -> None:
     signal.signal(signal.SIGINT, _raise_stop)
     try:
         say(name, f"listening on {host}:{port}")
+        connections = server()
         while True:
             sock, _ = listener.accept()
-            threading.Thread(
-                target=serve_connection, args=(sock, handler, name), daemon=True
-            ).start()
+            connections.adopt(sock, handler, name)
     except _Stop:
         say(name, "stopping")
     finally:

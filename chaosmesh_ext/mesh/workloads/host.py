@@ -107,7 +107,7 @@ class HostedReplica:
         if self.serve is not None:
             self.serve(self.listener)
             return
-        threading.Thread(target=self._accept, daemon=True).start()
+        _http.start_thread(self._accept)  # SIGTERM is the host's main thread's (see there)
 
     def _accept(self) -> None:
         while True:
@@ -120,14 +120,12 @@ class HostedReplica:
                     sock.close()
                     return
                 self.connections.add(sock)
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+            # Served by the host's shared threads while it has a request, parked between.
+            _http.server().adopt(sock, self.handler, self.name, self._closed)
 
-    def _serve(self, sock: socket.socket) -> None:
-        try:
-            _http.serve_connection(sock, self.handler, self.name)
-        finally:
-            with self.lock:
-                self.connections.discard(sock)
+    def _closed(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.connections.discard(sock)
 
     def stop(self) -> None:
         """Close the listener and drop every connection (what the process's exit did)."""
@@ -138,7 +136,8 @@ class HostedReplica:
             connections = list(self.connections)
         for sock in (self.listener, *connections):
             try:
-                sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked on it
+                # Wakes the thread serving it, or its parking: either then closes it.
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
         self.listener.close()

@@ -162,6 +162,39 @@ def test_a_watch_from_a_version_the_log_no_longer_holds_is_410_gone(
         server.stop()
 
 
+def test_many_changes_of_one_kind_leave_the_watches_of_another_kind_going(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each kind keeps its own events, as kube-apiserver's watch cache does: a watcher of
+    # Namespaces that saw nothing for a while resumes, however many Pods changed meanwhile.
+    monkeypatch.setattr(store_module, "EVENT_LOG_SIZE", 3)
+    store = Store()
+    server = ApiServer(store).start()
+    try:
+        store.set_readonly(resources.NAMESPACES, [{"metadata": {"name": "shop"}}])
+        _, seen = store.list_objects(resources.NAMESPACES, None)
+        for n in range(10):  # more Pod events than the log holds per kind
+            store.set_readonly(
+                resources.PODS, [{"metadata": {"name": f"web-{n}", "namespace": "shop"}}]
+            )
+        store.set_readonly(
+            resources.NAMESPACES, [{"metadata": {"name": "shop"}}, {"metadata": {"name": "ops"}}]
+        )
+        config = client.Configuration()
+        config.host = server.url
+        with client.ApiClient(config) as api_client:
+            stream = watch.Watch().stream(
+                client.CoreV1Api(api_client).list_namespace,
+                resource_version=seen,
+                timeout_seconds=2,
+                _request_timeout=T,
+            )
+            names = [(e["type"], e["object"].metadata.name) for e in stream]
+        assert names == [("ADDED", "ops")]
+    finally:
+        server.stop()
+
+
 def test_an_object_leaving_a_label_selection_is_deleted_from_that_watch(
     api: Api, kube: client.ApiClient
 ) -> None:

@@ -34,6 +34,14 @@ class Writer:
         os.close(self.fd)
 
 
+def _read_all(follower: AccessLogFollower) -> list[bytes]:
+    """What a follower reads until it has caught up (it reads a bounded chunk at a time)."""
+    lines: list[bytes] = []
+    while read := follower.read_lines():
+        lines += read
+    return lines
+
+
 def _lines(numbers: range) -> str:
     return "".join(f'{{"n": {n}}}\n' for n in numbers)
 
@@ -77,6 +85,27 @@ def test_a_rotation_loses_and_repeats_no_record_wherever_the_follower_polls(
     assert seen == [f'{{"n": {n}}}'.encode() for n in range(1, 10)]
 
 
+@pytest.mark.parametrize("chunk", [1, 5, 11, 64])
+def test_a_rotation_loses_and_repeats_no_record_when_read_a_few_bytes_at_a_time(
+    tmp_path: Path, chunk: int
+) -> None:
+    """The follower reads a bounded chunk at a time: a rotation at any byte of it is safe."""
+    path = tmp_path / "access.jsonl"
+    writer = Writer(path)
+    follower = AccessLogFollower(path)
+    seen: list[bytes] = []
+    try:
+        for step in STEPS:
+            step(writer, path)
+            seen += follower.read_lines(chunk)
+        while read := follower.read_lines(chunk):
+            seen += read
+    finally:
+        writer.close()
+        follower.close()
+    assert seen == [f'{{"n": {n}}}'.encode() for n in range(1, 10)]
+
+
 def test_behind_until_the_follower_switched_to_the_new_file(tmp_path: Path) -> None:
     path = tmp_path / "access.jsonl"
     writer = Writer(path)
@@ -114,13 +143,13 @@ def test_the_keeper_does_not_rename_a_generation_the_follower_has_not_reached(
         writer.write(record * per_file)
         assert follower.behind()
         assert keeper.check() == 0  # the follower never read this file: not renamed
-        assert len(follower.read_lines()) == per_file
+        assert len(_read_all(follower)) == per_file
         assert keeper.check() == 1  # renamed, and Envoy told to reopen
         assert path.exists() and (tmp_path / "access.jsonl.1").exists()
         writer.write(record * per_file)  # the new file is full before the follower looked
         assert keeper.check() == 0
         assert (tmp_path / "access.jsonl.1").stat().st_size > 0
-        assert len(follower.read_lines()) == per_file
+        assert len(_read_all(follower)) == per_file
         assert keeper.check() == 1
         writer.write(record * (2 * per_file + 1))  # past twice the limit: disk comes first
         assert keeper.check() == 1
