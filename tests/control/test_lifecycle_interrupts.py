@@ -79,10 +79,6 @@ def _requests_logged(state_dir: Path) -> int:
     return text.count("\n")
 
 
-# Serial: beside three busy workers its first Ctrl-C, sent during the load probe, has been
-# seen to go unanswered until the load ended (not seen when the machine is not saturated);
-# see the closing note of issue 18. It still fails if that happens here.
-@pytest.mark.serial
 def test_a_second_ctrl_c_during_clean_up_does_not_stop_the_clean_up(tmp_path: Path) -> None:
     state_dir = tmp_path / "mesh"
     experiment = mesh_experiment(

@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 POLL_S = 0.02
@@ -63,6 +64,30 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str = "condi
         time.sleep(POLL_S)
 
 
+@contextlib.contextmanager
+def _ctrl_c_as_on_a_terminal() -> Iterator[None]:
+    """Start a child with SIGINT not ignored, as a user's Ctrl-C finds a command.
+
+    A suite started in the background by a shell without job control (``make test &`` in a
+    script) runs with SIGINT ignored, every child inherits that, and Python then installs no
+    KeyboardInterrupt handler: a test's Ctrl-C would go unanswered. Ignoring survives exec, a
+    handler does not: with Python's own handler in place while the child starts, the child
+    starts with SIGINT at its default.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class Watched:
     """A process whose combined output is collected line by line while it runs."""
 
@@ -73,15 +98,16 @@ class Watched:
         cwd: Path,
         env: Mapping[str, str],
     ) -> None:
-        self.proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a signal for it never reaches pytest
-        )
+        with _ctrl_c_as_on_a_terminal():
+            self.proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a signal for it never reaches pytest
+            )
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
