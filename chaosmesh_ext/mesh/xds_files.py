@@ -53,7 +53,7 @@ def config_source(path: Path) -> JSON:
     }
 
 
-def atomic_write(path: Path, text: str | bytes) -> None:
+def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` by rename, so a reader sees the old or the new file whole.
 
     On a full disk (``OSError`` ENOSPC) the old file is left as it was.

@@ -6,23 +6,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.load_target import Behaviour, Target, ok
+from tests.support.load_target import Target, started_targets
 
 
 @pytest.fixture
 def make_target() -> Iterator[Callable[..., Target]]:
-    started: list[Target] = []
-
-    def make(behaviour: Behaviour = ok, **kw: float) -> Target:
-        target = Target(behaviour, **kw).start()
-        started.append(target)
-        return target
-
-    try:
+    with started_targets() as make:
         yield make
-    finally:
-        for target in started:
-            target.stop()
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ pause. Binds 127.0.0.1 on an OS-assigned port; ``stop()`` ends the thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -174,3 +175,20 @@ class Target:
             loop.run_until_complete(main())
         finally:
             loop.close()
+
+
+@contextlib.contextmanager
+def started_targets() -> Iterator[Callable[..., Target]]:
+    """``make(behaviour=ok, **kw)`` starts a Target; every one started is stopped after."""
+    started: list[Target] = []
+
+    def make(behaviour: Behaviour = ok, **kw: float) -> Target:
+        target = Target(behaviour, **kw).start()
+        started.append(target)
+        return target
+
+    try:
+        yield make
+    finally:
+        for target in started:
+            target.stop()

@@ -9,6 +9,8 @@ either way.
 from __future__ import annotations
 
 import http.client
+import os
+import signal
 import socket
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
@@ -20,7 +22,7 @@ import pytest
 from chaosmesh_ext._sidecar import Sidecar
 from chaosmesh_ext.mesh.pods.runtime import Launcher, ReplicaProcess
 from chaosmesh_ext.mesh.workloads import WorkloadSpec, launch, wait_ready
-from chaosmesh_ext.mesh.workloads.hosting import ReplicaHosts
+from chaosmesh_ext.mesh.workloads.hosting import HostedReplica, ReplicaHosts
 
 HOST = "127.0.0.1"
 
@@ -152,3 +154,29 @@ def start_workload(tmp_path: Path, launcher: Launcher) -> Iterator[StartWorkload
     finally:
         for process in started:
             stop(process)
+
+
+@pytest.fixture
+def hosts(tmp_path: Path) -> Iterator[ReplicaHosts]:
+    """Replica hosts of 3 replicas each; every replica started is killed (continued first,
+    if a test stopped it) and every host stopped after the test."""
+    hosts = ReplicaHosts(tmp_path / "logs", tmp_path / "bin", per_host=3)
+    started: list[HostedReplica] = []
+    launch = hosts.launch
+
+    def tracked(spec: WorkloadSpec) -> HostedReplica:
+        replica = launch(spec)
+        assert isinstance(replica, HostedReplica)
+        started.append(replica)
+        return replica
+
+    hosts.launch = tracked  # type: ignore[method-assign]
+    try:
+        yield hosts
+    finally:
+        for replica in started:
+            if replica.poll() is None:
+                os.kill(replica.pid, signal.SIGCONT)  # a test that failed while it was stopped
+                replica.kill()
+                replica.wait(10)
+        hosts.stop()

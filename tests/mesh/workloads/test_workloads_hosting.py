@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,29 +28,6 @@ from chaosmesh_ext.mesh.workloads.host import frozen as stopped
 from chaosmesh_ext.mesh.workloads.hosting import HostedReplica, ReplicaHosts
 
 from .conftest import HOST, call, free_port
-
-
-@pytest.fixture
-def hosts(tmp_path: Path) -> Iterator[ReplicaHosts]:
-    hosts = ReplicaHosts(tmp_path / "logs", tmp_path / "bin", per_host=3)
-    started: list[HostedReplica] = []
-    launch = hosts.launch
-
-    def tracked(spec: WorkloadSpec) -> HostedReplica:
-        replica = launch(spec)
-        assert isinstance(replica, HostedReplica)
-        started.append(replica)
-        return replica
-
-    hosts.launch = tracked  # type: ignore[method-assign]
-    try:
-        yield hosts
-    finally:
-        for replica in started:
-            if replica.poll() is None:
-                replica.kill()
-                replica.wait(10)
-        hosts.stop()
 
 
 def _echo(

@@ -24,50 +24,17 @@ from chaosmesh_ext._sidecar import SOURCE_WORKLOAD_HEADER, Sidecar
 from chaosmesh_ext.mesh.workloads import WorkloadSpec, wait_ready
 from chaosmesh_ext.mesh.workloads.host import frozen as stopped
 from chaosmesh_ext.mesh.workloads.hosting import HostedReplica, ReplicaHosts
-from tests.support.load_target import Reply, Target
+from tests.support.load_target import Reply, Target, started_targets
 
 from .conftest import HOST, call, free_port
 from .test_workloads_hosting import _refused, _until
 
 
 @pytest.fixture
-def hosts(tmp_path: Path) -> Iterator[ReplicaHosts]:
-    hosts = ReplicaHosts(tmp_path / "logs", tmp_path / "bin", per_host=3)
-    started: list[HostedReplica] = []
-    launch = hosts.launch
-
-    def tracked(spec: WorkloadSpec) -> HostedReplica:
-        replica = launch(spec)
-        assert isinstance(replica, HostedReplica)
-        started.append(replica)
-        return replica
-
-    hosts.launch = tracked  # type: ignore[method-assign]
-    try:
-        yield hosts
-    finally:
-        for replica in started:
-            if replica.poll() is None:
-                os.kill(replica.pid, signal.SIGCONT)  # a test that failed while it was stopped
-                replica.kill()
-                replica.wait(10)
-        hosts.stop()
-
-
-@pytest.fixture
 def targets() -> Iterator[Callable[..., Target]]:
-    started: list[Target] = []
-
-    def make(reply: Reply | None = None) -> Target:
-        target = Target((lambda *_: reply) if reply is not None else (lambda *_: Reply())).start()
-        started.append(target)
-        return target
-
-    try:
-        yield make
-    finally:
-        for target in started:
-            target.stop()
+    """``targets(reply)``: a local target answering every call with ``reply``."""
+    with started_targets() as make:
+        yield lambda reply=None: make(lambda *_: reply or Reply())
 
 
 def _fortio(hosts: ReplicaHosts, tmp_path: Path, pod: str) -> tuple[HostedReplica, WorkloadSpec]:

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,30 +24,6 @@ from chaosmesh_ext.mesh.workloads.httpbin_app import THREADS
 
 from .conftest import HOST, call, free_port
 from .test_workloads_hosting import _refused, _until
-
-
-@pytest.fixture
-def hosts(tmp_path: Path) -> Iterator[ReplicaHosts]:
-    hosts = ReplicaHosts(tmp_path / "logs", tmp_path / "bin", per_host=3)
-    started: list[HostedReplica] = []
-    launch = hosts.launch
-
-    def tracked(spec: WorkloadSpec) -> HostedReplica:
-        replica = launch(spec)
-        assert isinstance(replica, HostedReplica)
-        started.append(replica)
-        return replica
-
-    hosts.launch = tracked  # type: ignore[method-assign]
-    try:
-        yield hosts
-    finally:
-        for replica in started:
-            if replica.poll() is None:
-                os.kill(replica.pid, signal.SIGCONT)  # a test that failed while it was stopped
-                replica.kill()
-                replica.wait(10)
-        hosts.stop()
 
 
 def _httpbin(hosts: ReplicaHosts, tmp_path: Path, pod: str) -> tuple[HostedReplica, WorkloadSpec]:
