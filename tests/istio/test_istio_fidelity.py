@@ -141,7 +141,7 @@ spec:
     assert validate(vs) == []
     assert [str(c) for c in validation_warnings(vs)] == [
         "spec.http[0].fault.abort: abort configured, but error type not set",
-        'spec.http[1].match[0]: virtualService rule #1 match #0 is not used (duplicate/overlapping '
+        "spec.http[1].match[0]: virtualService rule #1 match #0 is not used (duplicate/overlapping "
         'match in rule "first")',
         "spec.http[1]: virtualService rule #1 not used (all matches used by prior rules)",
         "spec.http[3]: virtualService rule #3 not used (only the last rule can have no matches)",
@@ -191,7 +191,8 @@ def test_lint_reports_unsupported_fields_as_errors_for_the_embedded_mesh_notes_f
     path.write_text(
         "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec:\n"
         "  ports: [{port: 9080}]\n  selector: {app: reviews}\n---\n"
-        + DR_TLS % ("SIMPLE", "ROUND_ROBIN")
+        + DR_TLS
+        % ("SIMPLE", "ROUND_ROBIN")
     )
     embedded = [(f.severity, f.field) for f in lint_paths([path], target=EMBEDDED)]
     cluster = [(f.severity, f.field) for f in lint_paths([path], target=CLUSTER)]

@@ -503,18 +503,29 @@ def _answer(handler: Handler, request: Request, name: str) -> Response:
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
+class stop_signals_blocked:  # lower case: used as a ``with`` statement, like a function
+    """SIGTERM and SIGINT blocked in this thread within ``with``, so every thread started
+    inside never takes them (a thread inherits its creator's mask). The kernel hands a
+    process's signal to any thread not blocking it, but only the main thread runs Python's
+    handler, and only once its own wait ends: a replica host whose signal went to a worker
+    thread would sleep on in ``accept`` instead of stopping. (A class, not contextlib: this
+    module keeps its imports few.)"""
+
+    def __enter__(self) -> None:
+        self.old = None
+        if hasattr(signal, "pthread_sigmask"):
+            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+
+
 def start_thread(target: Callable[..., None], *args: object, name: str | None = None) -> None:
-    """Start a daemon thread that never takes SIGTERM or SIGINT. The kernel hands a process's
-    signal to any thread not blocking it, but only the main thread runs Python's handler, and
-    only once its own wait ends: a replica whose signal went to an idle thread would sleep on
-    in ``accept`` instead of stopping. Threads started by such a thread inherit the mask."""
-    masking = hasattr(signal, "pthread_sigmask")
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if masking else None
-    try:
+    """Start a daemon thread that never takes SIGTERM or SIGINT (``stop_signals_blocked``);
+    threads it starts inherit that."""
+    with stop_signals_blocked():
         threading.Thread(target=target, args=args, name=name, daemon=True).start()
-    finally:
-        if old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class Workers:

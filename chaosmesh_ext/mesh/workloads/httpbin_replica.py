@@ -123,18 +123,21 @@ class HttpbinReplica:
         return _http.text_response(500, "httpbin is served by waitress\n")
 
     def serve(self, listener: socket.socket) -> None:
-        self.workers.set_thread_count(self.threads)
-        self.server = create_server(
-            self.app,
-            map=self.map,
-            _dispatcher=self.workers,
-            sockets=[listener],
-            threads=self.threads,
-            channel_timeout=CHANNEL_TIMEOUT,
-            connection_limit=1000,
-            ident="httpbin",
-        )
-        threading.Thread(target=self._loop, name=f"waitress {self.name}", daemon=True).start()
+        # Waitress's threads, started here and later by the loop, leave SIGTERM to the host's
+        # main thread.
+        with _http.stop_signals_blocked():
+            self.workers.set_thread_count(self.threads)
+            self.server = create_server(
+                self.app,
+                map=self.map,
+                _dispatcher=self.workers,
+                sockets=[listener],
+                threads=self.threads,
+                channel_timeout=CHANNEL_TIMEOUT,
+                connection_limit=1000,
+                ident="httpbin",
+            )
+            _http.start_thread(self._loop, name=f"waitress {self.name}")
 
     def _loop(self) -> None:
         ident = threading.get_ident()
@@ -153,9 +156,7 @@ class HttpbinReplica:
         # safe); an empty map ends the loop.
         self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.map))
         self.done.wait(CLOSE_TIMEOUT)
-        threading.Thread(
-            target=self.workers.shutdown, kwargs={"timeout": WORKERS_TIMEOUT}, daemon=True
-        ).start()
+        _http.start_thread(lambda: self.workers.shutdown(timeout=WORKERS_TIMEOUT))
 
 
 def build(argv: list[str], environ: dict[str, str], holder: int) -> tuple[Args, HttpbinReplica]:

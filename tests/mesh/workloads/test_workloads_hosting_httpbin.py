@@ -145,3 +145,43 @@ def _connections(port: int) -> list[str]:
         for row in rows
         if int(row.split()[1].rsplit(":", 1)[1], 16) == port and row.split()[3] == "01"
     ]
+
+
+def _blocked_signals(pid: int, tid: int) -> int | None:
+    """The signals thread ``tid`` of ``pid`` blocks; None once it has ended."""
+    try:
+        status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+    except FileNotFoundError:
+        return None  # a closed replica's worker ending meanwhile
+    for line in status.splitlines():
+        if line.startswith("SigBlk:"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"no SigBlk for thread {tid} of {pid}")
+
+
+def test_sigterm_is_left_to_the_hosts_main_thread(hosts: ReplicaHosts, tmp_path: Path) -> None:
+    # The kernel may hand a process's SIGTERM to any thread not blocking it, but Python runs
+    # the handler in the main thread only, once its wait ends: a worker thread taking it
+    # would leave the host running. Waitress's threads, and those of a replica stopped and
+    # closed, must all block it.
+    started = [_httpbin(hosts, tmp_path, f"httpbin-{i}") for i in range(2)]
+    for _, spec in started:
+        assert call(spec.port, "/get").status == 200
+    closed, _ = started[0]
+    closed.terminate()
+    assert closed.wait(10) == 0
+    [host] = hosts.processes()
+    wanted = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1))
+    threads = [int(tid) for tid in os.listdir(f"/proc/{host.pid}/task")]
+    assert len(threads) > 2  # the replicas' workers and waitress loops are there
+    for tid in threads:
+        blocked = _blocked_signals(host.pid, tid)
+        if blocked is None:
+            continue
+        if tid == host.pid:
+            assert blocked & wanted == 0, "the main thread must take SIGTERM"
+        else:
+            assert blocked & wanted == wanted, f"thread {tid} of the host can take SIGTERM"
+    os.kill(host.pid, signal.SIGTERM)
+    host.process.wait(10)
+    assert host.process.returncode == 0
