@@ -323,7 +323,10 @@ def _stop_on_interrupt() -> StopToken:
 )
 @click.option("--host", "-host", default="127.0.0.1", show_default=True)
 @click.option(
-    "--data-dir", "-data-dir", default=None, help="Where saved results go (/fortio/data/)."
+    "--data-dir",
+    "-data-dir",
+    default=None,
+    help="Where saved results go (/fortio/data/); default: a temporary directory, removed on exit.",
 )
 def serve_command(port: int, host: str, data_dir: str | None) -> None:
     """Serve fortio's REST API (/fortio/rest/run, status, stop) until interrupted."""

@@ -146,6 +146,8 @@ class FortioApi:
         self.host = host
         self.port = port
         self.sidecar = sidecar
+        # With no directory given, results go to a temporary one that goes with the server.
+        self.temporary_data = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="chaosmesh-fortio-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # Whether the process the runs stand for is stopped (SIGSTOP): its calls wait.
@@ -375,15 +377,21 @@ class RestServer(FortioApi):
         return self
 
     def shutdown(self) -> None:
+        """Stop serving and every run; a temporary data directory is removed."""
         self.stop_runs(0, wait=False)
         self.httpd.shutdown()
         self.httpd.server_close()
+        if self.temporary_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
     rest: RestServer
     protocol_version = "HTTP/1.1"
     server_version = "fortio-chaosmesh"
+    # The headers and the body leave in two writes: with Nagle's algorithm the body waits for
+    # the client's delayed ACK of the headers, ~40 ms on every keep-alive status poll.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: probes poll a lot
         return

@@ -78,31 +78,50 @@ def test_malformed_and_unreachable_urls() -> None:
     assert "cannot reach http://127.0.0.1:1/x" in proc.stderr and "no load was sent" in proc.stderr
 
 
-def test_serve_runs_fortios_rest_api(target: Target, tmp_path: Path) -> None:
+def _serve(*args: str) -> tuple[subprocess.Popen[str], str, Path]:
+    """``chaosmesh load serve``: the process, its REST base URL and its data directory."""
     proc = subprocess.Popen(
-        [*CHAOSMESH, "load", "serve", "--port", "0", "--data-dir", str(tmp_path)],
+        [*CHAOSMESH, "load", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "fortio REST API on http://127.0.0.1:" in line, proc.stderr
+    base = line.split(" on ", 1)[1].split("rest/run")[0]
+    return proc, base, Path(line.split("(data in ", 1)[1].rstrip().rstrip(")"))
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "fortio REST API on http://127.0.0.1:" in line, proc.stderr
-        base = line.split(" on ", 1)[1].split("rest/run")[0]
-        url = f"{base}rest/run?url={target.url}&n=3&c=1&qps=-1"
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@pytest.mark.parametrize("given", [True, False], ids=["data-dir", "temporary"])
+def test_serve_runs_fortios_rest_api_and_keeps_results_only_where_asked(
+    target: Target, tmp_path: Path, given: bool
+) -> None:
+    proc, base, data = _serve(*(["--data-dir", str(tmp_path)] if given else []))
+    try:
+        assert data.is_dir() and (data == tmp_path) == given
+        url = f"{base}rest/run?url={target.url}&n=3&c=1&qps=-1&save=on"
         with urllib.request.urlopen(url, timeout=30) as resp:
             assert json.loads(resp.read())["RetCodes"] == {"200": 3}
+        saved = list(data.glob("*.json"))
+        assert len(saved) == 1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        _stop(proc)
     assert proc.returncode == 0
+    # Results go where they were asked to go, and stay; a temporary directory goes with
+    # the server instead of piling up in /tmp.
+    assert saved[0].exists() == given and data.exists() == given
 
 
 def test_t_0_runs_until_ctrl_c_and_still_reports(target: Target) -> None:
