@@ -200,12 +200,17 @@ async def _fixed_load(
         warm_up_requests += len(codes)
         print(f"held {sum(code == 200 for code in codes)}", flush=True)
     lanes = iter(conns)
+    # The run ends when its time is up, as fortio's -t: what still waits for a connection
+    # then is never sent (and reported), rather than drained for minutes after the changes.
+    stop = StopToken()
+    loop.call_later(max(0.0, t0[0] + seconds - time.perf_counter()), stop.stop)
     stats = await run_open(
-        lambda: _timed(next(lanes), timeline, t0), int(qps * seconds), qps, StopToken(),
+        lambda: _timed(next(lanes), timeline, t0), int(qps * seconds), qps, stop,
         connections, connections,
     )  # fmt: skip
     latency = stats.durations.export([99])["Percentiles"] or [{"Value": float("nan")}]
     return {
+        "scheduled": int(qps * seconds),
         "achieved_qps": len(timeline.codes) / max(stats.elapsed, 1e-9),
         "open_loop": stats.open_loop,
         # From each request's scheduled send: what a user queued behind a stall waited.
@@ -256,9 +261,12 @@ class LoadProcess:
         self._send(f"go {t0!r}")
         deadline = time.monotonic() + self.seconds + 120
         while self.child.poll() is None:
-            if abort.is_set() or time.monotonic() > deadline:
+            if abort.is_set():
                 self.kill()
                 raise RuntimeError("the soak was stopped: a part of it failed (see above)")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"the load did not end within {self.seconds + 120:g} s")
             abort.wait(1.0)
         stdout, stderr = self.child.communicate(timeout=30)
         if self.child.returncode != 0:
@@ -702,6 +710,11 @@ def report(
     print(f"requests: {sent:,} sent ({load['achieved_qps']:.0f}/s achieved), "
           f"{errors:,} errors, of which {expected:,} the fault's {FAULT_STATUS} in its "
           f"{len(changes.fault_windows)} windows")  # fmt: skip
+    unsent = int(load["scheduled"]) - sent
+    if unsent:
+        print(f"  <-- RATE NOT KEPT: {unsent:,} of {load['scheduled']:,} scheduled requests were "
+              f"still waiting for one of the {connections} connections when the time was up "
+              "(never sent)")  # fmt: skip
     n_unexpected = sum(unexpected.values())
     print(f"  unexpected errors: {n_unexpected} (goal 0)"
           + "".join(f"\n    {kind}: {n}" for kind, n in sorted(unexpected.items())))  # fmt: skip
