@@ -10,7 +10,9 @@ it: the connections are opened before the clock starts and never grow (the clien
 reopens one after a non-2xx answer, as fortio's does). Each request leaves at its scheduled
 time if a connection is free, else as soon as one is: a stall of the machine shows up as
 send lag and latency from the scheduled send (both reported), not as new connections,
-which Envoy would match with upstream connections kept for an hour. Each request's send
+which Envoy would match with upstream connections kept for an hour. The load ends when its
+time is up, as ``fortio load -t`` does: requests still waiting for a connection then are
+never sent, and the report counts them (the rate was not kept). Each request's send
 time and outcome is kept, which is what attributing an error to a fault window needs (hey
 and wrk only count); the load runs in a process of its own. Meanwhile, through the
 Kubernetes API with the official client, exactly as experiments do
@@ -23,8 +25,9 @@ Before the clock starts, a warm-up drives the load's full concurrency through ea
 (``warm_up``): every connection sends a request the echo holds for a second, all at once,
 with all the weight on v1, then on v2 (three rounds each, on fresh connections). That is
 what a stall does, so the connection high-water marks (Envoy's upstream connections, the
-replica host's threads) are reached before the RSS baseline rather than whenever the
-machine stalls. It is traffic like any other: the RSS measure subtracts nothing.
+replica host's threads) are mostly reached before the RSS baseline, a minute later, rather
+than whenever the machine stalls (Envoy's can still creep: see below). It is traffic like
+any other: the RSS measure subtracts nothing.
 
 What it reports, with the goals:
 
