@@ -1,18 +1,33 @@
 """Soak: the embedded mesh for minutes at 1000 qps while its configuration keeps changing.
 
-``make soak`` (``python -m benchmarks.soak [--minutes 10] [--qps 1000]``): not part of
-``make bench`` or ``make test`` — it holds the machine for its whole duration.
+``make soak`` (``python -m benchmarks.soak [--minutes 10] [--qps 1000] [--connections 64]``):
+not part of ``make bench`` or ``make test`` — it holds the machine for its whole duration.
 
 What runs: a real ``chaosmesh mesh up`` of the runbook's canary (ingress gateway -> v1/v2),
-with its default log cap. Through the gateway, an open-loop load at ``--qps`` from this
-project's load engine (each request sent at its scheduled time whatever the answers before
-it did, so a stall shows up as errors and latency instead of as fewer requests; and each
-request's send time and outcome is kept, which is what attributing an error to a fault
-window needs — hey and wrk only count). Meanwhile, through the Kubernetes API with the
-official client, exactly as experiments do (``chaosmesh_ext.actions``): the weights flip
-100/0 <-> 0/100 every second (``shift_traffic``), and every 10 s an abort fault (503 for
-``FAULT_PERCENT`` % of requests) is injected (``inject_abort``) and removed 5 s later
-(``remove_faults``). Each 10 s is one run, ended by its rollback (``restore``).
+with its default log cap. Through the gateway, a load at ``--qps`` from this project's load
+engine on ``--connections`` keep-alive connections, as ``fortio load -qps 1000 -c 64`` puts
+it: the connections are opened before the clock starts and never grow (the client only
+reopens one after a non-2xx answer, as fortio's does). Each request leaves at its scheduled
+time if a connection is free, else as soon as one is: a stall of the machine shows up as
+send lag and latency from the scheduled send (both reported), not as new connections,
+which Envoy would match with upstream connections kept for an hour. The load ends when its
+time is up, as ``fortio load -t`` does: requests still waiting for a connection then are
+never sent, and the report counts them (the rate was not kept). Each request's send
+time and outcome is kept, which is what attributing an error to a fault window needs (hey
+and wrk only count); the load runs in a process of its own. Meanwhile, through the
+Kubernetes API with the official client, exactly as experiments do
+(``chaosmesh_ext.actions``): the weights flip 100/0 <-> 0/100 every second
+(``shift_traffic``), and every 10 s an abort fault (503 for ``FAULT_PERCENT`` % of requests)
+is injected (``inject_abort``) and removed 5 s later (``remove_faults``). Each 10 s is one
+run, ended by its rollback (``restore``).
+
+Before the clock starts, a warm-up drives the load's full concurrency through each subset
+(``warm_up``): every connection sends a request the echo holds for a second, all at once,
+with all the weight on v1, then on v2 (three rounds each, on fresh connections). That is
+what a stall does, so the connection high-water marks (Envoy's upstream connections, the
+replica host's threads) are mostly reached before the RSS baseline, a minute later, rather
+than whenever the machine stalls (Envoy's can still creep: see below). It is traffic like
+any other: the RSS measure subtracts nothing.
 
 What it reports, with the goals:
 
@@ -20,17 +35,21 @@ What it reports, with the goals:
   request was sent between the start of the ``inject_abort`` call and the return of the
   ``remove_faults`` call (both return once Envoy enforces the change). Every other failure —
   a connection error, a timeout, another status, a 503 outside a fault window — is not.
+  With the load's connection count, send lag (scheduled -> sent) and latency.
 - RSS of every mesh process (daemon, Envoy, each workload), growth from the end of the
   warm-up (a minute) to the end: < 10 %; with the growth over the second half, each
   process's threads (a replica's follow its requests in flight) and Envoy's open upstream
-  connections (kept idle for an hour, as Istio's sidecars do: Envoy's RSS follows the most
-  connections a stall ever needed, a high-water mark that stops growing, not a leak).
+  connections (kept idle for an hour, as Istio's sidecars do, about 30 kB each), and both
+  minute by minute. Envoy gives each new downstream connection to one of its two worker
+  threads at random and each worker has its own upstream connections, so as the client
+  reconnects after the fault's 503s the count can still creep towards its bound (2 workers
+  x 2 subsets x ``--connections``) when a stall meets an uneven spread.
 - the logs' disk use (``mesh status``) against the log cap, and the whole state directory.
 - change -> enforced: from the start of ``shift_traffic`` to the first response from the
   newly chosen version on a separate keep-alive connection; p50/p95 per minute, first
   against last minute (no drift).
-- the metrics exporter's count of requests against the requests sent (across every log
-  rotation: equal).
+- the metrics exporter's count of requests against the requests sent (load, change probes
+  and warm-up; across every log rotation: equal).
 """
 
 from __future__ import annotations
@@ -42,6 +61,7 @@ import http.client
 import json
 import os
 import platform
+import select
 import statistics
 import subprocess
 import sys
@@ -64,6 +84,9 @@ FAULT_PERCENT = 10
 FAULT_PERIOD = 10  # seconds: injected at the start of each period ...
 FAULT_ON = 5  # ... and removed this many seconds later
 REQUEST_TIMEOUT = 5.0
+CONNECTIONS = 64  # the load's, fixed (fortio's -c)
+HOLD = 1.0  # seconds the echo holds each warm-up request (its ?delay=)
+HOLD_ROUNDS = 3  # per subset, each on fresh connections (see warm_up)
 CLI_TIMEOUT = 120.0
 SAMPLE_EVERY = 5.0
 RSS_GOAL = 0.10
@@ -87,11 +110,35 @@ class Timeline:
         self.latency.append(latency)
 
 
+def _timed(conn: Any, timeline: Timeline, t0: list[float]) -> Any:
+    """A lane of the open loop on ``conn``: one GET, its send time (relative to ``t0[0]``,
+    set once the clock starts) and outcome added to ``timeline``."""
+
+    async def call() -> bool:
+        started = time.perf_counter()
+        code = int(await conn.fetch())
+        timeline.add(started - t0[0], code, time.perf_counter() - started)
+        return code == 200
+
+    return call
+
+
+def _event_loop() -> Any:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop
+    except ImportError:  # pragma: no cover
+        return None
+
+
 def run_load(
     url: str, qps: float, seconds: float, t0: float, timeline: Timeline, stop: Any = None
 ) -> dict[str, Any]:
     """Open-loop GETs of ``url`` for ``seconds`` (or until ``stop``, a ``StopToken``), send
-    times relative to ``t0`` on the perf_counter clock; returns the achieved rate."""
+    times relative to ``t0`` on the perf_counter clock, on as many connections as the
+    requests in flight need (up to 512); returns the achieved rate. For a run that must go
+    on through outages (``bench_envoy_restart``); the soak keeps its connections fixed."""
     from chaosmesh_ext.load.http_client import HttpConnection, build_request
     from chaosmesh_ext.load.options import parse_url
     from chaosmesh_ext.load.periodic import StopToken, open_loop_lanes, run_open
@@ -100,72 +147,151 @@ def run_load(
     request = build_request(target, "GET", [], None)
 
     def new_lane() -> Any:
-        conn = HttpConnection(target, request, REQUEST_TIMEOUT)
-
-        async def call() -> bool:
-            started = time.perf_counter()
-            code = await conn.fetch()
-            timeline.add(started - t0, code, time.perf_counter() - started)
-            return code == 200
-
-        return call
+        return _timed(HttpConnection(target, request, REQUEST_TIMEOUT), timeline, [t0])
 
     async def main() -> Any:
         lanes = open_loop_lanes(qps, REQUEST_TIMEOUT, 16)
         return await run_open(new_lane, int(qps * seconds), qps, stop or StopToken(), lanes, 16)
 
-    try:
-        import uvloop
-
-        factory: Any = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
+    with asyncio.Runner(loop_factory=_event_loop()) as runner:
         stats = runner.run(main())
     count = len(timeline.codes)
     return {"achieved_qps": count / max(stats.elapsed, 1e-9), "open_loop": stats.open_loop}
 
 
-def load_in_child(
-    url: str,
-    qps: float,
-    seconds: float,
-    t0: float,
-    timeline: Timeline,
-    tmp: str,
-    abort: threading.Event,
+def held_url(url: str) -> str:
+    """``url`` with the echo's ``delay`` parameter: its answer waits ``HOLD`` seconds."""
+    return url + ("&" if "?" in url else "?") + f"delay={HOLD * 1000:.0f}ms"
+
+
+async def _fixed_load(
+    url: str, qps: float, seconds: float, connections: int, timeline: Timeline
 ) -> dict[str, Any]:
-    """``run_load`` in a process of its own: in this one it would share the interpreter lock
-    with the changes and the probes, and slow the changes it measures. perf_counter is the
-    system's monotonic clock, so the child's send times compare with ``t0`` here. Stopped
-    early (and the soak failed) when ``abort`` is set."""
-    out = Path(tmp) / "timeline"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.soak", "--load-only", url, str(qps), str(seconds),
-         repr(t0), str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    """The soak's load, in its own process (``LoadProcess``): ``connections`` keep-alive
+    connections, as ``fortio load -c`` opens them, and never more; a request whose turn
+    comes while all are busy waits for one (its send lag), then goes out. Before the clock
+    starts it obeys the soak's lines on stdin: ``hold`` reopens every connection and sends
+    one held request on each at once (``warm_up``), ``go T0`` starts the schedule, send
+    times relative to T0 (perf_counter is the system's monotonic clock, shared by both
+    processes)."""
+    from chaosmesh_ext.load.http_client import HttpConnection, build_request
+    from chaosmesh_ext.load.options import parse_url
+    from chaosmesh_ext.load.periodic import StopToken, run_open
+
+    target = parse_url(url)
+    plain = build_request(target, "GET", [], None)
+    held = build_request(parse_url(held_url(url)), "GET", [], None)
+    conns = [HttpConnection(target, plain, REQUEST_TIMEOUT) for _ in range(connections)]
+    loop = asyncio.get_running_loop()
+    warm_up_requests = 0
+    print("ready", flush=True)
+    while True:
+        words = (await loop.run_in_executor(None, sys.stdin.readline)).split()
+        if not words:
+            raise SystemExit("the soak closed its end before the load started")
+        if words[0] == "go":
+            t0 = [float(words[1])]
+            break
+        if words[0] != "hold":
+            raise SystemExit(f"unknown order from the soak: {words!r}")
+        for conn in conns:
+            conn.close()  # fresh connections for each round (see warm_up)
+            conn.request = held
+        codes = await asyncio.gather(*(conn.fetch() for conn in conns))
+        for conn in conns:
+            conn.request = plain
+        warm_up_requests += len(codes)
+        print(f"held {sum(code == 200 for code in codes)}", flush=True)
+    lanes = iter(conns)
+    # The run ends when its time is up, as fortio's -t: what still waits for a connection
+    # then is never sent (and reported), rather than drained for minutes after the changes.
+    stop = StopToken()
+    loop.call_later(max(0.0, t0[0] + seconds - time.perf_counter()), stop.stop)
+    stats = await run_open(
+        lambda: _timed(next(lanes), timeline, t0), int(qps * seconds), qps, stop,
+        connections, connections,
     )  # fmt: skip
-    deadline = time.monotonic() + seconds + 120
-    while child.poll() is None:
-        if abort.is_set() or time.monotonic() > deadline:
-            child.kill()
-            child.communicate(timeout=30)
-            raise RuntimeError("the soak was stopped: a part of it failed (see above)")
-        abort.wait(1.0)
-    stdout, stderr = child.communicate(timeout=30)
-    if child.returncode != 0:
-        raise RuntimeError(f"the load process failed: {stderr[-2000:]}")
-    count = int(json.loads(stdout)["count"])
-    with open(out, "rb") as handle:
-        timeline.sent.fromfile(handle, count)
-        timeline.codes.fromfile(handle, count)
-        timeline.latency.fromfile(handle, count)
-    return dict(json.loads(stdout))
+    latency = stats.durations.export([99])["Percentiles"] or [{"Value": float("nan")}]
+    return {
+        "scheduled": int(qps * seconds),
+        "achieved_qps": len(timeline.codes) / max(stats.elapsed, 1e-9),
+        "open_loop": stats.open_loop,
+        # From each request's scheduled send: what a user queued behind a stall waited.
+        "scheduled_latency_p99": latency[0]["Value"],
+        "scheduled_latency_max": stats.durations.max,
+        "sockets": sum(conn.sockets for conn in conns),
+        "warm_up_requests": warm_up_requests,
+    }
 
 
-def _load_only(url: str, qps: float, seconds: float, t0: float, out: str) -> int:
+class LoadProcess:
+    """The load in a process of its own: in this one it would share the interpreter lock
+    with the changes and the probes, and slow the changes it measures."""
+
+    def __init__(self, url: str, qps: float, seconds: float, connections: int, tmp: str):
+        self.seconds = seconds
+        self.out = Path(tmp) / "timeline"
+        self.child = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.soak", "--load-only", url, str(qps),
+             str(seconds), str(connections), str(self.out)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        self._expect("ready")
+
+    def _expect(self, word: str, timeout: float = 60.0) -> str:
+        assert self.child.stdout is not None
+        ready, _, _ = select.select([self.child.stdout], [], [], timeout)
+        line = self.child.stdout.readline() if ready else ""
+        if not line.startswith(word):
+            self.kill()
+            raise RuntimeError(f"the load process did not answer {word!r}: {line!r}")
+        return line
+
+    def _send(self, line: str) -> None:
+        assert self.child.stdin is not None
+        self.child.stdin.write(line + "\n")
+        self.child.stdin.flush()
+
+    def hold(self) -> int:
+        """One held request on every connection at once; how many were answered 200."""
+        self._send("hold")
+        return int(self._expect("held").split()[1])
+
+    def run(self, t0: float, timeline: Timeline, abort: threading.Event) -> dict[str, Any]:
+        """Start the schedule at ``t0`` and wait for its end (killed, and the soak failed,
+        when ``abort`` is set)."""
+        self._send(f"go {t0!r}")
+        deadline = time.monotonic() + self.seconds + 120
+        while self.child.poll() is None:
+            if abort.is_set():
+                self.kill()
+                raise RuntimeError("the soak was stopped: a part of it failed (see above)")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"the load did not end within {self.seconds + 120:g} s")
+            abort.wait(1.0)
+        stdout, stderr = self.child.communicate(timeout=30)
+        if self.child.returncode != 0:
+            raise RuntimeError(f"the load process failed: {stderr[-2000:]}")
+        result = json.loads(stdout.splitlines()[-1])
+        count = int(result["count"])
+        with open(self.out, "rb") as handle:
+            timeline.sent.fromfile(handle, count)
+            timeline.codes.fromfile(handle, count)
+            timeline.latency.fromfile(handle, count)
+        return dict(result)
+
+    def kill(self) -> None:
+        if self.child.poll() is None:
+            self.child.kill()
+            self.child.communicate(timeout=30)
+
+
+def _load_only(url: str, qps: float, seconds: float, connections: int, out: str) -> int:
     timeline = Timeline()
-    result = run_load(url, qps, seconds, t0, timeline)
+    with asyncio.Runner(loop_factory=_event_loop()) as runner:
+        result = runner.run(_fixed_load(url, qps, seconds, connections, timeline))
     with open(out, "wb") as handle:
         timeline.sent.tofile(handle)
         timeline.codes.tofile(handle)
@@ -202,17 +328,35 @@ def _probe(gateway: http.client.HTTPConnection, want: str, deadline: float) -> i
     raise TimeoutError(f"no answer from {want} before the deadline")
 
 
-def warm_up(mesh: dict[str, Any]) -> None:
-    """One change before the clock starts: the first call imports the Kubernetes client and
-    opens its first connection (seconds), which is not what a change costs."""
+def warm_up(mesh: dict[str, Any], state_dir: Path, load: LoadProcess) -> dict[str, Any]:
+    """Before the clock starts: the load's full concurrency through each subset, and a first
+    change.
+
+    With all the weight on v1, then on v2, every load connection sends one request that the
+    echo holds for ``HOLD`` s, all at once: what a stall of the replicas does to a load with
+    that many connections. Envoy opens an upstream connection for each request in flight
+    (and keeps it idle for an hour, as Istio's sidecars do) and the replica host a thread:
+    both reach their high-water mark here, before the RSS baseline, and not whenever the
+    machine happens to stall. ``HOLD_ROUNDS`` times per subset, on fresh connections: the
+    load's client reconnects after every non-2xx answer (the fault's 503s), each new
+    connection goes to one of Envoy's worker threads at random, and each worker has its own
+    upstream connections, so the mark is reached by the most connections a worker gets,
+    which varies. The first change also imports the Kubernetes client and opens its first
+    connection (seconds), which is not what a change costs.
+    """
     from chaosmesh_ext import actions
 
     configuration = {"kubeconfig_path": mesh["kubeconfig"], "chaosmesh_run_id": "soak-warm-up"}
-    actions.shift_traffic(VIRTUAL_SERVICE, {"v1": 100, "v2": 0}, ns=NAMESPACE,
-                          configuration=configuration)  # fmt: skip
+    answered: dict[str, int] = {}
+    for subset in ("v1", "v2"):
+        weights = {"v1": 100, "v2": 0} if subset == "v1" else {"v1": 0, "v2": 100}
+        actions.shift_traffic(VIRTUAL_SERVICE, weights, ns=NAMESPACE,
+                              configuration=configuration)  # fmt: skip
+        answered[subset] = min(load.hold() for _ in range(HOLD_ROUNDS))
     # Its rollback, as a run ends: a run that still holds the object would have every later
     # run refused (another run's change, still running).
     actions.restore(ns=NAMESPACE, configuration=configuration)
+    return {"answered": answered, "upstream": _envoy_upstream_connections(state_dir)}
 
 
 def drive_changes(
@@ -454,6 +598,15 @@ def per_period(
     ]
 
 
+def peaks(series: list[tuple[float, int]], period: float) -> list[int]:
+    """The largest value of ``series`` ((when, value) pairs) in each period, in order."""
+    most: dict[int, int] = {}
+    for when, value in series:
+        index = int(when // period)
+        most[index] = max(value, most.get(index, value))
+    return [most[index] for index in sorted(most)]
+
+
 def rss_growth(
     series: list[tuple[float, int]], warmup: float
 ) -> tuple[int, int, int, float, float] | None:
@@ -469,11 +622,12 @@ def rss_growth(
 # --------------------------------------------------------------------------------------------
 
 
-def soak(minutes: float, qps: float, keep: bool = False) -> int:
+def soak(minutes: float, qps: float, connections: int, keep: bool = False) -> int:
     seconds = minutes * 60
     warmup = min(60.0, seconds / 4)
     machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
-    print(f"soak: {minutes:g} min at {qps:g} qps through the canary gateway ({machine})")
+    print(f"soak: {minutes:g} min at {qps:g} qps on {connections} connections through the "
+          f"canary gateway ({machine}, load average {_load_average()})")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="chaosmesh-soak-") as tmp:
         state_dir = Path(tmp) / "mesh"
         os.environ["CHAOSMESH_LEDGER_DIR"] = str(Path(tmp) / "ledger")
@@ -481,9 +635,12 @@ def soak(minutes: float, qps: float, keep: bool = False) -> int:
         if up.returncode != 0:
             print(f"mesh up failed: {up.stderr}")
             return 1
+        load: LoadProcess | None = None
         try:
             mesh = json.loads((state_dir / "mesh.json").read_text())
-            warm_up(mesh)
+            url = mesh["gateways"][0]["url"]
+            load = LoadProcess(url, qps, seconds, connections, tmp)
+            warmed = warm_up(mesh, state_dir, load)
             timeline, changes, samples = Timeline(), Changes(), Samples()
             stop = threading.Event()
             t0 = time.perf_counter()
@@ -507,24 +664,37 @@ def soak(minutes: float, qps: float, keep: bool = False) -> int:
             for thread in threads:
                 thread.start()
             try:
-                url = mesh["gateways"][0]["url"]
-                load = load_in_child(url, qps, seconds, t0, timeline, tmp, abort)
+                result = load.run(t0, timeline, abort)
             finally:
                 stop.set()
                 for thread in threads:
                     thread.join(timeout=60)
             counted = _settled_count(mesh["metrics_url"])
             status = _status(state_dir)
-            return report(load, timeline, changes, samples, warmup, counted, status, seconds)
+            return report(
+                result, connections, warmed, timeline, changes, samples, warmup, counted,
+                status, seconds,
+            )  # fmt: skip
         finally:
+            if load is not None:
+                load.kill()
             if keep:
                 print(f"mesh kept running in {state_dir} (--keep)")
             else:
                 _cli("mesh", "down", "--state-dir", str(state_dir))
 
 
+def _load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
 def report(
     load: dict[str, Any],
+    connections: int,
+    warmed: dict[str, Any],
     timeline: Timeline,
     changes: Changes,
     samples: Samples,
@@ -536,9 +706,18 @@ def report(
     ok = True
     sent = len(timeline.codes)
     errors, expected, unexpected = classify_errors(timeline, changes.fault_windows)
+    print(f"warm-up: {HOLD_ROUNDS} x {connections} requests held {HOLD:g} s at once on fresh "
+          f"connections, on each subset; answered (fewest in a round) "
+          f"{warmed['answered']['v1']} / {warmed['answered']['v2']}; Envoy's upstream "
+          f"connections then {warmed['upstream']}")  # fmt: skip
     print(f"requests: {sent:,} sent ({load['achieved_qps']:.0f}/s achieved), "
           f"{errors:,} errors, of which {expected:,} the fault's {FAULT_STATUS} in its "
           f"{len(changes.fault_windows)} windows")  # fmt: skip
+    unsent = int(load["scheduled"]) - sent
+    if unsent:
+        print(f"  <-- RATE NOT KEPT: {unsent:,} of {load['scheduled']:,} scheduled requests were "
+              f"still waiting for one of the {connections} connections when the time was up "
+              "(never sent)")  # fmt: skip
     n_unexpected = sum(unexpected.values())
     print(f"  unexpected errors: {n_unexpected} (goal 0)"
           + "".join(f"\n    {kind}: {n}" for kind, n in sorted(unexpected.items())))  # fmt: skip
@@ -551,10 +730,18 @@ def report(
     latencies = sorted(timeline.latency)
     print(f"  latency p50 {percentile(latencies, 50) * 1000:.2f} ms, "
           f"p99 {percentile(latencies, 99) * 1000:.2f} ms, "
-          f"max {latencies[-1] * 1000 if latencies else 0:.1f} ms")  # fmt: skip
-    total = sent + changes.probes
-    print(f"  metrics exporter counted {counted:,} of {total:,} requests "
-          f"(load + change probes){'' if counted == total else '  <-- MISMATCH'}")  # fmt: skip
+          f"max {latencies[-1] * 1000 if latencies else 0:.1f} ms from the send; from the "
+          f"scheduled send p99 {load['scheduled_latency_p99'] * 1000:.2f} ms, "
+          f"max {load['scheduled_latency_max'] * 1000:.1f} ms")  # fmt: skip
+    lag = load["open_loop"]
+    print(f"  load: {connections} connections, opened before the clock started and never more "
+          f"({load['sockets']:,} sockets over the run: the client reconnects after a non-2xx "
+          f"answer, as fortio's does); send lag p50 {lag['SendLagP50'] * 1000:.2f} ms, "
+          f"p99 {lag['SendLagP99'] * 1000:.2f} ms, max {lag['SendLagMax'] * 1000:.1f} ms, "
+          f"up to {lag['MaxBacklog']} requests waited for a connection")  # fmt: skip
+    total = sent + changes.probes + load["warm_up_requests"]
+    print(f"  metrics exporter counted {counted:,} of {total:,} requests (load + change "
+          f"probes + warm-up){'' if counted == total else '  <-- MISMATCH'}")  # fmt: skip
     ok &= counted == total
 
     print(f"RSS, after the {warmup:.0f} s warm-up -> end (goal < {RSS_GOAL:.0%} growth):")
@@ -576,6 +763,13 @@ def report(
         print(f"  Envoy's upstream connections (kept idle for an hour, as Istio's sidecars do): "
               f"{upstream[0]} -> {upstream[-1]}, peak {max(upstream)} "
               f"(second half: {half[0] if half else '?'} -> {upstream[-1]})")  # fmt: skip
+    # Minutes; a short run (development) is cut in quarters instead.
+    period = 60.0 if seconds >= 180 else seconds / 4
+    unit = "minute" if period == 60 else f"{period:.0f} s"
+    print(f"  the most in each {unit} (the warm-up's included): Envoy's upstream connections "
+          + " ".join(map(str, peaks(samples.upstream_connections, period))))  # fmt: skip
+    for role, series in sorted(samples.threads.items()):
+        print(f"    {role} threads " + " ".join(map(str, peaks(series, period))))
 
     from chaosmesh_ext.mesh.logs import format_size
 
@@ -587,9 +781,6 @@ def report(
           f"({samples.rotations} rotations){'' if within else '  <-- OVER'}; "
           f"state directory peak {format_size(peak_dir)}")  # fmt: skip
 
-    # Minutes; a short run (development) is cut in quarters instead.
-    period = 60.0 if seconds >= 180 else seconds / 4
-    unit = "minute" if period == 60 else f"{period:.0f} s"
     periods = per_period(changes.enforced, period)
     waits = sorted(changes.after_return)
     print(f"after an action returned, the new version answered within p50 "
@@ -600,12 +791,12 @@ def report(
     for index, p50, p95, n in periods:
         print(f"  {unit} {index + 1:>2}: p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  ({n} changes)")
     if len(periods) >= 2:
-        first, last = periods[0], periods[-1]
-        drift = last[2] - first[2]
-        print(f"  first vs last {unit}: p50 {first[1]:.1f} -> {last[1]:.1f} ms, "
-              f"p95 {first[2]:.1f} -> {last[2]:.1f} ms")  # fmt: skip
+        opening, closing = periods[0], periods[-1]
+        drift = closing[2] - opening[2]
+        print(f"  first vs last {unit}: p50 {opening[1]:.1f} -> {closing[1]:.1f} ms, "
+              f"p95 {opening[2]:.1f} -> {closing[2]:.1f} ms")  # fmt: skip
         # No drift: the last minute's p95 within 50 % (and 10 ms) of the first's.
-        drifted = drift > max(10.0, 0.5 * first[2])
+        drifted = drift > max(10.0, 0.5 * opening[2])
         ok &= not drifted
         if drifted:
             print("  <-- DRIFT")
@@ -617,15 +808,19 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--load-only"]:  # the load's own process (see load_in_child)
-        url, qps, seconds, t0, out = argv[1:6]
-        return _load_only(url, float(qps), float(seconds), float(t0), out)
+    if argv[:1] == ["--load-only"]:  # the load's own process (see LoadProcess)
+        url, qps, seconds, connections, out = argv[1:6]
+        return _load_only(url, float(qps), float(seconds), int(connections), out)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0, help="duration (default 10)")
     parser.add_argument("--qps", type=float, default=1000.0, help="load rate (default 1000)")
+    parser.add_argument("--connections", type=int, default=CONNECTIONS,
+                        help=f"the load's connections, fixed (default {CONNECTIONS})")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="leave the mesh running after")
     args = parser.parse_args(argv)
-    return soak(args.minutes, args.qps, args.keep)
+    if args.connections < 1:
+        parser.error(f"--connections must be at least 1, got {args.connections}")
+    return soak(args.minutes, args.qps, args.connections, args.keep)
 
 
 if __name__ == "__main__":
