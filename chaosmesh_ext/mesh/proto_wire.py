@@ -65,8 +65,13 @@ def _schema() -> dict[str, Any]:
     return schema
 
 
+_ONE_BYTE = [bytes((n,)) for n in range(0x80)]  # most tags, lengths and small numbers
+
+
 def varint(value: int) -> bytes:
     """``value`` as a base-128 varint; negatives as 64-bit two's complement (10 bytes)."""
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
     if value < 0:
         value += 1 << 64
     out = bytearray()
@@ -77,6 +82,7 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+@cache
 def _tag(number: int, wire: int) -> bytes:
     return varint(number << 3 | wire)
 
