@@ -113,6 +113,15 @@ def validate_offline(resources: EnvoyResources, timeout: float = 60.0) -> None:
             raise EnvoyRejected(_strip_log_prefix(lines[-1]) if lines else "invalid configuration")
 
 
+def _cds(files: XdsFiles, clusters: list[JSON], version: str) -> bytes:
+    """The clusters' file; a field Envoy's API cannot take is refused as Envoy would refuse
+    it, naming the cluster and the field (the file is binary: Envoy would never see it)."""
+    try:
+        return files.cds_document(clusters, version)
+    except ValueError as exc:
+        raise EnvoyRejected(str(exc)) from None
+
+
 def _rds(files: XdsFiles, route: JSON, version: str) -> bytes:
     """A route configuration's file; a field Envoy's API cannot take is refused as Envoy
     would refuse it (the file is binary, so Envoy never sees the field to name it)."""
@@ -410,12 +419,10 @@ class EnvoyProcess:
     def _version_on_disk(self, key: str) -> str:
         files = self.files
         if key == "cds":
-            path = files.cds_path
-        elif key == "lds":
-            path = files.lds_path
-        else:
-            return files.rds_version(key.removeprefix("rds:"))
-        return str(json.loads(path.read_text())["version_info"])
+            return files.cds_version()
+        if key == "lds":
+            return str(json.loads(files.lds_path.read_text())["version_info"])
+        return files.rds_version(key.removeprefix("rds:"))
 
     def supervision(self) -> dict[str, Any]:
         """Restarts and outages, for ``mesh status``: seconds, and the last death's time."""
@@ -481,14 +488,14 @@ class EnvoyProcess:
         try:
             if new.clusters != old.clusters:
                 clusters = sorted(new.clusters + removed_clusters, key=lambda c: c["name"])
-                staged.add("cds", files.cds_path, files.cds_document(clusters, version))
+                staged.add("cds", files.cds_path, _cds(files, clusters, version))
             for name in changed + added:
                 route = _rds(files, new_routes[name], version)
                 staged.add(f"rds:{name}", files.rds_path(name), route)
             if new.listeners != old.listeners:
                 staged.add("lds", files.lds_path, files.lds_document(new.listeners, version))
             if removed_clusters:
-                staged.add("cds-final", files.cds_path, files.cds_document(new.clusters, version))
+                staged.add("cds-final", files.cds_path, _cds(files, new.clusters, version))
             self._commit_in_order(staged, changed, added, version, timeout, stats, new)
         finally:
             staged.discard()
@@ -546,7 +553,7 @@ class EnvoyProcess:
         files = self.files
         staged = Staged(links=True)
         try:
-            staged.add("cds", files.cds_path, files.cds_document(res.clusters, version))
+            staged.add("cds", files.cds_path, _cds(files, res.clusters, version))
             for route in res.routes:
                 path = files.rds_path(route["name"])
                 staged.add(f"rds:{route['name']}", path, _rds(files, route, version))

@@ -1,21 +1,26 @@
-"""The xDS documents Envoy reads: the same bytes whether a resource's text is reused or not
-(JSON for clusters, binary protobuf for route configurations)."""
+"""The xDS documents Envoy reads: the same bytes whether a resource's encoding is reused or
+not (binary protobuf for clusters and route configurations)."""
 
 from __future__ import annotations
 
 import copy
-import json
+
+import pytest
 
 from chaosmesh_ext.mesh.translate import Memo, translate
-from chaosmesh_ext.mesh.xds_files import XdsFiles, route_bytes, route_document
+from chaosmesh_ext.mesh.xds_files import (
+    CLUSTER_TYPE_URL,
+    XdsFiles,
+    cluster_bytes,
+    cluster_document,
+    read_document,
+    route_bytes,
+    route_document,
+)
 from tests.support import mesh_seed as seed
 
 
-def _plain(version: str, resources: list) -> str:
-    return json.dumps({"version_info": version, "resources": resources}, sort_keys=True)
-
-
-def test_documents_are_the_json_of_the_resources_change_after_change(tmp_path):
+def test_documents_are_the_encoding_of_the_resources_change_after_change(tmp_path):
     """Unchanged clusters and virtual hosts (the very same objects, from the translator's
     memo) reuse their text; changed ones are serialised again: the document is byte for
     byte what serialising the whole afresh gives."""
@@ -25,7 +30,7 @@ def test_documents_are_the_json_of_the_resources_change_after_change(tmp_path):
     for step in range(4):
         res = translate(snap, memo)
         version = f"v{step}"
-        assert files.cds_document(res.clusters, version) == _plain(version, res.clusters)
+        assert files.cds_document(res.clusters, version) == cluster_document(version, res.clusters)
         for route in res.routes:
             assert files.rds_document(route, version) == route_document(version, route_bytes(route))
         # The next change: a new VirtualService object (as the API store makes on a write),
@@ -38,6 +43,24 @@ def test_documents_are_the_json_of_the_resources_change_after_change(tmp_path):
             snap.destination_rules[0]["spec"]["trafficPolicy"] = {
                 "loadBalancer": {"simple": "RANDOM"}
             }
+
+
+def test_a_refused_cluster_names_its_field_and_the_next_document_is_whole(tmp_path):
+    files = XdsFiles(tmp_path)
+    res = translate(seed.snapshot(seed.CANARY + "---\n" + seed.BREAKER, seed.canary_endpoints()))
+    first = files.cds_document(res.clusters, "1")
+    bad = copy.deepcopy(res.clusters)
+    bad[1]["circuit_breakers"]["thresholds"][0]["max_connections"] = "many"
+    with pytest.raises(ValueError) as caught:
+        files.cds_document(bad, "2")
+    name = bad[1]["name"]
+    assert str(caught.value) == (
+        f"cluster {name}.circuit_breakers.thresholds[0].max_connections: "
+        "expected an integer (uint32), got 'many'"
+    )
+    assert files.cds_document(res.clusters, "1") == first
+    version, clusters = read_document(first, CLUSTER_TYPE_URL)
+    assert (version, clusters) == ("1", [cluster_bytes(c) for c in res.clusters])
 
 
 def test_a_route_configuration_of_virtual_hosts_only(tmp_path):

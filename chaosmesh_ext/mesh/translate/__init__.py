@@ -15,6 +15,7 @@ from __future__ import annotations
 from .clusters import build_clusters, destination_rules_by_host
 from .facts import snapshot_facts
 from .gateways import build_gateways
+from .hashing import route_rules
 from .listeners import build_listener
 from .memo import Memo
 from .model import Endpoint, EnvoyResources, MeshSnapshot, TranslationWarning
@@ -59,10 +60,13 @@ def _translate(snapshot: MeshSnapshot, memo: Memo) -> EnvoyResources:
     rules = destination_rules_by_host(snapshot, notes, memo)
     clusters = build_clusters(snapshot, rules, memo)
     keys = label_keys(snapshot, memo)
-    sidecar_routes = outbound_route_configs(snapshot, rules, memo, keys)
+    # Routes read only the rules' consistent hashes: a circuit breaker patched into a rule
+    # leaves them (and this object) as they were.
+    for_routes = route_rules(rules, memo)
+    sidecar_routes = outbound_route_configs(snapshot, for_routes, memo, keys)
     strip = headers_to_strip(snapshot, memo, keys)
     gateway_routes, gateway_listeners = build_gateways(
-        snapshot, fqdn_ports, rules, notes, memo, strip
+        snapshot, fqdn_ports, for_routes, notes, memo, strip
     )
     listeners = []
     for config in sidecar_routes:

@@ -149,10 +149,13 @@ def _rules_by_host(
 ) -> tuple[Rules, list[TranslationWarning]]:
     notes: list[TranslationWarning] = []
     grouped: dict[str, dict[str, list[JSON]]] = {}
-    for rule in sorted(snapshot.destination_rules, key=lambda r: memo.of(r, "age", creation_key)):
-        spec = rule.get("spec") or {}
-        host = resolve_host(str(spec.get("host") or ""), namespace_of(rule), snapshot.domain)
-        grouped.setdefault(host, {}).setdefault(namespace_of(rule), []).append(rule)
+    # Each rule's age, host and namespace are read once per rule object: a patch of one rule
+    # regroups the others from what they gave last time.
+    domain = snapshot.domain
+    placed = [(_placed(rule, domain, memo), rule) for rule in snapshot.destination_rules]
+    placed.sort(key=_age)
+    for (_, host, namespace), rule in placed:
+        grouped.setdefault(host, {}).setdefault(namespace, []).append(rule)
     chosen: dict[str, JSON] = {}
     for host, by_namespace in grouped.items():
         parts = host.split(".")
@@ -178,6 +181,26 @@ def _rules_by_host(
                     )
                 )
     return Rules(chosen), notes
+
+
+def _placement(rule: JSON, domain: str) -> tuple[Any, str, str]:
+    """(age, resolved host, namespace) of one DestinationRule."""
+    spec = rule.get("spec") or {}
+    namespace = namespace_of(rule)
+    return (
+        creation_key(rule),
+        resolve_host(str(spec.get("host") or ""), namespace, domain),
+        namespace,
+    )
+
+
+def _placed(rule: JSON, domain: str, memo: Memo) -> tuple[Any, str, str]:
+    key = ("rule placement", id(rule), domain)
+    return memo.get(key, rule, lambda: _placement(rule, domain))
+
+
+def _age(placed: tuple[tuple[Any, str, str], JSON]) -> Any:
+    return placed[0][0]
 
 
 def destination_rule_for(fqdn: str, rules: dict[str, JSON]) -> JSON | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -12,7 +11,13 @@ import pytest
 
 from chaosmesh_ext.mesh.envoy import EnvoyProcess, EnvoyRejected
 from chaosmesh_ext.mesh.translate import Endpoint, translate
-from chaosmesh_ext.mesh.xds_files import read_route_document, route_bytes
+from chaosmesh_ext.mesh.xds_files import (
+    CLUSTER_TYPE_URL,
+    cluster_bytes,
+    read_document,
+    read_route_document,
+    route_bytes,
+)
 from tests.support import mesh_seed as seed
 
 from .conftest import request
@@ -58,7 +63,8 @@ def test_a_rejected_config_raises_with_envoys_reason_and_the_old_one_keeps_servi
     # The files on disk are the good config again, so a restart serves it too.
     _, on_disk = read_route_document(proc.files.rds_path("8080").read_bytes())
     assert on_disk == [route_bytes(good.route_config("8080"))]
-    assert json.loads(proc.files.cds_path.read_text())["resources"][0]["connect_timeout"] == "10s"
+    _, clusters = read_document(proc.files.cds_path.read_bytes(), CLUSTER_TYPE_URL)
+    assert clusters == [cluster_bytes(c) for c in good.clusters]  # connect_timeout 10s again
     # ...and the next good change still goes through.
     delay_vs["spec"]["http"][0]["fault"] = {
         "abort": {"httpStatus": 418, "percentage": {"value": 100}}
@@ -89,8 +95,10 @@ def test_apply_adds_and_removes_listeners_clusters_and_route_configs(envoy, upst
     proc.apply(translate(snap))
     assert set(proc.listener_addresses()) == {"0.0.0.0_8080"}
     assert proc.files.route_names() == ["8080"]
-    cds = json.loads(proc.files.cds_path.read_text())["resources"]
-    assert [c["name"] for c in cds] == ["outbound|8080||tomcat-svc.default.svc.cluster.local"]
+    _, clusters = read_document(proc.files.cds_path.read_bytes(), CLUSTER_TYPE_URL)
+    [tomcat_cluster] = translate(snap).clusters
+    assert tomcat_cluster["name"] == "outbound|8080||tomcat-svc.default.svc.cluster.local"
+    assert clusters == [cluster_bytes(tomcat_cluster)]
 
 
 def test_a_listener_removed_and_added_again_serves_its_new_routes(envoy, upstreams, tmp_path):
