@@ -7,7 +7,8 @@ Istio field group, as in istiod: ``clusters`` (DestinationRule), ``routes`` with
 and ``gateways`` (route configurations), ``listeners`` / ``access_log`` (listeners and their
 HTTP connection manager); ``names`` and ``context`` hold what they share. ``facts`` reads
 each VirtualService and Service once; ``memo`` lets a translation reuse what the previous one
-computed from the objects a change left as they were.
+computed from the objects a change left as they were, and ``vs_index`` keeps the
+VirtualServices indexed (by age, host, Gateway) from one translation to the next.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .context import RouteContext
-from .facts import gateway_names, resolved_hosts, snapshot_facts
+from .facts import gateway_names, resolved_hosts
 from .listeners import build_listener, build_tls_listener
 from .matches import is_catch_all
 from .memo import Memo
@@ -35,6 +35,7 @@ from .names import (
 )
 from .routes import routes_key, sort_vhost_routes, virtual_service_routes
 from .sidecar import headers_to_strip
+from .vs_index import vs_index
 
 HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"}
 # istiod's DefaultMaxDirectResponseBodySizeBytes (Envoy alone allows 4 KiB).
@@ -177,11 +178,7 @@ Bound = dict[str, list[JSON]]
 
 def bound_virtual_services(snapshot: MeshSnapshot, memo: Memo) -> Bound:
     """Gateway ``ns/name`` -> the VirtualServices bound to it, oldest first."""
-    bound: Bound = {}
-    for fact in snapshot_facts(snapshot, memo).by_age:
-        for gateway in fact.gateways:
-            bound.setdefault(gateway, []).append(fact.vs)
-    return bound
+    return vs_index(snapshot, memo).bound()
 
 
 def _server_context(
