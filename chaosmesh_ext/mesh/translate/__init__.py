@@ -16,7 +16,7 @@ from __future__ import annotations
 from .clusters import build_clusters, destination_rules_by_host
 from .facts import snapshot_facts
 from .gateways import build_gateways
-from .listeners import build_listener
+from .listeners import reused_listener
 from .memo import Memo
 from .model import Endpoint, EnvoyResources, MeshSnapshot, TranslationWarning
 from .names import ListenerName, cluster_name
@@ -69,12 +69,13 @@ def _translate(snapshot: MeshSnapshot, memo: Memo) -> EnvoyResources:
     for config in sidecar_routes:
         listener = ListenerName.outbound(int(config["name"]))
         listeners.append(
-            build_listener(
+            reused_listener(
                 str(listener),
                 snapshot.listener_ports.get(str(listener), 0),
                 listener.route_config,
                 listener.stat_prefix,
                 snapshot.access_log_dir,
+                memo,
             )
         )
     return EnvoyResources(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .context import RouteContext
 from .facts import gateway_names, resolved_hosts
-from .listeners import build_listener, build_tls_listener
+from .listeners import build_tls_listener, reused_listener
 from .matches import is_catch_all
 from .memo import Memo
 from .model import JSON, ROUTE_TYPE, MeshSnapshot, TranslationWarning
@@ -496,7 +496,7 @@ def build_gateways(
                 )
             )
             log_dir, prefix = snapshot.access_log_dir, listener.stat_prefix
-            listeners.append(build_listener(name, listen, route_name, prefix, log_dir))
+            listeners.append(reused_listener(name, listen, route_name, prefix, log_dir, memo))
             continue
         chains = []
         for server in servers:
