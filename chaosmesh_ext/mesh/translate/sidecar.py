@@ -85,6 +85,16 @@ class MeshIndex:
         self._index = vs_index(snapshot, memo)
         self.virtual_services = self._index.mesh_virtual_services()
 
+    @property
+    def changes(self) -> int:
+        """The number of the index's last change (``changed_since``)."""
+        return self._index.changes
+
+    def changed_since(self, number: int) -> set[str] | None:
+        """The hosts whose ``covering`` may differ from what it was at change ``number``
+        (None: any host)."""
+        return self._index.mesh_hosts_changed_since(number)
+
     def covering(self, fqdn: str) -> list[JSON]:
         """The VirtualServices that cover ``fqdn``, in the order istiod tries them: exact
         hosts before wildcards, each oldest first."""
@@ -282,6 +292,16 @@ def outbound_route_configs(
     return configs
 
 
+class _PortHosts:
+    """The virtual hosts of one port's route configuration, by name, as last computed: a
+    change of mesh VirtualServices recomputes only the hosts whose VirtualServices changed."""
+
+    def __init__(self) -> None:
+        self.changes: int | None = None  # the index's change they reflect
+        self.hosts: list[JSON] = []  # sorted by name
+        self.at: dict[str, tuple[int, tuple[str, ...]]] = {}  # fqdn -> place, domains
+
+
 def _route_config(
     port: int,
     layout: list[tuple[ServiceFacts, tuple[str, ...]]],
@@ -295,30 +315,49 @@ def _route_config(
     memo: Memo,
 ) -> JSON:
     ctx = RouteContext(port, fqdn_ports, snapshot.domain, rules=rules)
-    hosts = []
     # What every virtual host of this port reads besides its own VirtualServices, as one
     # object standing for them (hashing the callers once per port, not once per host).
     inputs = (port, tuple(callers), frozenset(keys), id(rules), id(fqdn_ports), snapshot.domain)
     shared = memo.get(("sidecar vhost inputs", inputs), (rules, fqdn_ports), object)
-    for service, domains in layout:
-        fqdn = service.fqdn
+
+    def vhost(fqdn: str, domains: tuple[str, ...]) -> JSON:
         candidates = mesh_vs.covering(fqdn)
-        hosts.append(
-            memo.get(
-                ("sidecar vhost", fqdn, domains, tuple(map(id, candidates)), id(shared)),
-                (tuple(candidates), shared),
-                lambda fqdn=fqdn, domains=domains: {  # type: ignore[misc]
-                    "name": f"{fqdn}:{port}",
-                    "domains": list(domains),
-                    "routes": host_routes(fqdn, port, ctx, snapshot, callers, keys, mesh_vs, memo),
-                    "include_request_attempt_count": True,
-                },
-            )
+        return memo.get(
+            ("sidecar vhost", fqdn, domains, tuple(map(id, candidates)), id(shared)),
+            (tuple(candidates), shared),
+            lambda: {
+                "name": f"{fqdn}:{port}",
+                "domains": list(domains),
+                "routes": host_routes(fqdn, port, ctx, snapshot, callers, keys, mesh_vs, memo),
+                "include_request_attempt_count": True,
+            },
         )
+
+    # The same Services (``layout``) and inputs (``shared``): the last virtual hosts hold
+    # but for the hosts whose mesh VirtualServices changed since.
+    last = memo.get(("sidecar vhosts", port, id(layout), id(shared)), (layout, shared), _PortHosts)
+    changed = None if last.changes is None else mesh_vs.changed_since(last.changes)
+    if changed is not None:
+        hosts = list(last.hosts)
+        for fqdn in changed & last.at.keys():
+            place, domains = last.at[fqdn]
+            hosts[place] = vhost(fqdn, domains)
+    else:
+        named = sorted(
+            ((vhost(s.fqdn, domains), s.fqdn, domains) for s, domains in layout),
+            key=lambda h: str(h[0]["name"]),
+        )
+        hosts = [h for h, _, _ in named]
+        last.at = {fqdn: (place, domains) for place, (_, fqdn, domains) in enumerate(named)}
+        if len(last.at) != len(layout):  # one Service listed twice: always from scratch
+            last.at = {}
+            last.changes = None
+    if last.at:
+        last.hosts, last.changes = hosts, mesh_vs.changes
     return {
         "@type": ROUTE_TYPE,
         "name": ListenerName.outbound(port).route_config,
-        "virtual_hosts": sorted(hosts, key=lambda h: str(h["name"])),
+        "virtual_hosts": hosts,
         "validate_clusters": False,
         "ignore_port_in_host_matching": True,
         # istiod's DefaultMaxDirectResponseBodySizeBytes (Envoy alone: 4 KiB).

@@ -16,7 +16,7 @@ the snapshot decides between them, so then the index is rebuilt from the snapsho
 from __future__ import annotations
 
 from bisect import bisect_left, insort_right
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 
 from .facts import VirtualServiceFacts
@@ -35,6 +35,10 @@ class VirtualServiceIndex:
         self.domain = domain
         # (memo generation, the list) the index was last synced to: one sync per translation
         self.read: tuple[int, Sequence[JSON]] | None = None
+        # Each change of the index has a number; what changed for the sidecars (the hosts
+        # whose mesh VirtualServices changed, or any wildcard) is logged for the last few, so
+        # a reader that saw number n asks only about what changed after it.
+        self.changes = 0
         self._clear()
 
     def _clear(self) -> None:
@@ -51,6 +55,11 @@ class VirtualServiceIndex:
         self._exact_lists: dict[str, list[JSON]] = {}
         self._wildcard_list: list[tuple[JSON, list[str]]] | None = None
         self._bound_lists: dict[str, list[JSON]] = {}
+        # Nothing is known of the changes up to ``_floor``: every reader starts again.
+        self.changes += 1
+        self._floor = self.changes
+        self._log: deque[tuple[int, set[str] | None]] = deque()  # (number, hosts or None)
+        self._touched: set[str] | None = set()  # this change's hosts; None: a wildcard too
 
     # ---- updates -------------------------------------------------------------------------
     def sync(self, virtual_services: Sequence[JSON]) -> None:
@@ -64,6 +73,7 @@ class VirtualServiceIndex:
                 if len(wanted) != len(virtual_services):
                     self._rebuild(virtual_services)  # one object listed twice
                 return  # the usual case: one snapshot read by several builders
+            self._touched = set()
             for key in self._facts.keys() - wanted:
                 self._remove(self._facts.pop(key))
             for vs in virtual_services:
@@ -73,6 +83,11 @@ class VirtualServiceIndex:
                     self._add(facts)
             if self._ties or len(wanted) != len(virtual_services):
                 self._rebuild(virtual_services)
+                return
+            self.changes += 1
+            self._log.append((self.changes, self._touched))
+            if len(self._log) > _LOGGED_CHANGES:
+                self._floor = self._log.popleft()[0]
         except BaseException:
             self._clear()  # half updated: start from nothing next time
             raise
@@ -103,6 +118,7 @@ class VirtualServiceIndex:
             for host in dict.fromkeys(facts.hosts):
                 insort_right(self._exact.setdefault(host, []), facts, key=_age)
                 self._exact_lists.pop(host, None)
+            self._touch(facts)
             if any(h.startswith("*") for h in facts.hosts):
                 insort_right(self._wildcard, facts, key=_age)
                 self._wildcard_list = None
@@ -139,11 +155,36 @@ class VirtualServiceIndex:
                 if not self._exact[host]:
                     del self._exact[host]
                 self._exact_lists.pop(host, None)
+            self._touch(facts)
             if any(h.startswith("*") for h in facts.hosts):
                 _discard(self._wildcard, facts)
                 self._wildcard_list = None
 
+    def _touch(self, facts: VirtualServiceFacts) -> None:
+        """Log that the mesh VirtualServices of ``facts``' hosts changed."""
+        if self._touched is None:
+            return
+        if any(h.startswith("*") for h in facts.hosts):
+            self._touched = None  # covers hosts it does not name
+        else:
+            self._touched.update(facts.hosts)
+
     # ---- reads (lists handed out are never changed afterwards) ---------------------------
+    def mesh_hosts_changed_since(self, number: int) -> set[str] | None:
+        """The hosts whose mesh VirtualServices (``mesh_exact``) changed after change
+        ``number``; None when that is not known (long ago, or a wildcard host changed, which
+        may cover any host)."""
+        if number < self._floor:
+            return None
+        hosts: set[str] = set()
+        for logged, touched in reversed(self._log):
+            if logged <= number:
+                break
+            if touched is None:
+                return None
+            hosts |= touched
+        return hosts
+
     def label_keys(self) -> Iterable[str]:
         """Every label key a ``sourceLabels`` match names."""
         return self._label_keys.keys()
@@ -176,6 +217,9 @@ class VirtualServiceIndex:
                 found = self._bound_lists[gateway] = [f.vs for f in facts]
             out[gateway] = found
         return out
+
+
+_LOGGED_CHANGES = 32  # a reader more changes behind starts again
 
 
 def _discard(items: list[VirtualServiceFacts], facts: VirtualServiceFacts) -> None:

@@ -618,6 +618,10 @@ def test_the_virtual_service_index_follows_every_kind_of_change(order: str):
             world.delete(*key) for key in list(world.objects)
             if key[0] == "VirtualService" and not world.objects[key]["spec"].get("gateways")
         ]),
+        ("delete every VirtualService", lambda: [
+            world.delete(*key) for key in list(world.objects) if key[0] == "VirtualService"
+        ]),
+        ("create one again", lambda: world.put(mesh_vs("web", "shop", fqdn("web", "shop")))),
         ("put the first configuration back", lambda: _reset(world)),
     ]  # fmt: skip
     for name, change in steps:
