@@ -105,6 +105,7 @@ class Applier:
         # Every listener's and replica's port stays reserved while the mesh may bind it, so
         # no other program takes it between our choice and Envoy's (or a replica's) bind.
         self.ports = PortReservations(views.LOOPBACK)
+        self._ports_reserved_for: tuple[Any, ...] = ()  # the objects last given ports
         self._outbound_written: dict[int, tuple[str, int]] | None = None  # the table on disk
         # The Istio objects Envoy serves now (the last accepted push): what mesh.json, `mesh
         # status` and `mesh url` list, so they agree with the API once a write returns.
@@ -186,10 +187,16 @@ class Applier:
 
     # ---- the store's apply hook ----------------------------------------------------------
     def _reserve_listener_ports(self, istio: dict[str, list[dict[str, Any]]]) -> None:
-        """A fixed local port for every Service port and Gateway server port, kept for life."""
+        """A fixed local port for every Service port and Gateway server port, kept for life
+        (looked for again only when the Services or Gateways are other objects)."""
+        objects = (*self.services.values(), None, *istio.get("gateways", []))
+        last = self._ports_reserved_for
+        if len(last) == len(objects) and all(a is b for a, b in zip(last, objects, strict=True)):
+            return
         for name in views.listener_names(self.services.values(), istio.get("gateways", [])):
             if name not in self.listener_ports:
                 self.listener_ports[name] = self.ports.reserve()
+        self._ports_reserved_for = objects
 
     def _fallback_certificate(
         self, gateways: list[dict[str, Any]], secrets: list[dict[str, Any]]
@@ -420,6 +427,7 @@ class Applier:
                     *(p for name, p in self.listener_ports.items() if name not in saved_ports)
                 )
                 self.listener_ports = saved_ports
+                self._ports_reserved_for = ()
                 self.secrets = saved_secrets
                 self.scaled, self.generations = saved_scale
                 for reps in fresh.values():

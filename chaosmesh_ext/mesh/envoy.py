@@ -22,8 +22,9 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import envoy as envoy_wheel
 
@@ -45,6 +46,7 @@ ADMIN_TIMEOUT = 2.0
 FLUSH_INTERVAL_MS = 50
 WATCH_INTERVAL = 0.5  # the watchdog wakes at once on a death; this only bounds a stop
 _REJECTION_COUNTERS = (".update_rejected", ".update_failure")
+T = TypeVar("T")
 _POLL = 0.0005  # between stats reads while waiting for a push: a rename lands in ~0.5 ms
 # Versions are text readouts, a handful of stats: reading them is cheap whatever the size of
 # the configuration. The rejection counters are found among every counter (tens of thousands
@@ -586,7 +588,9 @@ class EnvoyProcess:
     ) -> None:
         # The counters seen by the last successful wait are still current: only our own
         # writes move them. Reusing them saves an admin round trip per change.
-        before = self._counters if self._counters is not None else self._config_counters(stats)
+        before = self._counters
+        if before is None:
+            before = self._until(lambda: self._config_counters(stats), deadline)
         self._log_offset = self._log_size()
         write()
         self._wait_versions(expected, stats, deadline - time.monotonic(), before)
@@ -626,14 +630,15 @@ class EnvoyProcess:
         deadline = started + max(timeout, 0.0)
         next_check = started + _REJECTION_CHECK_S
         while True:
-            values = self._read_stats(_VERSIONS_PATH)
+            values = self._until(lambda: self._read_stats(_VERSIONS_PATH), deadline)
             if all(values.get(name) == v for name, v in want.items()):
                 # An accepted version moved no rejection counter: ``before`` still holds.
                 self._counters = dict(before)
                 return
             now = time.monotonic()
             if now > deadline or (now >= next_check and self._may_have_rejected()):
-                for name, value in self._config_counters(stats).items():
+                counters = self._until(lambda: self._config_counters(stats), deadline)
+                for name, value in counters.items():
                     if value > before.get(name, 0):
                         raise EnvoyRejected(self._rejection_reason(name))
                 next_check = time.monotonic() + _REJECTION_CHECK_S
@@ -644,10 +649,24 @@ class EnvoyProcess:
                 raise EnvoyError(f"Envoy did not apply the configuration in time: {missing}")
             time.sleep(_POLL)
 
+    def _until(self, read: Callable[[], T], deadline: float) -> T:
+        """``read()`` of the admin API, asked again until ``deadline`` while Envoy does not
+        answer: a busy Envoy (hundreds of clusters starting on a loaded machine) can take
+        longer than an admin timeout to answer, and is not failing for that."""
+        while True:
+            try:
+                return read()
+            except EnvoyError:
+                if self._proc is None or self._proc.poll() is not None:
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(_POLL)
+
     def _wait_listeners(self, names: list[str], deadline: float) -> None:
         """Every listener is bound (not only accepted but out of warming)."""
         while True:
-            bound = self.listener_addresses()
+            bound = self._until(self.listener_addresses, deadline)
             if all(n in bound for n in names):
                 return
             if time.monotonic() > deadline:

@@ -280,6 +280,9 @@ class Store:
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {
             rt.key: {} for rt in resources.ALL_TYPES
         }
+        # Per Istio kind, its keys in order while none is added or removed: ``istio_state``
+        # runs on every write and need not sort a thousand keys each time.
+        self._sorted_keys: dict[str, list[Key]] = {}
         self._revision = 0
         # Per kind: its latest events, and the newest revision whose event has left them.
         self._events: dict[str, deque[Event]] = {
@@ -391,10 +394,14 @@ class Store:
         translator reuses what it computed from it) and a write costs what it changes.
         """
         with self._data_lock:
-            return {
-                rt.plural: [o for _, o in sorted(self._objects[rt.key].items())]
-                for rt in resources.ISTIO_TYPES
-            }
+            state = {}
+            for rt in resources.ISTIO_TYPES:
+                objects = self._objects[rt.key]
+                keys = self._sorted_keys.get(rt.key)
+                if keys is None:
+                    keys = self._sorted_keys[rt.key] = sorted(objects)
+                state[rt.plural] = [objects[key] for key in keys]
+            return state
 
     def applied_version(self, rt: ResourceType, namespace: str, name: str) -> str | None:
         return self._applied.get((rt.plural, namespace, name))
@@ -558,6 +565,7 @@ class Store:
             self._push(rt, key, None)
             with self._data_lock:
                 self._objects[rt.key].pop(key, None)
+                self._sorted_keys.pop(rt.key, None)
                 self._revision += 1
                 gone_obj = copy.deepcopy(current)
                 gone_obj["metadata"]["resourceVersion"] = str(self._revision)
@@ -628,6 +636,7 @@ class Store:
                     gone_obj["metadata"]["resourceVersion"] = str(self._revision)
                     self._record(rt, "DELETED", gone_obj, previous)
             self._objects[rt.key] = fresh
+            self._sorted_keys.pop(rt.key, None)
 
     def load_istio(self, objects: Iterable[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
         """Create or update many Istio objects with one push (``mesh up -f``).
@@ -671,6 +680,8 @@ class Store:
                     obj["metadata"]["resourceVersion"] = str(self._revision)
                     previous = self._objects[rt.key].get(key)
                     self._objects[rt.key][key] = obj
+                    if previous is None:
+                        self._sorted_keys.pop(rt.key, None)
                     self._record(rt, "ADDED" if previous is None else "MODIFIED", obj, previous)
                     self._applied[(rt.plural, key[0], key[1])] = version
                     out.append(copy.deepcopy(obj))
@@ -836,11 +847,9 @@ class Store:
         if self._apply is None:
             return ""
         candidate = self.istio_state()
-        items = [
-            o
-            for o in candidate[rt.plural]
-            if self._key(rt, o["metadata"].get("namespace", ""), o["metadata"]["name"]) != key
-        ]
+        with self._data_lock:
+            stored = self._objects[rt.key].get(key)
+        items = [o for o in candidate[rt.plural] if o is not stored]
         if obj is not None:
             # The object about to be stored (nobody else holds it): only its resourceVersion
             # is set after the push, which no translation reads.
@@ -857,6 +866,8 @@ class Store:
             obj["metadata"]["resourceVersion"] = str(self._revision)
             previous = self._objects[rt.key].get(key)
             self._objects[rt.key][key] = obj
+            if previous is None:
+                self._sorted_keys.pop(rt.key, None)
             self._record(rt, "ADDED" if previous is None else "MODIFIED", obj, previous)
         self._applied[(rt.plural, key[0], key[1])] = applied
         return self._render(rt, obj, version)

@@ -7,7 +7,8 @@ Istio field group, as in istiod: ``clusters`` (DestinationRule), ``routes`` with
 and ``gateways`` (route configurations), ``listeners`` / ``access_log`` (listeners and their
 HTTP connection manager); ``names`` and ``context`` hold what they share. ``facts`` reads
 each VirtualService and Service once; ``memo`` lets a translation reuse what the previous one
-computed from the objects a change left as they were.
+computed from the objects a change left as they were, and ``vs_index`` keeps the
+VirtualServices indexed (by age, host, Gateway) from one translation to the next.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .clusters import build_clusters, destination_rules_by_host
 from .facts import snapshot_facts
 from .gateways import build_gateways
 from .hashing import route_rules
-from .listeners import build_listener
+from .listeners import reused_listener
 from .memo import Memo
 from .model import Endpoint, EnvoyResources, MeshSnapshot, TranslationWarning
 from .names import ListenerName, cluster_name
@@ -72,12 +73,13 @@ def _translate(snapshot: MeshSnapshot, memo: Memo) -> EnvoyResources:
     for config in sidecar_routes:
         listener = ListenerName.outbound(int(config["name"]))
         listeners.append(
-            build_listener(
+            reused_listener(
                 str(listener),
                 snapshot.listener_ports.get(str(listener), 0),
                 listener.route_config,
                 listener.stat_prefix,
                 snapshot.access_log_dir,
+                memo,
             )
         )
     return EnvoyResources(

@@ -151,22 +151,12 @@ def service_facts(service: JSON, domain: str, memo: Memo) -> ServiceFacts:
 
 
 class SnapshotFacts:
-    """One snapshot's objects with their facts, read once per translation (every builder
-    asks: which VirtualServices, oldest first, which Services, which hosts they name)."""
+    """One snapshot's Services with their facts, read once per translation (the
+    VirtualServices are indexed across translations: ``vs_index``)."""
 
     def __init__(self, snapshot: MeshSnapshot, memo: Memo) -> None:
         self.snapshot = snapshot
         self.memo = memo
-
-    @cached_property
-    def virtual_services(self) -> list[VirtualServiceFacts]:
-        domain = self.snapshot.domain
-        return [vs_facts(vs, domain, self.memo) for vs in self.snapshot.virtual_services]
-
-    @cached_property
-    def by_age(self) -> list[VirtualServiceFacts]:
-        """istiod's conflict order (oldest first, then name, namespace)."""
-        return sorted(self.virtual_services, key=lambda f: f.age)
 
     @cached_property
     def services(self) -> list[ServiceFacts]:

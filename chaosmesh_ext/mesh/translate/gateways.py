@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .context import RouteContext
-from .facts import gateway_names, resolved_hosts, snapshot_facts
-from .listeners import build_listener, build_tls_listener
+from .facts import gateway_names, resolved_hosts
+from .listeners import build_tls_listener, reused_listener
 from .matches import is_catch_all
 from .memo import Memo
 from .model import JSON, ROUTE_TYPE, MeshSnapshot, TranslationWarning
@@ -35,6 +35,7 @@ from .names import (
 )
 from .routes import routes_key, sort_vhost_routes, virtual_service_routes
 from .sidecar import headers_to_strip
+from .vs_index import vs_index
 
 HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC", "GRPC-WEB"}
 # istiod's DefaultMaxDirectResponseBodySizeBytes (Envoy alone allows 4 KiB).
@@ -177,11 +178,7 @@ Bound = dict[str, list[JSON]]
 
 def bound_virtual_services(snapshot: MeshSnapshot, memo: Memo) -> Bound:
     """Gateway ``ns/name`` -> the VirtualServices bound to it, oldest first."""
-    bound: Bound = {}
-    for fact in snapshot_facts(snapshot, memo).by_age:
-        for gateway in fact.gateways:
-            bound.setdefault(gateway, []).append(fact.vs)
-    return bound
+    return vs_index(snapshot, memo).bound()
 
 
 def _server_context(
@@ -499,7 +496,7 @@ def build_gateways(
                 )
             )
             log_dir, prefix = snapshot.access_log_dir, listener.stat_prefix
-            listeners.append(build_listener(name, listen, route_name, prefix, log_dir))
+            listeners.append(reused_listener(name, listen, route_name, prefix, log_dir, memo))
             continue
         chains = []
         for server in servers:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..._sidecar import SOURCE_NAMESPACE_HEADER, SOURCE_WORKLOAD_HEADER
 from .access_log import METADATA_NAMESPACE, access_logs
+from .memo import Memo
 from .model import JSON, LISTENER_TYPE
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
@@ -101,6 +102,18 @@ def build_listener(
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
         "filter_chains": [{"filters": [_hcm(name, route_config, stat_prefix, log_dir)]}],
     }
+
+
+def reused_listener(
+    name: str, port: int, route_config: str, stat_prefix: str, log_dir: str | None, memo: Memo
+) -> JSON:
+    """``build_listener``, the same object while its arguments are the same (a change of
+    routes leaves every listener as it was)."""
+    return memo.get(
+        ("listener", name, port, route_config, stat_prefix, log_dir),
+        None,
+        lambda: build_listener(name, port, route_config, stat_prefix, log_dir),
+    )
 
 
 def build_tls_listener(

@@ -1,8 +1,9 @@
 """Results of the translator's costly steps, kept for the next translation while their inputs
 stay the same objects.
 
-istiod pushes only what a change touches. Here every translation still walks the whole
-snapshot, but each costly step (the routes of one VirtualService on one listener, the
+istiod pushes only what a change touches. Here every translation still goes through the
+Services and the route configurations (the VirtualServices are indexed across translations:
+``vs_index``), but each costly step (the routes of one VirtualService on one listener, the
 clusters of one Service, a gateway's route configuration, the merge of the DestinationRules of
 one host...) looks its result up by a key naming every input it reads: Kubernetes objects by
 identity (``id``), small values (ports, names, endpoint tuples) by value. A snapshot that
@@ -43,6 +44,9 @@ class Memo:
         self._used: set[Hashable] = set()  # keys the current translation asked for
         self._making: list[list[Hashable]] = []  # the parts of each result being computed
         self._live = 0  # entries kept by the last look
+        # Translations ended (``done``, ``abandon``): what is read once per translation is
+        # read again after each.
+        self.generation = 0
 
     def get(self, key: Hashable, pins: object, compute: Callable[[], T]) -> T:
         """The result for ``key``, computed (and kept) when there is none. ``pins`` holds
@@ -81,11 +85,13 @@ class Memo:
             self._entries = keep
             self._live = len(keep)
         self._used = set()
+        self.generation += 1
 
     def abandon(self) -> None:
         """A translation failed: forget what it asked for (its results may stay a while)."""
         self._used = set()
         self._making = []
+        self.generation += 1
 
     def __len__(self) -> int:
         return len(self._entries)

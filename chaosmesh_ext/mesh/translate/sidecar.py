@@ -37,6 +37,7 @@ from .routes import (
     service_hash_policy,
     virtual_service_routes,
 )
+from .vs_index import vs_index
 
 
 @dataclass(frozen=True)
@@ -77,27 +78,30 @@ def callers_of(snapshot: MeshSnapshot) -> list[Caller]:
 
 class MeshIndex:
     """The VirtualServices bound to ``mesh``, oldest first (creationTimestamp, then name), by
-    the hosts they name: built once per translation, so finding the VirtualServices of one
-    Service does not go through all of them."""
+    the hosts they name, so finding the VirtualServices of one Service does not go through
+    all of them (``vs_index`` keeps them from one translation to the next)."""
 
     def __init__(self, snapshot: MeshSnapshot, memo: Memo) -> None:
-        ordered = [f for f in snapshot_facts(snapshot, memo).by_age if f.for_mesh]
-        self.virtual_services = tuple(f.vs for f in ordered)
-        self._exact: dict[str, list[JSON]] = {}
-        self._wildcard: list[tuple[JSON, list[str]]] = []
-        for fact in ordered:
-            for host in dict.fromkeys(fact.hosts):
-                self._exact.setdefault(host, []).append(fact.vs)
-            if any(h.startswith("*") for h in fact.hosts):
-                self._wildcard.append((fact.vs, fact.hosts))
+        self._index = vs_index(snapshot, memo)
+        self.virtual_services = self._index.mesh_virtual_services()
+
+    @property
+    def changes(self) -> int:
+        """The number of the index's last change (``changed_since``)."""
+        return self._index.changes
+
+    def changed_since(self, number: int) -> set[str] | None:
+        """The hosts whose ``covering`` may differ from what it was at change ``number``
+        (None: any host)."""
+        return self._index.mesh_hosts_changed_since(number)
 
     def covering(self, fqdn: str) -> list[JSON]:
         """The VirtualServices that cover ``fqdn``, in the order istiod tries them: exact
         hosts before wildcards, each oldest first."""
-        exact = self._exact.get(fqdn, [])
+        exact = self._index.mesh_exact(fqdn)
         wildcard = [
             vs
-            for vs, hosts in self._wildcard
+            for vs, hosts in self._index.mesh_wildcards()
             if all(vs is not e for e in exact) and any(host_matches(h, fqdn) for h in hosts)
         ]
         return exact + wildcard
@@ -137,8 +141,7 @@ def label_keys(snapshot: MeshSnapshot, memo: Memo | None = None) -> set[str]:
     """Every pod label key a caller may send, and every key a sourceLabels match names."""
     memo = memo if memo is not None else Memo()
     keys = {k for e in snapshot.endpoints for k in e.labels}
-    for facts in snapshot_facts(snapshot, memo).virtual_services:
-        keys.update(facts.source_label_keys)
+    keys.update(vs_index(snapshot, memo).label_keys())
     return keys
 
 
@@ -224,6 +227,28 @@ def host_routes(
     return out
 
 
+Layout = dict[int, list[tuple[ServiceFacts, tuple[str, ...]]]]
+
+
+def _port_layout(services: list[ServiceFacts]) -> Layout:
+    """Service port -> its Services (by namespace, then name), each with the domains of its
+    virtual host: two Services with one short name in different namespaces, the first keeps
+    it."""
+    by_port: dict[int, list[ServiceFacts]] = {}
+    for service in sorted(services, key=lambda s: s.sort_key):
+        for port in service.ports:
+            by_port.setdefault(port, []).append(service)
+    layout: Layout = {}
+    for port in sorted(by_port):
+        claimed: set[str] = set()
+        layout[port] = []
+        for service in by_port[port]:
+            domains = tuple(d for d in domains_for(service.fqdn, port) if d not in claimed)
+            claimed.update(domains)
+            layout[port].append((service, domains))
+    return layout
+
+
 def outbound_route_configs(
     snapshot: MeshSnapshot,
     rules: dict[str, JSON] | None = None,
@@ -236,10 +261,11 @@ def outbound_route_configs(
     the VirtualServices bound to ``mesh``, the callers and the DestinationRules are."""
     memo = memo if memo is not None else Memo()
     facts = snapshot_facts(snapshot, memo)
-    by_port: dict[int, list[ServiceFacts]] = {}
-    for service in sorted(facts.services, key=lambda s: s.sort_key):
-        for port in service.ports:
-            by_port.setdefault(port, []).append(service)
+    layout = memo.get(
+        ("sidecar ports", tuple(map(id, snapshot.services)), snapshot.domain),
+        tuple(snapshot.services),
+        lambda: _port_layout(facts.services),
+    )
     if keys is None:
         keys = label_keys(snapshot, memo)
     strip = headers_to_strip(snapshot, memo, keys)
@@ -253,24 +279,32 @@ def outbound_route_configs(
         id(rules), id(fqdn_ports), snapshot.domain,
     )  # fmt: skip
     configs = []
-    for port in sorted(by_port):
-        services = by_port[port]
-        key = ("sidecar routes", port, tuple(id(s.service) for s in services), shared)
+    for port, hosts in layout.items():
         configs.append(
             memo.get(
-                key,
-                (tuple(services), mesh_vs.virtual_services, rules, fqdn_ports),
-                lambda port=port, services=services: _route_config(  # type: ignore[misc]
-                    port, services, snapshot, fqdn_ports, rules, callers, keys, strip, mesh_vs, memo
+                ("sidecar routes", port, id(layout), shared),
+                (layout, mesh_vs.virtual_services, rules, fqdn_ports),
+                lambda port=port, hosts=hosts: _route_config(  # type: ignore[misc]
+                    port, hosts, snapshot, fqdn_ports, rules, callers, keys, strip, mesh_vs, memo
                 ),
             )
         )
     return configs
 
 
+class _PortHosts:
+    """The virtual hosts of one port's route configuration, by name, as last computed: a
+    change of mesh VirtualServices recomputes only the hosts whose VirtualServices changed."""
+
+    def __init__(self) -> None:
+        self.changes: int | None = None  # the index's change they reflect
+        self.hosts: list[JSON] = []  # sorted by name
+        self.at: dict[str, tuple[int, tuple[str, ...]]] = {}  # fqdn -> place, domains
+
+
 def _route_config(
     port: int,
-    services: list[ServiceFacts],
+    layout: list[tuple[ServiceFacts, tuple[str, ...]]],
     snapshot: MeshSnapshot,
     fqdn_ports: dict[str, list[int]],
     rules: dict[str, JSON],
@@ -281,34 +315,49 @@ def _route_config(
     memo: Memo,
 ) -> JSON:
     ctx = RouteContext(port, fqdn_ports, snapshot.domain, rules=rules)
-    claimed: set[str] = set()
-    hosts = []
     # What every virtual host of this port reads besides its own VirtualServices, as one
     # object standing for them (hashing the callers once per port, not once per host).
     inputs = (port, tuple(callers), frozenset(keys), id(rules), id(fqdn_ports), snapshot.domain)
     shared = memo.get(("sidecar vhost inputs", inputs), (rules, fqdn_ports), object)
-    for service in services:
-        fqdn = service.fqdn
-        # Two Services with one short name in different namespaces: the first keeps it.
-        domains = [d for d in domains_for(fqdn, port) if d not in claimed]
-        claimed.update(domains)
+
+    def vhost(fqdn: str, domains: tuple[str, ...]) -> JSON:
         candidates = mesh_vs.covering(fqdn)
-        hosts.append(
-            memo.get(
-                ("sidecar vhost", fqdn, tuple(domains), tuple(map(id, candidates)), id(shared)),
-                (tuple(candidates), shared),
-                lambda fqdn=fqdn, domains=domains: {  # type: ignore[misc]
-                    "name": f"{fqdn}:{port}",
-                    "domains": domains,
-                    "routes": host_routes(fqdn, port, ctx, snapshot, callers, keys, mesh_vs, memo),
-                    "include_request_attempt_count": True,
-                },
-            )
+        return memo.get(
+            ("sidecar vhost", fqdn, domains, tuple(map(id, candidates)), id(shared)),
+            (tuple(candidates), shared),
+            lambda: {
+                "name": f"{fqdn}:{port}",
+                "domains": list(domains),
+                "routes": host_routes(fqdn, port, ctx, snapshot, callers, keys, mesh_vs, memo),
+                "include_request_attempt_count": True,
+            },
         )
+
+    # The same Services (``layout``) and inputs (``shared``): the last virtual hosts hold
+    # but for the hosts whose mesh VirtualServices changed since.
+    last = memo.get(("sidecar vhosts", port, id(layout), id(shared)), (layout, shared), _PortHosts)
+    changed = None if last.changes is None else mesh_vs.changed_since(last.changes)
+    if changed is not None:
+        hosts = list(last.hosts)
+        for fqdn in changed & last.at.keys():
+            place, domains = last.at[fqdn]
+            hosts[place] = vhost(fqdn, domains)
+    else:
+        named = sorted(
+            ((vhost(s.fqdn, domains), s.fqdn, domains) for s, domains in layout),
+            key=lambda h: str(h[0]["name"]),
+        )
+        hosts = [h for h, _, _ in named]
+        last.at = {fqdn: (place, domains) for place, (_, fqdn, domains) in enumerate(named)}
+        if len(last.at) != len(layout):  # one Service listed twice: always from scratch
+            last.at = {}
+            last.changes = None
+    if last.at:
+        last.hosts, last.changes = hosts, mesh_vs.changes
     return {
         "@type": ROUTE_TYPE,
         "name": ListenerName.outbound(port).route_config,
-        "virtual_hosts": sorted(hosts, key=lambda h: str(h["name"])),
+        "virtual_hosts": hosts,
         "validate_clusters": False,
         "ignore_port_in_host_matching": True,
         # istiod's DefaultMaxDirectResponseBodySizeBytes (Envoy alone: 4 KiB).

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
 
 import pytest
 
-from chaosmesh_ext.mesh.envoy import EnvoyProcess, EnvoyRejected
+from chaosmesh_ext.mesh.envoy import ADMIN_TIMEOUT, EnvoyProcess, EnvoyRejected
 from chaosmesh_ext.mesh.translate import Endpoint, translate
 from chaosmesh_ext.mesh.xds_files import (
     CLUSTER_TYPE_URL,
@@ -202,6 +203,31 @@ def test_pushing_the_same_resources_is_a_no_op(envoy, upstreams):
     proc = envoy(translate(snap))
     version = proc.version
     assert proc.apply(translate(snap)) == version
+
+
+def test_a_change_waits_for_an_envoy_too_busy_to_answer_its_admin_api(envoy, upstreams):
+    """An Envoy that answers nothing for longer than two admin timeouts (stopped here; on a
+    loaded machine, one starting hundreds of clusters) still applies the change within the
+    caller's timeout: the wait goes on until then instead of failing at the first silence."""
+    tomcat = upstreams("tomcat")
+    snap = _tomcat_snapshot(tomcat.port)
+    proc = envoy(translate(snap))
+    port = proc.listener_addresses()["0.0.0.0_8080"][1]
+    snap.virtual_services[0]["spec"]["http"][0]["fault"] = {
+        "abort": {"httpStatus": 418, "percentage": {"value": 100}}
+    }
+    changed = translate(snap)
+    assert proc.pid is not None
+    os.kill(proc.pid, signal.SIGSTOP)
+    resume = threading.Timer(2 * ADMIN_TIMEOUT + 1.0, os.kill, (proc.pid, signal.SIGCONT))
+    resume.start()
+    try:
+        version = proc.apply(changed, timeout=60.0)
+    finally:
+        resume.cancel()
+        os.kill(proc.pid, signal.SIGCONT)
+    assert proc.version == version and proc.applied is changed
+    assert request(port, "tomcat-svc:8080")[0] == 418
 
 
 def test_a_config_envoy_cannot_load_at_start_fails_cleanly_and_start_can_be_retried(

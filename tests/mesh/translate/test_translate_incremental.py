@@ -133,10 +133,12 @@ def endpoint(app: str, ns: str, version: str, port: int, index: int = 0) -> Endp
 class World:
     """The objects a mesh serves, changed as the API store changes them: replaced, never edited."""
 
-    def __init__(self) -> None:
+    def __init__(self, shuffle: random.Random | None = None) -> None:
         self.objects: dict[tuple[str, str, str], JSON] = {}
         self.endpoints: list[Endpoint] = []
         self.memo = Memo()
+        # The store lists a changed object last; any order must give the same configuration.
+        self.shuffle = shuffle
 
     def put(self, obj: JSON) -> None:
         meta = obj["metadata"]
@@ -151,7 +153,10 @@ class World:
         del self.objects[(kind, ns, name)]
 
     def of(self, kind: str) -> list[JSON]:
-        return [o for (k, _, _), o in sorted(self.objects.items()) if k == kind]
+        found = [o for (k, _, _), o in sorted(self.objects.items()) if k == kind]
+        if self.shuffle is not None:
+            self.shuffle.shuffle(found)
+        return found
 
     def snapshot(self) -> MeshSnapshot:
         return MeshSnapshot(
@@ -191,8 +196,8 @@ def _text(resources: Any) -> str:
     )
 
 
-def base_world() -> World:
-    world = World()
+def base_world(shuffle: random.Random | None = None) -> World:
+    world = World(shuffle)
     for ns in NAMESPACES:
         for name in ("web", "api"):
             world.put(service(name, ns))
@@ -518,3 +523,122 @@ def test_the_memo_reuses_what_a_change_does_not_touch():
 
     assert routes(first, "web") != routes(second, "web")
     assert all(a is b for a, b in zip(routes(first, "api"), routes(second, "api"), strict=True))
+
+
+def _move(world: World, kind: str, ns: str, name: str, to_ns: str) -> None:
+    """Delete an object and create it again in another namespace (its short hosts now
+    resolve there)."""
+    obj = copy.deepcopy(world.objects[(kind, ns, name)])
+    world.delete(kind, ns, name)
+    obj["metadata"]["namespace"] = to_ns
+    world.put(obj)
+
+
+def _source_labels(labels: dict[str, str] | None) -> Callable[[JSON], None]:
+    def change(vs: JSON) -> None:
+        match = vs["spec"]["http"][0]["match"][0]
+        if labels is None:
+            match.pop("sourceLabels", None)
+        else:
+            match["sourceLabels"] = labels
+
+    return change
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_the_virtual_service_index_follows_every_kind_of_change(order: str):
+    """What the translator keeps about all VirtualServices between translations (oldest
+    first, which bind to ``mesh`` and for which hosts, which bind to each Gateway, which label
+    keys ``sourceLabels`` name) follows each change as a translation from scratch sees it,
+    whatever order the snapshot lists the objects in."""
+    world = base_world(random.Random(7) if order == "shuffled" else None)
+    world.put(gateway("partner", "team", 8081, ["*.example.org", "*/*.example.com"]))
+    world.check("the first translation")
+    public, partner = ["shop/public"], ["team/partner"]
+    www = ["www.example.com"]
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("bind a second VirtualService to the public Gateway, older than the first",
+         lambda: world.put(gateway_vs("front-old", "shop", www, public, fqdn("api", "shop"),
+                                      age=0))),
+        ("move it to the partner Gateway",
+         lambda: world.patch("VirtualService", "shop", "front-old",
+                             lambda vs: vs["spec"].update(gateways=partner))),
+        ("bind it to both Gateways and the sidecars",
+         lambda: world.patch("VirtualService", "shop", "front-old",
+                             lambda vs: vs["spec"].update(gateways=[*public, *partner, "mesh"],
+                                                          hosts=[*www, "web"]))),
+        ("unbind it from the sidecars",
+         lambda: world.patch("VirtualService", "shop", "front-old",
+                             lambda vs: vs["spec"].update(gateways=public))),
+        ("a mesh VirtualService for a Service's short name, older than its own",
+         lambda: world.put(mesh_vs("web-short", "shop", "web", 0, age=0))),
+        ("move it to another namespace (the short name now means team's web)",
+         lambda: _move(world, "VirtualService", "shop", "web-short", "team")),
+        ("sourceLabels appear on a mesh VirtualService",
+         lambda: world.patch("VirtualService", "shop", "web",
+                             _source_labels({"tier": "gold"}))),
+        ("and on another one",
+         lambda: world.patch("VirtualService", "team", "web",
+                             _source_labels({"tier": "silver", "zone": "a"}))),
+        ("they go from the first", lambda: world.patch("VirtualService", "shop", "web",
+                                                        _source_labels(None))),
+        ("and from the second", lambda: world.patch("VirtualService", "team", "web",
+                                                     _source_labels(None))),
+        ("a wildcard mesh VirtualService",
+         lambda: world.put(mesh_vs("all-team", "team", f"*.team.svc.{DOMAIN}", 30, age=4))),
+        ("an older one for one of its hosts",
+         lambda: world.put(mesh_vs("api-first", "team", fqdn("api", "team"), 70, age=0))),
+        ("the wildcard one names one host instead",
+         lambda: world.patch("VirtualService", "team", "all-team",
+                             lambda vs: vs["spec"].update(hosts=[fqdn("web", "team")]))),
+        ("and a wildcard again", lambda: world.patch(
+            "VirtualService", "team", "all-team",
+            lambda vs: vs["spec"].update(hosts=[f"*.team.svc.{DOMAIN}"]))),
+        ("its age changes (recreated: now the youngest)",
+         lambda: world.patch("VirtualService", "team", "all-team",
+                             lambda vs: vs["metadata"].update(
+                                 creationTimestamp="2026-01-01T00:59:00Z"))),
+        ("a wildcard one for a host without a VirtualService of its own",
+         lambda: world.put(mesh_vs("all-shop", "shop", f"*.shop.svc.{DOMAIN}", 20, age=4))),
+        ("an older wildcard one for it (it wins)",
+         lambda: world.put(mesh_vs("all-shop-old", "shop", f"*.svc.{DOMAIN}", 80, age=0))),
+        ("delete the older one", lambda: world.delete("VirtualService", "team", "api-first")),
+        ("delete the older wildcard one",
+         lambda: world.delete("VirtualService", "shop", "all-shop-old")),
+        ("delete the wildcard one", lambda: world.delete("VirtualService", "team", "all-team")),
+        ("a Service moves namespace", lambda: _move(world, "Service", "shop", "multi", "team")),
+        ("a DestinationRule moves namespace",
+         lambda: _move(world, "DestinationRule", "shop", "api", "team")),
+        ("a Gateway moves namespace (its VirtualServices name the old one)",
+         lambda: _move(world, "Gateway", "shop", "public", "team")),
+        ("delete every VirtualService bound to the partner Gateway", lambda: [
+            world.delete("VirtualService", "shop", "front-old"),
+        ]),
+        ("delete every mesh VirtualService", lambda: [
+            world.delete(*key) for key in list(world.objects)
+            if key[0] == "VirtualService" and not world.objects[key]["spec"].get("gateways")
+        ]),
+        ("delete every VirtualService", lambda: [
+            world.delete(*key) for key in list(world.objects) if key[0] == "VirtualService"
+        ]),
+        ("create one again", lambda: world.put(mesh_vs("web", "shop", fqdn("web", "shop")))),
+        ("put the first configuration back", lambda: _reset(world)),
+    ]  # fmt: skip
+    for name, change in steps:
+        change()
+        world.check(name)
+
+
+def test_snapshots_translated_in_turn_with_one_memo_give_their_own_configuration():
+    """The daemon's memo may see a snapshot again after another one (a rejected change, then
+    the served state): each translation is its snapshot's, not the previous one's."""
+    world = base_world()
+    before = world.snapshot()
+    world.patch("VirtualService", "shop", "web", _source_labels({"tier": "gold"}))
+    world.put(gateway_vs("moved", "team", ["www.example.com"], ["shop/public"],
+                         fqdn("api", "team"), age=0))  # fmt: skip
+    after = world.snapshot()
+    expected = {id(s): _text(translate(copy.deepcopy(s))) for s in (before, after)}
+    assert expected[id(before)] != expected[id(after)]
+    for snap in (before, after, before, before, after):
+        assert _text(translate(snap, world.memo)) == expected[id(snap)]
