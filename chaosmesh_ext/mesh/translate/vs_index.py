@@ -98,7 +98,7 @@ class VirtualServiceIndex:
         every = [VirtualServiceFacts(vs, self.domain) for vs in virtual_services]
         self._facts = {id(f.vs): f for f in every}
         for facts in sorted(every, key=_age):
-            self._append(facts)
+            self._place(facts)
         ages = [f.age for f in self.by_age]
         self._ties = len(set(ages)) != len(ages) or len(self._facts) != len(every)
 
@@ -107,34 +107,30 @@ class VirtualServiceIndex:
         if at < len(self.by_age) and self.by_age[at].age == facts.age:
             self._ties = True
             return  # sync rebuilds
-        self.by_age.insert(at, facts)
+        self._place(facts)
+        for gateway in facts.gateways:
+            self._bound_lists.pop(gateway, None)
+        if facts.for_mesh:
+            self._mesh_tuple = None
+            for host in facts.hosts:
+                self._exact_lists.pop(host, None)
+            self._touch(facts)
+            if _names_wildcard(facts):
+                self._wildcard_list = None
+
+    def _place(self, facts: VirtualServiceFacts) -> None:
+        """Put ``facts`` in every list it belongs to, after those of its age (so a rebuild in
+        age order keeps the snapshot's order among ties, as a stable sort does)."""
+        insort_right(self.by_age, facts, key=_age)
         self._label_keys.update(facts.source_label_keys)
         for gateway in facts.gateways:
             insort_right(self._bound.setdefault(gateway, []), facts, key=_age)
-            self._bound_lists.pop(gateway, None)
         if facts.for_mesh:
             insort_right(self._mesh, facts, key=_age)
-            self._mesh_tuple = None
             for host in dict.fromkeys(facts.hosts):
                 insort_right(self._exact.setdefault(host, []), facts, key=_age)
-                self._exact_lists.pop(host, None)
-            self._touch(facts)
-            if any(h.startswith("*") for h in facts.hosts):
+            if _names_wildcard(facts):
                 insort_right(self._wildcard, facts, key=_age)
-                self._wildcard_list = None
-
-    def _append(self, facts: VirtualServiceFacts) -> None:
-        """``_add`` for facts coming in age order (a rebuild)."""
-        self.by_age.append(facts)
-        self._label_keys.update(facts.source_label_keys)
-        for gateway in facts.gateways:
-            self._bound.setdefault(gateway, []).append(facts)
-        if facts.for_mesh:
-            self._mesh.append(facts)
-            for host in dict.fromkeys(facts.hosts):
-                self._exact.setdefault(host, []).append(facts)
-            if any(h.startswith("*") for h in facts.hosts):
-                self._wildcard.append(facts)
 
     def _remove(self, facts: VirtualServiceFacts) -> None:
         _discard(self.by_age, facts)
@@ -156,7 +152,7 @@ class VirtualServiceIndex:
                     del self._exact[host]
                 self._exact_lists.pop(host, None)
             self._touch(facts)
-            if any(h.startswith("*") for h in facts.hosts):
+            if _names_wildcard(facts):
                 _discard(self._wildcard, facts)
                 self._wildcard_list = None
 
@@ -164,7 +160,7 @@ class VirtualServiceIndex:
         """Log that the mesh VirtualServices of ``facts``' hosts changed."""
         if self._touched is None:
             return
-        if any(h.startswith("*") for h in facts.hosts):
+        if _names_wildcard(facts):
             self._touched = None  # covers hosts it does not name
         else:
             self._touched.update(facts.hosts)
@@ -220,6 +216,10 @@ class VirtualServiceIndex:
 
 
 _LOGGED_CHANGES = 32  # a reader more changes behind starts again
+
+
+def _names_wildcard(facts: VirtualServiceFacts) -> bool:
+    return any(h.startswith("*") for h in facts.hosts)
 
 
 def _discard(items: list[VirtualServiceFacts], facts: VirtualServiceFacts) -> None:
