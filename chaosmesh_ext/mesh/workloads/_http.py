@@ -50,6 +50,13 @@ EAGER_THREADS = 4
 SPAWN_DELAY_S = 0.002
 # How often parked connections are checked against IDLE_TIMEOUT.
 PARKING_SWEEP_S = 60.0
+# Bytes asked of the kernel per read: a small read first, large ones once the message has
+# filled a small one. CPython's recv(n) allocates n bytes before the call (and shrinks them
+# after), so each thread reading at once holds n bytes of malloc's memory: threads of a
+# burst all reading 64 KiB pushed the allocator's arenas to threads x 64 KiB, and the pages
+# stayed (freed in the middle of an arena, not returned). A request head fits in a few kB.
+READ_SIZE = 4096
+READ_SIZE_LARGE = 65536
 
 # Linux only; elsewhere a client's hang-up is noticed only when its answer is written.
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0)
@@ -207,7 +214,7 @@ class BufferedSocket:
             if left <= 0:
                 raise TimeoutError("timed out")
             self.sock.settimeout(left)
-        data = self.sock.recv(65536)
+        data = self.sock.recv(READ_SIZE if len(self.buffer) < READ_SIZE else READ_SIZE_LARGE)
         if not data:
             raise IncompleteRead(bytes(self.buffer))
         self.buffer += data

@@ -47,6 +47,14 @@ REPLICAS_PER_HOST = 64
 HOST_STOP_TIMEOUT = 5.0
 # How long a replica's end waits for its host to say it closed the replica's port.
 RELEASE_TIMEOUT = 2.0
+# glibc's malloc arenas in a host (its MALLOC_ARENA_MAX). By default glibc gives threads up
+# to 8 arenas per core, and each arena a thread has used keeps its pages (at least ~132 kB)
+# and those freed in it. A host starts a thread for each request in flight
+# (``_http.Workers``), so its bursts spread threads over every arena there can be, one more
+# now and then, and its RSS creeps until all are in use. Under the GIL the threads hardly
+# ever allocate at the same time: more arenas buy no speed. A value in the daemon's own
+# environment is kept.
+HOST_MALLOC_ARENAS = "2"
 
 
 def _replica_args(spec: WorkloadSpec, argv: list[str]) -> list[str]:
@@ -251,6 +259,7 @@ class ReplicaHosts:
         hidden = (OUTBOUND_ENV, SOURCE_ENV, OUTBOUND_FILE_ENV)  # each replica has its own
         env = {k: v for k, v in os.environ.items() if k not in hidden}
         env["PYTHONUNBUFFERED"] = "1"
+        env.setdefault("MALLOC_ARENA_MAX", HOST_MALLOC_ARENAS)
         if kind:
             # The load engine and httpbin need site-packages: the normal start-up.
             argv = [sys.executable, "-m", MODULE, "host", kind]

@@ -17,7 +17,12 @@ import threading
 import time
 from pathlib import Path
 
-from chaosmesh_ext.mesh.workloads._http import Workers
+from chaosmesh_ext.mesh.workloads._http import (
+    READ_SIZE,
+    READ_SIZE_LARGE,
+    BufferedSocket,
+    Workers,
+)
 from chaosmesh_ext.mesh.workloads.hosting import HostedReplica
 
 from .conftest import HOST, Running, StartWorkload, call
@@ -159,3 +164,39 @@ def test_a_burst_of_quick_jobs_is_served_by_the_threads_there_are() -> None:
     for _ in range(200):
         assert done.acquire(timeout=20)
     assert workers.threads <= 3
+
+
+class _Recorded:
+    """A socket that records how many bytes each read asks for."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.asked: list[int] = []
+
+    def recv(self, size: int) -> bytes:
+        self.asked.append(size)
+        return self.sock.recv(size)
+
+    def settimeout(self, seconds: float) -> None:
+        self.sock.settimeout(seconds)
+
+
+def test_reads_ask_for_a_few_kb_until_a_message_is_larger() -> None:
+    # CPython's recv(n) allocates n bytes up front: every thread reading at once holds them,
+    # so a short request must not cost each reading thread 64 KiB.
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.settimeout(5)
+        recorded = _Recorded(ours)
+        reader = BufferedSocket(recorded)  # type: ignore[arg-type]
+        theirs.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reader.read_until(b"\r\n\r\n", 65536).startswith(b"GET / ")
+        assert recorded.asked == [READ_SIZE]
+        body = os.urandom(2 * READ_SIZE_LARGE)
+        sender = threading.Thread(target=theirs.sendall, args=(body,))
+        sender.start()
+        sender.join(timeout=10)  # all of it waits in the socket: the first read fills up
+        assert reader.read_exactly(len(body)) == body
+        # Large reads once the body has filled a small one: a big body takes few reads.
+        assert recorded.asked[1] == READ_SIZE
+        assert set(recorded.asked[2:]) == {READ_SIZE_LARGE}

@@ -25,7 +25,7 @@ from chaosmesh_ext._sidecar import Sidecar
 from chaosmesh_ext.mesh.workloads import WorkloadSpec, wait_ready
 from chaosmesh_ext.mesh.workloads.holder import dies_with_parent, holder_argv, holder_image
 from chaosmesh_ext.mesh.workloads.host import frozen as stopped
-from chaosmesh_ext.mesh.workloads.hosting import HostedReplica, ReplicaHosts
+from chaosmesh_ext.mesh.workloads.hosting import HOST_MALLOC_ARENAS, HostedReplica, ReplicaHosts
 
 from .conftest import HOST, call, free_port
 
@@ -159,6 +159,31 @@ def test_a_full_host_is_followed_by_another(hosts: ReplicaHosts, tmp_path: Path)
     for _, spec in started:
         answer = call(spec.port)
         assert answer.status == 200 and f"Hostname={spec.pod}" in answer.text
+
+
+def _host_environ(hosts: ReplicaHosts) -> dict[str, str]:
+    (host,) = hosts.processes()
+    raw = Path(f"/proc/{host.pid}/environ").read_bytes()
+    return dict(item.partition("=")[::2] for item in raw.decode().split("\0") if item)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_a_host_runs_with_few_malloc_arenas_unless_told_otherwise(
+    hosts: ReplicaHosts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    _, spec = _echo(hosts, tmp_path, "catalog-0")
+    assert _host_environ(hosts)["MALLOC_ARENA_MAX"] == HOST_MALLOC_ARENAS
+    assert call(spec.port).status == 200
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_a_host_keeps_the_malloc_arenas_the_user_set(
+    hosts: ReplicaHosts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    _echo(hosts, tmp_path, "catalog-0")
+    assert _host_environ(hosts)["MALLOC_ARENA_MAX"] == "4"
 
 
 @pytest.mark.skipif(holder_image() is None, reason="the small holder is built for x86-64 Linux")
