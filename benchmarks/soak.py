@@ -452,11 +452,6 @@ def role_of(record: dict[str, Any]) -> str:
     return role
 
 
-def size_text(size: float) -> str:
-    """MiB, or KiB below one MiB (a holder would read 0.0 MiB)."""
-    return f"{size / 2**20:6.1f} MiB" if size >= 2**20 else f"{size / 2**10:6.0f} KiB"
-
-
 def dir_bytes(root: Path) -> int:
     total = 0
     for path in root.rglob("*"):
@@ -726,6 +721,8 @@ def report(
     status: dict[str, Any],
     seconds: float,
 ) -> int:
+    from chaosmesh_ext.mesh.logs import format_size
+
     ok = True
     sent = len(timeline.codes)
     errors, expected, unexpected = classify_errors(timeline, changes.fault_windows)
@@ -783,7 +780,7 @@ def report(
         flag = "" if ratio < RSS_GOAL else "  <-- OVER"
         ok &= ratio < RSS_GOAL
         threads = [n for when, n in samples.threads.get(role, []) if when >= warmup]
-        print(f"  {role:<33} {size_text(first)} -> {size_text(last)} ({ratio:+.1%}; "
+        print(f"  {role:<33} {format_size(first):>9} -> {format_size(last):>9} ({ratio:+.1%}; "
               f"second half {second_half:+.1%}), threads {threads[0]} -> {threads[-1]}"
               f"{flag}")  # fmt: skip
 
@@ -800,8 +797,6 @@ def report(
           + " ".join(map(str, peaks(samples.upstream_connections, period))))  # fmt: skip
     for role, series in sorted(samples.threads.items()):
         print(f"    {role} threads " + " ".join(map(str, peaks(series, period))))
-
-    from chaosmesh_ext.mesh.logs import format_size
 
     peak_logs = max((b for _, b in samples.logs_used), default=0)
     peak_dir = max((b for _, b in samples.state_dir), default=0)
